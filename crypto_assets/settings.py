@@ -1,0 +1,140 @@
+"""The project's public configuration contract, read from environment variables (and a `.env` file).
+
+| variable          | default                              |
+|-------------------|--------------------------------------|
+| BINANCE_WS_URL    | wss://stream.binance.com:9443        |
+| BINANCE_REST_URL  | https://api.binance.com              |
+| CRYPTO_SYMBOLS    | BTCUSDT,ETHUSDT,SOLUSDT              |
+| CRYPTO_LAKE_URL   | <project root>/.lake                 |
+| AWS_ENDPOINT_URL  | unset (AWS's own endpoints)          |
+
+A variable that is unset or blank takes its default. A `.env` file in the project root fills in variables that
+the real environment does not set (the real environment wins). No Dagster imports here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values, load_dotenv
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DOTENV_PATH = PROJECT_ROOT / ".env"
+
+DEFAULT_WS_URL = "wss://stream.binance.com:9443"
+DEFAULT_REST_URL = "https://api.binance.com"
+DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+DEFAULT_LAKE_URL = str(PROJECT_ROOT / ".lake")
+
+SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{5,20}$")
+
+
+class SettingsError(ValueError):
+    """A configuration value is invalid. The message names the variable and the bad value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    binance_ws_url: str
+    binance_rest_url: str
+    symbols: tuple[str, ...]
+    lake_url: str
+    aws_endpoint_url: str | None = None
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] = os.environ,
+        dotenv_path: Path | str | None = DEFAULT_DOTENV_PATH,
+    ) -> Settings:
+        """Read the settings from `environ`, with `dotenv_path` (if it exists) filling in unset variables.
+
+        With the process environment (the default), the `.env` values are loaded into `os.environ` with
+        `load_dotenv(override=False)` so that child processes and libraries see them too. With any other mapping
+        nothing global is touched: the `.env` values are merged under it. Pass `dotenv_path=None` to ignore `.env`.
+        """
+        if dotenv_path is not None and Path(dotenv_path).is_file():
+            if environ is os.environ:
+                load_dotenv(dotenv_path, override=False)
+            else:
+                file_values = {k: v for k, v in dotenv_values(dotenv_path).items() if v is not None}
+                environ = {**file_values, **environ}
+
+        def get(name: str) -> str | None:
+            value = environ.get(name)
+            return value.strip() if value is not None and value.strip() else None
+
+        aws_endpoint = get("AWS_ENDPOINT_URL")
+        return cls(
+            binance_ws_url=parse_url("BINANCE_WS_URL", get("BINANCE_WS_URL") or DEFAULT_WS_URL, ("ws", "wss")),
+            binance_rest_url=parse_url(
+                "BINANCE_REST_URL", get("BINANCE_REST_URL") or DEFAULT_REST_URL, ("http", "https")
+            ),
+            symbols=parse_symbols(get("CRYPTO_SYMBOLS")) if get("CRYPTO_SYMBOLS") else DEFAULT_SYMBOLS,
+            lake_url=parse_lake_url(get("CRYPTO_LAKE_URL") or DEFAULT_LAKE_URL),
+            aws_endpoint_url=(
+                parse_url("AWS_ENDPOINT_URL", aws_endpoint, ("http", "https")) if aws_endpoint else None
+            ),
+        )
+
+
+def parse_url(variable: str, value: str, schemes: tuple[str, ...]) -> str:
+    """Check that `value` is an absolute URL with one of `schemes` and a host; return it without a trailing slash."""
+    expected = " or ".join(f"{s}://" for s in schemes)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as exc:
+        raise SettingsError(f"{variable}={value!r} is not a valid URL ({exc}); expected {expected}host[:port]") from None
+    if parts.scheme.lower() not in schemes:
+        raise SettingsError(f"{variable}={value!r} must start with {expected}")
+    if not parts.hostname:
+        raise SettingsError(f"{variable}={value!r} has no host; expected {expected}host[:port]")
+    if parts.query or parts.fragment:
+        raise SettingsError(f"{variable}={value!r} must not carry a query string or fragment")
+    return value.rstrip("/")
+
+
+def parse_symbols(value: str) -> tuple[str, ...]:
+    """Split a comma-separated symbol list: strip, upper-case, validate, drop duplicates keeping order."""
+    symbols: list[str] = []
+    for raw in value.split(","):
+        symbol = raw.strip().upper()
+        if not symbol:
+            continue  # tolerate "BTCUSDT," and "A,,B"; an all-empty list is rejected below
+        if not SYMBOL_PATTERN.match(symbol):
+            raise SettingsError(
+                f"CRYPTO_SYMBOLS contains an invalid symbol {raw.strip()!r}: a symbol is 5 to 20 letters or digits, "
+                f"like BTCUSDT (full value: {value!r})"
+            )
+        if symbol not in symbols:
+            symbols.append(symbol)
+    if not symbols:
+        raise SettingsError(f"CRYPTO_SYMBOLS={value!r} lists no symbol; expected e.g. BTCUSDT,ETHUSDT")
+    return tuple(symbols)
+
+
+def parse_lake_url(value: str) -> str:
+    """Accept `s3://bucket[/prefix]`, `file:///abs/path` or a local path (relative paths are taken from the project
+    root). Return `s3://bucket/prefix` without a trailing slash, or an absolute local path."""
+    if value.lower().startswith("s3://"):
+        parts = urlsplit(value)
+        if not parts.netloc:
+            raise SettingsError(f"CRYPTO_LAKE_URL={value!r} has no bucket; expected s3://bucket/prefix")
+        return f"s3://{parts.netloc}{parts.path}".rstrip("/")
+    if value.lower().startswith("file://"):
+        path = urlsplit(value).path
+        if not path.startswith("/"):
+            raise SettingsError(f"CRYPTO_LAKE_URL={value!r}: a file:// URL must hold an absolute path")
+        return str(Path(path))
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value):
+        raise SettingsError(
+            f"CRYPTO_LAKE_URL={value!r} uses an unsupported scheme; expected a local path or s3://bucket/prefix"
+        )
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (PROJECT_ROOT / path).resolve())
