@@ -128,10 +128,10 @@ def parse_lake_url(value: str) -> str:
             raise SettingsError(f"CRYPTO_LAKE_URL={value!r} has no bucket; expected s3://bucket/prefix")
         return f"s3://{parts.netloc}{parts.path}".rstrip("/")
     if value.lower().startswith("file://"):
-        path = urlsplit(value).path
-        if not path.startswith("/"):
+        parts = urlsplit(value)
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
             raise SettingsError(f"CRYPTO_LAKE_URL={value!r}: a file:// URL must hold an absolute path")
-        return str(Path(path))
+        return str(Path(parts.path))
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value):
         raise SettingsError(
             f"CRYPTO_LAKE_URL={value!r} uses an unsupported scheme; expected a local path or s3://bucket/prefix"

@@ -1,0 +1,1 @@
+"""Dagster wiring only: assets, resources and schedules built on the Dagster-free packages."""

@@ -1,0 +1,124 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from crypto_assets.settings import PROJECT_ROOT, Settings, SettingsError
+
+
+def settings(dotenv_path=None, **environ):
+    return Settings.from_env(environ, dotenv_path=dotenv_path)
+
+
+def test_defaults():
+    s = settings()
+    assert s.binance_ws_url == "wss://stream.binance.com:9443"
+    assert s.binance_rest_url == "https://api.binance.com"
+    assert s.symbols == ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+    assert s.lake_url == str(PROJECT_ROOT / ".lake")
+    assert Path(s.lake_url).is_absolute()
+    assert s.aws_endpoint_url is None
+
+
+def test_settings_are_frozen():
+    with pytest.raises(AttributeError):
+        settings().symbols = ("ETHUSDT",)
+
+
+def test_blank_values_take_defaults():
+    s = settings(BINANCE_WS_URL="", CRYPTO_SYMBOLS="  ", AWS_ENDPOINT_URL="")
+    assert s.binance_ws_url == "wss://stream.binance.com:9443"
+    assert s.symbols == ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+    assert s.aws_endpoint_url is None
+
+
+def test_symbols_are_stripped_upper_cased_and_deduplicated_in_order():
+    s = settings(CRYPTO_SYMBOLS=" ethusdt, BTCUSDT ,ETHUSDT,solusdt,")
+    assert s.symbols == ("ETHUSDT", "BTCUSDT", "SOLUSDT")
+
+
+@pytest.mark.parametrize("bad", ["BTC-USDT", "BTC", "A" * 21, "btc usdt"])
+def test_bad_symbol_is_named_in_the_error(bad):
+    with pytest.raises(ValueError, match="CRYPTO_SYMBOLS") as excinfo:
+        settings(CRYPTO_SYMBOLS=f"BTCUSDT,{bad}")
+    assert repr(bad) in str(excinfo.value)
+
+
+def test_symbol_list_without_symbols_is_rejected():
+    with pytest.raises(SettingsError, match="no symbol"):
+        settings(CRYPTO_SYMBOLS=",,")
+
+
+def test_urls_are_read_and_trailing_slash_dropped():
+    s = settings(
+        BINANCE_WS_URL="ws://127.0.0.1:8765/",
+        BINANCE_REST_URL="http://127.0.0.1:8765/",
+        AWS_ENDPOINT_URL="http://127.0.0.1:9000",
+    )
+    assert s.binance_ws_url == "ws://127.0.0.1:8765"
+    assert s.binance_rest_url == "http://127.0.0.1:8765"
+    assert s.aws_endpoint_url == "http://127.0.0.1:9000"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("BINANCE_WS_URL", "https://stream.binance.com"),
+        ("BINANCE_WS_URL", "stream.binance.com:9443"),
+        ("BINANCE_REST_URL", "ws://api.binance.com"),
+        ("BINANCE_REST_URL", "http://"),
+        ("BINANCE_REST_URL", "http://127.0.0.1:notaport"),
+        ("AWS_ENDPOINT_URL", "minio:9000"),
+    ],
+)
+def test_bad_url_names_the_variable_and_value(variable, value):
+    with pytest.raises(SettingsError) as excinfo:
+        settings(**{variable: value})
+    assert variable in str(excinfo.value)
+    assert repr(value) in str(excinfo.value)
+
+
+def test_lake_url_accepts_s3_and_local_paths(tmp_path):
+    assert settings(CRYPTO_LAKE_URL="s3://bucket/some/prefix/").lake_url == "s3://bucket/some/prefix"
+    assert settings(CRYPTO_LAKE_URL="s3://bucket").lake_url == "s3://bucket"
+    assert settings(CRYPTO_LAKE_URL=str(tmp_path)).lake_url == str(tmp_path)
+    assert settings(CRYPTO_LAKE_URL=f"file://{tmp_path}").lake_url == str(tmp_path)
+    assert settings(CRYPTO_LAKE_URL="data/lake").lake_url == str(PROJECT_ROOT / "data" / "lake")
+
+
+@pytest.mark.parametrize("bad", ["s3://", "gs://bucket/prefix", "file://relative/path"])
+def test_bad_lake_url_is_rejected(bad):
+    with pytest.raises(SettingsError, match="CRYPTO_LAKE_URL"):
+        settings(CRYPTO_LAKE_URL=bad)
+
+
+def test_dotenv_is_honoured_and_real_environment_wins(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("CRYPTO_SYMBOLS=ethusdt\nBINANCE_REST_URL=http://127.0.0.1:1111\n")
+    s = settings(dotenv_path=dotenv, BINANCE_REST_URL="http://127.0.0.1:2222")
+    assert s.symbols == ("ETHUSDT",)  # from .env
+    assert s.binance_rest_url == "http://127.0.0.1:2222"  # the real environment wins
+
+
+def test_dotenv_with_explicit_environ_does_not_touch_os_environ(tmp_path, monkeypatch):
+    monkeypatch.delenv("CRYPTO_SYMBOLS", raising=False)
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("CRYPTO_SYMBOLS=ethusdt\n")
+    assert settings(dotenv_path=dotenv).symbols == ("ETHUSDT",)
+    assert "CRYPTO_SYMBOLS" not in os.environ
+
+
+def test_dotenv_loads_into_process_environment_without_overriding(tmp_path, monkeypatch):
+    monkeypatch.setenv("BINANCE_REST_URL", "http://127.0.0.1:2222")
+    # setenv records the variable's original state, so the value load_dotenv puts there is undone after the test.
+    monkeypatch.setenv("CRYPTO_SYMBOLS", "placeholder")
+    monkeypatch.delenv("CRYPTO_SYMBOLS")
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("CRYPTO_SYMBOLS=solusdt\nBINANCE_REST_URL=http://127.0.0.1:1111\n")
+    s = Settings.from_env(dotenv_path=dotenv)
+    assert s.symbols == ("SOLUSDT",)
+    assert s.binance_rest_url == "http://127.0.0.1:2222"
+
+
+def test_missing_dotenv_file_is_fine(tmp_path):
+    assert settings(dotenv_path=tmp_path / "absent.env").symbols == ("BTCUSDT", "ETHUSDT", "SOLUSDT")
