@@ -1,0 +1,532 @@
+"""A deterministic, live market per symbol: the single source of every trade the simulator reports.
+
+Every trade is a pure function of ``(seed, symbol, second)``: the stream, ``historicalTrades``, ``aggTrades``,
+klines and the tests' ground truth all read the same arrays, so they agree by construction.
+
+The model, one second at a time (absolute epoch seconds, nothing before ``origin_ms``):
+- a mid price follows a geometric random walk, one step per second, rounded to the symbol's tick;
+- taker orders arrive as a Poisson process; each taker order is one aggregate trade (one time, one price, one
+  side) made of a geometric number of fills (trades); Binance aggregates exactly such groups;
+- a burst is one taker order sweeping several price levels in a single millisecond: hundreds of trades;
+- a quiet minute has no trades at all (the mid price still walks);
+- prices and quantities are integers in units of 1e-8 (Binance's 8 decimals), so every sum is exact.
+
+Trade ids are dense per symbol: the first trade of second ``s`` has id ``first_trade_id + trades before s``.
+The per-second counts are computed once, in order, into a growing index; a second's full trade arrays are
+regenerated from the seed on demand and kept in a small LRU cache.
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+UNITS = 100_000_000  # 1e8: prices and quantities are integers in units of 1e-8
+MS_PER_MINUTE = 60_000
+
+
+@dataclass(frozen=True)
+class SymbolConfig:
+    """How one symbol trades. Rates are averages; bursts and quiet minutes come on top."""
+
+    symbol: str
+    base_price: float
+    trades_per_second: float
+    tick_size: str = "0.01"
+    step_size: str = "0.00001"
+    mean_qty: float = 0.01
+    volatility_per_second: float = 0.0002
+    mean_fills_per_order: float = 1.5
+    burst_probability: float = 0.01  # chance per second of one sweeping taker order
+    burst_trades: tuple[int, int] = (100, 600)  # trades in one burst, all in one millisecond
+    quiet_minute_probability: float = 0.02  # chance that a whole minute has no trade
+    first_trade_id: int = 1_000_000
+    first_agg_id: int = 500_000
+    status: str = "TRADING"
+    base_asset: str = ""
+    quote_asset: str = "USDT"
+
+    @property
+    def tick_units(self) -> int:
+        return decimal_to_units(self.tick_size)
+
+    @property
+    def step_units(self) -> int:
+        return decimal_to_units(self.step_size)
+
+    def validate(self) -> None:
+        if not (self.symbol.isalnum() and self.symbol.isupper() and 5 <= len(self.symbol) <= 20):
+            raise ValueError(f"symbol {self.symbol!r} must be 5-20 upper-case letters or digits")
+        if (self.tick_units * self.step_units) % UNITS:
+            raise ValueError(
+                f"{self.symbol}: tick_size x step_size must be a multiple of 1e-8 so that quoteQty is exact"
+            )
+        if self.trades_per_second < 0 or self.base_price <= 0:
+            raise ValueError(f"{self.symbol}: trades_per_second must be >= 0 and base_price > 0")
+
+
+# Realistic defaults for the project's default symbols (tick and step sizes as on Binance spot).
+DEFAULT_SYMBOLS: dict[str, SymbolConfig] = {
+    "BTCUSDT": SymbolConfig("BTCUSDT", 95_000.0, 40.0, "0.01", "0.00001", 0.01, first_trade_id=5_100_000_000,
+                            first_agg_id=3_600_000_000, quiet_minute_probability=0.0, base_asset="BTC"),
+    "ETHUSDT": SymbolConfig("ETHUSDT", 3_500.0, 20.0, "0.01", "0.0001", 0.5, first_trade_id=2_900_000_000,
+                            first_agg_id=2_100_000_000, quiet_minute_probability=0.01, base_asset="ETH"),
+    "SOLUSDT": SymbolConfig("SOLUSDT", 200.0, 5.0, "0.01", "0.001", 5.0, first_trade_id=1_300_000_000,
+                            first_agg_id=900_000_000, quiet_minute_probability=0.05, base_asset="SOL"),
+}
+
+
+def symbol_config(symbol: str, **overrides) -> SymbolConfig:
+    """The default configuration for ``symbol`` (a generic one for symbols we have no defaults for)."""
+    base = DEFAULT_SYMBOLS.get(symbol)
+    if base is None:
+        base = SymbolConfig(symbol, 100.0, 5.0, "0.01", "0.001", 1.0,
+                            first_trade_id=100_000_000 + zlib.crc32(symbol.encode()) % 100_000_000,
+                            base_asset=symbol.removesuffix("USDT"))
+    cfg = SymbolConfig(**{**base.__dict__, "symbol": symbol, **overrides})
+    cfg.validate()
+    return cfg
+
+
+def decimal_to_units(text: str) -> int:
+    """'0.01' -> 1_000_000 (units of 1e-8), exactly."""
+    whole, _, frac = text.partition(".")
+    if len(frac) > 8:
+        raise ValueError(f"{text!r} has more than 8 decimals")
+    return int(whole or 0) * UNITS + int((frac + "00000000")[:8])
+
+
+def units_to_decimal(units: int) -> str:
+    """1_000_000 -> '0.01000000': Binance's 8-decimal strings."""
+    return "%d.%08d" % divmod(units, UNITS)
+
+
+@dataclass
+class Trades:
+    """Trades of one symbol as parallel arrays, ascending by id (and so by time)."""
+
+    id: np.ndarray  # int64
+    time: np.ndarray  # int64, ms
+    price: np.ndarray  # int64, units of 1e-8
+    qty: np.ndarray  # int64, units of 1e-8
+    is_buyer_maker: np.ndarray  # bool
+
+    def __len__(self) -> int:
+        return len(self.id)
+
+    def slice(self, start: int, stop: int | None = None) -> "Trades":
+        return Trades(self.id[start:stop], self.time[start:stop], self.price[start:stop], self.qty[start:stop],
+                      self.is_buyer_maker[start:stop])
+
+    def quote_qty(self) -> list[int]:
+        """Exact quote quantities in units (Python ints: price x qty can exceed int64 before scaling)."""
+        return [p * q // UNITS for p, q in zip(self.price.tolist(), self.qty.tolist())]
+
+    @staticmethod
+    def concat(parts: list["Trades"]) -> "Trades":
+        if not parts:
+            return EMPTY_TRADES
+        if len(parts) == 1:
+            return parts[0]
+        return Trades(*(np.concatenate([getattr(p, f) for p in parts]) for f in
+                        ("id", "time", "price", "qty", "is_buyer_maker")))
+
+
+EMPTY_TRADES = Trades(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64),
+                      np.empty(0, bool))
+
+
+@dataclass
+class AggTrades:
+    """Aggregate trades: one per (taker order, price level), as Binance groups them."""
+
+    agg_id: np.ndarray
+    first_id: np.ndarray
+    last_id: np.ndarray
+    time: np.ndarray
+    price: np.ndarray
+    qty: np.ndarray
+    is_buyer_maker: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.agg_id)
+
+    def slice(self, start: int, stop: int | None = None) -> "AggTrades":
+        return AggTrades(*(getattr(self, f)[start:stop] for f in self._fields()))
+
+    @staticmethod
+    def _fields() -> tuple[str, ...]:
+        return ("agg_id", "first_id", "last_id", "time", "price", "qty", "is_buyer_maker")
+
+    @staticmethod
+    def concat(parts: list["AggTrades"]) -> "AggTrades":
+        if len(parts) == 1:
+            return parts[0]
+        return AggTrades(*(np.concatenate([getattr(p, f) for p in parts]) if parts else np.empty(0, np.int64)
+                           for f in AggTrades._fields()))
+
+
+@dataclass
+class _SecondBlock:
+    trades: Trades
+    aggs: AggTrades
+
+
+@dataclass(frozen=True)
+class Kline:
+    open_time: int
+    close_time: int
+    first_id: int  # -1 when the kline has no trade
+    last_id: int
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int
+    quote_volume: int
+    count: int
+    taker_buy_volume: int
+    taker_buy_quote_volume: int
+
+
+@dataclass
+class _Index:
+    """Per-second counts from the origin on, extended in order as the wall clock advances."""
+
+    origin_s: int
+    trade_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    agg_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    mids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    trade_starts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # first id of each second
+    agg_starts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    size: int = 0  # seconds indexed
+
+
+class SymbolMarket:
+    """The market of one symbol."""
+
+    def __init__(self, cfg: SymbolConfig, seed: int, origin_ms: int, cache_trades: int = 2_000_000):
+        cfg.validate()
+        self.cfg = cfg
+        self.seed = seed
+        self.origin_ms = origin_ms - origin_ms % 1000
+        self._key = zlib.crc32(cfg.symbol.encode())
+        self._index = _Index(origin_s=self.origin_ms // 1000)
+        self._lock = threading.RLock()
+        self._cache: OrderedDict[int, _SecondBlock] = OrderedDict()
+        self._cached_trades = 0
+        self._cache_budget = cache_trades
+        tick = cfg.tick_units
+        self._tick = tick
+        self._mid0 = max(tick, int(round(cfg.base_price * UNITS / tick)) * tick)
+        self._agg_rate = cfg.trades_per_second / cfg.mean_fills_per_order
+        self._fill_p = 1.0 / cfg.mean_fills_per_order
+        self._mean_qty_steps = max(1.0, cfg.mean_qty * UNITS / cfg.step_units)
+
+    # ---- the random shape of one second ------------------------------------------------------------------------
+    def _quiet_minute(self, minute: int) -> bool:
+        if self.cfg.quiet_minute_probability <= 0:
+            return False
+        rng = np.random.default_rng([self.seed, self._key, minute, 2])
+        return bool(rng.random() < self.cfg.quiet_minute_probability)
+
+    def _shape(self, second: int) -> tuple[float, np.ndarray, int]:
+        """(price step z, fills per aggregate, number of trailing aggregates that form a burst)."""
+        rng = np.random.default_rng([self.seed, self._key, second, 0])
+        z = float(rng.standard_normal())
+        if self._quiet_minute(second // 60):
+            return z, np.empty(0, np.int64), 0
+        n_orders = int(rng.poisson(self._agg_rate))
+        fills = rng.geometric(self._fill_p, n_orders).astype(np.int64) if n_orders else np.empty(0, np.int64)
+        burst_aggs = 0
+        if rng.random() < self.cfg.burst_probability:
+            lo, hi = self.cfg.burst_trades
+            total = int(rng.integers(lo, hi + 1))
+            levels = int(rng.integers(2, 9))
+            per_level = np.full(levels, total // levels, np.int64)
+            per_level[: total % levels] += 1
+            fills = np.concatenate([fills, per_level])
+            burst_aggs = levels
+        return z, fills, burst_aggs
+
+    # ---- the index ---------------------------------------------------------------------------------------------
+    def _ensure_indexed(self, second: int) -> None:
+        """Index every second up to and including ``second``."""
+        idx = self._index
+        need = second - idx.origin_s + 1
+        if need <= idx.size:
+            return
+        with self._lock:
+            need = second - idx.origin_s + 1
+            if need <= idx.size:
+                return
+            if need > len(idx.trade_counts):
+                cap = max(need, 2 * len(idx.trade_counts), 3600)
+                for name in ("trade_counts", "agg_counts", "mids", "trade_starts", "agg_starts"):
+                    grown = np.zeros(cap, np.int64)
+                    grown[: idx.size] = getattr(idx, name)[: idx.size]
+                    setattr(idx, name, grown)
+            i = idx.size
+            if i == 0:
+                mid, t_start, a_start = self._mid0, self.cfg.first_trade_id, self.cfg.first_agg_id
+            else:
+                mid = idx.mids[i - 1]
+                t_start = idx.trade_starts[i - 1] + idx.trade_counts[i - 1]
+                a_start = idx.agg_starts[i - 1] + idx.agg_counts[i - 1]
+            vol = self.cfg.volatility_per_second
+            tick = self._tick
+            for i in range(idx.size, need):
+                z, fills, _ = self._shape(idx.origin_s + i)
+                if i > 0:
+                    mid = max(tick, int(round(mid * float(np.exp(vol * z)) / tick)) * tick)
+                idx.mids[i] = mid
+                idx.trade_starts[i] = t_start
+                idx.agg_starts[i] = a_start
+                n_trades = int(fills.sum())
+                idx.trade_counts[i] = n_trades
+                idx.agg_counts[i] = len(fills)
+                t_start += n_trades
+                a_start += len(fills)
+            idx.size = need
+
+    def _second_of_trade_id(self, trade_id: int) -> int:
+        """The second holding ``trade_id`` (which must be indexed)."""
+        idx = self._index
+        pos = int(np.searchsorted(idx.trade_starts[: idx.size], trade_id, side="right")) - 1
+        return idx.origin_s + max(pos, 0)
+
+    def _second_of_agg_id(self, agg_id: int) -> int:
+        idx = self._index
+        pos = int(np.searchsorted(idx.agg_starts[: idx.size], agg_id, side="right")) - 1
+        return idx.origin_s + max(pos, 0)
+
+    # ---- one second's trades -----------------------------------------------------------------------------------
+    def _block(self, second: int) -> _SecondBlock:
+        with self._lock:
+            cached = self._cache.get(second)
+            if cached is not None:
+                self._cache.move_to_end(second)
+                return cached
+        self._ensure_indexed(second)
+        block = self._generate(second)
+        with self._lock:
+            self._cache[second] = block
+            self._cached_trades += len(block.trades)
+            while self._cached_trades > self._cache_budget and len(self._cache) > 1:
+                _, old = self._cache.popitem(last=False)
+                self._cached_trades -= len(old.trades)
+        return block
+
+    def _generate(self, second: int) -> _SecondBlock:
+        i = second - self._index.origin_s
+        z, fills, burst_aggs = self._shape(second)
+        n_aggs = len(fills)
+        if n_aggs == 0:
+            return _SecondBlock(EMPTY_TRADES, AggTrades.concat([]))
+        mid = int(self._index.mids[i])
+        tick = self._tick
+        rng = np.random.default_rng([self.seed, self._key, second, 1])
+        n_regular = n_aggs - burst_aggs
+        # Regular taker orders: a side each, at the touch or a few ticks through it.
+        maker = rng.random(n_regular) < 0.5
+        through = rng.geometric(0.7, n_regular).astype(np.int64)  # 1 = at the touch
+        sign = np.where(maker, -1, 1)
+        price = mid + sign * through * tick
+        ms = rng.integers(0, 1000, n_regular)
+        if burst_aggs:
+            # One taker order sweeping `burst_aggs` levels in a single millisecond.
+            b_maker = bool(rng.random() < 0.5)
+            b_sign = -1 if b_maker else 1
+            levels = np.arange(1, burst_aggs + 1, dtype=np.int64)
+            price = np.concatenate([price, mid + b_sign * levels * tick])
+            maker = np.concatenate([maker, np.full(burst_aggs, b_maker)])
+            ms = np.concatenate([ms, np.full(burst_aggs, int(rng.integers(0, 1000)))])
+        price = np.maximum(price, tick)
+        order = np.argsort(ms, kind="stable")
+        ms, price, maker, fills = ms[order], price[order], maker[order], fills[order]
+        agg_time = second * 1000 + ms.astype(np.int64)
+
+        n_trades = int(fills.sum())
+        first = int(self._index.trade_starts[i])
+        qty_steps = np.maximum(1, np.rint(rng.lognormal(np.log(self._mean_qty_steps), 1.0, n_trades)))
+        qty = np.minimum(qty_steps, 10_000_000).astype(np.int64) * self.cfg.step_units
+        trades = Trades(
+            id=np.arange(first, first + n_trades, dtype=np.int64),
+            time=np.repeat(agg_time, fills),
+            price=np.repeat(price, fills),
+            qty=qty,
+            is_buyer_maker=np.repeat(maker, fills),
+        )
+        ends = np.cumsum(fills)
+        starts = ends - fills
+        agg_first = first + starts
+        a0 = int(self._index.agg_starts[i])
+        aggs = AggTrades(
+            agg_id=np.arange(a0, a0 + n_aggs, dtype=np.int64),
+            first_id=agg_first,
+            last_id=first + ends - 1,
+            time=agg_time,
+            price=price,
+            qty=np.add.reduceat(qty, starts),
+            is_buyer_maker=maker,
+        )
+        return _SecondBlock(trades, aggs)
+
+    # ---- queries -----------------------------------------------------------------------------------------------
+    def trades_between(self, start_ms: int, end_ms: int) -> Trades:
+        """Every trade with start_ms <= time < end_ms (ground truth; ignores the wall clock)."""
+        start_ms = max(start_ms, self.origin_ms)
+        if end_ms <= start_ms:
+            return EMPTY_TRADES
+        s0, s1 = start_ms // 1000, (end_ms - 1) // 1000
+        self._ensure_indexed(s1)
+        counts = self._index.trade_counts
+        parts = []
+        for s in range(s0, s1 + 1):
+            if counts[s - self._index.origin_s] == 0:
+                continue
+            t = self._block(s).trades
+            if s == s0 or s == s1:
+                lo = int(np.searchsorted(t.time, start_ms, side="left"))
+                hi = int(np.searchsorted(t.time, end_ms, side="left"))
+                t = t.slice(lo, hi)
+            parts.append(t)
+        return Trades.concat(parts)
+
+    def aggs_between(self, start_ms: int, end_ms: int, limit: int) -> AggTrades:
+        """Up to ``limit`` aggregate trades with start_ms <= time < end_ms, oldest first."""
+        start_ms = max(start_ms, self.origin_ms)
+        if end_ms <= start_ms:
+            return AggTrades.concat([])
+        s0, s1 = start_ms // 1000, (end_ms - 1) // 1000
+        self._ensure_indexed(s1)
+        parts, got = [], 0
+        for s in range(s0, s1 + 1):
+            if self._index.agg_counts[s - self._index.origin_s] == 0:
+                continue
+            a = self._block(s).aggs
+            lo = int(np.searchsorted(a.time, start_ms, side="left"))
+            hi = int(np.searchsorted(a.time, end_ms, side="left"))
+            a = a.slice(lo, hi)
+            parts.append(a.slice(0, limit - got))
+            got += len(parts[-1])
+            if got >= limit:
+                break
+        return AggTrades.concat(parts)
+
+    def trades_from_id(self, from_id: int, limit: int, until_ms: int) -> Trades:
+        """Up to ``limit`` trades with id >= from_id and time <= until_ms, ascending."""
+        until_s = until_ms // 1000
+        if until_s < self._index.origin_s:
+            return EMPTY_TRADES
+        self._ensure_indexed(until_s)
+        from_id = max(from_id, self.cfg.first_trade_id)
+        s = self._second_of_trade_id(from_id)
+        parts, got = [], 0
+        while s <= until_s and got < limit:
+            if self._index.trade_counts[s - self._index.origin_s]:
+                t = self._block(s).trades
+                lo = int(np.searchsorted(t.id, from_id, side="left"))
+                hi = len(t) if s < until_s else int(np.searchsorted(t.time, until_ms, side="right"))
+                if hi > lo:
+                    parts.append(t.slice(lo, min(hi, lo + limit - got)))
+                    got += len(parts[-1])
+            s += 1
+        return Trades.concat(parts)
+
+    def aggs_from_id(self, from_id: int, limit: int, until_ms: int) -> AggTrades:
+        until_s = until_ms // 1000
+        if until_s < self._index.origin_s:
+            return AggTrades.concat([])
+        self._ensure_indexed(until_s)
+        from_id = max(from_id, self.cfg.first_agg_id)
+        s = self._second_of_agg_id(from_id)
+        parts, got = [], 0
+        while s <= until_s and got < limit:
+            if self._index.agg_counts[s - self._index.origin_s]:
+                a = self._block(s).aggs
+                lo = int(np.searchsorted(a.agg_id, from_id, side="left"))
+                hi = len(a) if s < until_s else int(np.searchsorted(a.time, until_ms, side="right"))
+                if hi > lo:
+                    parts.append(a.slice(lo, min(hi, lo + limit - got)))
+                    got += len(parts[-1])
+            s += 1
+        return AggTrades.concat(parts)
+
+    def last_trade_id_at(self, ms: int) -> int:
+        """Id of the last trade with time <= ms (``first_trade_id - 1`` when there is none)."""
+        s = ms // 1000
+        if s < self._index.origin_s:
+            return self.cfg.first_trade_id - 1
+        self._ensure_indexed(s)
+        i = s - self._index.origin_s
+        t = self._block(s).trades
+        n = int(np.searchsorted(t.time, ms, side="right"))
+        return int(self._index.trade_starts[i]) + n - 1
+
+    def recent_trades(self, limit: int, until_ms: int) -> Trades:
+        last = self.last_trade_id_at(until_ms)
+        first = max(self.cfg.first_trade_id, last - limit + 1)
+        return self.trades_from_id(first, last - first + 1, until_ms) if last >= first else EMPTY_TRADES
+
+    def recent_aggs(self, limit: int, until_ms: int) -> AggTrades:
+        """The most recent ``limit`` aggregate trades with time <= until_ms."""
+        s = until_ms // 1000
+        if s < self._index.origin_s:
+            return AggTrades.concat([])
+        self._ensure_indexed(s)
+        i = s - self._index.origin_s
+        a = self._block(s).aggs
+        last = int(self._index.agg_starts[i]) + int(np.searchsorted(a.time, until_ms, side="right")) - 1
+        first = max(self.cfg.first_agg_id, last - limit + 1)
+        return self.aggs_from_id(first, last - first + 1, until_ms) if last >= first else AggTrades.concat([])
+
+    def last_price_before(self, ms: int) -> int:
+        """Price of the last trade strictly before ``ms``; the opening mid when there was none."""
+        last = self.last_trade_id_at(ms - 1)
+        if last < self.cfg.first_trade_id:
+            return self._mid0
+        t = self._block(self._second_of_trade_id(last)).trades
+        return int(t.price[last - int(t.id[0])])
+
+    def kline(self, open_ms: int, interval_ms: int, until_ms: int | None = None) -> Kline:
+        """The kline of [open_ms, open_ms + interval_ms), computed from the same trades; while it is still open,
+        only the trades up to ``until_ms`` (inclusive) count."""
+        end = open_ms + interval_ms if until_ms is None else min(open_ms + interval_ms, until_ms + 1)
+        t = self.trades_between(open_ms, end)
+        close_time = open_ms + interval_ms - 1
+        if len(t) == 0:
+            p = self.last_price_before(open_ms)
+            return Kline(open_ms, close_time, -1, -1, p, p, p, p, 0, 0, 0, 0, 0)
+        quote = t.quote_qty()
+        buy = ~t.is_buyer_maker
+        quote_buy = sum(q for q, b in zip(quote, buy.tolist()) if b)
+        return Kline(
+            open_time=open_ms, close_time=close_time, first_id=int(t.id[0]), last_id=int(t.id[-1]),
+            open=int(t.price[0]), high=int(t.price.max()), low=int(t.price.min()), close=int(t.price[-1]),
+            volume=int(t.qty.sum()), quote_volume=sum(quote), count=len(t),
+            taker_buy_volume=int(t.qty[buy].sum()), taker_buy_quote_volume=quote_buy,
+        )
+
+
+class Market:
+    """All symbols of the simulated exchange."""
+
+    def __init__(self, symbols: list[SymbolConfig], seed: int, origin_ms: int):
+        if not symbols:
+            raise ValueError("the market needs at least one symbol")
+        self.seed = seed
+        self.origin_ms = origin_ms - origin_ms % MS_PER_MINUTE
+        self.symbols: dict[str, SymbolMarket] = {
+            cfg.symbol: SymbolMarket(cfg, seed, self.origin_ms) for cfg in symbols
+        }
+
+    def __getitem__(self, symbol: str) -> SymbolMarket:
+        return self.symbols[symbol]
+
+    def __contains__(self, symbol: str) -> bool:
+        return symbol in self.symbols

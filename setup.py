@@ -1,0 +1,33 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="crypto_assets",
+    version="0.1.0",
+    description="Every Binance spot trade per minute, proven complete, as Dagster assets and dbt analytics.",
+    python_requires=">=3.11",
+    packages=find_packages(exclude=["crypto_assets_tests*", "bench*"]),
+    install_requires=[
+        # Dagster core and its libraries release in lockstep (1.13.N <-> 0.29.N): pin them together, or pip
+        # mixes versions whose internal APIs disagree. 1.13.27 is what was verified offline on these machines.
+        "dagster==1.13.27",
+        "dagster-webserver==1.13.27",
+        "dagster-aws==0.29.27",
+        "dagster-dbt==0.29.27",
+        # dbt-core 1.12 depends on dbt-core-experimental-parser, whose build downloads a wheel from the
+        # internet: it cannot be installed offline. Dagster's own production project pins 1.11 as well.
+        "dbt-core>=1.11,<1.12",
+        "dbt-duckdb>=1.11,<1.12",
+        "websocket-client>=1.8",
+        "requests>=2.31",
+        "numpy>=2.0",
+        "pandas>=2.2",
+        "pyarrow>=17",
+        "python-dotenv>=1.0",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+        ],
+    },
+)
