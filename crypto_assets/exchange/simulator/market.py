@@ -468,6 +468,15 @@ class SymbolMarket:
         n = int(np.searchsorted(t.time, ms, side="right"))
         return int(self._index.trade_starts[i]) + n - 1
 
+    def last_agg_id_at(self, ms: int) -> int:
+        """Id of the last aggregate trade with time <= ms (``first_agg_id - 1`` when there is none)."""
+        s = ms // 1000
+        if s < self._index.origin_s:
+            return self.cfg.first_agg_id - 1
+        self._ensure_indexed(s)
+        a = self._block(s).aggs
+        return int(self._index.agg_starts[s - self._index.origin_s]) + int(np.searchsorted(a.time, ms, side="right")) - 1
+
     def recent_trades(self, limit: int, until_ms: int) -> Trades:
         last = self.last_trade_id_at(until_ms)
         first = max(self.cfg.first_trade_id, last - limit + 1)
@@ -475,13 +484,7 @@ class SymbolMarket:
 
     def recent_aggs(self, limit: int, until_ms: int) -> AggTrades:
         """The most recent ``limit`` aggregate trades with time <= until_ms."""
-        s = until_ms // 1000
-        if s < self._index.origin_s:
-            return AggTrades.concat([])
-        self._ensure_indexed(s)
-        i = s - self._index.origin_s
-        a = self._block(s).aggs
-        last = int(self._index.agg_starts[i]) + int(np.searchsorted(a.time, until_ms, side="right")) - 1
+        last = self.last_agg_id_at(until_ms)
         first = max(self.cfg.first_agg_id, last - limit + 1)
         return self.aggs_from_id(first, last - first + 1, until_ms) if last >= first else AggTrades.concat([])
 

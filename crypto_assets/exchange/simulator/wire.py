@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
-WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B85"
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_HEAD = 16 * 1024
 MAX_BODY = 1024 * 1024
 

@@ -1,0 +1,80 @@
+"""``python -m crypto_assets.exchange.simulator --host 127.0.0.1 --port 8765``: run the exchange simulator."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from crypto_assets.exchange.simulator.market import symbol_config
+from crypto_assets.exchange.simulator.payloads import TRADE_SHAPES
+from crypto_assets.exchange.simulator.server import Simulator, SimulatorConfig
+from crypto_assets.exchange.simulator.streams import StreamSettings
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m crypto_assets.exchange.simulator", description=__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--symbols", default="BTCUSDT,ETHUSDT,SOLUSDT", help="comma-separated symbols to list")
+    p.add_argument("--rate", action="append", default=[], metavar="SYMBOL=TRADES_PER_SECOND",
+                   help="average trade rate of a symbol (repeatable); defaults are realistic per symbol")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--history-minutes", type=int, default=120, help="how long the market has traded before start")
+    p.add_argument("--weight-per-minute", type=int, default=6000)
+    p.add_argument("--ping-interval", type=float, default=20.0, help="seconds between server pings")
+    p.add_argument("--pong-timeout", type=float, default=60.0, help="seconds a ping may stay unanswered")
+    p.add_argument("--max-connection-lifetime", type=float, default=24 * 3600.0, help="seconds")
+    p.add_argument("--trade-shape", choices=TRADE_SHAPES, default="current",
+                   help="trade payload shape: current, pre-2024 (with b/a order ids) or without-M")
+    return p.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace) -> SimulatorConfig:
+    rates = {}
+    for item in args.rate:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--rate expects SYMBOL=TRADES_PER_SECOND, got {item!r}")
+        rates[name.strip().upper()] = float(value)
+    symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
+    unknown = set(rates) - set(symbols)
+    if unknown:
+        raise SystemExit(f"--rate names symbols that are not in --symbols: {', '.join(sorted(unknown))}")
+    try:
+        configs = [symbol_config(s, **({"trades_per_second": rates[s]} if s in rates else {})) for s in symbols]
+    except ValueError as exc:
+        raise SystemExit(f"bad simulator configuration: {exc}")
+    return SimulatorConfig(
+        symbols=configs, seed=args.seed, history_minutes=args.history_minutes,
+        weight_per_minute=args.weight_per_minute,
+        stream=StreamSettings(ping_interval_s=args.ping_interval, pong_timeout_s=args.pong_timeout,
+                              max_lifetime_s=args.max_connection_lifetime, trade_shape=args.trade_shape),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s simulator: %(message)s")
+    args = parse_args(argv)
+    sim = Simulator(build_config(args), host=args.host, port=args.port)
+
+    async def run() -> None:
+        await sim.start_async()
+        print(f"Binance simulator listening: REST {sim.rest_url}/api/v3  streams {sim.ws_url}/ws/<stream>  "
+              f"symbols {','.join(sim.market.symbols)}", flush=True)
+        async with sim._server:
+            await sim._server.serve_forever()
+
+    try:
+        asyncio.run(run())
+    except OSError as exc:
+        print(f"the simulator could not listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,304 @@
+"""The simulated exchange: one port serving Binance REST, Binance streams and a control path for tests.
+
+    http://HOST:PORT/api/v3/...                 Binance REST (weights, 429/418, error bodies)
+    ws://HOST:PORT/ws/<stream>                  raw stream
+    ws://HOST:PORT/stream?streams=<a>/<b>       combined stream
+    http://HOST:PORT/_sim/...                   control: faults, ground truth, state (no weight)
+
+``Simulator`` runs its event loop in a background thread (``with Simulator(...) as sim:`` in tests) or in the
+foreground (``python -m crypto_assets.exchange.simulator``). Every fault can be injected in process
+(``sim.drop_connections()``) or over HTTP (``POST /_sim/faults/drop``); both call the same code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from crypto_assets.exchange.simulator import payloads, wire
+from crypto_assets.exchange.simulator.faults import Faults
+from crypto_assets.exchange.simulator.market import DEFAULT_SYMBOLS, Market, SymbolConfig, Trades, symbol_config
+from crypto_assets.exchange.simulator.rate_limits import ConnectionAttemptLimiter, RequestWeightLimiter
+from crypto_assets.exchange.simulator.rest_api import RestApi
+from crypto_assets.exchange.simulator.streams import StreamHub, StreamSettings
+
+log = logging.getLogger(__name__)
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class SimulatorConfig:
+    symbols: list[SymbolConfig] = field(default_factory=lambda: [symbol_config(s) for s in DEFAULT_SYMBOLS])
+    seed: int = 1
+    history_minutes: int = 120  # the market has traded since this long before start-up
+    origin_ms: int | None = None  # or an explicit start of history (overrides history_minutes)
+    weight_per_minute: int = 6000
+    tolerated_violations: int = 3
+    ban_seconds: int = 120
+    connection_attempts_per_5min: int = 300
+    stream: StreamSettings = field(default_factory=StreamSettings)
+
+
+class Simulator:
+    def __init__(self, config: SimulatorConfig | None = None, host: str = "127.0.0.1", port: int = 0,
+                 clock: Callable[[], int] = wall_clock_ms):
+        self.config = config or SimulatorConfig()
+        self.host, self.port = host, port
+        self.clock = clock
+        origin = self.config.origin_ms
+        if origin is None:
+            origin = clock() - self.config.history_minutes * 60_000
+        self.market = Market(self.config.symbols, self.config.seed, origin)
+        self.faults = Faults()
+        self.limiter = RequestWeightLimiter(self.config.weight_per_minute, self.config.tolerated_violations,
+                                            self.config.ban_seconds)
+        self.connection_limiter = ConnectionAttemptLimiter(self.config.connection_attempts_per_5min)
+        self.rest = RestApi(self.market, self.limiter, self.faults, clock)
+        self.hub = StreamHub(self.market, self.faults, clock, self.config.stream)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+
+    # ---- addresses ----------------------------------------------------------------------------------------------
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    # ---- lifecycle ----------------------------------------------------------------------------------------------
+    async def start_async(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._server = await asyncio.start_server(self._on_connection, self.host, self.port, limit=wire.MAX_HEAD,
+                                                  reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def serve_forever(self) -> None:
+        await self.start_async()
+        async with self._server:
+            await self._server.serve_forever()
+
+    def start(self) -> "Simulator":
+        """Serve from a background thread; returns once the port is bound."""
+        self._thread = threading.Thread(target=self._run_thread, name="binance-simulator", daemon=True)
+        self._thread.start()
+        self._started.wait(30)
+        if self._start_error is not None:
+            raise RuntimeError(f"the simulator could not start on {self.host}:{self.port}") from self._start_error
+        return self
+
+    def _run_thread(self) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(self.start_async())
+        except BaseException as exc:  # reported to start()'s caller
+            self._start_error = exc
+            self._started.set()
+            return
+        self._started.set()
+        loop.run_forever()
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+    def stop(self) -> None:
+        if self._loop is None or self._thread is None:
+            return
+
+        async def _shutdown() -> None:
+            self._server.close()
+            self.hub.drop()
+            await asyncio.sleep(0)
+            self._loop.stop()
+
+        asyncio.run_coroutine_threadsafe(_shutdown(), self._loop)
+        self._thread.join(10)
+        self._thread = None
+
+    def __enter__(self) -> "Simulator":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _call(self, fn, *args):
+        """Run ``fn`` on the simulator's loop thread and return its result (fault state lives there)."""
+        if self._loop is None or not self._loop.is_running() or threading.current_thread() is self._thread:
+            return fn(*args)
+
+        async def _run():
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(_run(), self._loop).result(10)
+
+    # ---- ground truth -------------------------------------------------------------------------------------------
+    def trades_between(self, symbol: str, start_ms: int, end_ms: int) -> Trades:
+        """Every trade of ``symbol`` with start_ms <= time < end_ms, straight from the market model."""
+        return self.market[symbol].trades_between(start_ms, end_ms)
+
+    # ---- faults (in process) ------------------------------------------------------------------------------------
+    def drop_connections(self, symbol: str | None = None) -> int:
+        """Drop stream connections (all, or those carrying ``symbol``) without a close frame."""
+        return self._call(self.hub.drop, symbol)
+
+    def half_open(self, symbol: str | None = None, duration_s: float | None = None) -> int:
+        """Go silent on stream connections without closing them: no data, no pings, no answers."""
+        return self._call(self.hub.half_open, symbol, duration_s)
+
+    def server_shutdown(self, grace_s: float = 5.0) -> int:
+        """Send ``serverShutdown`` on every connection and close them ``grace_s`` later."""
+        return self._call(self.hub.server_shutdown, grace_s)
+
+    def send_malformed(self, symbol: str, count: int = 1, kind: str | None = None) -> None:
+        """Replace the next ``count`` trade frames of ``symbol`` with malformed ones (kinds cycle if not given)."""
+        self._call(self.faults.add_malformed, symbol, count, kind)
+
+    def fail_rest(self, count: int = 0, status: int = 503, duration_s: float = 0) -> None:
+        """Answer the next ``count`` REST requests (or all for ``duration_s``) with a 5xx."""
+        def apply():
+            self.faults.rest_error_status = status
+            self.faults.rest_errors_left = count
+            self.faults.rest_errors_until_ms = self.clock() + int(duration_s * 1000) if duration_s else 0
+        self._call(apply)
+
+    def set_latency(self, rest_ms: int | None = None, stream_ms: int | None = None) -> None:
+        def apply():
+            if rest_ms is not None:
+                self.faults.rest_latency_ms = rest_ms
+            if stream_ms is not None:
+                self.faults.stream_latency_ms = stream_ms
+        self._call(apply)
+
+    def rate_limit_storm(self, duration_s: float, retry_after_s: int = 1) -> None:
+        """Answer every REST request with 429 (``Retry-After: retry_after_s``) for ``duration_s``."""
+        def apply():
+            self.faults.storm_until_ms = self.clock() + int(duration_s * 1000)
+            self.faults.storm_retry_after_s = retry_after_s
+        self._call(apply)
+
+    def pause_symbol(self, symbol: str, duration_s: float | None = None) -> None:
+        """Stop streaming ``symbol`` (trades keep happening; the stream skips them) until resumed."""
+        self._call(self.faults.pause, symbol, self.clock(), duration_s)
+
+    def resume_symbol(self, symbol: str) -> None:
+        self._call(self.faults.resume, symbol)
+
+    def clear_faults(self) -> None:
+        def apply():
+            fresh = Faults()
+            self.faults.__dict__.update(fresh.__dict__)
+            for s in self.hub.sessions.values():
+                s.half_open = False
+        self._call(apply)
+
+    def state(self) -> dict:
+        return self._call(lambda: {
+            "rest_url": self.rest_url, "ws_url": self.ws_url, "origin_ms": self.market.origin_ms,
+            "symbols": list(self.market.symbols), "connections": self.hub.describe(),
+            "weights": self.limiter.stats(), "faults": self.faults.as_dict(),
+            "malformed_sent": self.hub.malformed_sent,
+        })
+
+    # ---- connections --------------------------------------------------------------------------------------------
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        ip = (writer.get_extra_info("peername") or ("?",))[0]
+        try:
+            while True:
+                try:
+                    request = await wire.read_request(reader)
+                except wire.BadRequest as exc:
+                    writer.write(wire.http_response(400, payloads.error_body(-1102, str(exc)), keep_alive=False))
+                    break
+                if request is None:
+                    break
+                if request.is_websocket:
+                    await self._websocket(request, reader, writer, ip)
+                    return
+                response = await self._http(request, ip)
+                writer.write(response)
+                if not request.keep_alive:
+                    break
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            if not writer.transport.is_closing():
+                writer.transport.close()
+
+    async def _websocket(self, request: wire.Request, reader, writer, ip: str) -> None:
+        if not self.connection_limiter.allow(ip, self.clock()):
+            writer.write(wire.http_response(429, payloads.error_body(
+                -1003, "Too many connection attempts: at most 300 per 5 minutes per IP."), keep_alive=False))
+            return
+        try:
+            writer.write(wire.websocket_accept(request))
+        except wire.BadRequest as exc:
+            writer.write(wire.http_response(400, payloads.error_body(-1102, str(exc)), keep_alive=False))
+            return
+        await self.hub.serve(request, reader, writer, ip)
+
+    async def _http(self, request: wire.Request, ip: str) -> bytes:
+        if request.path.startswith("/_sim/"):
+            status, body = self._control(request)
+            return wire.http_response(status, body, keep_alive=request.keep_alive)
+        if self.faults.rest_latency_ms:
+            await asyncio.sleep(self.faults.rest_latency_ms / 1000)
+        r = self.rest.handle(request.method, request.path, request.params, ip)
+        return wire.http_response(r.status, r.body, r.headers, keep_alive=request.keep_alive)
+
+    # ---- the control path ---------------------------------------------------------------------------------------
+    def _control(self, request: wire.Request) -> tuple[int, bytes]:
+        try:
+            args = json.loads(request.body) if request.body else {}
+            if not isinstance(args, dict):
+                raise ValueError("the body must be a JSON object")
+            result = self._control_route(request.method, request.path, request.params, args)
+        except (ValueError, TypeError, KeyError) as exc:
+            return 400, json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode()
+        if result is None:
+            return 404, json.dumps({"error": f"unknown control path {request.method} {request.path}"}).encode()
+        return 200, result if isinstance(result, bytes) else json.dumps(result).encode()
+
+    def _control_route(self, method: str, path: str, params: dict, args: dict):
+        if method == "GET" and path == "/_sim/state":
+            return self.state()
+        if method == "GET" and path == "/_sim/trades":
+            symbol = params["symbol"]
+            if symbol not in self.market:
+                raise KeyError(f"unknown symbol {symbol}")
+            return payloads.rest_trades(self.trades_between(symbol, int(params["startTime"]), int(params["endTime"])))
+        if method != "POST" or not path.startswith("/_sim/faults/"):
+            return None
+        name = path.removeprefix("/_sim/faults/")
+        actions = {
+            "drop": lambda: {"dropped": self.hub.drop(args.get("symbol"))},
+            "half_open": lambda: {"silenced": self.hub.half_open(args.get("symbol"), args.get("duration_s"))},
+            "server_shutdown": lambda: {"notified": self.hub.server_shutdown(float(args.get("grace_s", 5.0)))},
+            "malformed": lambda: self.send_malformed(args["symbol"], int(args.get("count", 1)), args.get("kind")),
+            "rest_errors": lambda: self.fail_rest(int(args.get("count", 0)), int(args.get("status", 503)),
+                                                  float(args.get("duration_s", 0))),
+            "latency": lambda: self.set_latency(args.get("rest_ms"), args.get("stream_ms")),
+            "rate_limit_storm": lambda: self.rate_limit_storm(float(args["duration_s"]),
+                                                              int(args.get("retry_after_s", 1))),
+            "pause": lambda: self.pause_symbol(args["symbol"], args.get("duration_s")),
+            "resume": lambda: self.resume_symbol(args["symbol"]),
+            "clear": self.clear_faults,
+        }
+        if name not in actions:
+            return None
+        return actions[name]() or {"ok": True}

@@ -1,0 +1,387 @@
+"""WebSocket market streams: sessions, live (UN)SUBSCRIBE, pings, the 24 h cut, and the pump that fans trades out.
+
+One pump task runs every ``tick_ms``. For every symbol with at least one subscriber it reveals the trades whose
+trade time has passed (minus any injected stream latency), encodes each payload once, and writes every session's
+share as one buffer. Per-symbol cursors are shared by all sessions: a session sees the trades that happen while it
+is subscribed, exactly as on Binance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from crypto_assets.exchange.simulator import payloads, wire
+from crypto_assets.exchange.simulator.faults import Faults, corrupt
+from crypto_assets.exchange.simulator.market import Market
+
+log = logging.getLogger(__name__)
+
+STREAM_RE = re.compile(r"^([a-z0-9]{1,20})@(trade|aggTrade|kline_1m)$")
+STREAM_KINDS = ("trade", "aggTrade", "kline_1m")  # the order payloads go out within one tick
+MAX_STREAMS = 1024
+MAX_INCOMING_PER_SECOND = 5
+MAX_BUFFERED_BYTES = 64 * 1024 * 1024  # a client this far behind is dropped, as Binance drops slow consumers
+KLINE_PUSH_MS = 2000
+_session_ids = itertools.count(1)
+
+
+@dataclass
+class StreamSettings:
+    ping_interval_s: float = 20.0
+    pong_timeout_s: float = 60.0
+    max_lifetime_s: float = 24 * 3600.0
+    tick_ms: int = 10
+    trade_shape: str = "current"
+
+
+@dataclass
+class Session:
+    writer: asyncio.StreamWriter
+    ip: str
+    combined: bool
+    connected_ms: int
+    streams: list[str] = field(default_factory=list)
+    id: int = field(default_factory=lambda: next(_session_ids))
+    half_open: bool = False
+    half_open_until_ms: int = 0
+    shutdown_at_ms: int = 0
+    last_ping_ms: int = 0
+    unanswered_ping_since_ms: int = 0
+    incoming: collections.deque = field(default_factory=collections.deque)
+    closed: bool = False
+    sent_messages: int = 0
+
+    def symbols(self) -> set[str]:
+        return {s.split("@", 1)[0].upper() for s in self.streams}
+
+    def write(self, data: bytes) -> None:
+        if self.closed or self.half_open:
+            return
+        transport = self.writer.transport
+        if transport.is_closing():
+            return
+        transport.write(data)
+        if transport.get_write_buffer_size() > MAX_BUFFERED_BYTES:
+            log.warning("session %s is %d bytes behind: dropping it", self.id, transport.get_write_buffer_size())
+            self.abort()
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        if not self.closed:
+            self.closed = True
+            if not self.writer.transport.is_closing():
+                self.writer.transport.write(wire.close_frame(code, reason))
+                self.writer.transport.close()
+
+    def abort(self) -> None:
+        """Drop the TCP connection without a close frame."""
+        self.closed = True
+        self.writer.transport.abort()
+
+
+@dataclass
+class _Cursor:
+    next_trade_id: int
+    next_agg_id: int | None  # None while nobody watches the symbol's aggTrade stream
+    kline_minute: int
+    last_kline_push_ms: int
+
+
+class StreamHub:
+    def __init__(self, market: Market, faults: Faults, clock: Callable[[], int], settings: StreamSettings):
+        self.market = market
+        self.faults = faults
+        self.clock = clock
+        self.settings = settings
+        self.sessions: dict[int, Session] = {}
+        self._cursors: dict[str, _Cursor] = {}
+        self._pump_task: asyncio.Task | None = None
+        self.malformed_sent = 0
+
+    # ---- sessions -----------------------------------------------------------------------------------------------
+    async def serve(self, request: wire.Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    ip: str) -> None:
+        """Run one WebSocket session until it ends. The handshake has been answered already."""
+        now = self.clock()
+        if request.path.startswith("/ws/") and len(request.path) > 4:
+            streams, combined = [request.path[4:]], False
+        elif request.path in ("/ws", "/ws/"):
+            streams, combined = [], False
+        elif request.path.rstrip("/") == "/stream":
+            raw = request.params.get("streams", "")
+            streams, combined = [s for s in raw.split("/") if s], True
+        else:
+            writer.write(wire.close_frame(1008, "unknown path"))
+            writer.close()
+            return
+        session = Session(writer, ip, combined, now, last_ping_ms=now)
+        self._subscribe(session, streams)
+        self.sessions[session.id] = session
+        self._ensure_pump()
+        try:
+            await self._read_loop(session, reader)
+        except (asyncio.IncompleteReadError, ConnectionError, wire.BadRequest):
+            pass
+        finally:
+            session.closed = True
+            self.sessions.pop(session.id, None)
+            if not writer.transport.is_closing():
+                writer.transport.close()
+
+    async def _read_loop(self, session: Session, reader: asyncio.StreamReader) -> None:
+        while not session.closed:
+            opcode, data = await wire.read_frame(reader)
+            if session.half_open:
+                continue  # a half-open peer hears nothing and answers nothing
+            now = self.clock()
+            if opcode == wire.OP_CLOSE:
+                session.close(1000)
+                return
+            session.incoming.append(now)
+            while session.incoming and session.incoming[0] <= now - 1000:
+                session.incoming.popleft()
+            if len(session.incoming) > MAX_INCOMING_PER_SECOND:
+                log.info("session %s sent more than %d messages in a second: disconnecting", session.id,
+                         MAX_INCOMING_PER_SECOND)
+                session.close(1008, "Too many requests")
+                return
+            if opcode == wire.OP_PING:
+                session.write(wire.frame(data, wire.OP_PONG))
+            elif opcode == wire.OP_PONG:
+                session.unanswered_ping_since_ms = 0
+            elif opcode == wire.OP_TEXT:
+                session.write(wire.frame(self._control(session, data)))
+
+    def _control(self, session: Session, data: bytes) -> bytes:
+        """Answer one SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS / SET_PROPERTY / GET_PROPERTY message."""
+        try:
+            msg = json.loads(data)
+        except ValueError as exc:
+            return _error(3, f"Invalid JSON: {exc}")
+        if not isinstance(msg, dict):
+            return _error(2, "Invalid request: expected a JSON object")
+        req_id = msg.get("id")
+        if not (req_id is None or (isinstance(req_id, int) and not isinstance(req_id, bool) and -2**63 <= req_id < 2**63)
+                or (isinstance(req_id, str) and re.fullmatch(r"[A-Za-z0-9]{1,36}", req_id))):
+            return _error(2, "Invalid request: request ID must be an unsigned integer")
+        method = msg.get("method")
+        if method is None:
+            return _error(2, "Invalid request: missing field `method`")
+        params = msg.get("params", [])
+        if not isinstance(params, list):
+            return _error(2, "Invalid request: params must be an array")
+        result: object = None
+        if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            if not all(isinstance(p, str) for p in params):
+                return _error(2, "Invalid request: stream names must be strings", req_id)
+            if method == "SUBSCRIBE":
+                if len(set(session.streams) | set(params)) > MAX_STREAMS:
+                    return _error(2, f"Invalid request: a connection can listen to at most {MAX_STREAMS} streams",
+                                  req_id)
+                self._subscribe(session, params)
+            else:
+                session.streams = [s for s in session.streams if s not in params]
+                self._forget_unwatched_symbols()
+        elif method == "LIST_SUBSCRIPTIONS":
+            result = list(session.streams)
+        elif method in ("SET_PROPERTY", "GET_PROPERTY"):
+            if not params or params[0] != "combined":
+                return json.dumps({"code": 0, "msg": "Unknown property", "id": req_id}).encode()
+            if method == "GET_PROPERTY":
+                result = session.combined
+            elif len(params) != 2 or not isinstance(params[1], bool):
+                return _error(1, "Invalid value type: expected Boolean", req_id)
+            else:
+                session.combined = params[1]
+        else:
+            return _error(2, f"Invalid request: unknown variant {method}, expected one of `SUBSCRIBE`, "
+                             "`UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY`", req_id)
+        return json.dumps({"result": result, "id": req_id}, separators=(",", ":")).encode()
+
+    def _subscribe(self, session: Session, streams: list[str]) -> None:
+        # Like Binance, any name is accepted; names of unknown symbols or stream types simply carry no data.
+        for s in streams:
+            if s not in session.streams:
+                session.streams.append(s)
+        now = self.clock()
+        for symbol in session.symbols():
+            if symbol in self.market and symbol not in self._cursors:
+                m = self.market[symbol]
+                until = now - self.faults.stream_latency_ms
+                self._cursors[symbol] = _Cursor(next_trade_id=m.last_trade_id_at(until) + 1, next_agg_id=None,
+                                                kline_minute=until // 60_000, last_kline_push_ms=0)
+
+    def _forget_unwatched_symbols(self) -> None:
+        watched = set().union(*(s.symbols() for s in self.sessions.values())) if self.sessions else set()
+        for symbol in list(self._cursors):
+            if symbol not in watched:
+                del self._cursors[symbol]
+
+    # ---- the pump -----------------------------------------------------------------------------------------------
+    def _ensure_pump(self) -> None:
+        if self._pump_task is None or self._pump_task.done():
+            self._pump_task = asyncio.get_running_loop().create_task(self._pump())
+
+    async def _pump(self) -> None:
+        tick = self.settings.tick_ms / 1000
+        while self.sessions:
+            try:
+                self.pump_once()
+            except Exception:  # the pump must survive any one bad tick; the error is logged with its trace
+                log.exception("stream pump tick failed")
+            await asyncio.sleep(tick)
+        self._cursors.clear()
+
+    def pump_once(self) -> None:
+        now = self.clock()
+        self._keepalive(now)
+        self._forget_unwatched_symbols()
+        until = now - self.faults.stream_latency_ms
+        out: dict[str, list[bytes]] = {}
+        binary: dict[str, list[bytes]] = {}
+        for symbol, cur in self._cursors.items():
+            m = self.market[symbol]
+            low = symbol.lower()
+            trades = m.trades_from_id(cur.next_trade_id, 1_000_000, until)
+            if len(trades):
+                cur.next_trade_id = int(trades.id[-1]) + 1
+            aggs = None
+            if self._watched(low + "@aggTrade"):
+                if cur.next_agg_id is None:
+                    cur.next_agg_id = m.last_agg_id_at(until) + 1
+                aggs = m.aggs_from_id(cur.next_agg_id, 1_000_000, until)
+                if len(aggs):
+                    cur.next_agg_id = int(aggs.agg_id[-1]) + 1
+            else:
+                cur.next_agg_id = None
+            klines = self._klines_due(symbol, cur, until)
+            if self.faults.is_paused(symbol, now):
+                continue  # the stream skips what trades while paused: ids jump when it resumes
+            if len(trades) and self._watched(low + "@trade"):
+                stream = low + "@trade"
+                events = list(payloads.trade_events(symbol, trades, now, self.settings.trade_shape))
+                bad = self.faults.malformed_left.get(symbol)
+                while bad and events:  # each malformed frame replaces one real trade, oldest first
+                    broken, is_binary = corrupt(events.pop(0), bad.pop(0))
+                    (binary if is_binary else out).setdefault(stream, []).append(broken)
+                    self.malformed_sent += 1
+                out.setdefault(stream, []).extend(events)
+            if aggs is not None and len(aggs):
+                out[low + "@aggTrade"] = list(payloads.agg_trade_events(symbol, aggs, now))
+            if klines:
+                out[low + "@kline_1m"] = klines
+        if out or binary:
+            self._fan_out(out, binary)
+
+    def _klines_due(self, symbol: str, cur: _Cursor, until: int) -> list[bytes]:
+        """Closed klines of every minute that has ended, then the open one every two seconds."""
+        if not self._watched(symbol.lower() + "@kline_1m"):
+            cur.kline_minute = until // 60_000
+            return []
+        m = self.market[symbol]
+        events = []
+        now = self.clock()
+        while (cur.kline_minute + 1) * 60_000 <= until:
+            events.append(payloads.kline_event(symbol, m.kline(cur.kline_minute * 60_000, 60_000), now, closed=True))
+            cur.kline_minute += 1
+            cur.last_kline_push_ms = now
+        if now - cur.last_kline_push_ms >= KLINE_PUSH_MS:
+            open_ms = cur.kline_minute * 60_000
+            events.append(payloads.kline_event(symbol, m.kline(open_ms, 60_000, until_ms=until), now, closed=False))
+            cur.last_kline_push_ms = now
+        return events
+
+    def _watched(self, stream: str) -> bool:
+        return any(stream in s.streams for s in self.sessions.values())
+
+    def _fan_out(self, out: dict[str, list[bytes]], binary: dict[str, list[bytes]]) -> None:
+        encoded: dict[tuple[str, bool], bytes] = {}
+        for session in list(self.sessions.values()):
+            if session.closed or session.half_open:
+                continue
+            chunks = []
+            for stream in sorted(session.streams, key=_stream_order):
+                if stream in out:
+                    key = (stream, session.combined)
+                    if key not in encoded:
+                        events = out[stream]
+                        if session.combined:
+                            events = [payloads.combined(stream, e) for e in events]
+                        encoded[key] = wire.text_frames(events)
+                    chunks.append(encoded[key])
+                    session.sent_messages += len(out[stream])
+                for raw in binary.get(stream, ()):
+                    chunks.append(wire.frame(payloads.combined(stream, raw) if session.combined else raw,
+                                             wire.OP_BINARY))
+            if chunks:
+                session.write(b"".join(chunks))
+
+    def _keepalive(self, now: int) -> None:
+        st = self.settings
+        for session in list(self.sessions.values()):
+            if session.half_open:
+                if session.half_open_until_ms and now >= session.half_open_until_ms:
+                    session.abort()
+                continue
+            if now - session.connected_ms >= st.max_lifetime_s * 1000:
+                session.close(1000, "connection lifetime reached")
+            elif session.shutdown_at_ms and now >= session.shutdown_at_ms:
+                session.close(1001, "server shutdown")
+            elif session.unanswered_ping_since_ms and now - session.unanswered_ping_since_ms >= st.pong_timeout_s * 1000:
+                log.info("session %s did not answer a ping within %ss: disconnecting", session.id, st.pong_timeout_s)
+                session.abort()
+            elif now - session.last_ping_ms >= st.ping_interval_s * 1000:
+                session.write(wire.frame(str(now).encode(), wire.OP_PING))
+                session.last_ping_ms = now
+                if not session.unanswered_ping_since_ms:
+                    session.unanswered_ping_since_ms = now
+
+    # ---- faults on live connections ----------------------------------------------------------------------------
+    def select(self, symbol: str | None) -> list[Session]:
+        return [s for s in self.sessions.values() if not s.closed and (symbol is None or symbol in s.symbols())]
+
+    def drop(self, symbol: str | None = None) -> int:
+        chosen = self.select(symbol)
+        for s in chosen:
+            s.abort()
+        return len(chosen)
+
+    def half_open(self, symbol: str | None = None, duration_s: float | None = None) -> int:
+        chosen = self.select(symbol)
+        now = self.clock()
+        for s in chosen:
+            s.half_open = True
+            s.half_open_until_ms = now + int(duration_s * 1000) if duration_s else 0
+        return len(chosen)
+
+    def server_shutdown(self, grace_s: float = 5.0) -> int:
+        now = self.clock()
+        chosen = self.select(None)
+        for s in chosen:
+            event = payloads.server_shutdown_event(now)
+            s.write(wire.frame(payloads.combined("!serverShutdown", event) if s.combined else event))
+            s.shutdown_at_ms = now + int(grace_s * 1000)
+        return len(chosen)
+
+    def describe(self) -> list[dict]:
+        return [{"id": s.id, "ip": s.ip, "streams": list(s.streams), "combined": s.combined,
+                 "half_open": s.half_open, "connected_ms": s.connected_ms, "sent_messages": s.sent_messages}
+                for s in self.sessions.values()]
+
+
+def _stream_order(stream: str) -> tuple[int, str]:
+    match = STREAM_RE.match(stream)
+    return (STREAM_KINDS.index(match.group(2)), stream) if match else (len(STREAM_KINDS), stream)
+
+
+def _error(code: int, msg: str, req_id=None) -> bytes:
+    body = {"code": code, "msg": msg}
+    if req_id is not None:
+        body["id"] = req_id
+    return json.dumps(body, separators=(",", ":")).encode()
