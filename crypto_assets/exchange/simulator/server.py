@@ -236,6 +236,8 @@ class Simulator:
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            pass  # shutdown: on 3.11, re-raising here makes asyncio's stream callback log a spurious error
         finally:
             if not writer.transport.is_closing():
                 writer.transport.close()
