@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import sys
 
 from crypto_assets.exchange.simulator.market import symbol_config
@@ -37,7 +38,13 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
         name, sep, value = item.partition("=")
         if not sep:
             raise SystemExit(f"--rate expects SYMBOL=TRADES_PER_SECOND, got {item!r}")
-        rates[name.strip().upper()] = float(value)
+        try:
+            rate = float(value)
+        except ValueError:
+            rate = math.nan
+        if not math.isfinite(rate):
+            raise SystemExit(f"--rate expects SYMBOL=TRADES_PER_SECOND with a number, got {item!r}")
+        rates[name.strip().upper()] = rate
     symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
     unknown = set(rates) - set(symbols)
     if unknown:

@@ -112,7 +112,8 @@ class Simulator:
         pending = asyncio.all_tasks(loop)
         for task in pending:
             task.cancel()
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        if pending:  # gather() of nothing looks for the thread's current loop, which this thread never set
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
 
@@ -138,7 +139,13 @@ class Simulator:
 
     def _call(self, fn, *args):
         """Run ``fn`` on the simulator's loop thread and return its result (fault state lives there)."""
-        if self._loop is None or not self._loop.is_running() or threading.current_thread() is self._thread:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        # Already on the loop (the control path, also in the foreground CLI where there is no thread): call directly;
+        # waiting on a future the blocked loop would have to run would deadlock.
+        if self._loop is None or not self._loop.is_running() or running is self._loop:
             return fn(*args)
 
         async def _run():
