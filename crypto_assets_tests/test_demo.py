@@ -8,13 +8,14 @@ checks the last trade it shows against the simulator's own REST answer for that 
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from crypto_assets_tests.ports import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SNAPSHOT_QUERY = """
@@ -23,12 +24,6 @@ SNAPSHOT_QUERY = """
         ... on IntMetadataEntry { intRepr } ... on FloatMetadataEntry { floatValue }
         ... on TextMetadataEntry { text } ... on MarkdownMetadataEntry { mdStr } } } } } }
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def graphql(port: int, query: str) -> dict:

@@ -2,7 +2,7 @@ import os
 import subprocess
 import sys
 
-from crypto_assets_tests.stub_exchange import StubExchange, closed_port
+from crypto_assets_tests.ports import free_port
 
 
 def run_preflight(**overrides):
@@ -16,7 +16,7 @@ def run_preflight(**overrides):
 
 
 def test_unreachable_exchange_exits_1_naming_the_url_without_traceback():
-    port = closed_port()
+    port = free_port()
     rest_url = f"http://127.0.0.1:{port}"
     result = run_preflight(BINANCE_REST_URL=rest_url, BINANCE_WS_URL=f"ws://127.0.0.1:{port}")
     output = result.stdout + result.stderr
@@ -35,9 +35,7 @@ def test_bad_configuration_exits_2_naming_the_value():
     assert "Traceback" not in output
 
 
-def test_reachable_exchange_exits_0_with_one_ok_line():
-    with StubExchange({"/api/v3/ping": (200, {})}) as stub:
-        result = run_preflight(BINANCE_REST_URL=stub.http_url, BINANCE_WS_URL=stub.ws_url)
+def test_reachable_exchange_exits_0_with_one_ok_line(simulator):
+    result = run_preflight(BINANCE_REST_URL=simulator.rest_url, BINANCE_WS_URL=simulator.ws_url)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().count("\n") == 0 and "OK" in result.stdout
-    assert [path for path, _ in stub.requests] == ["/api/v3/ping", "/ws/btcusdt@trade"]

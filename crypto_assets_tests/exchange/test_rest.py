@@ -1,40 +1,58 @@
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 
 from crypto_assets.exchange.rest import BinanceRestClient, ExchangeError, ExchangeUnreachable
-from crypto_assets_tests.stub_exchange import TRADE_ROW, StubExchange, closed_port
+from crypto_assets_tests.ports import free_port
 
 
-def test_ping_time_and_recent_trades():
-    routes = {
-        "/api/v3/ping": (200, {}),
-        "/api/v3/time": (200, {"serverTime": 1499827319559}),
-        "/api/v3/trades": (200, [TRADE_ROW]),
-    }
-    with StubExchange(routes) as stub, BinanceRestClient(stub.http_url + "/") as client:
+def test_ping_time_and_recent_trades_match_the_exchange(simulator):
+    with BinanceRestClient(simulator.rest_url + "/") as client:
         client.ping()
-        assert client.server_time() == 1499827319559
-        assert client.recent_trades("BTCUSDT", limit=7) == [TRADE_ROW]
-    assert stub.requests[-1] == ("/api/v3/trades", {"symbol": ["BTCUSDT"], "limit": ["7"]})
+        assert abs(client.server_time() - simulator.clock()) < 5_000
+        trades = client.recent_trades("BTCUSDT", limit=7)
+    assert len(trades) == 7
+    ids = [t["id"] for t in trades]
+    assert ids == list(range(ids[0], ids[0] + 7))
+    truth = simulator.trades_between("BTCUSDT", trades[0]["time"], trades[-1]["time"] + 1)
+    by_id = dict(zip(truth.id.tolist(), truth.time.tolist()))
+    assert all(by_id[t["id"]] == t["time"] for t in trades)
 
 
-def test_binance_error_body_becomes_exchange_error():
-    with StubExchange({"/api/v3/trades": (400, {"code": -1121, "msg": "Invalid symbol."})}) as stub:
-        with BinanceRestClient(stub.http_url) as client, pytest.raises(ExchangeError) as excinfo:
-            client.recent_trades("NOPE1")
+def test_binance_error_body_becomes_exchange_error(simulator):
+    with BinanceRestClient(simulator.rest_url) as client, pytest.raises(ExchangeError) as excinfo:
+        client.recent_trades("NOPE1USDT")
     error = excinfo.value
     assert (error.status, error.code, error.msg) == (400, -1121, "Invalid symbol.")
-    assert error.url == stub.http_url + "/api/v3/trades"
-    assert "Invalid symbol." in str(error) and stub.http_url in str(error)
+    assert error.url == simulator.rest_url + "/api/v3/trades"
+    assert "Invalid symbol." in str(error) and simulator.rest_url in str(error)
 
 
-def test_unexpected_body_is_an_exchange_error():
-    with StubExchange({"/api/v3/trades": (200, {"not": "a list"})}) as stub:
-        with BinanceRestClient(stub.http_url) as client, pytest.raises(ExchangeError, match="expected a list"):
-            client.recent_trades("BTCUSDT")
+def test_a_proxy_answering_junk_is_an_exchange_error():
+    class Junk(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b'{"not": "a list"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Junk)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with BinanceRestClient(f"http://127.0.0.1:{server.server_port}") as client:
+            with pytest.raises(ExchangeError, match="expected a list"):
+                client.recent_trades("BTCUSDT")
+    finally:
+        server.shutdown()
 
 
 def test_closed_port_is_unreachable_and_names_the_url():
-    url = f"http://127.0.0.1:{closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     with BinanceRestClient(url, timeout=2) as client, pytest.raises(ExchangeUnreachable) as excinfo:
         client.ping()
     assert excinfo.value.url == url + "/api/v3/ping"
