@@ -22,6 +22,7 @@ import threading
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -170,6 +171,25 @@ class AggTrades:
                            for f in AggTrades._fields()))
 
 
+@dataclass(frozen=True)
+class _Series:
+    """Where one kind of row (trades or aggregate trades) lives in the index and in a second's block."""
+
+    block: str  # attribute of _SecondBlock
+    id_field: str
+    counts: str  # per-second counts in _Index
+    starts: str  # per-second first ids in _Index
+    first_id: str  # attribute of SymbolConfig
+    concat: Callable
+
+    def empty(self):
+        return self.concat([])
+
+
+TRADE_SERIES = _Series("trades", "id", "trade_counts", "trade_starts", "first_trade_id", Trades.concat)
+AGG_SERIES = _Series("aggs", "agg_id", "agg_counts", "agg_starts", "first_agg_id", AggTrades.concat)
+
+
 @dataclass
 class _SecondBlock:
     trades: Trades
@@ -299,11 +319,6 @@ class SymbolMarket:
         pos = int(np.searchsorted(idx.trade_starts[: idx.size], trade_id, side="right")) - 1
         return idx.origin_s + max(pos, 0)
 
-    def _second_of_agg_id(self, agg_id: int) -> int:
-        idx = self._index
-        pos = int(np.searchsorted(idx.agg_starts[: idx.size], agg_id, side="right")) - 1
-        return idx.origin_s + max(pos, 0)
-
     # ---- one second's trades -----------------------------------------------------------------------------------
     def _block(self, second: int) -> _SecondBlock:
         with self._lock:
@@ -376,117 +391,96 @@ class SymbolMarket:
         )
         return _SecondBlock(trades, aggs)
 
-    # ---- queries -----------------------------------------------------------------------------------------------
-    def trades_between(self, start_ms: int, end_ms: int) -> Trades:
-        """Every trade with start_ms <= time < end_ms (ground truth; ignores the wall clock)."""
+    # ---- queries: one walk serves both series (trades and aggregate trades) ------------------------------------
+    def _between(self, series: "_Series", start_ms: int, end_ms: int, limit: int | None = None):
         start_ms = max(start_ms, self.origin_ms)
         if end_ms <= start_ms:
-            return EMPTY_TRADES
+            return series.empty()
         s0, s1 = start_ms // 1000, (end_ms - 1) // 1000
         self._ensure_indexed(s1)
-        counts = self._index.trade_counts
-        parts = []
+        counts = getattr(self._index, series.counts)
+        parts, got = [], 0
         for s in range(s0, s1 + 1):
             if counts[s - self._index.origin_s] == 0:
                 continue
-            t = self._block(s).trades
+            rows = getattr(self._block(s), series.block)
             if s == s0 or s == s1:
-                lo = int(np.searchsorted(t.time, start_ms, side="left"))
-                hi = int(np.searchsorted(t.time, end_ms, side="left"))
-                t = t.slice(lo, hi)
-            parts.append(t)
-        return Trades.concat(parts)
+                rows = rows.slice(int(np.searchsorted(rows.time, start_ms, side="left")),
+                                  int(np.searchsorted(rows.time, end_ms, side="left")))
+            if limit is not None:
+                rows = rows.slice(0, limit - got)
+            parts.append(rows)
+            got += len(rows)
+            if limit is not None and got >= limit:
+                break
+        return series.concat(parts)
+
+    def _from_id(self, series: "_Series", from_id: int, limit: int, until_ms: int):
+        until_s = until_ms // 1000
+        if until_s < self._index.origin_s:
+            return series.empty()
+        self._ensure_indexed(until_s)
+        idx = self._index
+        counts, starts = getattr(idx, series.counts), getattr(idx, series.starts)
+        from_id = max(from_id, getattr(self.cfg, series.first_id))
+        s = idx.origin_s + max(int(np.searchsorted(starts[: idx.size], from_id, side="right")) - 1, 0)
+        parts, got = [], 0
+        while s <= until_s and got < limit:
+            if counts[s - idx.origin_s]:
+                rows = getattr(self._block(s), series.block)
+                lo = int(np.searchsorted(getattr(rows, series.id_field), from_id, side="left"))
+                hi = len(rows) if s < until_s else int(np.searchsorted(rows.time, until_ms, side="right"))
+                if hi > lo:
+                    parts.append(rows.slice(lo, min(hi, lo + limit - got)))
+                    got += len(parts[-1])
+            s += 1
+        return series.concat(parts)
+
+    def _last_id_at(self, series: "_Series", ms: int) -> int:
+        s = ms // 1000
+        if s < self._index.origin_s:
+            return getattr(self.cfg, series.first_id) - 1
+        self._ensure_indexed(s)
+        rows = getattr(self._block(s), series.block)
+        start = int(getattr(self._index, series.starts)[s - self._index.origin_s])
+        return start + int(np.searchsorted(rows.time, ms, side="right")) - 1
+
+    def _recent(self, series: "_Series", limit: int, until_ms: int):
+        last = self._last_id_at(series, until_ms)
+        first = max(getattr(self.cfg, series.first_id), last - limit + 1)
+        return self._from_id(series, first, last - first + 1, until_ms) if last >= first else series.empty()
+
+    def trades_between(self, start_ms: int, end_ms: int) -> Trades:
+        """Every trade with start_ms <= time < end_ms (ground truth; ignores the wall clock)."""
+        return self._between(TRADE_SERIES, start_ms, end_ms)
 
     def aggs_between(self, start_ms: int, end_ms: int, limit: int) -> AggTrades:
         """Up to ``limit`` aggregate trades with start_ms <= time < end_ms, oldest first."""
-        start_ms = max(start_ms, self.origin_ms)
-        if end_ms <= start_ms:
-            return AggTrades.concat([])
-        s0, s1 = start_ms // 1000, (end_ms - 1) // 1000
-        self._ensure_indexed(s1)
-        parts, got = [], 0
-        for s in range(s0, s1 + 1):
-            if self._index.agg_counts[s - self._index.origin_s] == 0:
-                continue
-            a = self._block(s).aggs
-            lo = int(np.searchsorted(a.time, start_ms, side="left"))
-            hi = int(np.searchsorted(a.time, end_ms, side="left"))
-            a = a.slice(lo, hi)
-            parts.append(a.slice(0, limit - got))
-            got += len(parts[-1])
-            if got >= limit:
-                break
-        return AggTrades.concat(parts)
+        return self._between(AGG_SERIES, start_ms, end_ms, limit)
 
     def trades_from_id(self, from_id: int, limit: int, until_ms: int) -> Trades:
         """Up to ``limit`` trades with id >= from_id and time <= until_ms, ascending."""
-        until_s = until_ms // 1000
-        if until_s < self._index.origin_s:
-            return EMPTY_TRADES
-        self._ensure_indexed(until_s)
-        from_id = max(from_id, self.cfg.first_trade_id)
-        s = self._second_of_trade_id(from_id)
-        parts, got = [], 0
-        while s <= until_s and got < limit:
-            if self._index.trade_counts[s - self._index.origin_s]:
-                t = self._block(s).trades
-                lo = int(np.searchsorted(t.id, from_id, side="left"))
-                hi = len(t) if s < until_s else int(np.searchsorted(t.time, until_ms, side="right"))
-                if hi > lo:
-                    parts.append(t.slice(lo, min(hi, lo + limit - got)))
-                    got += len(parts[-1])
-            s += 1
-        return Trades.concat(parts)
+        return self._from_id(TRADE_SERIES, from_id, limit, until_ms)
 
     def aggs_from_id(self, from_id: int, limit: int, until_ms: int) -> AggTrades:
-        until_s = until_ms // 1000
-        if until_s < self._index.origin_s:
-            return AggTrades.concat([])
-        self._ensure_indexed(until_s)
-        from_id = max(from_id, self.cfg.first_agg_id)
-        s = self._second_of_agg_id(from_id)
-        parts, got = [], 0
-        while s <= until_s and got < limit:
-            if self._index.agg_counts[s - self._index.origin_s]:
-                a = self._block(s).aggs
-                lo = int(np.searchsorted(a.agg_id, from_id, side="left"))
-                hi = len(a) if s < until_s else int(np.searchsorted(a.time, until_ms, side="right"))
-                if hi > lo:
-                    parts.append(a.slice(lo, min(hi, lo + limit - got)))
-                    got += len(parts[-1])
-            s += 1
-        return AggTrades.concat(parts)
+        """Up to ``limit`` aggregate trades with aggregate id >= from_id and time <= until_ms, ascending."""
+        return self._from_id(AGG_SERIES, from_id, limit, until_ms)
 
     def last_trade_id_at(self, ms: int) -> int:
         """Id of the last trade with time <= ms (``first_trade_id - 1`` when there is none)."""
-        s = ms // 1000
-        if s < self._index.origin_s:
-            return self.cfg.first_trade_id - 1
-        self._ensure_indexed(s)
-        i = s - self._index.origin_s
-        t = self._block(s).trades
-        n = int(np.searchsorted(t.time, ms, side="right"))
-        return int(self._index.trade_starts[i]) + n - 1
+        return self._last_id_at(TRADE_SERIES, ms)
 
     def last_agg_id_at(self, ms: int) -> int:
         """Id of the last aggregate trade with time <= ms (``first_agg_id - 1`` when there is none)."""
-        s = ms // 1000
-        if s < self._index.origin_s:
-            return self.cfg.first_agg_id - 1
-        self._ensure_indexed(s)
-        a = self._block(s).aggs
-        return int(self._index.agg_starts[s - self._index.origin_s]) + int(np.searchsorted(a.time, ms, side="right")) - 1
+        return self._last_id_at(AGG_SERIES, ms)
 
     def recent_trades(self, limit: int, until_ms: int) -> Trades:
-        last = self.last_trade_id_at(until_ms)
-        first = max(self.cfg.first_trade_id, last - limit + 1)
-        return self.trades_from_id(first, last - first + 1, until_ms) if last >= first else EMPTY_TRADES
+        """The most recent ``limit`` trades with time <= until_ms."""
+        return self._recent(TRADE_SERIES, limit, until_ms)
 
     def recent_aggs(self, limit: int, until_ms: int) -> AggTrades:
         """The most recent ``limit`` aggregate trades with time <= until_ms."""
-        last = self.last_agg_id_at(until_ms)
-        first = max(self.cfg.first_agg_id, last - limit + 1)
-        return self.aggs_from_id(first, last - first + 1, until_ms) if last >= first else AggTrades.concat([])
+        return self._recent(AGG_SERIES, limit, until_ms)
 
     def last_price_before(self, ms: int) -> int:
         """Price of the last trade strictly before ``ms``; the opening mid when there was none."""
