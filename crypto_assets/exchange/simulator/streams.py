@@ -244,7 +244,7 @@ class StreamHub:
         self._forget_unwatched_symbols()
         until = now - self.faults.stream_latency_ms
         out: dict[str, list[bytes]] = {}
-        binary: dict[str, list[bytes]] = {}
+        malformed: dict[str, list[tuple[bytes, bool]]] = {}  # stream -> (payload, is_binary), oldest first
         for symbol, cur in self._cursors.items():
             m = self.market[symbol]
             low = symbol.lower()
@@ -268,16 +268,15 @@ class StreamHub:
                 events = list(payloads.trade_events(symbol, trades, now, self.settings.trade_shape))
                 bad = self.faults.malformed_left.get(symbol)
                 while bad and events:  # each malformed frame replaces one real trade, oldest first
-                    broken, is_binary = corrupt(events.pop(0), bad.pop(0))
-                    (binary if is_binary else out).setdefault(stream, []).append(broken)
+                    malformed.setdefault(stream, []).append(corrupt(events.pop(0), bad.pop(0)))
                     self.malformed_sent += 1
                 out.setdefault(stream, []).extend(events)
             if aggs is not None and len(aggs):
                 out[low + "@aggTrade"] = list(payloads.agg_trade_events(symbol, aggs, now))
             if klines:
                 out[low + "@kline_1m"] = klines
-        if out or binary:
-            self._fan_out(out, binary)
+        if out or malformed:
+            self._fan_out(out, malformed)
 
     def _klines_due(self, symbol: str, cur: _Cursor, until: int) -> list[bytes]:
         """Closed klines of every minute that has ended, then the open one every two seconds."""
@@ -300,13 +299,17 @@ class StreamHub:
     def _watched(self, stream: str) -> bool:
         return any(stream in s.streams for s in self.sessions.values())
 
-    def _fan_out(self, out: dict[str, list[bytes]], binary: dict[str, list[bytes]]) -> None:
+    def _fan_out(self, out: dict[str, list[bytes]], malformed: dict[str, list[tuple[bytes, bool]]]) -> None:
         encoded: dict[tuple[str, bool], bytes] = {}
         for session in list(self.sessions.values()):
             if session.closed or session.half_open:
                 continue
             chunks = []
             for stream in sorted(session.streams, key=_stream_order):
+                for raw, is_binary in malformed.get(stream, ()):  # in place of the oldest trades: before them
+                    chunks.append(wire.frame(payloads.combined(stream, raw) if session.combined else raw,
+                                             wire.OP_BINARY if is_binary else wire.OP_TEXT))
+                    session.sent_messages += 1
                 if stream in out:
                     key = (stream, session.combined)
                     if key not in encoded:
@@ -316,9 +319,6 @@ class StreamHub:
                         encoded[key] = wire.text_frames(events)
                     chunks.append(encoded[key])
                     session.sent_messages += len(out[stream])
-                for raw in binary.get(stream, ()):
-                    chunks.append(wire.frame(payloads.combined(stream, raw) if session.combined else raw,
-                                             wire.OP_BINARY))
             if chunks:
                 session.write(b"".join(chunks))
 
