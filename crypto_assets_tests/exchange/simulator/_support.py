@@ -196,11 +196,18 @@ def collect(ws: websocket.WebSocket, seconds: float, until=None) -> list[tuple[i
     while (remaining := deadline - time.monotonic()) > 0:
         ws.settimeout(remaining)
         try:
-            opcode, frame = ws.recv_data_frame()
+            # recv_frame, not recv_data_frame: the latter answers a close frame and raises if the server has
+            # already shut the socket, which would hide the close frame (and its code) from the test.
+            frame = ws.recv_frame()
         except websocket.WebSocketTimeoutException:
             break
-        frames.append((opcode, frame.data))
-        if opcode == OP_CLOSE or (until is not None and until(frames)):
+        if frame.opcode == OP_PING:
+            ws.pong(frame.data)
+            continue
+        if frame.opcode == OP_PONG:
+            continue
+        frames.append((frame.opcode, frame.data))
+        if frame.opcode == OP_CLOSE or (until is not None and until(frames)):
             break
     return frames
 
