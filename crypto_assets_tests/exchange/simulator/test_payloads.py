@@ -192,7 +192,8 @@ def test_decimal_strings_have_exactly_eight_places():
 @pytest.fixture(scope="module")
 def sim():
     config = SimulatorConfig(
-        symbols=[symbol_config("BTCUSDT"), symbol_config("ETHUSDT"), symbol_config("BNBUSDT", status="HALT")],
+        symbols=[symbol_config("BTCUSDT"), symbol_config("ETHUSDT", quiet_minute_probability=0.0),
+                 symbol_config("BNBUSDT", status="HALT")],
         history_minutes=5,
     )
     with Simulator(config) as s:

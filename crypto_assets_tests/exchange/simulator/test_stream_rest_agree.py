@@ -43,7 +43,8 @@ class Capture:
 def capture():
     clock = clock_before_a_minute_boundary()
     boundary = (clock() // 60_000 + 1) * 60_000
-    config = SimulatorConfig(symbols=[symbol_config("BTCUSDT", burst_probability=0.2), symbol_config("ETHUSDT")],
+    symbols = [symbol_config("BTCUSDT", burst_probability=0.2), symbol_config("ETHUSDT", quiet_minute_probability=0.0)]
+    config = SimulatorConfig(symbols=symbols,
                              history_minutes=3, stream=StreamSettings(ping_interval_s=1.0, pong_timeout_s=5.0))
     with Simulator(config, clock=clock) as sim:
         ws = connect(sim, "/stream?streams=" + "/".join(STREAMS))
