@@ -29,6 +29,7 @@ MAX_STREAMS = 1024
 MAX_INCOMING_PER_SECOND = 5
 MAX_BUFFERED_BYTES = 64 * 1024 * 1024  # a client this far behind is dropped, as Binance drops slow consumers
 KLINE_PUSH_MS = 2000
+CLOSE_TIMEOUT_S = 2.0  # how long a server-initiated close waits for the client's close frame
 _session_ids = itertools.count(1)
 
 
@@ -73,11 +74,18 @@ class Session:
             self.abort()
 
     def close(self, code: int = 1000, reason: str = "") -> None:
+        """Send a close frame. The TCP connection ends once the client answers with its own (RFC 6455 closing
+        handshake: the read loop then returns), or ``CLOSE_TIMEOUT_S`` later. Closing the socket at once would make
+        the client's pong or close reply meet a reset, which can discard frames it has not read yet."""
         if not self.closed:
             self.closed = True
-            if not self.writer.transport.is_closing():
-                self.writer.transport.write(wire.close_frame(code, reason))
-                self.writer.transport.close()
+            transport = self.writer.transport
+            if not transport.is_closing():
+                transport.write(wire.close_frame(code, reason))
+                try:
+                    asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.close)
+                except RuntimeError:  # not on the event loop: no handshake to wait for
+                    transport.close()
 
     def abort(self) -> None:
         """Drop the TCP connection without a close frame."""
@@ -135,7 +143,7 @@ class StreamHub:
                 writer.transport.close()
 
     async def _read_loop(self, session: Session, reader: asyncio.StreamReader) -> None:
-        while not session.closed:
+        while True:  # until the client's close frame or EOF (a server-initiated close waits for the former)
             opcode, data = await wire.read_frame(reader)
             if session.half_open:
                 continue  # a half-open peer hears nothing and answers nothing
@@ -143,6 +151,8 @@ class StreamHub:
             if opcode == wire.OP_CLOSE:
                 session.close(1000)
                 return
+            if session.closed:
+                continue  # closing: only the client's close frame matters now
             session.incoming.append(now)
             while session.incoming and session.incoming[0] <= now - 1000:
                 session.incoming.popleft()
@@ -150,7 +160,7 @@ class StreamHub:
                 log.info("session %s sent more than %d messages in a second: disconnecting", session.id,
                          MAX_INCOMING_PER_SECOND)
                 session.close(1008, "Too many requests")
-                return
+                continue
             if opcode == wire.OP_PING:
                 session.write(wire.frame(data, wire.OP_PONG))
             elif opcode == wire.OP_PONG:
