@@ -443,6 +443,33 @@ def test_connections_are_closed_at_their_maximum_lifetime():
     assert len(messages(frames)) > 5  # data flowed until the cut
 
 
+def close_frame_then_eof(ws: RawWebSocket, reply: bool) -> tuple[int, float]:
+    """Read up to the server's close frame (answering it when ``reply``); (its code, seconds from it to EOF)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        got = ws.recv_frame(deadline - time.monotonic())
+        if got and got[0] == OP_CLOSE:
+            closed_at = time.monotonic()
+            if reply:
+                ws.send(got[1][:2], OP_CLOSE)
+            with pytest.raises(Closed):
+                while time.monotonic() - closed_at < 5:
+                    got_after = ws.recv_frame(0.2)
+                    assert got_after is None, "data after the close frame"
+            return close_code(got[1]), time.monotonic() - closed_at
+    raise AssertionError("no close frame")
+
+
+def test_a_server_close_waits_for_the_clients_close_frame():
+    with Simulator(config(max_lifetime_s=0.5, ping_interval_s=20.0)) as s:
+        with RawWebSocket(s.host, s.port, "/ws/btcusdt@trade") as ws:
+            code, to_eof = close_frame_then_eof(ws, reply=True)
+        assert code == 1000 and to_eof < 1.0  # the handshake completes: the server closes TCP right away
+        with RawWebSocket(s.host, s.port, "/ws/btcusdt@trade") as ws:
+            code, to_eof = close_frame_then_eof(ws, reply=False)
+        assert code == 1000 and 1.5 <= to_eof <= 4.0  # a silent client is cut off after the close timeout
+
+
 def request(ws, payload, seconds: float = 3.0) -> tuple[dict, list[dict]]:
     """Send one control message; (its answer, the data events seen meanwhile)."""
     ws.send(payload if isinstance(payload, str) else json.dumps(payload))
