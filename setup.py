@@ -18,6 +18,8 @@ setup(
         "dbt-core>=1.11,<1.12",
         "dbt-duckdb>=1.11,<1.12",
         "websocket-client>=1.8",
+        # Typed, fast JSON decoding of stream frames (several times faster than json + dataclasses).
+        "msgspec>=0.19",
         "requests>=2.31",
         "numpy>=2.0",
         "pandas>=2.2",
@@ -28,6 +30,7 @@ setup(
         "dev": [
             "pytest>=8",
             "pytest-timeout>=2.3",
+            "hypothesis>=6.100",
         ],
     },
 )
