@@ -22,6 +22,10 @@ class MalformedPayload(ValueError):
     """A frame or body that is not the Binance payload it claims to be."""
 
 
+# msgspec reports invalid UTF-8 inside a string (or a str frame with a lone surrogate) as a UnicodeError.
+_NOT_JSON = (msgspec.DecodeError, UnicodeError)
+
+
 # ---- records -----------------------------------------------------------------------------------------------------
 class Trade(msgspec.Struct, frozen=True, gc=False):
     """One spot trade. ``trade_time`` and ``received_at`` are milliseconds since the epoch (UTC);
@@ -179,9 +183,9 @@ def parse_stream_frame(frame: bytes | str, received_at: int) -> Trade | Kline | 
     except msgspec.ValidationError as envelope_error:
         try:
             event = _event_decoder.decode(frame)
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except (msgspec.ValidationError, *_NOT_JSON):
             return _parse_reply(frame, envelope_error)
-    except msgspec.DecodeError as exc:
+    except _NOT_JSON as exc:
         raise MalformedPayload(f"not JSON: {exc}") from None
     if type(event) is _TradeEvent:
         return Trade(event.s, event.t, event.p, event.q, event.T, event.m, received_at)
@@ -213,7 +217,7 @@ def _closed_kline(event: _KlineEvent, received_at: int) -> Kline | None:
 def _parse_reply(frame: bytes | str, envelope_error: Exception) -> ControlReply:
     try:
         reply = _reply_decoder.decode(frame)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, *_NOT_JSON):
         raise MalformedPayload(f"not a Binance stream payload: {envelope_error}") from None
     if reply.code is not None:
         return ControlReply(reply.id, None, f"code {reply.code}: {reply.msg}")
@@ -268,5 +272,5 @@ def parse_rest_klines(symbol: str, body: bytes) -> list[Kline]:
 def _decode(decoder: msgspec.json.Decoder, body: bytes, what: str):
     try:
         return decoder.decode(body)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (msgspec.ValidationError, *_NOT_JSON) as exc:
         raise MalformedPayload(f"unexpected {what} body: {exc}: {body[:200]!r}") from None
