@@ -1,68 +1,244 @@
-"""A small Binance Spot REST client (public market data only). No Dagster imports.
+"""Binance Spot REST client (public market data only). No Dagster imports.
 
-Deliberately minimal: one keep-alive `requests.Session`, three endpoints, two error types. Request-weight
-budgeting and retries come later.
+- One keep-alive ``requests.Session`` per client (its connection pool is shared by the client's threads).
+- Every request first acquires its endpoint's weight from a ``WeightBudget`` shared by the whole process (by
+  default ``WeightBudget.for_host(<host of the first base URL>)``: a client's base URLs are taken to be mirrors of
+  one exchange and share one budget). The limit comes from ``exchangeInfo.rateLimits``, fetched once, lazily,
+  before the first request heavier than ping / time; every response's ``X-MBX-USED-WEIGHT-1M`` resyncs it.
+- 429: every caller of the budget waits ``Retry-After``, then the request is sent again (at most
+  ``max_rate_limit_waits`` times). 418: the budget is banned until ``Retry-After`` has passed; this call and every
+  call before then raise ``ExchangeBanned`` without contacting the exchange.
+- 5xx, timeouts and connection errors: the next base URL is tried at once; when every base URL has failed, the
+  round is repeated after an exponential back-off with jitter, ``max_attempts`` rounds in all. Then
+  ``ExchangeUnreachable`` (naming every URL) or, when the last answers were 5xx, ``ExchangeError``.
+- Other 4xx raise ``ExchangeError`` at once (``UnknownSymbol`` from ``validate_symbols``).
+
+Typed calls return the records of ``crypto_assets.exchange.models``; ``trades_between`` returns exactly the trades
+of a time window, using ``aggTrades`` to find the window's first trade id and ``historicalTrades`` to page from it.
 """
 
 from __future__ import annotations
 
+import bisect
+import json
+import logging
+import random
 import re
-from typing import Any
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
 
 import requests
+from requests.adapters import HTTPAdapter
+
+from crypto_assets.exchange.errors import (ExchangeBanned, ExchangeError, ExchangeUnreachable, UnknownSymbol,
+                                           utc_text)
+from crypto_assets.exchange.models import (AggTrade, Kline, MalformedPayload, Trade, parse_rest_agg_trades,
+                                           parse_rest_klines, parse_rest_trades)
+from crypto_assets.exchange.weight_budget import ENDPOINT_WEIGHTS, MINUTE_MS, WeightBudget
+
+__all__ = ["BinanceRestClient", "ExchangeBanned", "ExchangeError", "ExchangeUnreachable", "UnknownSymbol"]
+
+log = logging.getLogger(__name__)
+
+MAX_LIMIT = 1000
+SYMBOL_RE = re.compile(r"^[A-Z0-9-_.]{1,20}$")  # Binance's legal range for a symbol parameter
 
 
-class ExchangeUnreachable(Exception):
-    """The exchange could not be reached at all (connection refused, DNS failure, TLS failure, timeout)."""
-
-    def __init__(self, url: str, reason: str):
-        self.url = url
-        self.reason = reason
-        super().__init__(f"cannot reach {url}: {reason}")
-
-
-class ExchangeError(Exception):
-    """The exchange answered, but with an error (HTTP status >= 400, or a body that is not what was asked for).
-
-    `code` and `msg` come from Binance's error body `{"code": -1121, "msg": "Invalid symbol."}`; `code` is None
-    when the body is not a Binance error (for instance an HTML page from a proxy).
-    """
-
-    def __init__(self, status: int, code: int | None, msg: str, url: str):
-        self.status = status
-        self.code = code
-        self.msg = msg
-        self.url = url
-        code_part = f" (Binance code {code})" if code is not None else ""
-        super().__init__(f"{url} answered HTTP {status}{code_part}: {msg}")
+@dataclass
+class _Answer:
+    url: str
+    body: bytes
+    response: requests.Response
+    sent_local_ms: int
+    received_local_ms: int
 
 
 class BinanceRestClient:
-    def __init__(self, base_url: str, timeout: float = 10):
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self._session = requests.Session()
+    """A REST client for one exchange, given one base URL or several mirrors to fail over across.
 
+    ``max_attempts``: rounds over all base URLs for 5xx / timeouts / connection errors (default 4);
+    ``backoff_base_s`` / ``backoff_max_s``: the wait before round n+1 is min(max, base x 2^(n-1)) scaled by a random
+    factor in [0.5, 1]; ``max_rate_limit_waits``: 429s waited out per call before giving up (default 20)."""
+
+    def __init__(self, base_urls: str | Sequence[str], timeout: float = 10, *, budget: WeightBudget | None = None,
+                 max_attempts: int = 4, backoff_base_s: float = 0.2, backoff_max_s: float = 5.0,
+                 max_rate_limit_waits: int = 20):
+        urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
+        if not urls:
+            raise ValueError("at least one base URL is needed")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        self.base_urls = [u.rstrip("/") for u in urls]
+        self.base_url = self.base_urls[0]
+        self.timeout = timeout
+        self.budget = budget if budget is not None else WeightBudget.for_host(self.base_urls[0])
+        self.max_attempts = max_attempts
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.max_rate_limit_waits = max_rate_limit_waits
+        self._preferred = 0  # index of the base URL that answered last
+        self._limit_tried = False
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=len(self.base_urls), pool_maxsize=32)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+
+    # ---- plain endpoints ---------------------------------------------------------------------------------------
     def ping(self) -> None:
         """GET /api/v3/ping: raises unless the exchange answers."""
         self._get("/api/v3/ping")
 
     def server_time(self) -> int:
-        """GET /api/v3/time: the exchange's clock in milliseconds since the epoch."""
-        url, body = self._get("/api/v3/time")
+        """GET /api/v3/time: the exchange's clock in milliseconds since the epoch (also sets the budget's offset)."""
+        answer = self._request("/api/v3/time")
+        body = _json(answer)
         if not isinstance(body, dict) or not isinstance(body.get("serverTime"), int):
-            raise ExchangeError(200, None, f"expected {{'serverTime': <int>}}, got {_snippet(body)}", url)
+            raise ExchangeError(200, None, f"expected {{'serverTime': <int>}}, got {_snippet(body)}", answer.url)
+        self.budget.set_server_time(body["serverTime"], answer.sent_local_ms, answer.received_local_ms)
         return body["serverTime"]
 
+    def exchange_info(self, symbols: Sequence[str] | None = None) -> dict[str, Any]:
+        """GET /api/v3/exchangeInfo (for ``symbols``, or every symbol). Also gives the budget the exchange's
+        REQUEST_WEIGHT per minute limit and clock. Raises ExchangeError -1121 when a symbol is unknown."""
+        params = {"symbols": json.dumps(list(symbols), separators=(",", ":"))} if symbols else None
+        answer = self._request("/api/v3/exchangeInfo", params)
+        body = _json(answer)
+        if not isinstance(body, dict):
+            raise ExchangeError(200, None, f"expected an exchangeInfo object, got {_snippet(body)}", answer.url)
+        for rule in body.get("rateLimits") or []:
+            if (isinstance(rule, dict) and rule.get("rateLimitType") == "REQUEST_WEIGHT"
+                    and rule.get("interval") == "MINUTE" and rule.get("intervalNum") == 1
+                    and isinstance(rule.get("limit"), int) and rule["limit"] > 0):
+                self.budget.set_limit(rule["limit"])
+        if isinstance(body.get("serverTime"), int):
+            self.budget.set_server_time(body["serverTime"], answer.sent_local_ms, answer.received_local_ms)
+        return body
+
+    def validate_symbols(self, symbols: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Each symbol's exchangeInfo entry, when every one is listed and TRADING. Otherwise raises UnknownSymbol
+        naming every unknown symbol (Binance -1121, or not a legal symbol name) and every symbol whose status is
+        not TRADING (with its status)."""
+        symbols = list(dict.fromkeys(symbols))
+        illegal = [s for s in symbols if not SYMBOL_RE.match(s)]
+        legal = [s for s in symbols if SYMBOL_RE.match(s)]
+        listed: dict[str, dict[str, Any]] = {}
+        url = self.base_url + "/api/v3/exchangeInfo"
+        if legal:
+            try:
+                info = self.exchange_info(legal)
+            except ExchangeError as exc:
+                if exc.code != -1121:
+                    raise
+                info = self.exchange_info()  # which of them is unknown: compare with the full list
+            listed = {s["symbol"]: s for s in info.get("symbols", []) if isinstance(s, dict) and "symbol" in s}
+        unknown = illegal + [s for s in legal if s not in listed]
+        not_trading = {s: str(listed[s].get("status")) for s in legal
+                       if s in listed and listed[s].get("status") != "TRADING"}
+        if unknown or not_trading:
+            raise UnknownSymbol(sorted(unknown, key=symbols.index), not_trading, url)
+        return {s: listed[s] for s in symbols}
+
     def recent_trades(self, symbol: str, limit: int = 50) -> list[dict[str, Any]]:
-        """GET /api/v3/trades: the most recent `limit` (1..1000) trades of `symbol`, oldest first."""
-        if not 1 <= limit <= 1000:
-            raise ValueError(f"limit must be between 1 and 1000, got {limit}")
+        """GET /api/v3/trades: the most recent `limit` (1..1000) trades of `symbol`, oldest first, as Binance's
+        rows (dicts)."""
+        _check_limit(limit)
         url, body = self._get("/api/v3/trades", {"symbol": symbol, "limit": limit})
         if not isinstance(body, list):
             raise ExchangeError(200, None, f"expected a list of trades, got {_snippet(body)}", url)
         return body
 
+    def historical_trades(self, symbol: str, from_id: int, limit: int = MAX_LIMIT) -> list[Trade]:
+        """GET /api/v3/historicalTrades: up to ``limit`` trades with id >= ``from_id``, ascending."""
+        _check_limit(limit)
+        answer = self._request("/api/v3/historicalTrades", {"symbol": symbol, "fromId": from_id, "limit": limit})
+        return _parsed(answer, parse_rest_trades, symbol, answer.body)
+
+    def agg_trades(self, symbol: str, *, from_id: int | None = None, start_time: int | None = None,
+                   end_time: int | None = None, limit: int = MAX_LIMIT) -> list[AggTrade]:
+        """GET /api/v3/aggTrades: aggregate trades from ``from_id``, or within [start_time, end_time] (both bounds
+        inclusive), oldest first; rows Binance marks invalid are left out."""
+        _check_limit(limit)
+        if from_id is not None and (start_time is not None or end_time is not None):
+            raise ValueError("from_id cannot be combined with start_time / end_time (Binance -1128)")
+        params: dict[str, Any] = {"symbol": symbol, "limit": limit}
+        for name, value in (("fromId", from_id), ("startTime", start_time), ("endTime", end_time)):
+            if value is not None:
+                params[name] = value
+        answer = self._request("/api/v3/aggTrades", params)
+        return _parsed(answer, parse_rest_agg_trades, answer.body)
+
+    def klines(self, symbol: str, interval: str, start_time: int | None = None, end_time: int | None = None,
+               limit: int = MAX_LIMIT) -> list[Kline]:
+        """GET /api/v3/klines: klines of ``interval`` ('1s', '1m', ...) opening in [start_time, end_time]."""
+        _check_limit(limit)
+        params: dict[str, Any] = {"symbol": symbol, "interval": interval, "limit": limit}
+        if start_time is not None:
+            params["startTime"] = start_time
+        if end_time is not None:
+            params["endTime"] = end_time
+        answer = self._request("/api/v3/klines", params)
+        return _parsed(answer, parse_rest_klines, symbol, answer.body)
+
+    # ---- trades of a time window ---------------------------------------------------------------------------------
+    def first_trade_id(self, symbol: str, start_ms: int, end_ms: int) -> int | None:
+        """Id of the first trade with start_ms <= time < end_ms, or None when the window has none (so far).
+        One aggTrades request (weight 4): an aggregate's trades share its time, so the first aggregate of the
+        window starts with the window's first trade."""
+        if end_ms <= start_ms or start_ms > self.budget.now_ms():
+            return None
+        params = {"symbol": symbol, "startTime": start_ms, "endTime": end_ms - 1, "limit": 1}  # both inclusive
+        for limit in (1, MAX_LIMIT):  # the second pass only if the first row is one Binance marks invalid
+            params["limit"] = limit
+            try:
+                answer = self._request("/api/v3/aggTrades", params)
+            except ExchangeError as exc:
+                if exc.code == -1128:  # the window starts after the exchange's now (clock skew): nothing yet
+                    return None
+                raise
+            aggs = _parsed(answer, parse_rest_agg_trades, answer.body)
+            if aggs:
+                return aggs[0].first_trade_id
+            if answer.body.strip() in (b"[]", b""):
+                return None
+        return None
+
+    def iter_trades_from(self, symbol: str, from_id: int, limit: int = MAX_LIMIT) -> Iterator[list[Trade]]:
+        """Pages of trades with id >= ``from_id``, ascending, ``limit`` per historicalTrades request (25 weight
+        each, whatever the limit: keep 1000). Ends after a page shorter than ``limit`` (the newest trade was
+        reached); stop iterating as soon as you have what you need, since every page costs weight."""
+        next_id = from_id
+        while True:
+            page = self.historical_trades(symbol, next_id, limit)
+            if page:
+                yield page
+                next_id = page[-1].trade_id + 1
+            if len(page) < limit:
+                return
+
+    def trades_between(self, symbol: str, start_ms: int, end_ms: int) -> list[Trade]:
+        """Exactly the trades of ``symbol`` with start_ms <= trade_time < end_ms, ascending by id ([] when the
+        window has none). Costs 4 weight (aggTrades) plus 25 per 1000 trades (historicalTrades), the last page
+        reaching past the window.
+
+        A window that has not ended yet (end_ms after the exchange's now) returns the trades that exist so far;
+        ask again after end_ms for the complete window. A window in the future returns []."""
+        first = self.first_trade_id(symbol, start_ms, end_ms)
+        if first is None:
+            return []
+        out: list[Trade] = []
+        for page in self.iter_trades_from(symbol, first):
+            if page[-1].trade_time < end_ms:
+                out.extend(page)
+                continue
+            cut = bisect.bisect_left(page, end_ms, key=lambda t: t.trade_time)
+            out.extend(page[:cut])
+            break
+        if out and out[0].trade_time < start_ms:  # cannot happen on Binance; never return a trade outside
+            out = [t for t in out if t.trade_time >= start_ms]
+        return out
+
+    # ---- lifecycle -----------------------------------------------------------------------------------------------
     def close(self) -> None:
         self._session.close()
 
@@ -72,25 +248,148 @@ class BinanceRestClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    # ---- the request path ----------------------------------------------------------------------------------------
     def _get(self, path: str, params: dict[str, Any] | None = None) -> tuple[str, Any]:
-        url = self.base_url + path
-        try:
-            response = self._session.get(url, params=params, timeout=self.timeout)
-        except requests.Timeout:
-            raise ExchangeUnreachable(url, f"no answer within {self.timeout:g} s") from None
-        except requests.ConnectionError as exc:
-            raise ExchangeUnreachable(url, _connection_reason(exc)) from None
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if response.status_code >= 400:
-            if isinstance(body, dict) and "msg" in body:
-                raise ExchangeError(response.status_code, body.get("code"), str(body["msg"]), url)
-            raise ExchangeError(response.status_code, None, _describe_non_binance_body(response), url)
-        if body is None:
-            raise ExchangeError(response.status_code, None, _describe_non_binance_body(response), url)
-        return url, body
+        answer = self._request(path, params)
+        return answer.url, _json(answer)
+
+    def _ensure_limit(self) -> None:
+        """Learn the REQUEST_WEIGHT limit from exchangeInfo once per budget (one caller fetches, the others wait)."""
+        if self.budget.limit_known or self._limit_tried:
+            return
+        with self.budget.limit_lock:
+            if self.budget.limit_known or self._limit_tried:
+                return
+            self._limit_tried = True
+            try:
+                self.exchange_info()
+            except (ExchangeBanned, ExchangeUnreachable):
+                raise
+            except ExchangeError as exc:
+                log.warning("could not read the weight limit from exchangeInfo (%s); assuming %d a minute",
+                            exc, self.budget.limit)
+            if not self.budget.limit_known:
+                log.warning("exchangeInfo at %s has no REQUEST_WEIGHT/MINUTE limit; assuming %d a minute",
+                            self.base_url, self.budget.limit)
+
+    def _request(self, path: str, params: dict[str, Any] | None = None) -> _Answer:
+        weight = ENDPOINT_WEIGHTS.get(path, 1)
+        if weight > 1 and path != "/api/v3/exchangeInfo":
+            self._ensure_limit()
+        rounds = rate_limited = 0
+        while True:
+            failures: list[tuple[str, str, ExchangeError | None]] = []  # (url, reason, 5xx error)
+            n = len(self.base_urls)
+            retry_now = False
+            for k in range(n):
+                i = (self._preferred + k) % n
+                url = self.base_urls[i] + path
+                sent = self.budget.acquire(weight)
+                sent_local = self.budget.local_ms()
+                try:
+                    response = self._session.get(url, params=params, timeout=self.timeout)
+                except requests.Timeout:
+                    failures.append((url, f"no answer within {self.timeout:g} s", None))
+                    continue
+                except requests.ConnectionError as exc:
+                    failures.append((url, _connection_reason(exc), None))
+                    continue
+                received_local = self.budget.local_ms()
+                self.budget.observe(_int_header(response, "X-MBX-USED-WEIGHT-1M"), sent)
+                status = response.status_code
+                if status == 429:
+                    rate_limited += 1
+                    if rate_limited > self.max_rate_limit_waits:
+                        raise _error(response, url)
+                    retry_after = _retry_after_s(response)
+                    if retry_after is None:  # not given: the rest of the exchange minute
+                        retry_after = (MINUTE_MS - self.budget.now_ms() % MINUTE_MS) / 1000
+                    log.warning("%s answered 429; every caller waits %g s", url, retry_after)
+                    self.budget.pause(retry_after)
+                    retry_now = True
+                    break
+                if status == 418:
+                    retry_after = _retry_after_s(response) or 120
+                    until = self.budget.ban(self.budget.now_ms() + int(retry_after * 1000))
+                    server = _error(response, url)
+                    raise ExchangeBanned(until, url, f"IP banned by the exchange until {utc_text(until)} "
+                                                     f"(Retry-After {retry_after:g} s); no request is sent before "
+                                                     f"then. The exchange said: {server.msg}")
+                if status >= 500:
+                    failures.append((url, f"HTTP {status}", _error(response, url)))
+                    continue
+                if status >= 400:
+                    raise _error(response, url)
+                self._preferred = i
+                return _Answer(url, response.content, response, sent_local, received_local)
+            if retry_now:
+                continue
+            rounds += 1
+            if rounds >= self.max_attempts:
+                raise _give_up(failures, rounds)
+            delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** (rounds - 1)) * random.uniform(0.5, 1.0)
+            log.info("%s failed (%s); retrying in %.2f s", path, "; ".join(f"{u}: {r}" for u, r, _ in failures),
+                     delay)
+            time.sleep(delay)
+
+
+def _give_up(failures: list[tuple[str, str, ExchangeError | None]], rounds: int) -> Exception:
+    answered = [err for _, _, err in failures if err is not None]
+    tries = f"{rounds} attempt{'s' if rounds > 1 else ''}"
+    if answered:  # the exchange answered, with a 5xx: an error, not unreachability
+        last = answered[-1]
+        return ExchangeError(last.status, last.code, f"{last.msg} (after {tries})", last.url)
+    urls = [u for u, _, _ in failures]
+    if len(failures) == 1:
+        return ExchangeUnreachable(urls[0], f"{failures[0][1]} (after {tries})")
+    reason = "; ".join(f"{u}: {r}" for u, r, _ in failures) + f" (after {tries} each)"
+    return ExchangeUnreachable(", ".join(urls), reason, urls)
+
+
+def _error(response: requests.Response, url: str) -> ExchangeError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and "msg" in body:
+        return ExchangeError(response.status_code, body.get("code"), str(body["msg"]), url)
+    return ExchangeError(response.status_code, None, _describe_non_binance_body(response), url)
+
+
+def _json(answer: _Answer) -> Any:
+    try:
+        return answer.response.json()
+    except ValueError:
+        raise ExchangeError(answer.response.status_code, None, _describe_non_binance_body(answer.response),
+                            answer.url) from None
+
+
+def _parsed(answer: _Answer, parse, *args):
+    try:
+        return parse(*args)
+    except MalformedPayload as exc:
+        raise ExchangeError(answer.response.status_code, None, str(exc), answer.url) from None
+
+
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+
+
+def _int_header(response: requests.Response, name: str) -> int | None:
+    value = response.headers.get(name)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _retry_after_s(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _connection_reason(exc: requests.ConnectionError) -> str:

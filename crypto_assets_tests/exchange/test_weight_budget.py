@@ -1,0 +1,153 @@
+"""WeightBudget on its own (no server): room per exchange minute, waits, resync, 429 pauses, 418 bans, threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from crypto_assets.exchange.errors import ExchangeBanned
+from crypto_assets.exchange.weight_budget import MINUTE_MS, WeightBudget, host_key
+
+from crypto_assets_tests.exchange._clocks import FastClock
+
+T0 = 1_767_225_600_000  # 2026-01-01 00:00:00 UTC, a minute boundary
+
+
+class FrozenClock:
+    def __init__(self, ms: int):
+        self.ms = ms
+
+    def __call__(self) -> int:
+        return self.ms
+
+
+def test_for_host_shares_one_budget_per_host():
+    a = WeightBudget.for_host("http://127.0.0.1:1/")
+    assert WeightBudget.for_host("127.0.0.1:1") is a
+    assert WeightBudget.for_host("http://127.0.0.1:2") is not a
+    assert host_key("https://API.binance.com/api/v3") == "api.binance.com"
+    WeightBudget.forget("127.0.0.1:1")
+    assert WeightBudget.for_host("127.0.0.1:1") is not a
+
+
+def test_default_limit_and_share_until_the_exchange_says_otherwise():
+    budget = WeightBudget()
+    assert (budget.limit, budget.share, budget.ceiling, budget.limit_known) == (6000, 0.95, 5700, False)
+    budget.set_limit(300)
+    assert (budget.ceiling, budget.limit_known) == (285, True)
+    with pytest.raises(ValueError):
+        WeightBudget(share=1.5)
+
+
+def test_acquire_charges_the_current_minute_and_waits_for_the_next_when_full():
+    clock = FastClock(T0 + 10_000, speed=60)  # a minute lasts one real second
+    budget = WeightBudget(limit=100, share=1.0, clock=clock, speed=60)
+    for _ in range(4):
+        budget.acquire(25)
+    assert budget.used() == 100
+    started = time.monotonic()
+    sent = budget.acquire(25)  # waits for the next minute (~50 s of clock, ~0.83 s real)
+    assert sent // MINUTE_MS == T0 // MINUTE_MS + 1
+    assert 0.5 < time.monotonic() - started < 3
+    assert budget.stats()["waits"] == 1
+
+
+def test_a_request_heavier_than_the_ceiling_still_goes_alone():
+    budget = WeightBudget(limit=10, share=1.0, clock=FrozenClock(T0 + 1000))
+    budget.acquire(20)
+    assert budget.used() == 20
+
+
+def test_requests_near_the_minute_end_count_in_both_minutes():
+    clock = FrozenClock(T0 + MINUTE_MS - 500)
+    budget = WeightBudget(limit=100, share=1.0, clock=clock, boundary_guard_ms=1000)
+    budget.acquire(25)
+    clock.ms = T0 + MINUTE_MS + 10
+    assert budget.used() == 25
+
+
+def test_observe_resyncs_upwards_only_and_only_within_the_minute_of_sending():
+    clock = FrozenClock(T0 + 1000)
+    budget = WeightBudget(limit=1000, clock=clock)
+    sent = budget.acquire(25)
+    budget.observe(400, sent)  # another process on the same IP used weight too
+    assert budget.used() == 400
+    budget.observe(30, sent)  # the server has not seen our requests in flight yet: ours stands
+    assert budget.used() == 400
+    late = budget.acquire(25)
+    clock.ms = T0 + MINUTE_MS + 5  # the answer came back in the next minute: ambiguous, ignored
+    budget.observe(900, late)
+    assert budget.used() == 0
+    assert budget.stats()["max_reported_used"] == 900
+
+
+def test_server_time_offset_moves_the_minute():
+    clock = FrozenClock(T0 + MINUTE_MS - 5_000)  # local clock 5 s before the boundary ...
+    budget = WeightBudget(limit=100, share=1.0, clock=clock)
+    budget.set_server_time(T0 + MINUTE_MS + 2_000, clock.ms - 10, clock.ms + 10)  # ... the exchange 2 s past it
+    assert budget.now_ms() == T0 + MINUTE_MS + 2_000
+    budget.acquire(100)
+    clock.ms += 4_000  # local clock crosses the boundary, the exchange's minute does not change
+    assert budget.used() == 100
+
+
+def test_pause_holds_every_caller_until_retry_after():
+    clock = FastClock(T0 + 1_000, speed=10)
+    budget = WeightBudget(clock=clock, speed=10)
+    budget.pause(5)  # 5 s of clock = 0.5 s real
+    started = time.monotonic()
+    sent = budget.acquire(1)
+    assert sent >= T0 + 6_000 - 50
+    assert 0.3 < time.monotonic() - started < 2
+    assert budget.stats()["responses_429"] == 1
+
+
+def test_ban_makes_every_acquire_raise_until_it_ends_including_callers_already_waiting():
+    clock = FastClock(T0 + 1_000, speed=1)
+    budget = WeightBudget(limit=10, share=1.0, clock=clock)
+    budget.acquire(10)  # the minute is full: the next caller waits ~59 s
+    errors = []
+
+    def waiter():
+        try:
+            budget.acquire(5)
+        except ExchangeBanned as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    time.sleep(0.1)
+    until = budget.ban(clock() + 300)
+    thread.join(2)
+    assert not thread.is_alive() and len(errors) == 1 and errors[0].until_ms == until
+    with pytest.raises(ExchangeBanned) as excinfo:
+        budget.acquire(1)
+    assert excinfo.value.until in str(excinfo.value) and "banned" in str(excinfo.value)
+    time.sleep(0.35)
+    budget.set_limit(1000)
+    budget.acquire(1)  # the ban is over
+
+
+def test_threads_never_spend_more_than_the_ceiling_in_any_minute():
+    clock = FastClock(T0 + 30_000, speed=300)  # 0.2 real seconds per minute
+    budget = WeightBudget(limit=200, share=0.95, clock=clock, speed=300, boundary_guard_ms=0)
+    per_minute: Counter = Counter()
+    lock = threading.Lock()
+
+    def worker():
+        for _ in range(12):
+            sent = budget.acquire(25)
+            with lock:
+                per_minute[sent // MINUTE_MS] += 25
+
+    threads = [threading.Thread(target=worker) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sum(per_minute.values()) == 5 * 12 * 25
+    assert max(per_minute.values()) <= 190  # floor(200 x 0.95) = 190: seven requests of 25 = 175
+    assert len(per_minute) >= 1500 // 175
