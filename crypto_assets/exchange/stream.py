@@ -25,6 +25,7 @@ from __future__ import annotations
 import collections
 import logging
 import random
+import socket
 import struct
 import threading
 import time
@@ -90,10 +91,35 @@ class AttemptWindow:
         return len(self._times)
 
 
-def stream_url(ws_url: str, symbols: list[str]) -> str:
+def stream_url(ws_url: str, symbols: list[str], klines: bool = True) -> str:
     """``<ws_url>/stream?streams=btcusdt@trade/btcusdt@kline_1m/...``."""
-    names = [f"{s.lower()}@{kind}" for s in symbols for kind in ("trade", "kline_1m")]
+    kinds = ("trade", "kline_1m") if klines else ("trade",)
+    names = [f"{s.lower()}@{kind}" for s in symbols for kind in kinds]
     return ws_url.rstrip("/") + "/stream?streams=" + "/".join(names)
+
+
+class _BufferedRecv:
+    """websocket-client reads each frame with two or three ``recv()`` calls of exact sizes (header, length,
+    payload), each a system call (two with a socket timeout). This serves them from one large ``recv()``: the
+    same bytes in the same order, a fraction of the system calls. Installed as the connection's frame reader."""
+
+    __slots__ = ("sock", "buf", "pos")
+
+    def __init__(self, sock: socket.socket):
+        self.sock, self.buf, self.pos = sock, b"", 0
+
+    def __call__(self, size: int) -> bytes:
+        buf, pos = self.buf, self.pos
+        if pos >= len(buf):
+            try:
+                buf = self.sock.recv(1 << 18)
+            except socket.timeout:
+                raise websocket.WebSocketTimeoutException("timed out") from None
+            if not buf:
+                raise websocket.WebSocketConnectionClosedException("Connection to remote host was lost.")
+            pos = 0
+        self.buf, self.pos = buf, pos + size
+        return buf[pos:pos + size]
 
 
 class BinanceStream:
@@ -105,12 +131,14 @@ class BinanceStream:
     second, each drawn in [delay/2, delay] (jitter). The first attempt after a connection that lived at least
     ``stable_after_s`` (or was renewed) goes out at once.
     ``max_attempts`` per ``attempt_window_s``: this client's own cap on connection attempts (Binance: 300 / 5 min).
+    ``klines``: also carry ``<symbol>@kline_1m`` (default); off, the connection carries trades only.
     """
 
     def __init__(self, ws_url: str, symbols: list[str], *, silence_timeout_s: float = 30.0,
                  max_age_s: float = 23 * 3600 + 50 * 60, connect_timeout_s: float = 10.0,
                  backoff_initial_s: float = 0.5, backoff_max_s: float = 30.0, stable_after_s: float = 60.0,
-                 max_attempts: int = 60, attempt_window_s: float = 300.0, poll_s: float = 1.0):
+                 max_attempts: int = 60, attempt_window_s: float = 300.0, poll_s: float = 1.0,
+                 klines: bool = True):
         symbols = [s.upper() for s in symbols]
         if not symbols:
             raise ValueError("BinanceStream needs at least one symbol")
@@ -123,7 +151,7 @@ class BinanceStream:
         if silence_timeout_s <= 0 or max_age_s <= 0 or backoff_initial_s <= 0 or backoff_max_s < backoff_initial_s:
             raise ValueError("timeouts and backoff delays must be positive (backoff_max_s >= backoff_initial_s)")
         self.symbols = symbols
-        self.url = stream_url(ws_url, symbols)
+        self.url = stream_url(ws_url, symbols, klines)
         self.silence_timeout_s = silence_timeout_s
         self.max_age_s = max_age_s
         self.connect_timeout_s = connect_timeout_s
@@ -212,6 +240,8 @@ class BinanceStream:
                             min(self.backoff_max_s, self.backoff_initial_s * 2 ** min(self._failures - 1, 30)))
                 continue
             ws.settimeout(self.poll_s)
+            if getattr(ws, "frame_buffer", None) is not None and hasattr(ws.frame_buffer, "recv"):
+                ws.frame_buffer.recv = _BufferedRecv(ws.sock)
             self._ws = ws
             if self._closed:  # close() raced with the connect
                 self._disconnect(ws, polite=True)

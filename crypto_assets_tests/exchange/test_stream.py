@@ -162,6 +162,7 @@ def disconnects(records: list, starting: str = "") -> list[Disconnected]:
 def test_url_carries_trade_and_kline_streams_of_every_symbol():
     assert stream_url("wss://stream.binance.com:9443/", ["BTCUSDT", "ethusdt"]) == (
         "wss://stream.binance.com:9443/stream?streams=btcusdt@trade/btcusdt@kline_1m/ethusdt@trade/ethusdt@kline_1m")
+    assert stream_url("ws://h:1", ["BTCUSDT"], klines=False) == "ws://h:1/stream?streams=btcusdt@trade"
 
 
 def test_a_healthy_stream_is_contiguous_and_answers_pings(sim):
