@@ -289,14 +289,18 @@ class BinanceRestClient:
                 try:
                     response = self._session.get(url, params=params, timeout=self.timeout)
                 except requests.Timeout:
+                    self.budget.observe(None, sent)
                     failures.append((url, f"no answer within {self.timeout:g} s", None))
                     continue
                 except requests.ConnectionError as exc:
+                    self.budget.observe(None, sent)
                     failures.append((url, _connection_reason(exc), None))
                     continue
                 received_local = self.budget.local_ms()
-                self.budget.observe(_int_header(response, "X-MBX-USED-WEIGHT-1M"), sent)
+                used = _int_header(response, "X-MBX-USED-WEIGHT-1M")
                 status = response.status_code
+                if status != 429:
+                    self.budget.observe(used, sent)
                 if status == 429:
                     rate_limited += 1
                     if rate_limited > self.max_rate_limit_waits:
@@ -305,7 +309,7 @@ class BinanceRestClient:
                     if retry_after is None:  # not given: the rest of the exchange minute
                         retry_after = (MINUTE_MS - self.budget.now_ms() % MINUTE_MS) / 1000
                     log.warning("%s answered 429; every caller waits %g s", url, retry_after)
-                    self.budget.pause(retry_after)
+                    self.budget.pause(retry_after, used)
                     retry_now = True
                     break
                 if status == 418:

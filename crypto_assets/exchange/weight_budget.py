@@ -13,12 +13,18 @@ asset of the process under the limit:
   larger of ours and the server's wins: ours also counts requests still in flight, the server's also counts other
   processes on the IP).
 - ``pause(retry_after_s)`` after a 429: every caller waits until ``Retry-After`` has passed (never sooner, so the
-  exchange never sees a request during its back-off window and has no reason to escalate to a 418).
+  exchange never sees a request during its back-off window and has no reason to escalate to a 418). Then one
+  request goes first, as a probe; the others follow once it has been answered (and wait again if that answer is
+  another 429), so a crowd of threads does not hit a still-running back-off all at once. Requests already in flight
+  when the 429 arrives cannot be recalled: Binance forgives a few.
 - ``ban(until_ms)`` after a 418: every ``acquire`` raises ``ExchangeBanned`` until the ban ends, so nothing is sent.
 
 Minutes are the exchange's clock minutes: the local clock plus an offset learnt from the server's time
-(``set_server_time``); 0 until known, which is right when both run on synchronised clocks. A request sent within
-``boundary_guard_ms`` of a minute's end is charged to both minutes, since the server may count it in either.
+(``set_server_time``; kept at 0 unless the clocks differ by more than the measurement can tell, which is right when
+both run on synchronised clocks). A request sent within ``boundary_guard_ms`` (default 1 s) of a minute boundary,
+on either side, is charged to both minutes and needs room in both, since the server may count it in either (clock
+skew, latency). This costs no throughput when the budget is the limit: each minute's requests then go out in a
+burst ``boundary_guard_ms`` after it starts.
 """
 
 from __future__ import annotations
@@ -78,6 +84,9 @@ class WeightBudget:
         self._used: dict[int, int] = {}  # exchange minute -> weight counted in it
         self._paused_until_ms = 0
         self._banned_until_ms = 0
+        self._probe_pending = False  # after a 429: the next request goes alone
+        self._probe_sent_ms: int | None = None
+        self._probe_timeout_ms = 10_000
         self._cond = threading.Condition()
         self._stats = {"acquired_weight": 0, "requests": 0, "waits": 0, "waited_s": 0.0, "max_reported_used": 0,
                        "responses_429": 0, "responses_418": 0}
@@ -119,8 +128,11 @@ class WeightBudget:
     def set_server_time(self, server_ms: int, sent_ms: int, received_ms: int) -> None:
         """Learn the exchange clock's offset from a server time read between local ``sent_ms`` and
         ``received_ms`` (taken as read half-way)."""
+        offset = server_ms - (sent_ms + received_ms) // 2
+        if abs(offset) <= (received_ms - sent_ms) // 2 + 1:
+            offset = 0  # within what one round trip can measure: the clocks agree
         with self._cond:
-            self._offset_ms = server_ms - (sent_ms + received_ms) // 2
+            self._offset_ms = offset
 
     def local_ms(self) -> int:
         return self._clock()
@@ -141,21 +153,26 @@ class WeightBudget:
                     raise ExchangeBanned(self._banned_until_ms, self.name)
                 if self._paused_until_ms > now:
                     wake = self._paused_until_ms
+                elif self._probe_pending and self._probe_sent_ms is not None \
+                        and now < self._probe_sent_ms + self._probe_timeout_ms:
+                    wake = self._probe_sent_ms + self._probe_timeout_ms  # or until the probe is answered
                 else:
-                    minute = now // MINUTE_MS
-                    used = self._used.get(minute, 0)
-                    # A request heavier than the whole ceiling can never fit: let it go alone in a fresh minute.
-                    if used + weight <= self.ceiling or used == 0:
-                        self._charge(minute, weight)
-                        if (minute + 1) * MINUTE_MS - now <= self.boundary_guard_ms:
-                            self._charge(minute + 1, weight)
+                    zone = {(now - self.boundary_guard_ms) // MINUTE_MS, now // MINUTE_MS,
+                            (now + self.boundary_guard_ms) // MINUTE_MS}
+                    blocked = [m for m in zone if self._used.get(m, 0) + weight > self.ceiling]
+                    # A request heavier than the whole ceiling can never fit: let it go alone in fresh minutes.
+                    if not blocked or all(self._used.get(m, 0) == 0 for m in zone):
+                        for m in zone:
+                            self._charge(m, weight)
+                        if self._probe_pending:
+                            self._probe_sent_ms = now
                         self._stats["acquired_weight"] += weight
                         self._stats["requests"] += 1
                         if waited_from is not None:
                             self._stats["waits"] += 1
                             self._stats["waited_s"] += (self.now_ms() - waited_from) / 1000
                         return now
-                    wake = (minute + 1) * MINUTE_MS
+                    wake = (max(blocked) + 1) * MINUTE_MS + self.boundary_guard_ms
                 if waited_from is None:
                     waited_from = now
                 # Woken early by ban() / set_limit(); otherwise sleep until the minute (or the pause) ends.
@@ -168,21 +185,29 @@ class WeightBudget:
                 del self._used[old]
 
     def observe(self, used_weight: int | None, sent_ms: int) -> None:
-        """Resync from a response's ``X-MBX-USED-WEIGHT-1M`` for a request charged at exchange time ``sent_ms``.
-        Applied only when the answer came back in the minute the request was sent in: otherwise the server may
-        have counted it in either minute."""
-        if used_weight is None:
-            return
+        """Report how a request charged at exchange time ``sent_ms`` ended (anything but a 429: call ``pause``
+        then): its ``X-MBX-USED-WEIGHT-1M`` (None when there was none, or no answer at all) resyncs the minute's
+        count, applied only when the answer came back in the minute the request was sent in (otherwise the server
+        may have counted it in either minute)."""
         with self._cond:
+            if self._probe_pending and self._probe_sent_ms is not None and sent_ms >= self._probe_sent_ms:
+                self._probe_pending, self._probe_sent_ms = False, None
+                self._cond.notify_all()
+            if used_weight is None:
+                return
             self._stats["max_reported_used"] = max(self._stats["max_reported_used"], used_weight)
             minute = sent_ms // MINUTE_MS
             if self.now_ms() // MINUTE_MS == minute and used_weight > self._used.get(minute, 0):
                 self._used[minute] = used_weight
 
-    def pause(self, retry_after_s: float) -> None:
-        """A 429: nobody sends before ``retry_after_s`` seconds from now."""
+    def pause(self, retry_after_s: float, used_weight: int | None = None) -> None:
+        """A 429 (with its ``X-MBX-USED-WEIGHT-1M``): nobody sends before ``retry_after_s`` seconds from now, and
+        then one request goes first."""
         with self._cond:
             self._stats["responses_429"] += 1
+            if used_weight is not None:
+                self._stats["max_reported_used"] = max(self._stats["max_reported_used"], used_weight)
+            self._probe_pending, self._probe_sent_ms = True, None
             self._paused_until_ms = max(self._paused_until_ms, self.now_ms() + int(retry_after_s * 1000))
 
     def ban(self, until_ms: int) -> int:

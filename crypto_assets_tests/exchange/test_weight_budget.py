@@ -61,12 +61,27 @@ def test_a_request_heavier_than_the_ceiling_still_goes_alone():
     assert budget.used() == 20
 
 
-def test_requests_near_the_minute_end_count_in_both_minutes():
+def test_requests_near_a_minute_boundary_count_in_both_minutes():
     clock = FrozenClock(T0 + MINUTE_MS - 500)
     budget = WeightBudget(limit=100, share=1.0, clock=clock, boundary_guard_ms=1000)
     budget.acquire(25)
     clock.ms = T0 + MINUTE_MS + 10
     assert budget.used() == 25
+    budget.acquire(25)  # also charged to the minute before
+    assert budget.used() == 50
+    clock.ms = T0 + MINUTE_MS - 1
+    assert budget.used() == 50
+    clock.ms = T0 + MINUTE_MS + 2000
+    budget.acquire(25)
+    assert budget.used() == 75
+
+
+def test_a_full_minute_also_holds_back_the_first_guard_ms_of_the_next():
+    clock = FastClock(T0 + 50_000, speed=60)
+    budget = WeightBudget(limit=100, share=1.0, clock=clock, speed=60, boundary_guard_ms=2000)
+    budget.acquire(100)
+    sent = budget.acquire(25)
+    assert T0 + MINUTE_MS + 2000 <= sent < T0 + MINUTE_MS + 8000
 
 
 def test_observe_resyncs_upwards_only_and_only_within_the_minute_of_sending():
