@@ -10,6 +10,7 @@ import time
 
 import pytest
 import requests
+import websocket
 
 from crypto_assets.exchange.models import (
     Connected, Disconnected, Kline, MalformedFrame, Trade, parse_rest_trades,
@@ -165,9 +166,12 @@ def test_url_carries_trade_and_kline_streams_of_every_symbol():
     assert stream_url("ws://h:1", ["BTCUSDT"], klines=False) == "ws://h:1/stream?streams=btcusdt@trade"
 
 
-def test_a_healthy_stream_is_contiguous_and_answers_pings(sim):
-    # The server pings every 0.3 s and drops a client that leaves a ping unanswered for 1 s.
+def test_a_healthy_stream_is_contiguous_and_answers_pings(sim, monkeypatch):
+    # The server pings every 0.3 s (payload: its clock in ms) and drops a client that leaves a ping unanswered for 1 s.
     sim.hub.settings.ping_interval_s, sim.hub.settings.pong_timeout_s = 0.3, 1.0
+    pongs, pong = [], websocket.WebSocket.pong
+    monkeypatch.setattr(websocket.WebSocket, "pong", lambda self, payload="": (pongs.append(payload),
+                                                                               pong(self, payload)))
     cap = capture(sim)
     cap.wait_trades(100)
     time.sleep(2.5)
@@ -180,6 +184,8 @@ def test_a_healthy_stream_is_contiguous_and_answers_pings(sim):
     stats = cap.stream.stats
     assert stats.trades == len(cap.of(Trade)) and stats.malformed == 0
     assert (stats.attempts, stats.connects, stats.reconnects) == (1, 1, 0)
+    assert len(pongs) >= 6  # each with the ping's payload, the server's clock when it pinged
+    assert all(isinstance(p, bytes) and abs(int(p) - sim.clock()) < 10_000 for p in pongs)
     assert cap.of(Connected)[0].url == sim.ws_url + "/stream?streams=ethusdt@trade/ethusdt@kline_1m/btcusdt@trade/btcusdt@kline_1m"
 
 
@@ -199,6 +205,7 @@ def test_pings_alone_keep_a_quiet_connection_alive(sim):
 def test_drop_storm(sim):
     cap = capture(sim)
     cap.wait_trades(50)
+    time.sleep(1.0)
     drops = 0
     for n in range(4):  # four drops in a row, each as soon as the stream is back
         cap.wait_connects(n + 1)
@@ -206,6 +213,7 @@ def test_drop_storm(sim):
         drops += sim.drop_connections()
     cap.wait_connects(5)
     cap.wait_trades(50)
+    time.sleep(1.0)
     records = cap.stop()
     check_continuity(records)
     assert drops == 4
@@ -221,10 +229,12 @@ def test_drop_storm(sim):
 def test_half_open_connection_is_detected_and_replaced(sim):
     cap = capture(sim, silence_timeout_s=1.0)
     cap.wait_trades(50)
+    time.sleep(1.0)
     injected = time.monotonic()
     assert sim.half_open() == 1  # silent forever: no data, no pings, no close
     cap.wait_connects(2, seconds=5)
     cap.wait_trades(50)
+    time.sleep(1.0)
     records = cap.stop()
     check_continuity(records)
     lost = disconnects(records, "silent")
@@ -238,11 +248,13 @@ def test_half_open_connection_is_detected_and_replaced(sim):
 def test_server_shutdown_reconnects_at_once(sim):
     cap = capture(sim)
     cap.wait_trades(50)
+    time.sleep(1.0)
     injected = time.monotonic()
     assert sim.server_shutdown(grace_s=3.0) == 1
     cap.wait_connects(2, seconds=5)
     reconnected = time.monotonic()
     cap.wait_trades(50)
+    time.sleep(1.0)
     records = cap.stop()
     check_continuity(records)
     assert [d.reason for d in disconnects(records)] == ["server shutdown", "closed"]
@@ -266,9 +278,11 @@ def test_malformed_frames_are_reported_with_their_symbol_and_never_break_the_str
     caplog.set_level(logging.WARNING, "crypto_assets.exchange.stream")
     cap = capture(sim)
     cap.wait_trades(50)
+    time.sleep(1.0)
     sim.send_malformed("ETHUSDT", count=10)  # every kind twice: truncated, not-json, wrong-type, missing-field, binary
     cap.wait(lambda: cap.stream.stats.malformed >= 10)
     cap.wait_trades(50)
+    time.sleep(1.0)
     records = cap.stop()
     check_continuity(records)
     bad = cap.of(MalformedFrame)
