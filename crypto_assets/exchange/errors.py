@@ -50,6 +50,7 @@ class ExchangeBanned(ExchangeError):
         super().__init__(418, -1003, msg or f"IP banned by the exchange until {until}; no request is sent before "
                                             f"then", url)
         self.until = until
+        self.args = (f"{url}: {self.msg}",)  # not "answered": most of these never reached the exchange
 
 
 class UnknownSymbol(ExchangeError, ValueError):
