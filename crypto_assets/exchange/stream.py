@@ -127,9 +127,10 @@ class BinanceStream:
 
     ``silence_timeout_s``: no frame at all (data or ping) for this long means a half-open connection.
     ``max_age_s``: renew the connection after this long (Binance cuts at 24 h).
-    ``backoff_initial_s`` / ``backoff_max_s``: delays between failing attempts double from the first to the
-    second, each drawn in [delay/2, delay] (jitter). The first attempt after a connection that lived at least
-    ``stable_after_s`` (or was renewed) goes out at once.
+    ``backoff_initial_s`` / ``backoff_max_s``: the delay before an attempt after failures (failed connects, or
+    connections that died within ``stable_after_s``) doubles from the first up to the second, drawn in
+    [delay/2, delay] (jitter). The first attempt, and the first after a renewal or a connection that lived at least
+    ``stable_after_s``, goes out at once.
     ``max_attempts`` per ``attempt_window_s``: this client's own cap on connection attempts (Binance: 300 / 5 min).
     ``klines``: also carry ``<symbol>@kline_1m`` (default); off, the connection carries trades only.
     """
