@@ -111,7 +111,7 @@ def test_a_window_that_has_not_ended_returns_the_trades_so_far(sim, client):
 
 
 def test_iter_trades_from_pages_dense_ids(sim, client):
-    first = truth(sim, BURSTY, past_minute(sim, 2), past_minute(sim, 2) + 50)[0].trade_id
+    first = truth(sim, BURSTY, past_minute(sim, 2), past_minute(sim, 2) + 1000)[0].trade_id  # a burst each second
     pages = []
     for page in client.iter_trades_from(BURSTY, first):
         pages.append(page)
