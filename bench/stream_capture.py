@@ -1,17 +1,16 @@
 """How much of websocket-client's raw receive rate BinanceStream keeps while turning every frame into a record.
 
 The simulator runs as its own process with BTCUSDT trading far above any real rate; this process then reads
-``/stream?streams=btcusdt@trade`` for N seconds, one connection at a time:
+the stream for N seconds, one connection at a time:
 
   (a)  raw websocket-client: ``websocket.create_connection(url)`` and a tight ``recv()`` loop (default options:
        websocket-client validates UTF-8 in pure Python unless wsaccel is installed);
   (a') the same with ``skip_utf8_validation=True``, the option BinanceStream uses (msgspec validates UTF-8 itself);
-  (b)  ``BinanceStream(..., klines=False).records()``: frames parsed into Trade records, counted.
+  (b)  ``BinanceStream(ws_url, ["BTCUSDT"]).records()`` as production runs it (``@trade`` and ``@kline_1m`` on one
+       combined connection): frames parsed into records, trades counted.
 
 Goal: (b) >= 75% of (a). A reader that falls 64 MB behind the market is dropped by the simulator (as Binance drops
-slow consumers); its rate is then the rate until the drop, and the line says so. The stream runs without
-``@kline_1m`` here: at this trade rate the simulator's own open-kline computation (every 2 s, over the minute's
-trades) stalls its pump, which would measure the simulator rather than the client.
+slow consumers); its rate is then the rate until the drop, and the line says so.
 
     .venv/bin/python bench/stream_capture.py [--rate 150000] [--seconds 10]
 """
@@ -27,7 +26,7 @@ import urllib.request
 
 import websocket
 
-from crypto_assets.exchange.models import Trade
+from crypto_assets.exchange.models import Kline, Trade
 from crypto_assets.exchange.stream import BinanceStream
 
 SYMBOL = "BTCUSDT"
@@ -82,7 +81,7 @@ def raw_rate(ws_url: str, seconds: float, **options) -> tuple[float, int, str]:
 
 def stream_rate(ws_url: str, seconds: float, market_rate: float) -> tuple[float, int, str]:
     """Trade records a second from BinanceStream.records(); (rate, records, note)."""
-    stream = BinanceStream(ws_url, [SYMBOL], klines=False)
+    stream = BinanceStream(ws_url, [SYMBOL])
     records = stream.records()
     next(records)  # Connected
     first = next(records)
@@ -90,6 +89,8 @@ def stream_rate(ws_url: str, seconds: float, market_rate: float) -> tuple[float,
     started = time.perf_counter()
     end = started + seconds
     for record in records:
+        if type(record) is Kline:
+            continue
         if type(record) is not Trade:
             note = f"  (stopped at {type(record).__name__} after {time.perf_counter() - started:.1f} s)"
             break
