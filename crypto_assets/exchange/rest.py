@@ -35,13 +35,14 @@ from crypto_assets.exchange.errors import (ExchangeBanned, ExchangeError, Exchan
                                            utc_text)
 from crypto_assets.exchange.models import (AggTrade, Kline, MalformedPayload, Trade, parse_rest_agg_trades,
                                            parse_rest_klines, parse_rest_trades)
-from crypto_assets.exchange.weight_budget import ENDPOINT_WEIGHTS, MINUTE_MS, WeightBudget
+from crypto_assets.exchange import endpoints
+from crypto_assets.exchange.endpoints import MAX_LIMIT
+from crypto_assets.exchange.weight_budget import MINUTE_MS, WeightBudget
 
 __all__ = ["BinanceRestClient", "ExchangeBanned", "ExchangeError", "ExchangeUnreachable", "UnknownSymbol"]
 
 log = logging.getLogger(__name__)
 
-MAX_LIMIT = 1000
 SYMBOL_RE = re.compile(r"^[A-Z0-9-_.]{1,20}$")  # Binance's legal range for a symbol parameter
 
 
@@ -87,11 +88,11 @@ class BinanceRestClient:
     # ---- plain endpoints ---------------------------------------------------------------------------------------
     def ping(self) -> None:
         """GET /api/v3/ping: raises unless the exchange answers."""
-        self._get("/api/v3/ping")
+        self._get(endpoints.PING)
 
     def server_time(self) -> int:
         """GET /api/v3/time: the exchange's clock in milliseconds since the epoch (also sets the budget's offset)."""
-        answer = self._request("/api/v3/time")
+        answer = self._request(endpoints.TIME)
         body = _json(answer)
         if not isinstance(body, dict) or not isinstance(body.get("serverTime"), int):
             raise ExchangeError(200, None, f"expected {{'serverTime': <int>}}, got {_snippet(body)}", answer.url)
@@ -102,7 +103,7 @@ class BinanceRestClient:
         """GET /api/v3/exchangeInfo (for ``symbols``, or every symbol). Also gives the budget the exchange's
         REQUEST_WEIGHT per minute limit and clock. Raises ExchangeError -1121 when a symbol is unknown."""
         params = {"symbols": json.dumps(list(symbols), separators=(",", ":"))} if symbols else None
-        answer = self._request("/api/v3/exchangeInfo", params)
+        answer = self._request(endpoints.EXCHANGE_INFO, params)
         body = _json(answer)
         if not isinstance(body, dict):
             raise ExchangeError(200, None, f"expected an exchangeInfo object, got {_snippet(body)}", answer.url)
@@ -123,7 +124,7 @@ class BinanceRestClient:
         illegal = [s for s in symbols if not SYMBOL_RE.match(s)]
         legal = [s for s in symbols if SYMBOL_RE.match(s)]
         listed: dict[str, dict[str, Any]] = {}
-        url = self.base_url + "/api/v3/exchangeInfo"
+        url = self.base_url + endpoints.EXCHANGE_INFO
         if legal:
             try:
                 info = self.exchange_info(legal)
@@ -143,7 +144,7 @@ class BinanceRestClient:
         """GET /api/v3/trades: the most recent `limit` (1..1000) trades of `symbol`, oldest first, as Binance's
         rows (dicts)."""
         _check_limit(limit)
-        url, body = self._get("/api/v3/trades", {"symbol": symbol, "limit": limit})
+        url, body = self._get(endpoints.TRADES, {"symbol": symbol, "limit": limit})
         if not isinstance(body, list):
             raise ExchangeError(200, None, f"expected a list of trades, got {_snippet(body)}", url)
         return body
@@ -151,7 +152,7 @@ class BinanceRestClient:
     def historical_trades(self, symbol: str, from_id: int, limit: int = MAX_LIMIT) -> list[Trade]:
         """GET /api/v3/historicalTrades: up to ``limit`` trades with id >= ``from_id``, ascending."""
         _check_limit(limit)
-        answer = self._request("/api/v3/historicalTrades", {"symbol": symbol, "fromId": from_id, "limit": limit})
+        answer = self._request(endpoints.HISTORICAL_TRADES, {"symbol": symbol, "fromId": from_id, "limit": limit})
         return _parsed(answer, parse_rest_trades, symbol, answer.body)
 
     def agg_trades(self, symbol: str, *, from_id: int | None = None, start_time: int | None = None,
@@ -165,7 +166,7 @@ class BinanceRestClient:
         for name, value in (("fromId", from_id), ("startTime", start_time), ("endTime", end_time)):
             if value is not None:
                 params[name] = value
-        answer = self._request("/api/v3/aggTrades", params)
+        answer = self._request(endpoints.AGG_TRADES, params)
         return _parsed(answer, parse_rest_agg_trades, answer.body)
 
     def klines(self, symbol: str, interval: str, start_time: int | None = None, end_time: int | None = None,
@@ -177,7 +178,7 @@ class BinanceRestClient:
             params["startTime"] = start_time
         if end_time is not None:
             params["endTime"] = end_time
-        answer = self._request("/api/v3/klines", params)
+        answer = self._request(endpoints.KLINES, params)
         return _parsed(answer, parse_rest_klines, symbol, answer.body)
 
     # ---- trades of a time window ---------------------------------------------------------------------------------
@@ -191,7 +192,7 @@ class BinanceRestClient:
         for limit in (1, MAX_LIMIT):  # the second pass only if the first row is one Binance marks invalid
             params["limit"] = limit
             try:
-                answer = self._request("/api/v3/aggTrades", params)
+                answer = self._request(endpoints.AGG_TRADES, params)
             except ExchangeError as exc:
                 if exc.code == -1128:  # the window starts after the exchange's now (clock skew): nothing yet
                     return None
@@ -273,8 +274,8 @@ class BinanceRestClient:
                             self.base_url, self.budget.limit)
 
     def _request(self, path: str, params: dict[str, Any] | None = None) -> _Answer:
-        weight = ENDPOINT_WEIGHTS.get(path, 1)
-        if weight > 1 and path != "/api/v3/exchangeInfo":
+        weight = endpoints.REST_WEIGHTS.get(path, 1)
+        if weight > 1 and path != endpoints.EXCHANGE_INFO:
             self._ensure_limit()
         rounds = rate_limited = 0
         while True:

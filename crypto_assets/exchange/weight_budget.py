@@ -41,15 +41,6 @@ DEFAULT_WEIGHT_LIMIT = 6000  # REQUEST_WEIGHT per minute until exchangeInfo says
 DEFAULT_SHARE = 0.95
 DEFAULT_BOUNDARY_GUARD_MS = 1000
 
-ENDPOINT_WEIGHTS = {
-    "/api/v3/ping": 1,
-    "/api/v3/time": 1,
-    "/api/v3/exchangeInfo": 20,
-    "/api/v3/trades": 25,
-    "/api/v3/historicalTrades": 25,
-    "/api/v3/aggTrades": 4,
-    "/api/v3/klines": 2,
-}
 
 
 def wall_clock_ms() -> int:

@@ -7,21 +7,13 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from crypto_assets.exchange import endpoints
+from crypto_assets.exchange.endpoints import MAX_LIMIT
 from crypto_assets.exchange.simulator import payloads
 from crypto_assets.exchange.simulator.faults import Faults
 from crypto_assets.exchange.simulator.market import Market, units_to_decimal
 from crypto_assets.exchange.simulator.rate_limits import RequestWeightLimiter
 
-WEIGHTS = {
-    "/api/v3/ping": 1,
-    "/api/v3/time": 1,
-    "/api/v3/exchangeInfo": 20,
-    "/api/v3/trades": 25,
-    "/api/v3/historicalTrades": 25,
-    "/api/v3/aggTrades": 4,
-    "/api/v3/klines": 2,
-}
-MAX_LIMIT = 1000
 DEFAULT_LIMIT = 500
 SYMBOL_PATTERN = "^[A-Z0-9-_.]{1,20}$"
 INTERVALS_MS = {"1s": 1_000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
@@ -55,13 +47,13 @@ class RestApi:
         self.faults = faults
         self.clock = clock
         self._routes = {
-            "/api/v3/ping": self._ping,
-            "/api/v3/time": self._time,
-            "/api/v3/exchangeInfo": self._exchange_info,
-            "/api/v3/trades": self._trades,
-            "/api/v3/historicalTrades": self._historical_trades,
-            "/api/v3/aggTrades": self._agg_trades,
-            "/api/v3/klines": self._klines,
+            endpoints.PING: self._ping,
+            endpoints.TIME: self._time,
+            endpoints.EXCHANGE_INFO: self._exchange_info,
+            endpoints.TRADES: self._trades,
+            endpoints.HISTORICAL_TRADES: self._historical_trades,
+            endpoints.AGG_TRADES: self._agg_trades,
+            endpoints.KLINES: self._klines,
         }
 
     def handle(self, method: str, path: str, params: dict[str, str], ip: str) -> Response:
@@ -75,7 +67,7 @@ class RestApi:
         if injected:
             code, msg = SERVER_ERROR_BODIES.get(injected, (-1000, "An unknown error occurred."))
             return Response(injected, payloads.error_body(code, msg), {})
-        decision = self.limiter.charge(ip, WEIGHTS[path], now, self.faults.storm_retry_after(now))
+        decision = self.limiter.charge(ip, endpoints.REST_WEIGHTS[path], now, self.faults.storm_retry_after(now))
         headers = {"X-MBX-USED-WEIGHT": str(decision.used_weight),
                    "X-MBX-USED-WEIGHT-1M": str(decision.used_weight)}
         if decision.status == 429:
