@@ -18,40 +18,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
-import subprocess
 import sys
 import time
 import urllib.request
 from collections import Counter
 
 from crypto_assets.exchange.rest import BinanceRestClient
+from crypto_assets.exchange.simulator.process import SimulatorProcess
 
 SYMBOL = "BTCUSDT"
 MINUTE_MS = 60_000
 CEILING_TRADES_PER_S = 4000  # 6000 weight / 25 per 1000 trades / 60 s
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_simulator(port: int, rate: float, history_minutes: int) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "crypto_assets.exchange.simulator", "--host", "127.0.0.1", "--port", str(port),
-         "--symbols", SYMBOL, "--rate", f"{SYMBOL}={rate:g}", "--history-minutes", str(history_minutes)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v3/ping", timeout=1).read()
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the simulator did not start within 30 s")
 
 
 class CountingClient(BinanceRestClient):
@@ -74,30 +51,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--history-minutes", type=int, default=30)
     args = p.parse_args(argv)
 
-    port = free_port()
-    proc = start_simulator(port, args.rate, args.history_minutes)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with CountingClient(url) as client:
-            client.pages = []
-            state = json.loads(urllib.request.urlopen(f"{url}/_sim/state", timeout=5).read())
-            start = (state["origin_ms"] // MINUTE_MS + 1) * MINUTE_MS
-            window = args.window_seconds * 1000
-            returned = windows = 0
-            began = time.monotonic()
-            began_ms = client.budget.now_ms()
-            while time.monotonic() - began < args.seconds:
-                returned += len(client.trades_between(SYMBOL, start, start + window))
-                start += window
-                windows += 1
-            elapsed = time.monotonic() - began
-            ended_ms = client.budget.now_ms()
-            budget = client.budget.stats()
-            pages = list(client.pages)
+    with SimulatorProcess("--symbols", SYMBOL, "--rate", f"{SYMBOL}={args.rate:g}", "--history-minutes",
+                          str(args.history_minutes)) as sim, CountingClient(sim.rest_url) as client:
+        url = sim.rest_url
+        client.pages = []
         state = json.loads(urllib.request.urlopen(f"{url}/_sim/state", timeout=5).read())
-    finally:
-        proc.terminate()
-        proc.wait(10)
+        start = (state["origin_ms"] // MINUTE_MS + 1) * MINUTE_MS
+        window = args.window_seconds * 1000
+        returned = windows = 0
+        began = time.monotonic()
+        began_ms = client.budget.now_ms()
+        while time.monotonic() - began < args.seconds:
+            returned += len(client.trades_between(SYMBOL, start, start + window))
+            start += window
+            windows += 1
+        elapsed = time.monotonic() - began
+        ended_ms = client.budget.now_ms()
+        budget = client.budget.stats()
+        pages = list(client.pages)
+        state = json.loads(urllib.request.urlopen(f"{url}/_sim/state", timeout=5).read())
 
     statuses: Counter = Counter()
     for ip in state["weights"].values():

@@ -14,32 +14,9 @@ import base64
 import os
 import socket
 import struct
-import subprocess
-import sys
 import time
-import urllib.request
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_simulator(port: int, rate: float) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "crypto_assets.exchange.simulator", "--host", "127.0.0.1", "--port", str(port),
-         "--symbols", "BENCHUSDT", "--rate", f"BENCHUSDT={rate}", "--history-minutes", "0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v3/ping", timeout=1).read()
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the simulator did not start within 30 s")
+from crypto_assets.exchange.simulator.process import SimulatorProcess
 
 
 def count_frames(port: int, seconds: float, warmup: float = 2.0) -> tuple[int, int, float]:
@@ -98,13 +75,9 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=500_000, help="simulated trades per second")
     p.add_argument("--seconds", type=float, default=10)
     args = p.parse_args()
-    port = free_port()
-    sim = start_simulator(port, args.rate)
-    try:
-        frames, payload, elapsed = count_frames(port, args.seconds)
-    finally:
-        sim.terminate()
-        sim.wait(10)
+    with SimulatorProcess("--symbols", "BENCHUSDT", "--rate", f"BENCHUSDT={args.rate:g}", "--history-minutes",
+                          "0") as sim:
+        frames, payload, elapsed = count_frames(sim.port, args.seconds)
     rate = frames / elapsed
     if elapsed < args.seconds * 0.9:
         print(f"the connection ended after {elapsed:.1f} s: the reader fell behind and the simulator dropped it "

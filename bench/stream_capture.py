@@ -18,42 +18,15 @@ slow consumers); its rate is then the rate until the drop, and the line says so.
 from __future__ import annotations
 
 import argparse
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 
 import websocket
 
 from crypto_assets.exchange.models import Kline, Trade
+from crypto_assets.exchange.simulator.process import SimulatorProcess
 from crypto_assets.exchange.stream import BinanceStream
 
 SYMBOL = "BTCUSDT"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_simulator(port: int, rate: float) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "crypto_assets.exchange.simulator", "--host", "127.0.0.1", "--port", str(port),
-         "--symbols", SYMBOL, "--rate", f"{SYMBOL}={rate:g}", "--history-minutes", "0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v3/ping", timeout=1).read()
-            return proc
-        except OSError:
-            if proc.poll() is not None:
-                raise SystemExit("the simulator exited at start-up")
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the simulator did not start within 30 s")
 
 
 def raw_rate(ws_url: str, seconds: float, **options) -> tuple[float, int, str]:
@@ -114,10 +87,9 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=150_000, help="the simulated market's trades a second")
     p.add_argument("--seconds", type=float, default=10.0, help="each measurement's duration")
     args = p.parse_args()
-    port = free_port()
-    sim = start_simulator(port, args.rate)
-    ws_url = f"ws://127.0.0.1:{port}"
-    try:
+    with SimulatorProcess("--symbols", SYMBOL, "--rate", f"{SYMBOL}={args.rate:g}", "--history-minutes",
+                          "0") as sim:
+        ws_url = sim.ws_url
         results = {}
         for name, measure in [
             ("(a)  raw websocket-client recv()", lambda: raw_rate(ws_url, args.seconds)),
@@ -132,12 +104,6 @@ def main() -> None:
         raw, raw_skip, captured = results["(a)"], results["(a')"], results["(b)"]
         print(f"market rate {args.rate:,.0f} trades/s; BinanceStream / raw recv(): {captured / raw:.0%} (goal >= 75%);"
               f" / raw recv() without UTF-8 validation: {captured / raw_skip:.0%}")
-    finally:
-        sim.terminate()
-        try:
-            sim.wait(10)
-        except subprocess.TimeoutExpired:
-            sim.kill()
 
 
 if __name__ == "__main__":
