@@ -35,6 +35,7 @@ from typing import Callable, Iterator
 import websocket
 from websocket import ABNF
 
+from crypto_assets.exchange.endpoints import KLINE_1M_CHANNEL, TRADE_CHANNEL
 from crypto_assets.exchange.models import (
     Connected, Disconnected, Kline, MalformedFrame, MalformedPayload, ServerShutdown, Trade, parse_stream_frame,
     stream_symbol,
@@ -93,7 +94,7 @@ class AttemptWindow:
 
 def stream_url(ws_url: str, symbols: list[str], klines: bool = True) -> str:
     """``<ws_url>/stream?streams=btcusdt@trade/btcusdt@kline_1m/...``."""
-    kinds = ("trade", "kline_1m") if klines else ("trade",)
+    kinds = (TRADE_CHANNEL, KLINE_1M_CHANNEL) if klines else (TRADE_CHANNEL,)
     names = [f"{s.lower()}@{kind}" for s in symbols for kind in kinds]
     return ws_url.rstrip("/") + "/stream?streams=" + "/".join(names)
 
