@@ -31,6 +31,8 @@ setup(
             "pytest>=8",
             "pytest-timeout>=2.3",
             "hypothesis>=6.100",
+            # A real S3 server on 127.0.0.1 for the lake's S3 tests (ThreadedMotoServer), not mocks.
+            "moto[server]>=5.0",
         ],
     },
 )
