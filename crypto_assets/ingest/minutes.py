@@ -1,0 +1,61 @@
+"""Minute partition keys (``%Y-%m-%d-%H:%M``, UTC) and minute starts in milliseconds since the epoch."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+MINUTE_MS = 60_000
+KEY_FORMAT = "%Y-%m-%d-%H:%M"
+_KEY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}-\d{2}:\d{2}$")
+
+
+def minute_start_ms(key: str) -> int:
+    """'2026-11-21-10:05' -> the minute's start in ms (UTC). A malformed key raises ValueError naming it."""
+    if not isinstance(key, str) or not _KEY_RE.match(key):
+        raise ValueError(f"malformed minute partition key {key!r}: expected YYYY-MM-DD-HH:MM (UTC), "
+                         f"e.g. '2026-11-21-10:05'")
+    try:
+        moment = dt.datetime.strptime(key, KEY_FORMAT).replace(tzinfo=dt.timezone.utc)
+    except ValueError as exc:
+        raise ValueError(f"malformed minute partition key {key!r}: {exc}") from None
+    return int(moment.timestamp()) * 1000
+
+
+def minute_key(ms: int) -> str:
+    """The key of the minute holding ``ms`` (ms since the epoch, UTC)."""
+    return dt.datetime.fromtimestamp(floor_minute(ms) // 1000, dt.timezone.utc).strftime(KEY_FORMAT)
+
+
+def floor_minute(ms: int) -> int:
+    """Start of the minute holding ``ms``."""
+    return ms - ms % MINUTE_MS
+
+
+def check_whole_minutes(start_ms: int, end_ms: int) -> None:
+    """Raise ValueError unless [start_ms, end_ms) is a non-empty range of whole minutes."""
+    if start_ms % MINUTE_MS or end_ms % MINUTE_MS:
+        raise ValueError(f"[{start_ms}, {end_ms}) is not a range of whole minutes (both ends must be multiples "
+                         f"of {MINUTE_MS} ms)")
+    if end_ms <= start_ms:
+        raise ValueError(f"empty minute range [{minute_key(start_ms)}, {minute_key(end_ms)})")
+
+
+def minute_starts(start_ms: int, end_ms: int) -> list[int]:
+    """Starts of the minutes overlapping [start_ms, end_ms), ascending ([] when the range is empty)."""
+    if end_ms <= start_ms:
+        return []
+    return list(range(floor_minute(start_ms), end_ms, MINUTE_MS))
+
+
+def minute_keys(start_ms: int, end_ms: int) -> list[str]:
+    """Keys of the minutes overlapping [start_ms, end_ms)."""
+    return [minute_key(m) for m in minute_starts(start_ms, end_ms)]
+
+
+def key_range_ms(first_key: str, last_key: str) -> tuple[int, int]:
+    """[start of ``first_key``, end of ``last_key``) in ms; both keys inclusive."""
+    start, last = minute_start_ms(first_key), minute_start_ms(last_key)
+    if last < start:
+        raise ValueError(f"minute range {first_key!r}..{last_key!r} ends before it starts")
+    return start, last + MINUTE_MS
