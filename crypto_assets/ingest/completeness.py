@@ -6,7 +6,8 @@ complete when:
 - the start boundary is confirmed: first id = id of the last trade before the minute + 1, or the minute's first
   trade id as the exchange reports it (the stream kline's ``f``);
 - the end boundary is confirmed: the first trade at/after the minute's end has id last + 1, or the closed stream
-  kline's ``L`` equals the last id;
+  kline's ``L`` equals the last id, or (no later trade seen yet) the start is confirmed and the closed kline's
+  trade count n equals the count held: dense ids from a confirmed first id then end at first + n - 1;
 - the minute's closed 1m kline agrees: trade count, base volume (exact Decimal), and ``f`` / ``L`` when it has them.
 A minute without trades is complete when the ids run on across it (last before + 1 = first after), or when its
 closed kline says n = 0 and no known boundary disagrees.
@@ -131,7 +132,8 @@ def prove_minute(minute_start_ms: int, trades: Sequence[Trade], *, prev_trade_id
             if next_trade_id != last + 1:
                 reasons.append(f"{name}: end boundary: the next trade after the minute is {next_trade_id}, "
                                f"expected {last + 1} (last trade id {last} + 1)")
-        elif kline_l is None:
+        elif kline_l is None and not (confirmations and kline is not None and kline.trade_count == count):
+            # (a confirmed first id, dense ids and the closed kline's n trades also pin the last id: first + n - 1)
             reasons.append(f"{name}: end boundary not confirmed: no trade at/after {utc_text(end_ms)} seen yet "
                            f"(last trade id held {last})")
     else:

@@ -120,8 +120,14 @@ def test_end_boundary_mismatch():
 
 
 def test_end_boundary_not_yet_seen():
-    proof = prove(trades(100, QTYS), next_trade_id=None)
-    assert not proof.complete and any("end boundary not confirmed" in r for r in proof.reasons)
+    for kw in ({"kline": None}, {"prev_trade_id": None}):
+        proof = prove(trades(100, QTYS), next_trade_id=None, **kw)
+        assert not proof.complete and any("end boundary not confirmed" in r for r in proof.reasons)
+    assert not prove(trades(100, QTYS), next_trade_id=None, kline=kline(4, "0.303")).complete
+
+
+def test_end_boundary_from_a_confirmed_start_and_the_closed_klines_count():
+    assert prove(trades(100, QTYS), next_trade_id=None).complete
 
 
 # ---- empty minutes ---------------------------------------------------------------------------------------------

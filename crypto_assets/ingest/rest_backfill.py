@@ -1,0 +1,125 @@
+"""A range of whole minutes of one symbol's spot trades over REST, every minute with its completeness proof.
+
+One continuous paging pass, so REST weight is spent once per 1000 trades, not once per minute:
+1. ``aggTrades`` (startTime/endTime, limit 1) finds the id of the range's first trade. By Binance's startTime
+   semantics the trade before it happened before the range's start, so the first minute's start boundary is
+   that id - 1.
+2. ``historicalTrades`` pages by id from there until a trade at or after the range's end has been seen (it
+   confirms the last minute's end boundary), or until the newest trade: a range reaching past the exchange's now
+   leaves its unconfirmed minutes incomplete.
+3. ``klines`` 1m (one call per <= 1000 minutes) gives each ended minute's trade count and volume; minutes that
+   have not ended by the exchange's clock get no kline (an open kline proves nothing).
+4. The trades are split into minutes and each minute gets its ``MinuteProof``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+from crypto_assets.exchange.models import Kline, Trade
+from crypto_assets.ingest.completeness import MinuteProof, prove_minute
+from crypto_assets.ingest.minutes import MINUTE_MS, check_whole_minutes, minute_key
+
+KLINES_PER_CALL = 1000
+
+
+class RestClient(Protocol):  # what fetch_minutes needs of crypto_assets.exchange.rest.BinanceRestClient
+    def first_trade_id(self, symbol: str, start_ms: int, end_ms: int) -> int | None: ...
+    def iter_trades_from(self, symbol: str, from_id: int): ...
+    def klines(self, symbol: str, interval: str, start_time: int | None = None, end_time: int | None = None,
+               limit: int = ...) -> list[Kline]: ...
+    def server_time(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class MinuteBatch:
+    """One minute's trades (ascending by id) and the proof that they are all of them (or why not)."""
+
+    minute_start_ms: int
+    trades: list[Trade]
+    proof: MinuteProof
+
+    @property
+    def key(self) -> str:
+        return minute_key(self.minute_start_ms)
+
+
+@dataclass(frozen=True)
+class _Paged:
+    first_id: int | None  # id of the range's first trade (None: the range has no trade so far)
+    trades: list[Trade]  # the trades before end_ms, from first_id on, ascending by id
+    next_trade: Trade | None  # the first trade at/after end_ms (None: not traded yet)
+    pages: int
+
+
+def fetch_minutes(client: RestClient, symbol: str, start_ms: int, end_ms: int) -> list[MinuteBatch]:
+    """Every minute of [start_ms, end_ms) (whole minutes) with its trades and proof, empty minutes included."""
+    check_whole_minutes(start_ms, end_ms)
+    paged = page_trades(client, symbol, start_ms, end_ms)
+    klines = closed_klines(client, symbol, start_ms, end_ms)
+    return split_and_prove(start_ms, end_ms, paged.trades, first_id=paged.first_id,
+                           next_trade_id=paged.next_trade.trade_id if paged.next_trade else None, klines=klines)
+
+
+def page_trades(client: RestClient, symbol: str, start_ms: int, end_ms: int) -> _Paged:
+    """The trades of [start_ms, end_ms) in one paging pass, and the first trade after it when it exists."""
+    first_id = client.first_trade_id(symbol, start_ms, end_ms)
+    trades: list[Trade] = []
+    next_trade = None
+    pages = 0
+    if first_id is None:
+        return _Paged(None, trades, None, pages)
+    for page in client.iter_trades_from(symbol, first_id):
+        pages += 1
+        for i, trade in enumerate(page):
+            if trade.trade_time >= end_ms:
+                trades.extend(page[:i])
+                next_trade = trade
+                break
+        else:
+            trades.extend(page)
+            continue
+        break
+    return _Paged(first_id, trades, next_trade, pages)
+
+
+def closed_klines(client: RestClient, symbol: str, start_ms: int, end_ms: int) -> dict[int, Kline]:
+    """The 1m klines of the minutes of [start_ms, end_ms) that had ended by the exchange's clock, by open time."""
+    now = client.server_time()
+    ended_end = min(end_ms, now - now % MINUTE_MS)  # minutes opening before this have closed
+    out: dict[int, Kline] = {}
+    for chunk_start in range(start_ms, ended_end, KLINES_PER_CALL * MINUTE_MS):
+        chunk_end = min(chunk_start + KLINES_PER_CALL * MINUTE_MS, ended_end)
+        for k in client.klines(symbol, "1m", start_time=chunk_start, end_time=chunk_end - 1, limit=KLINES_PER_CALL):
+            if start_ms <= k.open_time < ended_end and k.open_time + MINUTE_MS <= now:
+                out[k.open_time] = k
+    return out
+
+
+def split_and_prove(start_ms: int, end_ms: int, trades: Sequence[Trade], *, first_id: int | None,
+                    next_trade_id: int | None, klines: dict[int, Kline]) -> list[MinuteBatch]:
+    """Split ``trades`` (the range's trades from ``first_id`` on, ascending by id) into the minutes of
+    [start_ms, end_ms) and prove each. ``next_trade_id``: the first trade at/after end_ms, when seen. A trade
+    outside the range is kept in the first / last minute, where its proof names it."""
+    starts = list(range(start_ms, end_ms, MINUTE_MS))
+    groups: list[list[Trade]] = [[] for _ in starts]
+    for trade in trades:
+        index = min(max((trade.trade_time - start_ms) // MINUTE_MS, 0), len(starts) - 1)
+        groups[index].append(trade)
+    # the first trade at/after each minute's end: the next non-empty minute's first trade, else the range's next
+    nexts: list[int | None] = [None] * len(starts)
+    following = next_trade_id
+    for i in range(len(starts) - 1, -1, -1):
+        nexts[i] = following
+        if groups[i]:
+            following = groups[i][0].trade_id
+    out: list[MinuteBatch] = []
+    prev = first_id - 1 if first_id is not None else None
+    for minute_start, group, nxt in zip(starts, groups, nexts):
+        proof = prove_minute(minute_start, group, prev_trade_id=prev, next_trade_id=nxt,
+                             kline=klines.get(minute_start))
+        out.append(MinuteBatch(minute_start, group, proof))
+        if group:
+            prev = group[-1].trade_id
+    return out
