@@ -67,7 +67,15 @@ def test_make_demo_shows_trades_in_dagster(tmp_path):
             (trade,) = json.loads(response.read())
         assert trade["id"] == last_id
         assert float(trade["price"]) == last_price
-        assert "| BTCUSDT |" in entries["latest_trades"]["mdStr"]
+        rows = entries["latest_trades"]["mdStr"].splitlines()[2:]
+        assert len(rows) == 20
+        for row in rows:  # every row of the UI's table is a real trade of the exchange
+            _, symbol, trade_id, price, qty, _ = [cell.strip() for cell in row.strip("|").split("|")]
+            url = (f"http://127.0.0.1:{sim_port}/api/v3/historicalTrades?symbol={symbol}&fromId={trade_id}"
+                   "&limit=1")
+            with urllib.request.urlopen(url, timeout=10) as response:
+                (trade,) = json.loads(response.read())
+            assert (trade["id"], trade["price"], trade["qty"]) == (int(trade_id), price, qty)
         for symbol in ("ETHUSDT", "SOLUSDT"):
             assert int(entries[f"{symbol}_trades_fetched"]["intRepr"]) > 0
     finally:
