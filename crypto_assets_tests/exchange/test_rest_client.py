@@ -10,15 +10,14 @@ import time
 import pytest
 
 from crypto_assets.exchange.errors import ExchangeBanned, ExchangeError, ExchangeUnreachable, UnknownSymbol
-from crypto_assets.exchange.models import Trade
 from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.exchange.simulator import Simulator, SimulatorConfig, symbol_config
-from crypto_assets.exchange.simulator.market import units_to_decimal
 from crypto_assets.exchange.weight_budget import MINUTE_MS, WeightBudget
 
 from crypto_assets_tests.exchange._clocks import FastClock
 from crypto_assets_tests.exchange.simulator._support import api
 from crypto_assets_tests.ports import free_port
+from crypto_assets_tests.ground_truth import past_minute, truth
 
 pytestmark = pytest.mark.integration
 
@@ -42,18 +41,6 @@ def sim():
 def client(sim):
     with BinanceRestClient(sim.rest_url) as c:
         yield c
-
-
-def truth(sim, symbol: str, start_ms: int, end_ms: int) -> list[Trade]:
-    t = sim.trades_between(symbol, start_ms, end_ms)
-    return [Trade(symbol, int(i), units_to_decimal(int(p)), units_to_decimal(int(q)), int(ms), bool(m))
-            for i, ms, p, q, m in zip(t.id.tolist(), t.time.tolist(), t.price.tolist(), t.qty.tolist(),
-                                      t.is_buyer_maker.tolist())]
-
-
-def past_minute(sim, minutes_ago: int) -> int:
-    """Start of the exchange minute ``minutes_ago`` minutes before the current one."""
-    return (sim.clock() // MINUTE_MS - minutes_ago) * MINUTE_MS
 
 
 # ---- trades_between equals the ground truth ------------------------------------------------------------------------

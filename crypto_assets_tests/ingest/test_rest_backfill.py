@@ -8,13 +8,12 @@ from collections import Counter
 import pytest
 
 from crypto_assets.exchange import endpoints
-from crypto_assets.exchange.models import Trade
 from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.exchange.simulator import Simulator, SimulatorConfig, symbol_config
-from crypto_assets.exchange.simulator.market import units_to_decimal
 from crypto_assets.exchange.weight_budget import WeightBudget
 from crypto_assets.ingest.minutes import MINUTE_MS, minute_key
 from crypto_assets.ingest.rest_backfill import MinuteBatch, fetch_minutes, split_and_prove
+from crypto_assets_tests.ground_truth import past_minute, truth
 
 pytestmark = pytest.mark.integration
 
@@ -49,17 +48,6 @@ class CountingClient(BinanceRestClient):
 def client(sim):
     with CountingClient(sim.rest_url, budget=WeightBudget(), backoff_base_s=0.01, backoff_max_s=0.05) as c:
         yield c
-
-
-def truth(sim, symbol: str, start_ms: int, end_ms: int) -> list[Trade]:
-    t = sim.trades_between(symbol, start_ms, end_ms)
-    return [Trade(symbol, int(i), units_to_decimal(int(p)), units_to_decimal(int(q)), int(ms), bool(m))
-            for i, ms, p, q, m in zip(t.id.tolist(), t.time.tolist(), t.price.tolist(), t.qty.tolist(),
-                                      t.is_buyer_maker.tolist())]
-
-
-def past_minute(sim, minutes_ago: int) -> int:
-    return (sim.clock() // MINUTE_MS - minutes_ago) * MINUTE_MS
 
 
 def assert_ground_truth(sim, symbol: str, batches: list[MinuteBatch], start: int, end: int) -> None:
