@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from crypto_assets.exchange.models import Trade
-from crypto_assets.lake.paths import MS_PER_MINUTE, minute_key, validate_minute, validate_symbol
+from crypto_assets.lake.paths import MS_PER_MINUTE, minute_key
 from crypto_assets.lake.schema import normalize, parquet_to_table, table_to_parquet, trades_to_table
 
 
