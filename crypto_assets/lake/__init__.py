@@ -5,9 +5,9 @@
 - ``store``: ``LocalLake`` / ``S3Lake`` with atomic, idempotent ``write_minute``, and ``lake_from_url``.
 """
 
-from crypto_assets.lake.paths import minute_key, validate_minute, validate_symbol
+from crypto_assets.lake.paths import minute_file_path, validate_minute, validate_symbol
 from crypto_assets.lake.schema import TRADE_SCHEMA, trades_to_table
 from crypto_assets.lake.store import Lake, LakeError, LocalLake, S3Lake, WriteResult, lake_from_url
 
 __all__ = ["TRADE_SCHEMA", "Lake", "LakeError", "LocalLake", "S3Lake", "WriteResult", "lake_from_url",
-           "minute_key", "trades_to_table", "validate_minute", "validate_symbol"]
+           "minute_file_path", "trades_to_table", "validate_minute", "validate_symbol"]

@@ -36,7 +36,7 @@ def validate_minute(minute_start_ms: int) -> int:
     return minute_start_ms
 
 
-def minute_key(symbol: str, minute_start_ms: int) -> str:
+def minute_file_path(symbol: str, minute_start_ms: int) -> str:
     """The path of a minute's file relative to the lake root, with '/' separators."""
     validate_symbol(symbol)
     validate_minute(minute_start_ms)

@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from crypto_assets.exchange.models import Trade
-from crypto_assets.lake.paths import MS_PER_MINUTE, minute_key
+from crypto_assets.lake.paths import MS_PER_MINUTE, minute_file_path
 from crypto_assets.lake.schema import normalize, parquet_to_table, table_to_parquet, trades_to_table
 
 
@@ -68,14 +68,14 @@ class Lake(ABC):
 
     # ---- public API ----
     def path_of(self, symbol: str, minute_start_ms: int) -> str:
-        return self.location(minute_key(symbol, minute_start_ms))
+        return self.location(minute_file_path(symbol, minute_start_ms))
 
     def exists(self, symbol: str, minute_start_ms: int) -> bool:
-        return self._has(minute_key(symbol, minute_start_ms))
+        return self._has(minute_file_path(symbol, minute_start_ms))
 
     def read_minute(self, symbol: str, minute_start_ms: int) -> pa.Table | None:
         """The minute's trades (``TRADE_SCHEMA``, sorted by trade_id), None if the minute was never written."""
-        key = minute_key(symbol, minute_start_ms)
+        key = minute_file_path(symbol, minute_start_ms)
         data = self._read_bytes(key)
         if data is None:
             return None
@@ -86,7 +86,7 @@ class Lake(ABC):
 
     def write_minute(self, symbol: str, minute_start_ms: int, trades: Sequence[Trade]) -> WriteResult:
         """Merge ``trades`` into the minute's file (creating it, even empty for a minute without trades)."""
-        key = minute_key(symbol, minute_start_ms)  # validates symbol and minute
+        key = minute_file_path(symbol, minute_start_ms)  # validates symbol and minute
         for trade in trades:
             if trade.symbol != symbol:
                 raise ValueError(
