@@ -55,6 +55,13 @@ class _Answer:
     received_local_ms: int
 
 
+@dataclass(frozen=True)
+class TradeWindow:
+    first_id: int | None  # id of the window's first trade (None: the window has no trade so far)
+    trades: list[Trade]  # the trades before end_ms, from first_id on, ascending by id
+    next_trade: Trade | None  # the first trade at or after end_ms (None: not traded yet)
+
+
 class BinanceRestClient:
     """A REST client for one exchange, given one base URL or several mirrors to fail over across.
 
@@ -224,20 +231,27 @@ class BinanceRestClient:
 
         A window that has not ended yet (end_ms after the exchange's now) returns the trades that exist so far;
         ask again after end_ms for the complete window. A window in the future returns []."""
+        return self.trade_window(symbol, start_ms, end_ms).trades
+
+    def trade_window(self, symbol: str, start_ms: int, end_ms: int) -> "TradeWindow":
+        """The trades of [start_ms, end_ms) as ``trades_between`` fetches them, with the id of the first one and
+        the first trade at or after end_ms (the proof that nothing more belongs to the window), when it exists."""
         first = self.first_trade_id(symbol, start_ms, end_ms)
         if first is None:
-            return []
+            return TradeWindow(None, [], None)
         out: list[Trade] = []
+        next_trade = None
         for page in self.iter_trades_from(symbol, first):
             if page[-1].trade_time < end_ms:
                 out.extend(page)
                 continue
             cut = bisect.bisect_left(page, end_ms, key=lambda t: t.trade_time)
             out.extend(page[:cut])
+            next_trade = page[cut]
             break
         if out and out[0].trade_time < start_ms:  # cannot happen on Binance; never return a trade outside
             out = [t for t in out if t.trade_time >= start_ms]
-        return out
+        return TradeWindow(first, out, next_trade)
 
     # ---- lifecycle -----------------------------------------------------------------------------------------------
     def close(self) -> None:

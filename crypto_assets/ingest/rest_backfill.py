@@ -1,6 +1,7 @@
 """A range of whole minutes of one symbol's spot trades over REST, every minute with its completeness proof.
 
-One continuous paging pass, so REST weight is spent once per 1000 trades, not once per minute:
+One continuous paging pass (``BinanceRestClient.trade_window``), so REST weight is spent once per 1000 trades, not
+once per minute:
 1. ``aggTrades`` (startTime/endTime, limit 1) finds the id of the range's first trade. By Binance's startTime
    semantics the trade before it happened before the range's start, so the first minute's start boundary is
    that id - 1.
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 from crypto_assets.exchange.models import Kline, Trade
+from crypto_assets.exchange.rest import TradeWindow
 from crypto_assets.ingest.completeness import MinuteProof, prove_minute
 from crypto_assets.ingest.minutes import MINUTE_MS, check_whole_minutes, minute_key
 
@@ -25,8 +27,7 @@ KLINES_PER_CALL = 1000
 
 
 class RestClient(Protocol):  # what fetch_minutes needs of crypto_assets.exchange.rest.BinanceRestClient
-    def first_trade_id(self, symbol: str, start_ms: int, end_ms: int) -> int | None: ...
-    def iter_trades_from(self, symbol: str, from_id: int): ...
+    def trade_window(self, symbol: str, start_ms: int, end_ms: int) -> TradeWindow: ...
     def klines(self, symbol: str, interval: str, start_time: int | None = None, end_time: int | None = None,
                limit: int = ...) -> list[Kline]: ...
     def server_time(self) -> int: ...
@@ -45,43 +46,13 @@ class MinuteBatch:
         return minute_key(self.minute_start_ms)
 
 
-@dataclass(frozen=True)
-class _Paged:
-    first_id: int | None  # id of the range's first trade (None: the range has no trade so far)
-    trades: list[Trade]  # the trades before end_ms, from first_id on, ascending by id
-    next_trade: Trade | None  # the first trade at/after end_ms (None: not traded yet)
-    pages: int
-
-
 def fetch_minutes(client: RestClient, symbol: str, start_ms: int, end_ms: int) -> list[MinuteBatch]:
     """Every minute of [start_ms, end_ms) (whole minutes) with its trades and proof, empty minutes included."""
     check_whole_minutes(start_ms, end_ms)
-    paged = page_trades(client, symbol, start_ms, end_ms)
+    window = client.trade_window(symbol, start_ms, end_ms)
     klines = closed_klines(client, symbol, start_ms, end_ms)
-    return split_and_prove(start_ms, end_ms, paged.trades, first_id=paged.first_id,
-                           next_trade_id=paged.next_trade.trade_id if paged.next_trade else None, klines=klines)
-
-
-def page_trades(client: RestClient, symbol: str, start_ms: int, end_ms: int) -> _Paged:
-    """The trades of [start_ms, end_ms) in one paging pass, and the first trade after it when it exists."""
-    first_id = client.first_trade_id(symbol, start_ms, end_ms)
-    trades: list[Trade] = []
-    next_trade = None
-    pages = 0
-    if first_id is None:
-        return _Paged(None, trades, None, pages)
-    for page in client.iter_trades_from(symbol, first_id):
-        pages += 1
-        for i, trade in enumerate(page):
-            if trade.trade_time >= end_ms:
-                trades.extend(page[:i])
-                next_trade = trade
-                break
-        else:
-            trades.extend(page)
-            continue
-        break
-    return _Paged(first_id, trades, next_trade, pages)
+    return split_and_prove(start_ms, end_ms, window.trades, first_id=window.first_id,
+                           next_trade_id=window.next_trade.trade_id if window.next_trade else None, klines=klines)
 
 
 def closed_klines(client: RestClient, symbol: str, start_ms: int, end_ms: int) -> dict[int, Kline]:
