@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values, load_dotenv
 
+from crypto_assets.exchange.endpoints import SYMBOL_PATTERN
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DOTENV_PATH = PROJECT_ROOT / ".env"
 
@@ -31,7 +33,6 @@ DEFAULT_REST_URL = "https://api.binance.com"
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 DEFAULT_LAKE_URL = str(PROJECT_ROOT / ".lake")
 
-SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{5,20}$")
 
 
 class SettingsError(ValueError):

@@ -1,5 +1,10 @@
 """Binance spot market-data endpoints and channels, declared once for the client and the simulator."""
 
+import re
+
+# A spot symbol as this project accepts it (configuration, lake paths): 5 to 20 upper-case letters or digits.
+SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{5,20}$")
+
 PING = "/api/v3/ping"
 TIME = "/api/v3/time"
 EXCHANGE_INFO = "/api/v3/exchangeInfo"

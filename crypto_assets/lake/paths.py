@@ -10,12 +10,12 @@ validated before it ever becomes part of a path, and a minute must be given by i
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
+
+from crypto_assets.exchange.endpoints import SYMBOL_PATTERN
 
 MS_PER_MINUTE = 60_000
 TABLE = "raw_trades"
-SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{5,20}$")
 
 
 def validate_symbol(symbol: str) -> str:
