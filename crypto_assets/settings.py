@@ -7,6 +7,7 @@
 | CRYPTO_SYMBOLS    | BTCUSDT,ETHUSDT,SOLUSDT              |
 | CRYPTO_LAKE_URL   | <project root>/.lake                 |
 | AWS_ENDPOINT_URL  | unset (AWS's own endpoints)          |
+| CRYPTO_PARTITION_DAYS | 30                               |
 
 A variable that is unset or blank takes its default. A `.env` file in the project root fills in variables that
 the real environment does not set (the real environment wins). No Dagster imports here.
@@ -32,7 +33,8 @@ DEFAULT_WS_URL = "wss://stream.binance.com:9443"
 DEFAULT_REST_URL = "https://api.binance.com"
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 DEFAULT_LAKE_URL = str(PROJECT_ROOT / ".lake")
-
+DEFAULT_PARTITION_DAYS = 30
+MAX_PARTITION_DAYS = 366  # minute partitions: the UI needs ~3 s per 30 days of them (shared/dagster-notes.md)
 
 
 class SettingsError(ValueError):
@@ -46,6 +48,7 @@ class Settings:
     symbols: tuple[str, ...]
     lake_url: str
     aws_endpoint_url: str | None = None
+    partition_days: int = DEFAULT_PARTITION_DAYS
 
     @classmethod
     def from_env(
@@ -81,6 +84,7 @@ class Settings:
             aws_endpoint_url=(
                 parse_url("AWS_ENDPOINT_URL", aws_endpoint, ("http", "https")) if aws_endpoint else None
             ),
+            partition_days=parse_partition_days(get("CRYPTO_PARTITION_DAYS")),
         )
 
 
@@ -99,6 +103,19 @@ def parse_url(variable: str, value: str, schemes: tuple[str, ...]) -> str:
     if parts.query or parts.fragment:
         raise SettingsError(f"{variable}={value!r} must not carry a query string or fragment")
     return value.rstrip("/")
+
+
+def parse_partition_days(value: str | None) -> int:
+    """Days of minute partitions the raw assets offer (1 to MAX_PARTITION_DAYS), counted back from today."""
+    if value is None:
+        return DEFAULT_PARTITION_DAYS
+    try:
+        days = int(value)
+    except ValueError:
+        raise SettingsError(f"CRYPTO_PARTITION_DAYS={value!r} is not a whole number of days") from None
+    if not 1 <= days <= MAX_PARTITION_DAYS:
+        raise SettingsError(f"CRYPTO_PARTITION_DAYS={value!r} must be between 1 and {MAX_PARTITION_DAYS}")
+    return days
 
 
 def parse_symbols(value: str) -> tuple[str, ...]:

@@ -122,3 +122,15 @@ def test_dotenv_loads_into_process_environment_without_overriding(tmp_path, monk
 
 def test_missing_dotenv_file_is_fine(tmp_path):
     assert settings(dotenv_path=tmp_path / "absent.env").symbols == ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+
+
+def test_partition_days_default_and_value():
+    assert settings().partition_days == 30
+    assert settings(CRYPTO_PARTITION_DAYS=" 7 ").partition_days == 7
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "1.5", "thirty", "367"])
+def test_bad_partition_days_is_named_in_the_error(bad):
+    with pytest.raises(SettingsError, match="CRYPTO_PARTITION_DAYS") as excinfo:
+        settings(CRYPTO_PARTITION_DAYS=bad)
+    assert repr(bad) in str(excinfo.value)
