@@ -1,8 +1,10 @@
 """Dagster resources. Their values come from `Settings.from_env()` when the definitions load."""
 
 from dagster import ConfigurableResource
+from dagster_aws.s3 import S3Resource
 
 from crypto_assets.exchange.rest import BinanceRestClient
+from crypto_assets.lake import Lake, S3Lake, lake_from_url
 from crypto_assets.settings import Settings
 
 
@@ -20,3 +22,22 @@ class ExchangeResource(ConfigurableResource):
     def rest_client(self, timeout: float = 10) -> BinanceRestClient:
         """A new REST client; the caller closes it (it is a context manager)."""
         return BinanceRestClient(self.rest_url, timeout=timeout)
+
+
+class LakeResource(ConfigurableResource):
+    """The trade lake: a local folder, or ``s3://bucket/prefix`` through dagster-aws's S3 client (boto3's usual
+    credential chain; ``endpoint_url`` for S3-compatible stores, from AWS_ENDPOINT_URL)."""
+
+    url: str
+    endpoint_url: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "LakeResource":
+        return cls(url=settings.lake_url, endpoint_url=settings.aws_endpoint_url)
+
+    def lake(self) -> Lake:
+        if not self.url.startswith("s3://"):
+            return lake_from_url(self.url)
+        bucket, _, prefix = self.url[len("s3://"):].partition("/")
+        client = S3Resource(endpoint_url=self.endpoint_url, max_attempts=3).get_client()
+        return S3Lake(bucket, prefix, endpoint_url=self.endpoint_url, client=client)

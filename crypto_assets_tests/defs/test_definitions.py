@@ -1,4 +1,4 @@
-from dagster import AssetKey, DefaultScheduleStatus, Definitions
+from dagster import AssetKey, DefaultScheduleStatus, Definitions, PartitionKeyRange
 
 from crypto_assets.definitions import build_definitions, defs
 from crypto_assets.defs.resources import ExchangeResource
@@ -30,3 +30,20 @@ def test_exchange_resource_comes_from_settings():
         "ws://127.0.0.1:8765",
         ["ETHUSDT"],
     )
+
+
+def test_one_minute_partitioned_raw_asset_per_configured_symbol():
+    settings = Settings.from_env({"CRYPTO_SYMBOLS": "ethusdt,SOLUSDT", "CRYPTO_PARTITION_DAYS": "7"}, dotenv_path=None)
+    built = build_definitions(settings)
+    raw = [k for k in built.resolve_asset_graph().get_all_asset_keys() if k.path[0] == "raw_trades"]
+    assert sorted(raw) == [AssetKey(["raw_trades", "ethusdt"]), AssetKey(["raw_trades", "solusdt"])]
+    asset = built.resolve_assets_def(AssetKey(["raw_trades", "ethusdt"]))
+    partitions = asset.partitions_def
+    assert (partitions.cron_schedule, partitions.fmt, partitions.timezone) == ("* * * * *", "%Y-%m-%d-%H:%M", "UTC")
+    first = partitions.get_first_partition_key()
+    assert first.endswith("-00:00") and len(partitions.get_partition_keys_in_range(
+        PartitionKeyRange(first, partitions.get_last_partition_key()))) >= 7 * 1440
+    assert asset.backfill_policy.max_partitions_per_run == 60
+    assert asset.specs_by_key[AssetKey(["raw_trades", "ethusdt"])].group_name == "raw"
+    assert {c.name for c in asset.check_specs} == {"trade_ids_dense", "agrees_with_kline", "values_sane"}
+    assert all(c.blocking for c in asset.check_specs)

@@ -1,0 +1,175 @@
+"""`raw_trades/<symbol>`: every spot trade of one symbol, one partition per UTC minute, one Parquet file per minute.
+
+Materializing a partition, or a range of them (a UI backfill runs at most an hour of minutes per run), fetches the
+minutes over REST by trade id in one paging pass (``ingest.stored_minutes.store_range_from_rest``), writes every
+minute proven complete, reads it back and checks it. Each minute that is stored and passes its three checks is
+recorded as its own partition's materialization, with its own metadata and check results. A minute that cannot be
+proven complete is neither written nor recorded: the run fails at the end naming it and why (the gap sensor or a
+retry fetches it again), after recording the good minutes.
+"""
+# No `from __future__ import annotations` in Dagster modules: Dagster inspects the `context` annotation at runtime.
+
+import warnings
+from collections.abc import Iterator
+from datetime import timedelta
+
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetMaterialization,
+    AssetsDefinition,
+    BackfillPolicy,
+    Config,
+    Failure,
+    FreshnessPolicy,
+    AssetSpec,
+    MetadataValue,
+    PreviewWarning,
+    TimeWindowPartitionsDefinition,
+    multi_asset,
+)
+from pydantic import Field
+
+from crypto_assets.defs.resources import ExchangeResource, LakeResource
+from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable
+from crypto_assets.ingest.minute_checks import CHECK_DESCRIPTIONS
+from crypto_assets.ingest.minutes import MINUTE_MS, minute_key
+from crypto_assets.ingest.stored_minutes import (
+    ALREADY_STORED,
+    WRITTEN,
+    StoredMinute,
+    store_range_from_rest,
+    verify_range,
+)
+from crypto_assets.lake.store import LakeError
+
+# Partitioned asset checks (one result per minute partition) are a preview feature in Dagster 1.13: used knowingly.
+warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=PreviewWarning)
+
+MINUTES_PER_RUN = 60  # a backfill of many minutes runs in ranges of up to an hour, each one paging pass
+MAX_PROBLEMS_LISTED = 20
+
+
+def raw_trades_key(symbol: str) -> AssetKey:
+    return AssetKey(["raw_trades", symbol.lower()])
+
+
+class RawTradesConfig(Config):
+    refetch: bool = Field(
+        default=False,
+        description="Fetch and rewrite minutes whose file is already in the lake and verifies (normally kept).",
+    )
+
+
+def build_raw_trades_asset(symbol: str, partitions_def: TimeWindowPartitionsDefinition) -> AssetsDefinition:
+    key = raw_trades_key(symbol)
+
+    @multi_asset(
+        name=f"raw_trades__{symbol.lower()}",
+        specs=[AssetSpec(
+            key,
+            group_name="raw",
+            partitions_def=partitions_def,
+            freshness_policy=FreshnessPolicy.time_window(fail_window=timedelta(minutes=10),
+                                                         warn_window=timedelta(minutes=3)),
+            kinds={"parquet", "binance"},
+            metadata={"symbol": symbol},
+            description=(
+                f"Every {symbol} spot trade, one partition per UTC minute (key %Y-%m-%d-%H:%M), stored as "
+                f"raw_trades/symbol={symbol}/date=<YYYY-MM-DD>/<HH-MM>.parquet in the lake. Materializing fetches "
+                f"the minute(s) over REST by trade id; only minutes proven complete (dense ids, both boundaries, "
+                f"the exchange's 1m kline) are written and recorded."
+            ),
+        )],
+        check_specs=[AssetCheckSpec(name, asset=key, blocking=True, partitions_def=partitions_def,
+                                    description=description) for name, description in CHECK_DESCRIPTIONS.items()],
+        partitions_def=partitions_def,
+        backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=MINUTES_PER_RUN),
+        # Every minute is recorded by its own events (below), so the op's outputs are optional; a run of the checks
+        # alone re-verifies the stored files without fetching anything.
+        can_subset=True,
+    )
+    def raw_trades(context: AssetExecutionContext, config: RawTradesConfig, exchange: ExchangeResource,
+                   lake: LakeResource) -> Iterator[None]:
+        window = context.partition_time_window
+        start_ms, end_ms = int(window.start.timestamp() * 1000), int(window.end.timestamp() * 1000)
+        context.log.info(f"{symbol}: {(end_ms - start_ms) // MINUTE_MS} minute(s) from {window.start:%Y-%m-%d %H:%M} "
+                         f"UTC{' (refetching stored minutes)' if config.refetch else ''}")
+        try:
+            with exchange.rest_client() as client:
+                client.validate_symbols([symbol])  # before the symbol becomes part of any path
+                if key in context.selected_asset_keys:
+                    outcomes = store_range_from_rest(client, lake.lake(), symbol, start_ms, end_ms,
+                                                     refetch=config.refetch)
+                else:  # the checks alone: read the stored minutes back and check them, fetch nothing
+                    outcomes = verify_range(client, lake.lake(), symbol, start_ms, end_ms)
+        except ExchangeUnreachable as exc:
+            raise Failure(description=f"{symbol}: exchange unreachable, nothing written: {exc}") from None
+        except ExchangeError as exc:
+            raise Failure(description=f"{symbol}: the exchange refused: {exc}") from None
+        except LakeError as exc:
+            raise Failure(description=f"{symbol}: lake error: {exc}") from None
+
+        problems: list[str] = []
+        for outcome in outcomes:
+            for event in minute_events(key, outcome, record=key in context.selected_asset_keys):
+                context.log_event(event)
+            problems += outcome.problems
+        recorded = sum(o.ok for o in outcomes)
+        context.log.info(f"{symbol}: {recorded} of {len(outcomes)} minute(s) recorded "
+                         f"({sum(o.action == WRITTEN for o in outcomes)} written, "
+                         f"{sum(o.action == ALREADY_STORED for o in outcomes)} already stored and verified)")
+        if problems:
+            failed = [o for o in outcomes if not o.ok]
+            listed = "\n".join(f"- {p}" for p in problems[:MAX_PROBLEMS_LISTED])
+            more = f"\n- ... and {len(problems) - MAX_PROBLEMS_LISTED} more" if len(problems) > MAX_PROBLEMS_LISTED else ""
+            raise Failure(
+                description=f"{symbol}: {len(failed)} minute(s) not recorded (not proven complete or failing a "
+                            f"check); {recorded} recorded.\n{listed}{more}",
+                metadata={"minutes_not_recorded": MetadataValue.json([minute_key(o.minute_start_ms) for o in failed])},
+            )
+        yield from ()  # a generator with no output: each partition is recorded by its own events above
+
+    return raw_trades
+
+
+def minute_events(key: AssetKey, outcome: StoredMinute,
+                  record: bool = True) -> list[AssetMaterialization | AssetCheckEvaluation]:
+    """The materialization of a good minute's partition (when ``record``) and its check results; for a minute that
+    failed a check, the check results only (so the failure shows on the partition); nothing for an unproven one."""
+    partition = minute_key(outcome.minute_start_ms)
+    events: list[AssetMaterialization | AssetCheckEvaluation] = []
+    if outcome.ok and record:
+        events.append(AssetMaterialization(asset_key=key, partition=partition,
+                                           metadata=materialization_metadata(outcome)))
+    for check in outcome.checks:
+        if check.name not in CHECK_DESCRIPTIONS:
+            continue
+        events.append(AssetCheckEvaluation(
+            asset_key=key, check_name=check.name, passed=check.passed, partition=partition,
+            severity=AssetCheckSeverity.ERROR, blocking=True, description=check.description,
+            metadata={k: v for k, v in check.metadata.items() if v is not None},
+        ))
+    return events
+
+
+def materialization_metadata(outcome: StoredMinute) -> dict[str, object]:
+    summary = outcome.summary
+    assert summary is not None
+    metadata: dict[str, object] = {
+        "dagster/row_count": MetadataValue.int(summary.rows),
+        "first_trade_id": summary.first_trade_id,
+        "last_trade_id": summary.last_trade_id,
+        "base_volume": MetadataValue.text(summary.base_volume),
+        "quote_volume": MetadataValue.text(summary.quote_volume),
+        "source": MetadataValue.text(summary.source),
+        "action": MetadataValue.text(outcome.action),
+        "lake_path": MetadataValue.path(outcome.path) if outcome.path else None,
+    }
+    if outcome.written_at_ms is not None:
+        minute_end_ms = outcome.minute_start_ms + MINUTE_MS
+        metadata["written_after_minute_end_s"] = MetadataValue.float((outcome.written_at_ms - minute_end_ms) / 1000)
+    return {k: v for k, v in metadata.items() if v is not None}

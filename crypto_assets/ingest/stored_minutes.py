@@ -1,0 +1,166 @@
+"""Minutes into the lake, and the lake's minutes verified: what a partition's materialization stands on.
+
+``store_range_from_rest`` is the REST path for a range of whole minutes of one symbol:
+1. the range's closed 1m klines (one call per 1000 minutes);
+2. minutes already in the lake whose file verifies (checks below, with the kline) are kept and not fetched again,
+   unless ``refetch``;
+3. the other minutes are fetched per contiguous run of minutes in one paging pass each (``fetch_minutes``), and
+   every proven minute is written (an unproven one is not written at all);
+4. every stored minute of the range is read back and checked (``minute_checks``), neighbours included.
+
+``verify_stored`` is step 4 alone; the live streamer uses it for the minutes it writes. No Dagster imports.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from crypto_assets.exchange.models import Kline
+from crypto_assets.ingest.minute_checks import (
+    CheckResult,
+    MinuteSummary,
+    check_ids,
+    check_kline,
+    check_values,
+    summarize,
+)
+from crypto_assets.ingest.minutes import MINUTE_MS, check_whole_minutes
+from crypto_assets.ingest.rest_backfill import RestClient, closed_klines, fetch_minutes
+from crypto_assets.lake.store import Lake
+
+WRITTEN = "written"  # fetched, proven and written by this call
+ALREADY_STORED = "already stored"  # in the lake before, verified, not fetched again
+UNPROVEN = "unproven"  # could not be proven complete: not written
+NEIGHBOUR_WALK = 10  # minutes looked at on each side of a range to find the nearest earlier / later trade id
+
+
+@dataclass(frozen=True)
+class StoredMinute:
+    """The outcome for one minute. ``ok``: stored and every check passed, so its partition may be recorded."""
+
+    minute_start_ms: int
+    action: str
+    path: str | None = None
+    summary: MinuteSummary | None = None
+    checks: tuple[CheckResult, ...] = ()
+    reasons: tuple[str, ...] = ()  # why an UNPROVEN minute could not be proven
+    written_at_ms: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.action != UNPROVEN and bool(self.checks) and all(c.passed for c in self.checks)
+
+    @property
+    def problems(self) -> list[str]:
+        return list(self.reasons) + [c.description for c in self.checks if not c.passed]
+
+
+def store_range_from_rest(client: RestClient, lake: Lake, symbol: str, start_ms: int, end_ms: int, *,
+                          refetch: bool = False, clock: Callable[[], float] = time.time) -> list[StoredMinute]:
+    """Every minute of [start_ms, end_ms) of ``symbol``, stored and verified (or why not), in order."""
+    check_whole_minutes(start_ms, end_ms)
+    starts = list(range(start_ms, end_ms, MINUTE_MS))
+    klines = closed_klines(client, symbol, start_ms, end_ms)
+    tables: dict[int, pa.Table] = {}
+    kept: set[int] = set()
+    if not refetch:
+        for minute in starts:
+            table = lake.read_minute(symbol, minute)
+            if table is not None and _verifies_alone(minute, table, klines.get(minute)):
+                tables[minute] = table
+                kept.add(minute)
+
+    written_at: dict[int, int] = {}
+    unproven: dict[int, tuple[str, ...]] = {}
+    for run_start, run_end in _runs([m for m in starts if m not in kept]):
+        for batch in fetch_minutes(client, symbol, run_start, run_end):
+            if not batch.proof.complete:
+                unproven[batch.minute_start_ms] = tuple(batch.proof.reasons)
+                continue
+            lake.write_minute(symbol, batch.minute_start_ms, batch.trades)
+            written_at[batch.minute_start_ms] = int(clock() * 1000)
+
+    checked = verify_stored(lake, symbol, [m for m in starts if m not in unproven], klines, tables=tables)
+    out: list[StoredMinute] = []
+    for minute in starts:
+        if minute in unproven:
+            out.append(StoredMinute(minute, UNPROVEN, reasons=unproven[minute]))
+            continue
+        stored = checked[minute]
+        out.append(StoredMinute(minute, WRITTEN if minute in written_at else ALREADY_STORED, stored.path,
+                                stored.summary, stored.checks, written_at_ms=written_at.get(minute)))
+    return out
+
+
+def verify_range(client: RestClient, lake: Lake, symbol: str, start_ms: int, end_ms: int) -> list[StoredMinute]:
+    """The minutes of [start_ms, end_ms) as stored, checked against the exchange's klines; nothing is fetched or
+    written. A minute not in the lake fails (its first check says so)."""
+    check_whole_minutes(start_ms, end_ms)
+    checked = verify_stored(lake, symbol, list(range(start_ms, end_ms, MINUTE_MS)),
+                            closed_klines(client, symbol, start_ms, end_ms))
+    return list(checked.values())
+
+
+def verify_stored(lake: Lake, symbol: str, minutes: Sequence[int], klines: dict[int, Kline], *,
+                  tables: dict[int, pa.Table] | None = None) -> dict[int, StoredMinute]:
+    """Read back each of ``minutes`` (ascending minute starts) and run the three checks, continuity with the
+    neighbouring minutes in the lake included. ``tables``: files already read (not read again)."""
+    known: dict[int, pa.Table | None] = dict(tables or {})
+
+    def table_of(minute: int) -> pa.Table | None:
+        if minute not in known:
+            known[minute] = lake.read_minute(symbol, minute)
+        return known[minute]
+
+    out: dict[int, StoredMinute] = {}
+    for minute in minutes:
+        table = table_of(minute)
+        path = lake.path_of(symbol, minute)
+        if table is None:
+            out[minute] = StoredMinute(minute, ALREADY_STORED, path, checks=(
+                CheckResult("stored", False, f"{path} is not in the lake"),))
+            continue
+        prev_last = _nearest_id(table_of, minute, -1)
+        next_first = _nearest_id(table_of, minute, +1)
+        ids = check_ids(minute, table, prev_last, next_first)
+        kline = check_kline(minute, table, klines.get(minute))
+        if not table.num_rows and minute not in klines and ids.passed and None not in (prev_last, next_first):
+            kline = CheckResult(kline.name, True, f"{kline.description}: nothing to compare, the minute has no trade "
+                                                  f"and the ids run on across it ({prev_last} -> {next_first})")
+        checks = (ids, kline, check_values(minute, table))
+        out[minute] = StoredMinute(minute, ALREADY_STORED, path, summarize(minute, table), checks)
+    return out
+
+
+def _nearest_id(table_of: Callable[[int], pa.Table | None], minute: int, step: int) -> int | None:
+    """The last trade id before ``minute`` (step -1) or the first after it (step +1) in the lake, walking over
+    empty minutes; None when a file is missing first (or after NEIGHBOUR_WALK empty minutes)."""
+    for i in range(1, NEIGHBOUR_WALK + 1):
+        table = table_of(minute + step * i * MINUTE_MS)
+        if table is None:
+            return None
+        if table.num_rows:
+            ids = table.column("trade_id")
+            return ids[-1].as_py() if step < 0 else ids[0].as_py()
+    return None
+
+
+def _verifies_alone(minute: int, table: pa.Table, kline: Kline | None) -> bool:
+    """A stored file good enough not to fetch again: dense inside, sane, and as the closed kline says."""
+    return all(c.passed for c in (check_ids(minute, table, None, None), check_kline(minute, table, kline),
+                                  check_values(minute, table)))
+
+
+def _runs(minutes: Sequence[int]) -> list[tuple[int, int]]:
+    """Ascending minute starts as contiguous [start, end) runs."""
+    runs: list[tuple[int, int]] = []
+    for minute in minutes:
+        if runs and runs[-1][1] == minute:
+            runs[-1] = (runs[-1][0], minute + MINUTE_MS)
+        else:
+            runs.append((minute, minute + MINUTE_MS))
+    return runs

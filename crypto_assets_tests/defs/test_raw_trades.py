@@ -1,0 +1,270 @@
+"""raw_trades/<symbol> materialized for real: Dagster runs against the simulator on 127.0.0.1, a lake on disk or on
+moto's S3 server, a real (SQLite) Dagster instance; the files are compared with the simulator's ground truth."""
+
+import os
+from decimal import Decimal
+
+import boto3
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from dagster import (
+    AssetSelection,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterInvalidConfigError,
+    DagsterInvariantViolationError,
+    DagsterUnknownPartitionError,
+    EventRecordsFilter,
+    materialize,
+)
+
+from crypto_assets.defs.partitions import minute_partitions
+from crypto_assets.defs.raw_trades import build_raw_trades_asset, raw_trades_key
+from crypto_assets.defs.resources import ExchangeResource, LakeResource
+from crypto_assets.exchange.simulator import Simulator, SimulatorConfig, symbol_config
+from crypto_assets.ingest.minute_checks import CHECK_DESCRIPTIONS
+from crypto_assets.ingest.minutes import MINUTE_MS, minute_key
+from crypto_assets.lake import lake_from_url
+from crypto_assets.lake.schema import trades_to_table
+from crypto_assets_tests.conftest import SILENT_SYMBOL
+from crypto_assets_tests.ground_truth import past_minute, truth
+from crypto_assets_tests.lake.conftest import aws_env, moto_endpoint, s3_bucket  # noqa: F401 (fixtures)
+from crypto_assets_tests.ports import free_port
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def instance(tmp_path):
+    (tmp_path / "dagster_home").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as inst:
+        yield inst
+
+
+def resources(rest_url: str, lake_url: str, endpoint_url: str | None = None) -> dict:
+    return {"exchange": ExchangeResource(rest_url=rest_url, ws_url="ws://127.0.0.1:1", symbols=["BTCUSDT"]),
+            "lake": LakeResource(url=lake_url, endpoint_url=endpoint_url)}
+
+
+def run(symbol, first_ms, last_ms, res, instance, refetch=False, raise_on_error=True):
+    """Materialize the minutes first_ms..last_ms (inclusive) of raw_trades/<symbol> in one run."""
+    asset = build_raw_trades_asset(symbol, minute_partitions(1))
+    kwargs = ({"partition_key": minute_key(first_ms)} if first_ms == last_ms else
+              {"tags": {"dagster/asset_partition_range_start": minute_key(first_ms),
+                        "dagster/asset_partition_range_end": minute_key(last_ms)}})
+    config = {"ops": {asset.op.name: {"config": {"refetch": refetch}}}}
+    return materialize([asset], resources=res, instance=instance, run_config=config,
+                       raise_on_error=raise_on_error, **kwargs)
+
+
+def assert_lake_equals_truth(sim, lake_url, symbol, first_ms, last_ms, endpoint_url=None):
+    lake = lake_from_url(lake_url, endpoint_url)
+    for minute in range(first_ms, last_ms + MINUTE_MS, MINUTE_MS):
+        stored = lake.read_minute(symbol, minute)
+        assert stored is not None, minute_key(minute)
+        assert stored.equals(trades_to_table(truth(sim, symbol, minute, minute + MINUTE_MS))), minute_key(minute)
+
+
+def materializations(instance, symbol):
+    return {r.partition_key: r.asset_materialization.metadata
+            for r in instance.fetch_materializations(raw_trades_key(symbol), limit=1000, ascending=True).records}
+
+
+def check_status(instance, symbol, check_name, partition):
+    """'SUCCEEDED' / 'FAILED' for the latest evaluation of a check on one partition, None if never evaluated."""
+    records = instance.get_event_records(EventRecordsFilter(DagsterEventType.ASSET_CHECK_EVALUATION),
+                                         ascending=False, limit=10_000)
+    for record in records:
+        evaluation = record.event_log_entry.dagster_event.event_specific_data
+        if (evaluation.asset_key, evaluation.check_name, evaluation.partition) == (
+                raw_trades_key(symbol), check_name, partition):
+            return "SUCCEEDED" if evaluation.passed else "FAILED"
+    return None
+
+
+def test_one_minute_partition_equals_the_exchanges_trades(simulator, tmp_path, instance):
+    minute = past_minute(simulator, 2)
+    lake_url = str(tmp_path / "lake")
+    result = run("BTCUSDT", minute, minute, resources(simulator.rest_url, lake_url), instance)
+    assert result.success
+    assert_lake_equals_truth(simulator, lake_url, "BTCUSDT", minute, minute)
+    assert instance.get_materialized_partitions(raw_trades_key("BTCUSDT")) == {minute_key(minute)}
+    metadata = materializations(instance, "BTCUSDT")[minute_key(minute)]
+    expected = truth(simulator, "BTCUSDT", minute, minute + MINUTE_MS)
+    assert metadata["dagster/row_count"].value == len(expected) > 0
+    assert metadata["first_trade_id"].value == expected[0].trade_id
+    assert metadata["last_trade_id"].value == expected[-1].trade_id
+    assert metadata["source"].value == "rest" and metadata["action"].value == "written"
+    assert metadata["lake_path"].value.endswith(f"symbol=BTCUSDT/date={minute_key(minute)[:10]}/"
+                                                f"{minute_key(minute)[11:].replace(':', '-')}.parquet")
+    assert metadata["written_after_minute_end_s"].value > 0
+    assert Decimal(metadata["base_volume"].value) == sum(Decimal(t.qty) for t in expected)
+    assert Decimal(metadata["quote_volume"].value) == sum(Decimal(t.qty) * Decimal(t.price) for t in expected)
+    for check in CHECK_DESCRIPTIONS:
+        assert check_status(instance, "BTCUSDT", check, minute_key(minute)) == "SUCCEEDED"
+
+
+def test_a_range_runs_once_and_records_every_minute(simulator, tmp_path, instance):
+    first, last = past_minute(simulator, 4), past_minute(simulator, 1)
+    lake_url = str(tmp_path / "lake")
+    result = run("ETHUSDT", first, last, resources(simulator.rest_url, lake_url), instance)
+    assert result.success
+    assert_lake_equals_truth(simulator, lake_url, "ETHUSDT", first, last)
+    keys = {minute_key(m) for m in range(first, last + MINUTE_MS, MINUTE_MS)}
+    assert instance.get_materialized_partitions(raw_trades_key("ETHUSDT")) == keys
+    assert len(instance.get_runs()) == 1
+    for key in keys:
+        for check in CHECK_DESCRIPTIONS:
+            assert check_status(instance, "ETHUSDT", check, key) == "SUCCEEDED"
+
+
+def test_quiet_minutes_are_complete_partitions_with_zero_rows(simulator, tmp_path, instance):
+    first, last = past_minute(simulator, 3), past_minute(simulator, 1)
+    lake_url = str(tmp_path / "lake")
+    assert run(SILENT_SYMBOL, first, last, resources(simulator.rest_url, lake_url), instance).success
+    lake = lake_from_url(lake_url)
+    for minute in range(first, last + MINUTE_MS, MINUTE_MS):
+        assert lake.read_minute(SILENT_SYMBOL, minute).num_rows == 0
+    recorded = materializations(instance, SILENT_SYMBOL)
+    assert len(recorded) == 3 and all(m["dagster/row_count"].value == 0 for m in recorded.values())
+
+
+def test_s3_lake_on_a_real_s3_server(simulator, moto_endpoint, s3_bucket, instance):  # noqa: F811
+    first, last = past_minute(simulator, 3), past_minute(simulator, 2)
+    lake_url = f"s3://{s3_bucket}/prod"
+    assert run("BTCUSDT", first, last, resources(simulator.rest_url, lake_url, moto_endpoint), instance).success
+    assert_lake_equals_truth(simulator, lake_url, "BTCUSDT", first, last, moto_endpoint)
+    keys = [o["Key"] for o in boto3.client("s3", endpoint_url=moto_endpoint)
+            .list_objects_v2(Bucket=s3_bucket)["Contents"]]
+    assert sorted(keys) == sorted(f"prod/raw_trades/symbol=BTCUSDT/date={minute_key(m)[:10]}/"
+                                  f"{minute_key(m)[11:].replace(':', '-')}.parquet" for m in (first, last))
+    assert set(materializations(instance, "BTCUSDT")) == {minute_key(first), minute_key(last)}
+
+
+def test_a_stored_minute_that_verifies_is_not_fetched_again_unless_asked(simulator, tmp_path, instance):
+    minute = past_minute(simulator, 3)
+    lake_url = str(tmp_path / "lake")
+    res = resources(simulator.rest_url, lake_url)
+    assert run("BTCUSDT", minute, minute, res, instance).success
+    path = lake_from_url(lake_url).path_of("BTCUSDT", minute)
+    written = os.stat(path).st_mtime_ns
+    assert run("BTCUSDT", minute, minute, res, instance).success
+    assert os.stat(path).st_mtime_ns == written
+    assert materializations(instance, "BTCUSDT")[minute_key(minute)]["action"].value == "already stored"
+    assert run("BTCUSDT", minute, minute, res, instance, refetch=True).success
+    assert os.stat(path).st_mtime_ns > written
+    assert materializations(instance, "BTCUSDT")[minute_key(minute)]["action"].value == "written"
+    assert_lake_equals_truth(simulator, lake_url, "BTCUSDT", minute, minute)
+
+
+def test_a_partial_file_in_the_lake_is_healed(simulator, tmp_path, instance):
+    minute = past_minute(simulator, 2)
+    lake_url = str(tmp_path / "lake")
+    trades = truth(simulator, "BTCUSDT", minute, minute + MINUTE_MS)
+    lake_from_url(lake_url).write_minute("BTCUSDT", minute, trades[: len(trades) // 2])  # e.g. an interrupted tool
+    assert run("BTCUSDT", minute, minute, resources(simulator.rest_url, lake_url), instance).success
+    assert_lake_equals_truth(simulator, lake_url, "BTCUSDT", minute, minute)
+
+
+def test_bursts_and_503s_still_give_the_exact_trades(tmp_path, instance):
+    config = SimulatorConfig(symbols=[symbol_config("BTCUSDT", burst_probability=0.2)], history_minutes=5)
+    with Simulator(config) as sim:
+        first, last = past_minute(sim, 4), past_minute(sim, 1)
+        sim.fail_rest(count=3, status=503)
+        lake_url = str(tmp_path / "lake")
+        assert run("BTCUSDT", first, last, resources(sim.rest_url, lake_url), instance).success
+        assert_lake_equals_truth(sim, lake_url, "BTCUSDT", first, last)
+        assert sim.state()["faults"]["rest_errors_left"] == 0  # the 503s were served, and retried
+
+        # An exchange that keeps answering 503: the run fails saying so, and writes nothing.
+        other_lake = tmp_path / "other_lake"
+        sim.fail_rest(duration_s=60, status=503)
+        result = run("BTCUSDT", first, last, resources(sim.rest_url, str(other_lake)), instance,
+                     raise_on_error=False)
+        assert not result.success
+        message = next(e for e in result.all_events
+                       if e.event_type_value == "STEP_FAILURE").step_failure_data.error.message
+        assert "503" in message and sim.rest_url in message
+        assert not other_lake.exists()
+
+
+def test_a_minute_the_kline_contradicts_is_neither_written_nor_recorded(simulator, tmp_path, instance):
+    first, last = past_minute(simulator, 3), past_minute(simulator, 2)
+    lying = past_minute(simulator, 2)
+
+    class LyingExchange(ExchangeResource):  # the exchange's kline for one minute counts one trade more
+        def rest_client(self, timeout: float = 10):
+            client = super().rest_client(timeout)
+            real_klines = client.klines
+
+            def klines(*args, **kwargs):
+                return [k.__class__(**{**{f: getattr(k, f) for f in k.__struct_fields__},
+                                       "trade_count": k.trade_count + (k.open_time == lying)}) for k in
+                        real_klines(*args, **kwargs)]
+            client.klines = klines
+            return client
+
+    lake_url = str(tmp_path / "lake")
+    res = resources(simulator.rest_url, lake_url)
+    res["exchange"] = LyingExchange(rest_url=simulator.rest_url, ws_url="ws://127.0.0.1:1", symbols=["BTCUSDT"])
+    result = run("BTCUSDT", first, last, res, instance, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert f"minute {minute_key(lying)}: kline trade count" in failure.step_failure_data.error.message
+    assert instance.get_materialized_partitions(raw_trades_key("BTCUSDT")) == {minute_key(first)}
+    assert lake_from_url(lake_url).read_minute("BTCUSDT", lying) is None
+    assert_lake_equals_truth(simulator, lake_url, "BTCUSDT", first, first)
+
+
+def test_unknown_symbol_is_named_and_nothing_is_written(simulator, tmp_path, instance):
+    minute = past_minute(simulator, 2)
+    result = run("NOSUCHUSDT", minute, minute, resources(simulator.rest_url, str(tmp_path / "lake")), instance,
+                 raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "NOSUCHUSDT" in failure.step_failure_data.error.message
+    assert not (tmp_path / "lake").exists()
+
+
+def test_unreachable_exchange_is_named_and_nothing_is_written(simulator, tmp_path, instance):
+    minute = past_minute(simulator, 2)
+    url = f"http://127.0.0.1:{free_port()}"
+    result = run("BTCUSDT", minute, minute, resources(url, str(tmp_path / "lake")), instance,
+                 raise_on_error=False)
+    assert not result.success
+    message = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error.message
+    assert "unreachable" in message and url in message
+    assert not (tmp_path / "lake").exists()
+
+
+def test_a_malformed_partition_key_is_refused(simulator, tmp_path, instance):
+    asset = build_raw_trades_asset("BTCUSDT", minute_partitions(1))
+    with pytest.raises((DagsterUnknownPartitionError, DagsterInvariantViolationError, DagsterInvalidConfigError,
+                        ValueError)):
+        materialize([asset], partition_key="2026-11-21 06:00", instance=instance,
+                    resources=resources(simulator.rest_url, str(tmp_path / "lake")))
+    assert not (tmp_path / "lake").exists()
+
+
+def test_running_the_checks_alone_reverifies_the_lake_without_fetching(simulator, tmp_path, instance):
+    first, last = past_minute(simulator, 3), past_minute(simulator, 2)
+    lake_url = str(tmp_path / "lake")
+    res = resources(simulator.rest_url, lake_url)
+    assert run("BTCUSDT", first, last, res, instance).success
+    # Someone damages the second minute's file behind Dagster's back: one trade goes missing.
+    path = lake_from_url(lake_url).path_of("BTCUSDT", last)
+    table = pq.read_table(path)
+    pq.write_table(table.filter(pc.not_equal(table["trade_id"], table["trade_id"][5])), path)
+    asset = build_raw_trades_asset("BTCUSDT", minute_partitions(1))
+    result = materialize([asset], selection=AssetSelection.checks_for_assets(asset), resources=res,
+                         instance=instance, raise_on_error=False,
+                         tags={"dagster/asset_partition_range_start": minute_key(first),
+                               "dagster/asset_partition_range_end": minute_key(last)})
+    assert not result.success
+    assert check_status(instance, "BTCUSDT", "trade_ids_dense", minute_key(last)) == "FAILED"
+    assert check_status(instance, "BTCUSDT", "agrees_with_kline", minute_key(last)) == "FAILED"
+    assert check_status(instance, "BTCUSDT", "values_sane", minute_key(last)) == "SUCCEEDED"
+    # the damage is not "repaired" by a checks-only run, and no new materialization is recorded
+    assert pq.read_table(path).num_rows == table.num_rows - 1
+    assert len(instance.fetch_materializations(raw_trades_key("BTCUSDT"), limit=10).records) == 2
