@@ -1,0 +1,29 @@
+{{ config(tags=['hourly'], unique_key=['symbol', 'trade_date'], window_column='trade_date', window_grain='day') }}
+-- Gold: per symbol and UTC day, the trade price range, mean and count. Every day the window touches is rebuilt
+-- from silver, so a day reflects all of its hours built so far.
+
+with trades as (
+    select *
+    from {{ ref('stg_trades') }}
+    where trade_time >= cast(cast({{ window_start() }} as date) as timestamp)
+      and trade_time < cast(cast({{ window_end() }} - interval '1 microsecond' as date) as timestamp) + interval '1 day'
+),
+
+final as (
+    select
+        symbol,
+        cast(trade_time as date) as trade_date,
+        min(price) as min_price,
+        max(price) as max_price,
+        cast(sum(price) / count(*) as decimal(18, 8)) as mean_price,
+        cast(sum(quote_qty) / nullif(sum(qty), 0) as decimal(18, 8)) as vwap,
+        count(*) as trade_count,
+        cast(sum(qty) as decimal(38, 8)) as volume,
+        cast(sum(quote_qty) as decimal(38, 8)) as quote_volume,
+        min(trade_time) as first_trade_time,
+        max(trade_time) as last_trade_time
+    from trades
+    group by 1, 2
+)
+
+select * from final
