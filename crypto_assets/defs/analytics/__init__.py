@@ -1,0 +1,47 @@
+"""Analytics: the dbt project (dbt_crypto_pipeline/) as Dagster assets.
+
+- ``dbt_project``: where the project is; the manifest prepared when missing or stale (tests, CI, deployments);
+- ``translator``: lake source -> every ``raw_trades/<symbol>`` asset, groups silver/gold, gold freshness policy;
+- ``warehouse``: ``WarehouseResource`` (lake, DuckDB file, symbols -> dbt vars; read-only queries);
+- ``assets``: the hourly ``@dbt_assets`` (hour partitions, single-run backfills, pool ``duckdb``) and latest prices;
+- ``charts``: candle chart PNGs for metadata;
+- ``schedules`` / ``sensors``: hourly build once an hour is complete; rebuild when late raw minutes arrive.
+"""
+
+from dagster import Definitions
+from dagster_dbt import DbtCliResource
+
+from crypto_assets.defs.analytics.assets import build_hourly_dbt_assets, build_latest_prices_assets
+from crypto_assets.defs.analytics.dbt_project import dbt_executable, dbt_project, ensure_manifest
+from crypto_assets.defs.analytics.schedules import build_hourly_job, build_latest_prices_job, build_schedules
+from crypto_assets.defs.analytics.sensors import build_gap_rebuild_sensor
+from crypto_assets.defs.analytics.translator import AnalyticsTranslator
+from crypto_assets.defs.analytics.warehouse import WarehouseResource
+from crypto_assets.defs.partitions import hour_partitions
+from crypto_assets.settings import Settings
+
+__all__ = ["build_analytics_definitions"]
+
+
+def build_analytics_definitions(settings: Settings, duckdb_path: str | None = None) -> Definitions:
+    """The dbt assets, jobs, schedules, sensor and resources (`dbt`, `warehouse`) for ``settings``. The DuckDB file
+    is ``duckdb_path``, else DBT_DUCKDB_PATH, else dbt_crypto_pipeline/.dbt/crypto.duckdb."""
+    project = dbt_project()
+    ensure_manifest(project)
+    translator = AnalyticsTranslator(settings.symbols)
+    hours = hour_partitions(settings.partition_days)
+    hourly = build_hourly_dbt_assets(project, translator, hours)
+    latest = build_latest_prices_assets(project, translator)
+    hourly_job, latest_job = build_hourly_job(hourly), build_latest_prices_job(latest)
+    warehouse = WarehouseResource.from_settings(settings, duckdb_path)
+    return Definitions(
+        assets=[hourly, latest],
+        jobs=[hourly_job, latest_job],
+        schedules=build_schedules(hourly_job, latest_job),
+        sensors=[build_gap_rebuild_sensor(list(translator.raw_keys), hours)],
+        resources={
+            "dbt": DbtCliResource(project_dir=project, profiles_dir=str(project.profiles_dir),
+                                  target=warehouse.dbt_target, dbt_executable=dbt_executable()),
+            "warehouse": warehouse,
+        },
+    )

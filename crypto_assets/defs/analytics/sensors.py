@@ -1,0 +1,97 @@
+"""`analytics_gap_rebuild_sensor`: when raw minutes of an hour that was already built are materialized later (a gap
+backfill, a late stream minute), the hour is built again, once no run of it is queued or in progress.
+
+Cursor (JSON): per raw asset the last event storage id read, and the hours waiting for a rebuild. An hour counts as
+built when its first silver model (stg_trade_minutes) has a materialization older than the raw minute's; hours
+never built are left to the schedule or a backfill. The sensor also gives the `duckdb` pool a limit of 1 on the
+instance when it has none (one writer per DuckDB file)."""
+
+import json
+from datetime import UTC, datetime
+
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SkipReason,
+    TimeWindowPartitionsDefinition,
+    sensor,
+)
+
+from crypto_assets.defs.analytics.assets import DUCKDB_POOL
+from crypto_assets.defs.analytics.schedules import HOURLY_JOB
+
+BUILT_MARKER = AssetKey("stg_trade_minutes")
+RECORDS_PER_TICK = 2000
+IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+             DagsterRunStatus.STARTED]
+
+
+def ensure_pool_limit(instance, pool: str = DUCKDB_POOL, limit: int = 1) -> bool:
+    """Set the pool's limit when the instance has none; True when it did."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits or pool in storage.get_concurrency_keys():
+        return False
+    storage.set_concurrency_slots(pool, limit)
+    return True
+
+
+def hour_of_minute(minute_key: str) -> str:
+    """'2026-11-21-06:53' -> '2026-11-21-06:00'."""
+    return minute_key[:-2] + "00"
+
+
+def build_gap_rebuild_sensor(raw_keys: list[AssetKey], hours: TimeWindowPartitionsDefinition) -> SensorDefinition:
+    @sensor(name="analytics_gap_rebuild_sensor", job_name=HOURLY_JOB, minimum_interval_seconds=60,
+            default_status=DefaultSensorStatus.RUNNING,
+            description="Rebuilds an already built hour when raw minutes of it are materialized later.")
+    def analytics_gap_rebuild_sensor(context: SensorEvaluationContext):
+        instance = context.instance
+        if ensure_pool_limit(instance):
+            context.log.info(f"pool {DUCKDB_POOL!r} had no limit: set to 1")
+        state = json.loads(context.cursor) if context.cursor else {}
+        after: dict[str, int] = state.get("after", {})
+        pending: dict[str, int] = state.get("pending", {})
+        if not after:  # first tick: start from now, do not rebuild history
+            latest = instance.event_log_storage.get_maximum_record_id() or 0
+            after = {key.to_user_string(): latest for key in raw_keys}
+        now = datetime.now(UTC)
+        for key in raw_keys:
+            name = key.to_user_string()
+            result = instance.fetch_materializations(
+                AssetRecordsFilter(asset_key=key, after_storage_id=after.get(name, 0)), limit=RECORDS_PER_TICK,
+                ascending=True)
+            for record in result.records:
+                after[name] = max(after.get(name, 0), record.storage_id)
+                if not record.partition_key:
+                    continue
+                hour = hour_of_minute(record.partition_key)
+                pending[hour] = max(pending.get(hour, 0), record.storage_id)
+        requests, waiting = [], {}
+        for hour, storage_id in sorted(pending.items()):
+            try:
+                window = hours.time_window_for_partition_key(hour)
+            except Exception:
+                continue  # not an hour of this window (too old): nothing to rebuild
+            if window.end > now or window.start < hours.start:
+                continue  # not over yet: the schedule builds it
+            built = instance.fetch_materializations(
+                AssetRecordsFilter(asset_key=BUILT_MARKER, asset_partitions=[hour]), limit=1, ascending=False)
+            if not built.records or built.records[0].storage_id > storage_id:
+                continue  # never built (schedule/backfill does it) or built after these minutes arrived
+            in_flight = instance.get_runs_count(RunsFilter(job_name=HOURLY_JOB, statuses=IN_FLIGHT,
+                                                           tags={"dagster/partition": hour}))
+            if in_flight:
+                waiting[hour] = storage_id
+                continue
+            requests.append(RunRequest(run_key=f"rebuild-{hour}-{storage_id}", partition_key=hour,
+                                       tags={"crypto_assets/reason": "raw minutes arrived after the hour was built"}))
+        context.update_cursor(json.dumps({"after": after, "pending": waiting}))
+        return requests or SkipReason("no already-built hour got new raw minutes")
+
+    return analytics_gap_rebuild_sensor

@@ -1,0 +1,47 @@
+"""How dbt nodes become Dagster assets: the lake source becomes every configured `raw_trades/<symbol>` asset (so the
+lineage runs raw -> silver -> gold), staging models form group `silver`, marts group `gold` with a freshness policy."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from dagster import AssetDep, AssetKey, AssetSpec, FreshnessPolicy, TimeWindowPartitionMapping
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
+
+LAKE_SOURCE = "source.dbt_crypto_pipeline.lake.raw_trades"
+# Gold is built hourly, five minutes after each hour ends: warn when the newest build is over 75 minutes old, fail
+# over 2 hours (one missed hour).
+GOLD_FRESHNESS = FreshnessPolicy.time_window(fail_window=timedelta(hours=2), warn_window=timedelta(minutes=75))
+
+
+def raw_trades_key(symbol: str) -> AssetKey:
+    """The raw asset of one symbol (crypto_assets.defs.raw_trades defines it)."""
+    return AssetKey(["raw_trades", symbol.lower()])
+
+
+class AnalyticsTranslator(DagsterDbtTranslator):
+    def __init__(self, symbols: Sequence[str], gold_freshness: FreshnessPolicy | None = GOLD_FRESHNESS):
+        super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+        self.raw_keys = [raw_trades_key(symbol) for symbol in symbols]
+        self.gold_freshness = gold_freshness
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project) -> AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        node = manifest["nodes"].get(unique_id)
+        if node is None or node.get("resource_type") != "model":
+            return spec
+        source_key = super().get_asset_spec(manifest, LAKE_SOURCE, project).key if LAKE_SOURCE in manifest[
+            "sources"] else None
+        if LAKE_SOURCE in node.get("depends_on", {}).get("nodes", []):
+            # an hour of silver needs the 60 minutes of that hour of every raw_trades/<symbol>
+            deps = [dep for dep in spec.deps if dep.asset_key != source_key]
+            deps += [AssetDep(key, partition_mapping=TimeWindowPartitionMapping()) for key in self.raw_keys]
+            spec = spec.replace_attributes(deps=deps)
+        layer = node.get("fqn", ["", ""])[1] if len(node.get("fqn", [])) > 2 else ""
+        if layer == "staging":
+            spec = spec.replace_attributes(group_name="silver")
+        elif layer == "marts":
+            spec = spec.replace_attributes(group_name="gold", freshness_policy=self.gold_freshness)
+        return spec

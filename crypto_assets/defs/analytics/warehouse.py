@@ -1,0 +1,80 @@
+"""`WarehouseResource`: what the dbt runs read and write (the lake, the DuckDB file, the symbols), as dbt vars, and
+read-only queries of the built tables for the assets' metadata."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+from dagster import ConfigurableResource
+
+from crypto_assets.defs.analytics.dbt_project import DBT_PROJECT_DIR
+from crypto_assets.settings import Settings
+
+DEFAULT_DUCKDB_PATH = ".dbt/crypto.duckdb"  # relative to the dbt project folder, where dbt runs
+WINDOW_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def duckdb_path_from_env(environ=os.environ) -> str:
+    """DBT_DUCKDB_PATH (relative paths from dbt_crypto_pipeline/, as dbt itself resolves them) as an absolute path."""
+    value = (environ.get("DBT_DUCKDB_PATH") or "").strip() or DEFAULT_DUCKDB_PATH
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (DBT_PROJECT_DIR / path).resolve())
+
+
+class LakeMissingError(RuntimeError):
+    """The configured lake does not exist (the message names the path)."""
+
+
+class WarehouseResource(ConfigurableResource):
+    """The DuckDB file dbt builds, the lake it reads, and the symbols that must be complete in every hour."""
+
+    lake_url: str
+    aws_endpoint_url: str | None = None
+    symbols: list[str]
+    duckdb_path: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings, duckdb_path: str | None = None) -> "WarehouseResource":
+        return cls(lake_url=settings.lake_url, aws_endpoint_url=settings.aws_endpoint_url,
+                   symbols=list(settings.symbols), duckdb_path=duckdb_path or duckdb_path_from_env())
+
+    @property
+    def dbt_target(self) -> str:
+        """The profiles.yml output: `endpoint` passes aws_endpoint_url to s3fs, `dev` leaves it to the AWS chain."""
+        return "endpoint" if self.aws_endpoint_url else "dev"
+
+    def dbt_vars(self, window_start: datetime | None = None, window_end: datetime | None = None) -> dict[str, str]:
+        values = {"lake_url": self.lake_url, "symbols": ",".join(self.symbols), "duckdb_path": self.duckdb_path}
+        if self.aws_endpoint_url:
+            values["aws_endpoint_url"] = self.aws_endpoint_url
+        if window_start is not None and window_end is not None:
+            values["window_start"] = window_start.strftime(WINDOW_FORMAT)
+            values["window_end"] = window_end.strftime(WINDOW_FORMAT)
+        return values
+
+    def prepare(self) -> None:
+        """Fail early and clearly on a missing local lake; create the DuckDB file's folder (DuckDB will not)."""
+        if not self.lake_url.startswith("s3://"):
+            raw = Path(self.lake_url) / "raw_trades"
+            if not raw.is_dir():
+                raise LakeMissingError(
+                    f"the trade lake {self.lake_url} has no raw_trades folder ({raw} does not exist): check "
+                    "CRYPTO_LAKE_URL, or materialize raw_trades/<symbol> partitions first"
+                )
+        Path(self.duckdb_path).parent.mkdir(parents=True, exist_ok=True)
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        """Rows of a read-only query against the DuckDB file (only while no dbt run holds it)."""
+        with duckdb.connect(self.duckdb_path, read_only=True) as con:
+            con.execute("set TimeZone = 'UTC'")
+            return con.execute(sql, params or []).fetchall()
+
+    def query_columns(self, sql: str, params: list | None = None) -> tuple[list[str], list[tuple]]:
+        with duckdb.connect(self.duckdb_path, read_only=True) as con:
+            con.execute("set TimeZone = 'UTC'")
+            cursor = con.execute(sql, params or [])
+            names = [d[0] for d in cursor.description]
+            return names, cursor.fetchall()
