@@ -8,6 +8,9 @@
 | CRYPTO_LAKE_URL   | <project root>/.lake                 |
 | AWS_ENDPOINT_URL  | unset (AWS's own endpoints)          |
 | CRYPTO_PARTITION_DAYS | 30                               |
+| CRYPTO_GAP_LOOKBACK_HOURS | 24                           |
+| CRYPTO_GAP_SETTLE_SECONDS | 90                           |
+| CRYPTO_GAP_MAX_RUNS   | 2                                |
 
 A variable that is unset or blank takes its default. A `.env` file in the project root fills in variables that
 the real environment does not set (the real environment wins). No Dagster imports here.
@@ -49,6 +52,9 @@ class Settings:
     lake_url: str
     aws_endpoint_url: str | None = None
     partition_days: int = DEFAULT_PARTITION_DAYS
+    gap_lookback_hours: int = 24  # how far back the gap sensor looks for minutes to backfill
+    gap_settle_seconds: int = 90  # a minute is a gap only this long after its end (the stream records in ~seconds)
+    gap_max_runs: int = 2  # gap backfill runs in flight at once (they share the exchange's REST weight limit)
 
     @classmethod
     def from_env(
@@ -84,7 +90,13 @@ class Settings:
             aws_endpoint_url=(
                 parse_url("AWS_ENDPOINT_URL", aws_endpoint, ("http", "https")) if aws_endpoint else None
             ),
-            partition_days=parse_partition_days(get("CRYPTO_PARTITION_DAYS")),
+            partition_days=parse_int("CRYPTO_PARTITION_DAYS", get("CRYPTO_PARTITION_DAYS"), DEFAULT_PARTITION_DAYS,
+                                     1, MAX_PARTITION_DAYS, "days"),
+            gap_lookback_hours=parse_int("CRYPTO_GAP_LOOKBACK_HOURS", get("CRYPTO_GAP_LOOKBACK_HOURS"), 24,
+                                         1, 24 * MAX_PARTITION_DAYS, "hours"),
+            gap_settle_seconds=parse_int("CRYPTO_GAP_SETTLE_SECONDS", get("CRYPTO_GAP_SETTLE_SECONDS"), 90,
+                                         15, 3600, "seconds"),
+            gap_max_runs=parse_int("CRYPTO_GAP_MAX_RUNS", get("CRYPTO_GAP_MAX_RUNS"), 2, 1, 10, "runs"),
         )
 
 
@@ -105,17 +117,17 @@ def parse_url(variable: str, value: str, schemes: tuple[str, ...]) -> str:
     return value.rstrip("/")
 
 
-def parse_partition_days(value: str | None) -> int:
-    """Days of minute partitions the raw assets offer (1 to MAX_PARTITION_DAYS), counted back from today."""
+def parse_int(variable: str, value: str | None, default: int, low: int, high: int, unit: str) -> int:
+    """A whole number of ``unit`` between ``low`` and ``high``; None (unset) gives ``default``."""
     if value is None:
-        return DEFAULT_PARTITION_DAYS
+        return default
     try:
-        days = int(value)
+        number = int(value)
     except ValueError:
-        raise SettingsError(f"CRYPTO_PARTITION_DAYS={value!r} is not a whole number of days") from None
-    if not 1 <= days <= MAX_PARTITION_DAYS:
-        raise SettingsError(f"CRYPTO_PARTITION_DAYS={value!r} must be between 1 and {MAX_PARTITION_DAYS}")
-    return days
+        raise SettingsError(f"{variable}={value!r} is not a whole number of {unit}") from None
+    if not low <= number <= high:
+        raise SettingsError(f"{variable}={value!r} must be between {low} and {high} {unit}")
+    return number
 
 
 def parse_symbols(value: str) -> tuple[str, ...]:

@@ -134,13 +134,15 @@ class BinanceStream:
     ``stable_after_s``, goes out at once.
     ``max_attempts`` per ``attempt_window_s``: this client's own cap on connection attempts (Binance: 300 / 5 min).
     ``klines``: also carry ``<symbol>@kline_1m`` (default); off, the connection carries trades only.
+    ``clock``: ms since the epoch for the ``at`` of Connected / Disconnected / MalformedFrame (tests pass the
+    simulator's clock).
     """
 
     def __init__(self, ws_url: str, symbols: list[str], *, silence_timeout_s: float = 30.0,
                  max_age_s: float = 23 * 3600 + 50 * 60, connect_timeout_s: float = 10.0,
                  backoff_initial_s: float = 0.5, backoff_max_s: float = 30.0, stable_after_s: float = 60.0,
                  max_attempts: int = 60, attempt_window_s: float = 300.0, poll_s: float = 1.0,
-                 klines: bool = True):
+                 klines: bool = True, clock: Callable[[], int] = _now_ms):
         symbols = [s.upper() for s in symbols]
         if not symbols:
             raise ValueError("BinanceStream needs at least one symbol")
@@ -153,6 +155,7 @@ class BinanceStream:
         if silence_timeout_s <= 0 or max_age_s <= 0 or backoff_initial_s <= 0 or backoff_max_s < backoff_initial_s:
             raise ValueError("timeouts and backoff delays must be positive (backoff_max_s >= backoff_initial_s)")
         self.symbols = symbols
+        self.clock = clock
         self.url = stream_url(ws_url, symbols, klines)
         self.silence_timeout_s = silence_timeout_s
         self.max_age_s = max_age_s
@@ -177,7 +180,7 @@ class BinanceStream:
                 if ws is None:
                     return
                 connected_at = time.monotonic()
-                yield Connected(_now_ms(), self.url)
+                yield Connected(self.clock(), self.url)
                 reason = yield from self._read(ws)
                 self._disconnect(ws, polite=reason in ("renewal", "closed", "server shutdown"))
                 lived = time.monotonic() - connected_at
@@ -188,7 +191,7 @@ class BinanceStream:
                 self.stats.disconnects += 1
                 level = logging.INFO if reason in ("renewal", "closed") else logging.WARNING
                 log.log(level, "stream %s disconnected after %.1fs: %s", self.url, lived, reason)
-                yield Disconnected(_now_ms(), reason)
+                yield Disconnected(self.clock(), reason)
         finally:
             if self._ws is not None:
                 self._disconnect(self._ws, polite=True)
@@ -330,7 +333,7 @@ class BinanceStream:
         symbol = stream_symbol(data)
         log.warning("stream %s: malformed frame (%s) for %s: %s: %r", self.url, self.stats.malformed,
                     symbol or "unknown symbol", error, text)
-        return MalformedFrame(_now_ms(), symbol, error, text)
+        return MalformedFrame(self.clock(), symbol, error, text)
 
 
 def _close_detail(payload: bytes) -> str:

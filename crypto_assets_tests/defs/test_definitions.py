@@ -1,4 +1,4 @@
-from dagster import AssetKey, DefaultScheduleStatus, Definitions, PartitionKeyRange
+from dagster import AssetKey, DefaultSensorStatus, Definitions, PartitionKeyRange
 
 from crypto_assets.definitions import build_definitions, defs
 from crypto_assets.defs.resources import ExchangeResource
@@ -9,13 +9,12 @@ def test_definitions_load():
     Definitions.validate_loadable(defs)
 
 
-def test_market_snapshot_asset_and_schedule_exist():
-    assert defs.resolve_assets_def("market_snapshot").key == AssetKey("market_snapshot")
-    schedule = defs.resolve_schedule_def("market_snapshot_every_minute")
-    assert schedule.cron_schedule == "* * * * *"
-    assert schedule.default_status == DefaultScheduleStatus.RUNNING
-    job = defs.resolve_job_def(schedule.job_name)
-    assert job.asset_layer.executable_asset_keys == {AssetKey("market_snapshot")}
+def test_stream_job_and_self_healing_sensors_are_on_by_default():
+    assert defs.resolve_job_def("live_trades_stream") is not None
+    for name in ("live_stream_keepalive", "raw_trades_gap_backfill"):
+        assert defs.resolve_sensor_def(name).default_status == DefaultSensorStatus.RUNNING
+    gap_job = defs.resolve_job_def(defs.resolve_sensor_def("raw_trades_gap_backfill").job_name)
+    assert {k.path[0] for k in gap_job.asset_layer.executable_asset_keys} == {"raw_trades"}
 
 
 def test_exchange_resource_comes_from_settings():

@@ -1,0 +1,158 @@
+"""The keep-alive and gap sensors evaluated against a real (SQLite) Dagster instance holding real run records and
+materializations."""
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+from dagster import (
+    AssetMaterialization,
+    DagsterInstance,
+    DagsterRunStatus,
+    build_sensor_context,
+)
+
+from crypto_assets.definitions import RAW_TRADES_JOB, build_definitions
+from crypto_assets.defs.live_stream import HEARTBEAT_TAG, SYMBOLS_TAG
+from crypto_assets.defs.raw_trades import raw_trades_key
+from crypto_assets.defs.sensors import GAP_TAG, RANGE_END_TAG, RANGE_START_TAG, contiguous_ranges
+from crypto_assets.ingest.minutes import MINUTE_MS, floor_minute, minute_key
+from crypto_assets.settings import Settings
+
+SYMBOLS = "BTCUSDT,ETHUSDT"
+
+
+@pytest.fixture
+def instance(tmp_path):
+    (tmp_path / "home").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "home")) as inst:
+        yield inst
+
+
+def definitions(**env):
+    return build_definitions(Settings.from_env({"CRYPTO_SYMBOLS": SYMBOLS, "CRYPTO_PARTITION_DAYS": "1",
+                                                "BINANCE_REST_URL": "http://127.0.0.1:1", **env}, dotenv_path=None))
+
+
+def evaluate(defs, name, instance):
+    result = defs.resolve_sensor_def(name).evaluate_tick(build_sensor_context(instance=instance, definitions=defs))
+    return result
+
+
+def stream_run(instance, defs, status, **tags):
+    run = instance.create_run_for_job(defs.resolve_job_def("live_trades_stream"), tags={SYMBOLS_TAG: SYMBOLS, **tags})
+    if status != DagsterRunStatus.NOT_STARTED:
+        instance.report_run_failed(run) if status == DagsterRunStatus.FAILURE else \
+            instance.handle_run_event(run.run_id, _event(run, status))
+    return instance.get_run_by_id(run.run_id)
+
+
+def _event(run, status):
+    from dagster._core.events import DagsterEvent, DagsterEventType
+    event_type = {DagsterRunStatus.STARTED: DagsterEventType.RUN_START}[status]
+    return DagsterEvent(event_type.value, job_name=run.job_name)
+
+
+# ---- keep-alive ------------------------------------------------------------------------------------------------------
+def test_starts_a_stream_run_when_none_is_alive(instance):
+    result = evaluate(definitions(), "live_stream_keepalive", instance)
+    [request] = result.run_requests
+    assert request.tags[SYMBOLS_TAG] == SYMBOLS
+
+
+def test_leaves_a_healthy_run_alone(instance):
+    defs = definitions()
+    stream_run(instance, defs, DagsterRunStatus.STARTED, **{HEARTBEAT_TAG: str(int(time.time()))})
+    result = evaluate(defs, "live_stream_keepalive", instance)
+    assert not result.run_requests and "STARTED" in result.skip_message
+
+
+def test_a_run_without_heartbeat_is_failed_and_replaced(instance):
+    defs = definitions()
+    dead = stream_run(instance, defs, DagsterRunStatus.STARTED, **{HEARTBEAT_TAG: str(int(time.time()) - 600)})
+    result = evaluate(defs, "live_stream_keepalive", instance)
+    assert instance.get_run_by_id(dead.run_id).status == DagsterRunStatus.FAILURE
+    assert len(result.run_requests) == 1
+
+
+def test_a_run_streaming_other_symbols_is_cancelled_first(instance):
+    defs = definitions(CRYPTO_SYMBOLS="BTCUSDT,SOLUSDT")
+    old = stream_run(instance, defs, DagsterRunStatus.NOT_STARTED)  # tagged BTCUSDT,ETHUSDT
+    result = evaluate(defs, "live_stream_keepalive", instance)
+    assert not result.run_requests  # never two at once: the replacement starts once the old run has ended
+    status = instance.get_run_by_id(old.run_id).status
+    assert status in (DagsterRunStatus.CANCELED, DagsterRunStatus.CANCELING)
+    if status == DagsterRunStatus.CANCELING:
+        assert evaluate(defs, "live_stream_keepalive", instance).run_requests == []  # still ending
+        instance.report_run_canceled(instance.get_run_by_id(old.run_id))  # what its run worker does as it stops
+    result = evaluate(defs, "live_stream_keepalive", instance)
+    assert result.run_requests[0].tags[SYMBOLS_TAG] == "BTCUSDT,SOLUSDT"
+
+
+def test_repeated_failures_space_out_the_restarts(instance):
+    defs = definitions()
+    for _ in range(3):
+        stream_run(instance, defs, DagsterRunStatus.FAILURE)
+    result = evaluate(defs, "live_stream_keepalive", instance)
+    assert not result.run_requests and "failed in a row" in result.skip_message
+
+
+# ---- gap backfill ----------------------------------------------------------------------------------------------------
+def materialize_minutes(instance, symbol, minutes):
+    for minute in minutes:
+        instance.report_runless_asset_event(AssetMaterialization(raw_trades_key(symbol), partition=minute_key(minute)))
+
+
+def test_ranges_are_contiguous_and_capped():
+    m = [0, 1, 2, 5, 6] + list(range(10, 80))
+    ranges = contiguous_ranges([x * MINUTE_MS for x in m], 60)
+    assert [(a // MINUTE_MS, b // MINUTE_MS) for a, b in ranges] == [(0, 3), (5, 7), (10, 70), (70, 80)]
+
+
+def test_missing_minutes_become_one_run_per_range_oldest_first(instance):
+    defs = definitions(CRYPTO_GAP_LOOKBACK_HOURS="1", CRYPTO_GAP_SETTLE_SECONDS="60", CRYPTO_GAP_MAX_RUNS="3")
+    now = floor_minute(int(time.time() * 1000))
+    window = list(range(now - 60 * MINUTE_MS, now - MINUTE_MS, MINUTE_MS))  # minutes ended >= 60 s ago, roughly
+    gap_a = window[10:13]
+    materialize_minutes(instance, "BTCUSDT", [m for m in window if m not in gap_a])
+    materialize_minutes(instance, "ETHUSDT", window)
+    result = evaluate(defs, "raw_trades_gap_backfill", instance)
+    requests = result.run_requests
+    assert requests, result.skip_message
+    first = requests[0]
+    assert first.asset_selection == [raw_trades_key("BTCUSDT")]
+    assert (first.tags[RANGE_START_TAG], first.tags[RANGE_END_TAG]) == (minute_key(gap_a[0]), minute_key(gap_a[-1]))
+    assert first.tags[GAP_TAG] == "BTCUSDT"
+    # nothing older than the window, nothing that has not settled, nothing already materialized
+    for request in requests:
+        start = datetime.strptime(request.tags[RANGE_START_TAG], "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
+        assert start.timestamp() * 1000 >= now - 61 * MINUTE_MS
+        end = datetime.strptime(request.tags[RANGE_END_TAG], "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
+        assert end.timestamp() * 1000 + MINUTE_MS <= time.time() * 1000 - 60_000
+    assert len(requests) <= 3
+
+
+def test_ranges_in_flight_are_not_asked_for_twice_and_runs_are_capped(instance):
+    defs = definitions(CRYPTO_GAP_LOOKBACK_HOURS="1", CRYPTO_GAP_MAX_RUNS="2")
+    job = defs.resolve_job_def(RAW_TRADES_JOB)
+    first = evaluate(defs, "raw_trades_gap_backfill", instance).run_requests
+    assert len(first) == 2  # every minute of both symbols is missing: one range each, capped at 2 runs
+    for request in first:
+        instance.create_run_for_job(job, tags=request.tags, asset_selection=frozenset(request.asset_selection))
+    result = evaluate(defs, "raw_trades_gap_backfill", instance)
+    assert not result.run_requests and "in flight" in result.skip_message
+    # with room for more runs, the ranges in flight are still not asked for again
+    defs = definitions(CRYPTO_GAP_LOOKBACK_HOURS="1", CRYPTO_GAP_MAX_RUNS="4")
+    again = evaluate(defs, "raw_trades_gap_backfill", instance).run_requests or []
+    in_flight = {(r.tags[GAP_TAG], r.tags[RANGE_START_TAG]) for r in first}
+    assert not in_flight & {(r.tags[GAP_TAG], r.tags[RANGE_START_TAG]) for r in again}
+
+
+def test_no_gap_no_run(instance):
+    defs = definitions(CRYPTO_GAP_LOOKBACK_HOURS="1")
+    now = floor_minute(int(time.time() * 1000))
+    for symbol in SYMBOLS.split(","):
+        materialize_minutes(instance, symbol, range(now - 62 * MINUTE_MS, now, MINUTE_MS))
+    result = evaluate(defs, "raw_trades_gap_backfill", instance)
+    assert not result.run_requests and "no gap" in result.skip_message
+
