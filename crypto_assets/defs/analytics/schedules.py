@@ -18,7 +18,7 @@ AssetJob = Any  # dagster's UnresolvedAssetJobDefinition (not exported at the to
 
 
 def build_hourly_job(hourly_assets: AssetsDefinition) -> AssetJob:
-    return define_asset_job(HOURLY_JOB, selection=[hourly_assets], partitions_def=hourly_assets.partitions_def,
+    return define_asset_job(HOURLY_JOB, selection=[hourly_assets],
                             description="dbt build of silver and gold for one hour partition (or a range)")
 
 

@@ -1,0 +1,177 @@
+"""The dagster-dbt assets run for real: `dbt build` of hour partitions on a DagsterInstance in a temporary
+DAGSTER_HOME, on the simulator lake; partition status, check results and metadata come from the instance."""
+
+import pytest
+from dagster import AssetKey, DagsterInstance, Definitions
+
+from crypto_assets.defs.analytics import build_analytics_definitions
+from crypto_assets.defs.analytics.schedules import HOURLY_JOB, LATEST_PRICES_JOB
+from crypto_assets.settings import Settings
+from crypto_assets_tests.analytics_data import MINUTE_MS, SYMBOLS, copy_lake
+
+pytestmark = pytest.mark.integration
+
+GOLD = ["candles_1m", "candles_1h", "moving_averages_1m", "volatility_1m", "price_jumps", "daily_stats"]
+SILVER = ["stg_trade_minutes", "stg_trades"]
+
+
+def settings_for(lake) -> Settings:
+    return Settings.from_env({"CRYPTO_LAKE_URL": str(lake), "CRYPTO_SYMBOLS": ",".join(SYMBOLS)}, dotenv_path=None)
+
+
+@pytest.fixture(scope="module")
+def instance(tmp_path_factory):
+    home = tmp_path_factory.mktemp("dagster_home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(home))
+        instance = DagsterInstance.get()
+        yield instance
+        instance.dispose()
+
+
+@pytest.fixture(scope="module")
+def backfilled(instance, hours, local_lake, tmp_path_factory):
+    """Both hours in one run (a range backfill: BackfillPolicy.single_run), then latest prices."""
+    defs = build_analytics_definitions(settings_for(local_lake),
+                                       duckdb_path=str(tmp_path_factory.mktemp("wh") / "crypto.duckdb"))
+    h1, h2 = hours.keys
+    hourly = defs.resolve_job_def(HOURLY_JOB).execute_in_process(
+        instance=instance, raise_on_error=False,
+        tags={"dagster/asset_partition_range_start": h1, "dagster/asset_partition_range_end": h2})
+    latest = defs.resolve_job_def(LATEST_PRICES_JOB).execute_in_process(instance=instance, raise_on_error=False)
+    return defs, hourly, latest
+
+
+def test_a_range_backfill_builds_every_hour_in_one_run(backfilled, instance, hours):
+    _, hourly, _ = backfilled
+    assert hourly.success
+    for name in SILVER + GOLD:
+        assert instance.get_materialized_partitions(AssetKey(name)) == set(hours.keys), name
+
+
+def test_every_dbt_test_is_a_passing_asset_check(backfilled):
+    _, hourly, latest = backfilled
+    evaluations = hourly.get_asset_check_evaluations()
+    names = {(e.asset_key.to_user_string(), e.check_name) for e in evaluations}
+    assert ("candles_1m", "complete_minutes_candles_1m_minute_start__60") in names
+    assert any(check.startswith("ohlc_consistent") for _, check in names)
+    assert any(check.startswith("non_negative") for _, check in names)
+    assert any(check.startswith("unique_combination_stg_trades") for _, check in names)
+    assert len(evaluations) >= 35 and all(e.passed for e in evaluations), [
+        (e.asset_key, e.check_name) for e in evaluations if not e.passed]
+    latest_checks = latest.get_asset_check_evaluations()
+    assert latest_checks and all(e.passed for e in latest_checks)
+
+
+def test_gold_metadata_has_candle_charts_and_a_price_table(backfilled, hours):
+    _, hourly, latest = backfilled
+    materializations = [e.event_specific_data.materialization for e in hourly.get_asset_materialization_events()]
+    by_key = {m.asset_key.to_user_string(): m for m in materializations}
+    chart = by_key["candles_1h"].metadata["candle_chart"].value
+    assert chart.startswith("![") and "data:image/png;base64,iVBORw0KGgo" in chart  # a PNG, inline
+    assert by_key["candles_1m"].metadata["minutes_in_last_hour"].value == {s: 60 for s in SYMBOLS}
+    (prices,) = [e.event_specific_data.materialization for e in latest.get_asset_materialization_events()]
+    table = prices.metadata["latest_prices"].value
+    assert table.startswith("| symbol | price |") and all(f"| {s} |" in table for s in SYMBOLS)
+
+
+def test_an_hour_with_a_missing_minute_fails_its_check_and_is_not_published(hours, local_lake, instance, tmp_path):
+    """One SOLUSDT minute missing from H2: the 60-candles check fails (blocking), so candles_1h and the rest of gold
+    downstream of candles_1m are not materialized for that hour, and the run fails."""
+    h1, h2 = hours.keys
+    gap = hours.h2 + 17 * MINUTE_MS
+    lake = copy_lake(local_lake, tmp_path / "lake", skip=[("SOLUSDT", gap)])
+    defs = build_analytics_definitions(settings_for(lake.root),
+                                       duckdb_path=str(tmp_path / "crypto.duckdb"))
+    with DagsterInstance.ephemeral() as scratch:
+        result = defs.resolve_job_def(HOURLY_JOB).execute_in_process(instance=scratch, partition_key=h2,
+                                                                     raise_on_error=False)
+        assert not result.success
+        failed = [(e.asset_key.to_user_string(), e.check_name) for e in result.get_asset_check_evaluations()
+                  if not e.passed]
+        assert failed == [("candles_1m", "complete_minutes_candles_1m_minute_start__60")]
+        assert scratch.get_materialized_partitions(AssetKey("candles_1m")) == {h2}  # built, but flagged
+        for name in ["candles_1h", "moving_averages_1m", "volatility_1m", "price_jumps"]:
+            assert scratch.get_materialized_partitions(AssetKey(name)) == set(), name
+
+
+def test_a_missing_lake_is_named(tmp_path):
+    missing = tmp_path / "no_lake_here"
+    defs = build_analytics_definitions(settings_for(missing), duckdb_path=str(tmp_path / "crypto.duckdb"))
+    with DagsterInstance.ephemeral() as scratch:
+        result = defs.resolve_job_def(HOURLY_JOB).execute_in_process(
+            instance=scratch, partition_key=defs.resolve_job_def(HOURLY_JOB).partitions_def.get_last_partition_key(),
+            raise_on_error=False)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert str(missing / "raw_trades") in failure.step_failure_data.error.to_string()
+
+
+def test_gap_sensor_rebuilds_an_already_built_hour_when_raw_minutes_arrive(backfilled, instance, hours):
+    """Raw minutes materialized after their hour was built request that hour again (once); minutes of an hour
+    never built or not over yet do not. The sensor also gives the duckdb pool its limit of 1."""
+    from dagster import AssetMaterialization, build_sensor_context
+
+    defs, _, _ = backfilled
+    sensor = defs.resolve_sensor_def("analytics_gap_rebuild_sensor")
+    h1, h2 = hours.keys
+
+    def tick(cursor):
+        context = build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+        result = sensor(context)
+        return (list(result) if isinstance(result, list) else []), context.cursor
+
+    requests, cursor = tick(None)  # the first tick starts from now: history is not rebuilt
+    assert requests == []
+    assert instance.event_log_storage.get_concurrency_info("duckdb").slot_count == 1
+
+    def minute_key(ms):
+        from datetime import UTC, datetime
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d-%H:%M")
+
+    never_built = hours.h1 - 5 * 3_600_000
+    for symbol, ms in (("solusdt", hours.h2 + 17 * MINUTE_MS), ("btcusdt", hours.h2 + 3 * MINUTE_MS),
+                       ("ethusdt", never_built), ("ethusdt", hours.h2 + 2 * 3_600_000)):
+        instance.report_runless_asset_event(AssetMaterialization(AssetKey(["raw_trades", symbol]),
+                                                                 partition=minute_key(ms)))
+    requests, cursor = tick(cursor)
+    assert [r.partition_key for r in requests] == [h2]
+    requests, cursor = tick(cursor)
+    assert requests == []
+
+
+def test_wiring_pool_backfill_policy_lineage_and_freshness(backfilled):
+    from dagster import AssetSpec, BackfillPolicy
+    from crypto_assets.defs.partitions import minute_partitions
+
+    defs, _, _ = backfilled
+    hourly = defs.resolve_assets_def(AssetKey("candles_1m"))
+    assert hourly.op.pool == "duckdb"
+    assert hourly.backfill_policy == BackfillPolicy.single_run()
+    assert defs.resolve_assets_def(AssetKey("latest_prices")).op.pool == "duckdb"
+    # with the raw assets as they are defined (minute partitions), an hour of silver needs its 60 minutes of each
+    raw = [AssetSpec(AssetKey(["raw_trades", s.lower()]), partitions_def=minute_partitions(30)) for s in SYMBOLS]
+    graph = Definitions.merge(defs, Definitions(assets=raw)).resolve_asset_graph()
+    stg = graph.get(AssetKey("stg_trades"))
+    assert {k.to_user_string() for k in stg.parent_keys} >= {f"raw_trades/{s.lower()}" for s in SYMBOLS}
+    hour = stg.partitions_def.get_last_partition_key()
+    upstream = graph.get_parent_partition_keys_for_child(hour, AssetKey(["raw_trades", "btcusdt"]),
+                                                         AssetKey("stg_trades"))
+    minutes = sorted(upstream.partitions_subset.get_partition_keys())
+    assert len(minutes) == 60 and minutes[0] == hour and minutes[-1] == hour[:-2] + "59"
+    assert graph.get(AssetKey("candles_1h")).freshness_policy is not None
+    assert graph.get(AssetKey("stg_trades")).group_name == "silver"
+    assert graph.get(AssetKey("candles_1h")).group_name == "gold"
+
+
+def test_schedule_builds_the_hour_that_just_ended(backfilled):
+    from datetime import UTC, datetime, timedelta
+
+    from dagster import build_schedule_context
+
+    defs, _, _ = backfilled
+    schedule = defs.resolve_schedule_def("analytics_every_hour")
+    assert schedule.cron_schedule == "5 * * * *"
+    when = datetime.now(UTC).replace(minute=5, second=0, microsecond=0)
+    (request,) = schedule.evaluate_tick(build_schedule_context(scheduled_execution_time=when)).run_requests
+    assert request.partition_key == (when - timedelta(hours=1)).strftime("%Y-%m-%d-%H:00")
