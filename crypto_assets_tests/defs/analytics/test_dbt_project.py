@@ -1,0 +1,44 @@
+"""The manifest is prepared wherever the definitions load (tests, CI, deployments), not only under `dagster dev`."""
+
+import os
+import shutil
+import time
+
+import pytest
+
+from crypto_assets.defs.analytics.dbt_project import (
+    DBT_PROJECT_DIR,
+    ManifestError,
+    dbt_project,
+    ensure_manifest,
+    manifest_is_current,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def project_copy(tmp_path):
+    target = tmp_path / "dbt_crypto_pipeline"
+    shutil.copytree(DBT_PROJECT_DIR, target, ignore=shutil.ignore_patterns("target", "logs", ".dbt", ".user.yml"))
+    return target
+
+
+def test_a_missing_manifest_is_parsed_then_reused_until_a_file_changes(project_copy):
+    project = dbt_project(project_copy)
+    assert not project.manifest_path.exists()
+    started = time.monotonic()
+    ensure_manifest(project)
+    assert project.manifest_path.exists() and time.monotonic() - started < 30
+    assert manifest_is_current(project)
+    assert [p.name for p in project.manifest_path.parent.iterdir()] == ["manifest.json"]  # no scratch left behind
+    model = project_copy / "models" / "marts" / "candles_1h.sql"
+    later = project.manifest_path.stat().st_mtime + 5
+    os.utime(model, (later, later))
+    assert not manifest_is_current(project)
+
+
+def test_a_broken_project_raises_with_dbt_s_message(project_copy):
+    (project_copy / "models" / "marts" / "broken.sql").write_text("select {{ ref('no_such_model') }}")
+    with pytest.raises(ManifestError, match="no_such_model"):
+        ensure_manifest(dbt_project(project_copy))
