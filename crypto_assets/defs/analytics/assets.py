@@ -6,6 +6,7 @@ asset check result of the same run, and a failing test blocks the models downstr
 import json
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from dagster import (
@@ -21,6 +22,7 @@ from dagster import (
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
 from crypto_assets.defs.analytics.charts import candle_chart_png, png_markdown
+from crypto_assets.defs.analytics.dbt_project import prune_run_folders
 from crypto_assets.defs.analytics.translator import AnalyticsTranslator
 from crypto_assets.defs.analytics.warehouse import WarehouseResource
 
@@ -43,6 +45,8 @@ def run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, warehouse
     invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context, raise_on_error=False)
     events = list(invocation.stream())
     succeeded = invocation.is_successful()
+    run_results = invocation.get_artifact("run_results.json") if not succeeded else {}
+    prune_run_folders(Path(invocation.target_path).parent)
     built = {context.asset_key_for_output(e.output_name) for e in events if isinstance(e, Output)}
     metadata_for: MetadataFor = lambda key: {}  # noqa: E731
     try:
@@ -57,7 +61,7 @@ def run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, warehouse
                 event = event.with_metadata({**(event.metadata or {}), **extra})
         yield event
     if not succeeded:
-        failures = [r for r in invocation.get_artifact("run_results.json").get("results", [])
+        failures = [r for r in run_results.get("results", [])
                     if r.get("status") in ("error", "fail", "runtime error")]
         described = "; ".join(f"{r['unique_id']}: {r.get('status')} {(r.get('message') or '').strip()}"
                               for r in failures[:10])

@@ -24,6 +24,9 @@ PROJECT_FILES = ("dbt_project.yml", "profiles.yml")
 PROJECT_FOLDERS = ("models", "macros", "tests")
 
 
+RUN_FOLDERS_KEPT = 10  # dagster-dbt gives every invocation its own target/<op>-<ids> folder (about 3 MB)
+
+
 class ManifestError(RuntimeError):
     """`dbt parse` failed: the message carries dbt's own output."""
 
@@ -73,3 +76,13 @@ def ensure_manifest(project: DbtProject) -> Path:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return project.manifest_path
+
+
+def prune_run_folders(target_dir: Path, keep: int = RUN_FOLDERS_KEPT, prefix: str = "dbt_") -> list[Path]:
+    """Delete all but the ``keep`` newest per-invocation folders (``<prefix>*``) under ``target_dir``: hourly runs
+    would otherwise add some 70 MB a day. Returns the folders removed."""
+    folders = sorted((p for p in target_dir.glob(f"{prefix}*") if p.is_dir()), key=lambda p: p.stat().st_mtime,
+                     reverse=True)
+    for folder in folders[keep:]:
+        shutil.rmtree(folder, ignore_errors=True)
+    return folders[keep:]

@@ -1,9 +1,11 @@
 """`analytics_gap_rebuild_sensor`: when raw minutes of an hour that was already built are materialized later (a gap
 backfill, a late stream minute), the hour is built again, once no run of it is queued or in progress.
 
-Cursor (JSON): per raw asset the last event storage id read, and the hours waiting for a rebuild. An hour counts as
-built when its first silver model (stg_trade_minutes) has a materialization older than the raw minute's; hours
-never built are left to the schedule or a backfill. The sensor also gives the `duckdb` pool a limit of 1 on the
+Cursor (JSON): per raw asset the last event storage id read, and the hours waiting for a rebuild (with the time of
+their newest raw minute). An hour counts as built when its first silver model (stg_trade_minutes) has a
+materialization; it is rebuilt when a raw minute of it was recorded after the run that built it had started (so a
+minute that lands while a build is listing the lake is not lost). Hours never built are left to the schedule or a
+backfill. The sensor also gives the `duckdb` pool a limit of 1 on the
 instance when it has none (one writer per DuckDB file)."""
 
 import json
@@ -41,6 +43,16 @@ def ensure_pool_limit(instance, pool: str = DUCKDB_POOL, limit: int = 1) -> bool
     return True
 
 
+def build_started(instance, record) -> float:
+    """When the run behind a materialization record started (the event's own time for a run-less event)."""
+    run = instance.get_run_record_by_id(record.run_id) if record.run_id else None
+    if run is not None and run.start_time:
+        return run.start_time
+    if run is not None:
+        return run.create_timestamp.timestamp()
+    return record.timestamp
+
+
 def hour_of_minute(minute_key: str) -> str:
     """'2026-11-21-06:53' -> '2026-11-21-06:00'."""
     return minute_key[:-2] + "00"
@@ -71,9 +83,9 @@ def build_gap_rebuild_sensor(raw_keys: list[AssetKey], hours: TimeWindowPartitio
                 if not record.partition_key:
                     continue
                 hour = hour_of_minute(record.partition_key)
-                pending[hour] = max(pending.get(hour, 0), record.storage_id)
+                pending[hour] = max(pending.get(hour, 0.0), record.timestamp)
         requests, waiting = [], {}
-        for hour, storage_id in sorted(pending.items()):
+        for hour, arrived in sorted(pending.items()):
             try:
                 window = hours.time_window_for_partition_key(hour)
             except Exception:
@@ -82,14 +94,16 @@ def build_gap_rebuild_sensor(raw_keys: list[AssetKey], hours: TimeWindowPartitio
                 continue  # not over yet: the schedule builds it
             built = instance.fetch_materializations(
                 AssetRecordsFilter(asset_key=BUILT_MARKER, asset_partitions=[hour]), limit=1, ascending=False)
-            if not built.records or built.records[0].storage_id > storage_id:
-                continue  # never built (schedule/backfill does it) or built after these minutes arrived
+            if not built.records:
+                continue  # never built: the schedule or a backfill builds it
+            if arrived < build_started(instance, built.records[0]):
+                continue  # the latest build started after these minutes arrived: it has them
             in_flight = instance.get_runs_count(RunsFilter(job_name=HOURLY_JOB, statuses=IN_FLIGHT,
                                                            tags={"dagster/partition": hour}))
             if in_flight:
-                waiting[hour] = storage_id
+                waiting[hour] = arrived
                 continue
-            requests.append(RunRequest(run_key=f"rebuild-{hour}-{storage_id}", partition_key=hour,
+            requests.append(RunRequest(run_key=f"rebuild-{hour}-{arrived:.3f}", partition_key=hour,
                                        tags={"crypto_assets/reason": "raw minutes arrived after the hour was built"}))
         context.update_cursor(json.dumps({"after": after, "pending": waiting}))
         return requests or SkipReason("no already-built hour got new raw minutes")

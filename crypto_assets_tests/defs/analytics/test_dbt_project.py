@@ -14,8 +14,6 @@ from crypto_assets.defs.analytics.dbt_project import (
     manifest_is_current,
 )
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def project_copy(tmp_path):
@@ -24,6 +22,7 @@ def project_copy(tmp_path):
     return target
 
 
+@pytest.mark.integration
 def test_a_missing_manifest_is_parsed_then_reused_until_a_file_changes(project_copy):
     project = dbt_project(project_copy)
     assert not project.manifest_path.exists()
@@ -38,7 +37,23 @@ def test_a_missing_manifest_is_parsed_then_reused_until_a_file_changes(project_c
     assert not manifest_is_current(project)
 
 
+@pytest.mark.integration
 def test_a_broken_project_raises_with_dbt_s_message(project_copy):
     (project_copy / "models" / "marts" / "broken.sql").write_text("select {{ ref('no_such_model') }}")
     with pytest.raises(ManifestError, match="no_such_model"):
         ensure_manifest(dbt_project(project_copy))
+
+
+def test_only_the_newest_run_folders_are_kept(tmp_path):
+    from crypto_assets.defs.analytics.dbt_project import prune_run_folders
+
+    for i in range(13):
+        folder = tmp_path / f"dbt_hourly-{i:02d}"
+        folder.mkdir()
+        os.utime(folder, (1_000_000 + i, 1_000_000 + i))
+    (tmp_path / "manifest.json").write_text("{}")
+    (tmp_path / "compiled").mkdir()
+    removed = prune_run_folders(tmp_path, keep=10)
+    assert sorted(p.name for p in removed) == ["dbt_hourly-00", "dbt_hourly-01", "dbt_hourly-02"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["compiled", *[f"dbt_hourly-{i:02d}" for i in range(3, 13)],
+                                                         "manifest.json"]
