@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 SIM_PORT="${SIM_PORT:-8765}"
 DAGSTER_PORT="${DAGSTER_PORT:-3000}"
 SIM_START_TIMEOUT="${SIM_START_TIMEOUT:-30}"
+SIM_ARGS="${SIM_ARGS:-}"  # extra simulator options, e.g. "--history-minutes 70 --rate BTCUSDT=400"
 export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/.dagster_home}"
 PY=.venv/bin/python
 SIM_URL="http://127.0.0.1:${SIM_PORT}"
@@ -22,7 +23,8 @@ if answers_ping; then
     exit 1
 fi
 
-"$PY" -m crypto_assets.exchange.simulator --host 127.0.0.1 --port "$SIM_PORT" &
+# shellcheck disable=SC2086  # SIM_ARGS is a list of options
+"$PY" -m crypto_assets.exchange.simulator --host 127.0.0.1 --port "$SIM_PORT" $SIM_ARGS &
 sim_pid=$!
 
 stop_simulator() {
