@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -24,10 +25,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crypto_assets.defs.analytics.dbt_project import DBT_PROJECT_DIR, dbt_executable
 from crypto_assets.exchange.simulator.market import Market, symbol_config
 from crypto_assets.lake.paths import minute_file_path
 from crypto_assets.lake.schema import DECIMAL, TIMESTAMP, TRADE_SCHEMA, table_to_parquet
+from crypto_assets.settings import PROJECT_ROOT
+
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_crypto_pipeline"
 
 DAY_MS = 1_763_683_200_000  # 2025-11-21 00:00 UTC
 HOUR_MS = 3_600_000
@@ -75,7 +78,8 @@ def window(ms: int) -> str:
 def dbt_build(lake: Path, db: Path, start_ms: int, end_ms: int, scratch: Path) -> float:
     values = {"lake_url": str(lake), "duckdb_path": str(db), "symbols": ",".join(SYMBOLS),
               "window_start": window(start_ms), "window_end": window(end_ms)}
-    args = [dbt_executable(), "build", "--select", "tag:hourly", "--project-dir", str(DBT_PROJECT_DIR),
+    dbt = Path(sys.executable).with_name("dbt")
+    args = [str(dbt) if dbt.exists() else "dbt", "build", "--select", "tag:hourly", "--project-dir", str(DBT_PROJECT_DIR),
             "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(scratch / "target"),
             "--log-path", str(scratch / "logs"), "--vars", json.dumps(values)]
     started = time.perf_counter()
