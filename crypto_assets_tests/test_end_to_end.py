@@ -11,90 +11,23 @@ ground truth exactly: no trade lost, duplicated or invented.
 import json
 import os
 import signal
-import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
-from dagster._core.instance.ref import InstanceRef
+from dagster import DagsterEventType, DagsterRunStatus, RunsFilter
 
 from crypto_assets.exchange.models import parse_rest_trades
 from crypto_assets.ingest.minutes import MINUTE_MS, floor_minute, minute_key
 from crypto_assets.lake import LocalLake, trades_to_table
-from crypto_assets_tests.ports import free_port
+from crypto_assets_tests.demo_process import Demo
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 STREAM_QUERY = """
 { assetOrError(assetKey: {path: ["raw_trades", "btcusdt"]}) {
     ... on Asset { assetMaterializations(limit: 5) { partition metadataEntries { label
         ... on TextMetadataEntry { text } ... on IntMetadataEntry { intRepr } } } } } }
 """
-
-
-class Demo:
-    def __init__(self, tmp_path: Path):
-        self.sim_port, self.dagster_port = free_port(), free_port()
-        self.home, self.lake_path, self.log_path = tmp_path / "dagster_home", tmp_path / "lake", tmp_path / "demo.log"
-        self.env = {**os.environ, "SIM_PORT": str(self.sim_port), "DAGSTER_PORT": str(self.dagster_port),
-                    "DAGSTER_HOME": str(self.home), "CRYPTO_LAKE_URL": str(self.lake_path),
-                    "CRYPTO_PARTITION_DAYS": "1", "CRYPTO_GAP_LOOKBACK_HOURS": "1", "CRYPTO_GAP_SETTLE_SECONDS": "30",
-                    "CRYPTO_SYMBOLS": ",".join(SYMBOLS), "SIM_ARGS": "--history-minutes 65"}
-        for name in ("BINANCE_REST_URL", "BINANCE_WS_URL", "AWS_ENDPOINT_URL"):
-            self.env.pop(name, None)
-        self.sim_url = f"http://127.0.0.1:{self.sim_port}"
-
-    def start(self) -> None:
-        self.log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(["bash", "scripts/demo.sh"], cwd=PROJECT_ROOT, env=self.env, stdout=self.log,
-                                        stderr=subprocess.STDOUT, start_new_session=True,
-                                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-
-    def stop(self) -> None:
-        os.killpg(self.process.pid, signal.SIGINT)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-        self.log.close()
-
-    def tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def instance(self) -> DagsterInstance:
-        return DagsterInstance.from_ref(InstanceRef.from_dir(str(self.home)))
-
-    def fault(self, name: str, **args) -> None:
-        request = urllib.request.Request(f"{self.sim_url}/_sim/faults/{name}", data=json.dumps(args).encode(),
-                                         headers={"Content-Type": "application/json"}, method="POST")
-        urllib.request.urlopen(request, timeout=10).read()
-
-    def sim_get(self, path: str):
-        with urllib.request.urlopen(self.sim_url + path, timeout=30) as response:
-            return json.loads(response.read())
-
-    def graphql(self, query: str) -> dict:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.dagster_port}/graphql",
-                                         data=json.dumps({"query": query}).encode(),
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())["data"]
-
-    def wait_for(self, what: str, condition, timeout_s: float, every_s: float = 3):
-        deadline = time.time() + timeout_s
-        while time.time() < deadline:
-            assert self.process.poll() is None, f"the demo exited while waiting for {what}:\n{self.tail()}"
-            try:
-                value = condition()
-            except OSError:  # the webserver or the simulator is not up yet
-                value = None
-            if value:
-                return value
-            time.sleep(every_s)
-        pytest.fail(f"no {what} within {timeout_s:.0f} s:\n{self.tail()}")
 
 
 def stream_runs(instance, statuses=None):
@@ -124,7 +57,9 @@ def missing_partitions(instance, first_ms: int, end_ms: int) -> dict[str, list[s
 @pytest.mark.integration
 @pytest.mark.timeout(720)
 def test_the_pipeline_heals_itself_and_the_lake_equals_the_exchange(tmp_path):
-    demo = Demo(tmp_path)
+    demo = Demo(tmp_path, {"CRYPTO_PARTITION_DAYS": "1", "CRYPTO_GAP_LOOKBACK_HOURS": "1",
+                           "CRYPTO_GAP_SETTLE_SECONDS": "30", "CRYPTO_SYMBOLS": ",".join(SYMBOLS),
+                           "SIM_ARGS": "--history-minutes 65"})
     started_ms = int(time.time() * 1000)
     demo.start()
     try:

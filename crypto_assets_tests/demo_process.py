@@ -1,0 +1,78 @@
+"""`scripts/demo.sh` (what `make demo` runs: the simulator beside `dagster dev`) as a process that tests and benches
+drive: free ports, a throw-away DAGSTER_HOME and lake, simulator faults over HTTP, the Dagster instance and GraphQL."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from dagster import DagsterInstance
+from dagster._core.instance.ref import InstanceRef
+
+from crypto_assets_tests.ports import free_port
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Demo:
+    def __init__(self, workdir: Path, env: dict[str, str]):
+        self.sim_port, self.dagster_port = free_port(), free_port()
+        self.home, self.lake_path, self.log_path = workdir / "dagster_home", workdir / "lake", workdir / "demo.log"
+        self.env = {**os.environ, "SIM_PORT": str(self.sim_port), "DAGSTER_PORT": str(self.dagster_port),
+                    "DAGSTER_HOME": str(self.home), "CRYPTO_LAKE_URL": str(self.lake_path), **env}
+        for name in ("BINANCE_REST_URL", "BINANCE_WS_URL", "AWS_ENDPOINT_URL"):
+            self.env.pop(name, None)
+        self.sim_url = f"http://127.0.0.1:{self.sim_port}"
+
+    def start(self) -> None:
+        self.log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(["bash", "scripts/demo.sh"], cwd=PROJECT_ROOT, env=self.env, stdout=self.log,
+                                        stderr=subprocess.STDOUT, start_new_session=True,
+                                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+        self.log.close()
+
+    def tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def instance(self) -> DagsterInstance:
+        return DagsterInstance.from_ref(InstanceRef.from_dir(str(self.home)))
+
+    def fault(self, name: str, **args) -> None:
+        request = urllib.request.Request(f"{self.sim_url}/_sim/faults/{name}", data=json.dumps(args).encode(),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+        urllib.request.urlopen(request, timeout=10).read()
+
+    def sim_get(self, path: str):
+        with urllib.request.urlopen(self.sim_url + path, timeout=30) as response:
+            return json.loads(response.read())
+
+    def graphql(self, query: str) -> dict:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.dagster_port}/graphql",
+                                         data=json.dumps({"query": query}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())["data"]
+
+    def wait_for(self, what: str, condition, timeout_s: float, every_s: float = 3):
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            assert self.process.poll() is None, f"the demo exited while waiting for {what}:\n{self.tail()}"
+            try:
+                value = condition()
+            except OSError:  # the webserver or the simulator is not up yet
+                value = None
+            if value:
+                return value
+            time.sleep(every_s)
+        raise TimeoutError(f"no {what} within {timeout_s:.0f} s:\n{self.tail()}")
