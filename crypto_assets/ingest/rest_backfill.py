@@ -46,11 +46,14 @@ class MinuteBatch:
         return minute_key(self.minute_start_ms)
 
 
-def fetch_minutes(client: RestClient, symbol: str, start_ms: int, end_ms: int) -> list[MinuteBatch]:
-    """Every minute of [start_ms, end_ms) (whole minutes) with its trades and proof, empty minutes included."""
+def fetch_minutes(client: RestClient, symbol: str, start_ms: int, end_ms: int,
+                  klines: dict[int, Kline] | None = None) -> list[MinuteBatch]:
+    """Every minute of [start_ms, end_ms) (whole minutes) with its trades and proof, empty minutes included.
+    ``klines``: the range's closed klines when the caller has them already (``closed_klines``)."""
     check_whole_minutes(start_ms, end_ms)
     window = client.trade_window(symbol, start_ms, end_ms)
-    klines = closed_klines(client, symbol, start_ms, end_ms)
+    if klines is None:
+        klines = closed_klines(client, symbol, start_ms, end_ms)
     return split_and_prove(start_ms, end_ms, window.trades, first_id=window.first_id,
                            next_trade_id=window.next_trade.trade_id if window.next_trade else None, klines=klines)
 

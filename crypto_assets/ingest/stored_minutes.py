@@ -77,7 +77,7 @@ def store_range_from_rest(client: RestClient, lake: Lake, symbol: str, start_ms:
     written_at: dict[int, int] = {}
     unproven: dict[int, tuple[str, ...]] = {}
     for run_start, run_end in _runs([m for m in starts if m not in kept]):
-        for batch in fetch_minutes(client, symbol, run_start, run_end):
+        for batch in fetch_minutes(client, symbol, run_start, run_end, klines):
             if not batch.proof.complete:
                 unproven[batch.minute_start_ms] = tuple(batch.proof.reasons)
                 continue
