@@ -1,7 +1,7 @@
 """The partitions of the raw and analytics assets: UTC minutes and hours over one bounded window.
 
 The window starts at UTC midnight ``CRYPTO_PARTITION_DAYS`` days back (default 30: ~43,200 minute partitions, which
-the UI's partitions tab loads in about 3 s; a year would take 34 s, see shared/dagster-notes.md). It moves forward
+the UI's partitions tab loads in about 1.2 s, 3.5 s at 90 days: bench/partitions_view.py). It moves forward
 once a day. Older minutes stay in the lake and in the dbt tables; they are just no longer Dagster partitions.
 The newest partition is the last minute (hour) that has ended.
 """

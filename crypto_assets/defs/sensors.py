@@ -35,7 +35,7 @@ from crypto_assets.defs.raw_trades import MINUTES_PER_RUN, raw_trades_key
 from crypto_assets.ingest.minutes import MINUTE_MS, floor_minute, minute_key, minute_start_ms
 from crypto_assets.settings import Settings
 
-STALE_AFTER_S = 90  # no heartbeat for this long (it beats every 15 s): the run's process is gone
+STALE_AFTER_S = 45  # no heartbeat for this long (it beats every 15 s: three missed beats): the process is gone
 FAILURE_BACKOFF_AFTER = 3  # failed stream runs in a row before starts are spaced out
 MAX_BACKOFF_S = 15 * 60
 GAP_TAG = "crypto_assets/gap_backfill"  # value: the symbol
