@@ -68,7 +68,7 @@ def build_gap_rebuild_sensor(raw_keys: list[AssetKey], hours: TimeWindowPartitio
             context.log.info(f"pool {DUCKDB_POOL!r} had no limit: set to 1")
         state = json.loads(context.cursor) if context.cursor else {}
         after: dict[str, int] = state.get("after", {})
-        pending: dict[str, int] = state.get("pending", {})
+        pending: dict[str, float] = state.get("pending", {})  # hour -> time its newest raw minute was recorded
         if not after:  # first tick: start from now, do not rebuild history
             latest = instance.event_log_storage.get_maximum_record_id() or 0
             after = {key.to_user_string(): latest for key in raw_keys}

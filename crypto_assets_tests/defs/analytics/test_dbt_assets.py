@@ -75,24 +75,42 @@ def test_gold_metadata_has_candle_charts_and_a_price_table(backfilled, hours):
     assert table.startswith("| symbol | price |") and all(f"| {s} |" in table for s in SYMBOLS)
 
 
-def test_an_hour_with_a_missing_minute_fails_its_check_and_is_not_published(hours, local_lake, instance, tmp_path):
-    """One SOLUSDT minute missing from H2: the 60-candles check fails (blocking), so candles_1h and the rest of gold
-    downstream of candles_1m are not materialized for that hour, and the run fails."""
-    h1, h2 = hours.keys
+def test_an_hour_with_a_missing_minute_fails_then_the_gap_sensor_rebuilds_it(hours, local_lake, tmp_path):
+    """One SOLUSDT minute missing from H2: the 60-candles check fails (blocking), so no gold downstream of candles_1m
+    is materialized for that hour and the run fails. When the minute lands later (a gap backfill writes it and
+    records its raw partition), the sensor requests the hour again and the rebuild passes every check."""
+    from dagster import AssetMaterialization, build_sensor_context
+
+    from crypto_assets_tests.analytics_data import minute_trades
+
+    _, h2 = hours.keys
     gap = hours.h2 + 17 * MINUTE_MS
     lake = copy_lake(local_lake, tmp_path / "lake", skip=[("SOLUSDT", gap)])
-    defs = build_analytics_definitions(settings_for(lake.root),
-                                       duckdb_path=str(tmp_path / "crypto.duckdb"))
+    defs = build_analytics_definitions(settings_for(lake.root), duckdb_path=str(tmp_path / "crypto.duckdb"))
+    job = defs.resolve_job_def(HOURLY_JOB)
+    sensor = defs.resolve_sensor_def("analytics_gap_rebuild_sensor")
     with DagsterInstance.ephemeral() as scratch:
-        result = defs.resolve_job_def(HOURLY_JOB).execute_in_process(instance=scratch, partition_key=h2,
-                                                                     raise_on_error=False)
+        result = job.execute_in_process(instance=scratch, partition_key=h2, raise_on_error=False)
         assert not result.success
         failed = [(e.asset_key.to_user_string(), e.check_name) for e in result.get_asset_check_evaluations()
                   if not e.passed]
         assert failed == [("candles_1m", "complete_minutes_candles_1m_minute_start__60")]
         assert scratch.get_materialized_partitions(AssetKey("candles_1m")) == {h2}  # built, but flagged
-        for name in ["candles_1h", "moving_averages_1m", "volatility_1m", "price_jumps"]:
+        for name in ["candles_1h", "moving_averages_1m", "volatility_1m", "price_jumps", "daily_stats"]:
             assert scratch.get_materialized_partitions(AssetKey(name)) == set(), name
+
+        context = build_sensor_context(instance=scratch, definitions=defs)
+        sensor(context)  # first tick: the cursor starts here
+        lake.write_minute("SOLUSDT", gap, minute_trades(hours.sim, "SOLUSDT", gap))  # the gap backfill
+        scratch.report_runless_asset_event(AssetMaterialization(AssetKey(["raw_trades", "solusdt"]),
+                                                                partition=h2[:-2] + "17"))
+        context = build_sensor_context(instance=scratch, cursor=context.cursor, definitions=defs)
+        (request,) = sensor(context)
+        assert request.partition_key == h2
+        rebuilt = job.execute_in_process(instance=scratch, partition_key=request.partition_key,
+                                         tags=request.tags, raise_on_error=False)
+        assert rebuilt.success and all(e.passed for e in rebuilt.get_asset_check_evaluations())
+        assert scratch.get_materialized_partitions(AssetKey("candles_1h")) == {h2}
 
 
 def test_a_missing_lake_is_named(tmp_path):
