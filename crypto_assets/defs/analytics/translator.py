@@ -32,14 +32,14 @@ class AnalyticsTranslator(DagsterDbtTranslator):
         node = manifest["nodes"].get(unique_id)
         if node is None or node.get("resource_type") != "model":
             return spec
-        source_key = super().get_asset_spec(manifest, LAKE_SOURCE, project).key if LAKE_SOURCE in manifest[
-            "sources"] else None
         if LAKE_SOURCE in node.get("depends_on", {}).get("nodes", []):
+            source_key = super().get_asset_spec(manifest, LAKE_SOURCE, project).key
             # an hour of silver needs the 60 minutes of that hour of every raw_trades/<symbol>
             deps = [dep for dep in spec.deps if dep.asset_key != source_key]
             deps += [AssetDep(key, partition_mapping=TimeWindowPartitionMapping()) for key in self.raw_keys]
             spec = spec.replace_attributes(deps=deps)
-        layer = node.get("fqn", ["", ""])[1] if len(node.get("fqn", [])) > 2 else ""
+        fqn = node.get("fqn", [])  # e.g. ["dbt_crypto_pipeline", "staging", "stg_trades"]
+        layer = fqn[1] if len(fqn) > 2 else ""
         if layer == "staging":
             spec = spec.replace_attributes(group_name="silver")
         elif layer == "marts":
