@@ -1,12 +1,15 @@
 """`analytics_gap_rebuild_sensor`: when raw minutes of an hour that was already built are materialized later (a gap
-backfill, a late stream minute), the hour is built again, once no run of it is queued or in progress.
+backfill, a late stream minute), the hour is built again, once no run covering it is queued or in progress.
+
+An hour counts as built when its first silver model (stg_trade_minutes) has a materialization; it is rebuilt when a
+raw minute of it was recorded after the run that built it had started (so a minute that lands while a build is
+listing the lake is not lost). Hours never built are left to the schedule or a backfill. When the next hour is over
+and built too, the rebuild covers both in one run (a partition range): the next hour's rolling indicators (moving
+averages, volatility, price jumps) and the carried close of its quiet minutes look back into the rebuilt one.
 
 Cursor (JSON): per raw asset the last event storage id read, and the hours waiting for a rebuild (with the time of
-their newest raw minute). An hour counts as built when its first silver model (stg_trade_minutes) has a
-materialization; it is rebuilt when a raw minute of it was recorded after the run that built it had started (so a
-minute that lands while a build is listing the lake is not lost). Hours never built are left to the schedule or a
-backfill. The sensor also gives the `duckdb` pool a limit of 1 on the
-instance when it has none (one writer per DuckDB file)."""
+their newest raw minute). The sensor also gives the `duckdb` pool a limit of 1 on the instance when it has none
+(one writer per DuckDB file)."""
 
 import json
 from datetime import UTC, datetime
@@ -32,6 +35,9 @@ BUILT_MARKER = AssetKey("stg_trade_minutes")
 RECORDS_PER_TICK = 2000
 IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
              DagsterRunStatus.STARTED]
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def ensure_pool_limit(instance, pool: str = DUCKDB_POOL, limit: int = 1) -> bool:
@@ -41,6 +47,11 @@ def ensure_pool_limit(instance, pool: str = DUCKDB_POOL, limit: int = 1) -> bool
         return False
     storage.set_concurrency_slots(pool, limit)
     return True
+
+
+def hour_of_minute(minute_key: str) -> str:
+    """'2026-11-21-06:53' -> '2026-11-21-06:00'."""
+    return minute_key[:-2] + "00"
 
 
 def build_started(instance, record) -> float:
@@ -53,15 +64,30 @@ def build_started(instance, record) -> float:
     return record.timestamp
 
 
-def hour_of_minute(minute_key: str) -> str:
-    """'2026-11-21-06:53' -> '2026-11-21-06:00'."""
-    return minute_key[:-2] + "00"
+def latest_build_started(instance, hour: str) -> float | None:
+    """Start of the run that last built ``hour``; None when it was never built."""
+    built = instance.fetch_materializations(AssetRecordsFilter(asset_key=BUILT_MARKER, asset_partitions=[hour]),
+                                            limit=1, ascending=False)
+    return build_started(instance, built.records[0]) if built.records else None
+
+
+def hours_in_flight(instance) -> set[str]:
+    """Hours covered by queued or running runs of the hourly job (single partitions and ranges)."""
+    covered: set[str] = set()
+    for run in instance.get_runs(RunsFilter(job_name=HOURLY_JOB, statuses=IN_FLIGHT)):
+        tags = run.tags
+        if PARTITION_TAG in tags:
+            covered.add(tags[PARTITION_TAG])
+        elif RANGE_START_TAG in tags and RANGE_END_TAG in tags:
+            covered.add(tags[RANGE_START_TAG])
+            covered.add(tags[RANGE_END_TAG])  # ranges requested here span at most two hours
+    return covered
 
 
 def build_gap_rebuild_sensor(raw_keys: list[AssetKey], hours: TimeWindowPartitionsDefinition) -> SensorDefinition:
     @sensor(name="analytics_gap_rebuild_sensor", job_name=HOURLY_JOB, minimum_interval_seconds=60,
             default_status=DefaultSensorStatus.RUNNING,
-            description="Rebuilds an already built hour when raw minutes of it are materialized later.")
+            description="Rebuilds an already built hour (and the next one) when raw minutes of it arrive later.")
     def analytics_gap_rebuild_sensor(context: SensorEvaluationContext):
         instance = context.instance
         if ensure_pool_limit(instance):
@@ -80,31 +106,40 @@ def build_gap_rebuild_sensor(raw_keys: list[AssetKey], hours: TimeWindowPartitio
                 ascending=True)
             for record in result.records:
                 after[name] = max(after.get(name, 0), record.storage_id)
-                if not record.partition_key:
-                    continue
-                hour = hour_of_minute(record.partition_key)
-                pending[hour] = max(pending.get(hour, 0.0), record.timestamp)
-        requests, waiting = [], {}
-        for hour, arrived in sorted(pending.items()):
+                if record.partition_key:
+                    hour = hour_of_minute(record.partition_key)
+                    pending[hour] = max(pending.get(hour, 0.0), record.timestamp)
+
+        def over_and_in_window(hour: str) -> bool:
             try:
                 window = hours.time_window_for_partition_key(hour)
             except Exception:
-                continue  # not an hour of this window (too old): nothing to rebuild
-            if window.end > now or window.start < hours.start:
-                continue  # not over yet: the schedule builds it
-            built = instance.fetch_materializations(
-                AssetRecordsFilter(asset_key=BUILT_MARKER, asset_partitions=[hour]), limit=1, ascending=False)
-            if not built.records:
-                continue  # never built: the schedule or a backfill builds it
-            if arrived < build_started(instance, built.records[0]):
-                continue  # the latest build started after these minutes arrived: it has them
-            in_flight = instance.get_runs_count(RunsFilter(job_name=HOURLY_JOB, statuses=IN_FLIGHT,
-                                                           tags={"dagster/partition": hour}))
-            if in_flight:
-                waiting[hour] = arrived
+                return False
+            return window.start >= hours.start and window.end <= now
+
+        busy = hours_in_flight(instance) if pending else set()
+        requests, waiting, requested = [], {}, set()
+        for hour, arrived in sorted(pending.items()):
+            if hour in requested or not over_and_in_window(hour):
+                continue  # not over yet (the schedule builds it) or outside the partitions
+            started = latest_build_started(instance, hour)
+            if started is None or arrived < started:
+                continue  # never built (schedule/backfill does it), or the latest build already saw these minutes
+            following = hours.get_next_partition_key(hour)
+            with_next = (following is not None and over_and_in_window(following)
+                         and latest_build_started(instance, following) is not None)
+            if hour in busy or (with_next and following in busy):
+                waiting[hour] = arrived  # a run covering it is in flight: look again next tick
                 continue
-            requests.append(RunRequest(run_key=f"rebuild-{hour}-{arrived:.3f}", partition_key=hour,
-                                       tags={"crypto_assets/reason": "raw minutes arrived after the hour was built"}))
+            if with_next:
+                tags = {RANGE_START_TAG: hour, RANGE_END_TAG: following}
+                requests.append(RunRequest(run_key=f"rebuild-{hour}-{following}-{arrived:.3f}", tags={
+                    **tags, "crypto_assets/reason": "raw minutes arrived after the hour was built"}))
+                requested.update((hour, following))
+            else:
+                requests.append(RunRequest(run_key=f"rebuild-{hour}-{arrived:.3f}", partition_key=hour, tags={
+                    "crypto_assets/reason": "raw minutes arrived after the hour was built"}))
+                requested.add(hour)
         context.update_cursor(json.dumps({"after": after, "pending": waiting}))
         return requests or SkipReason("no already-built hour got new raw minutes")
 

@@ -127,7 +127,8 @@ def test_a_missing_lake_is_named(tmp_path):
 
 def test_gap_sensor_rebuilds_an_already_built_hour_when_raw_minutes_arrive(backfilled, instance, hours):
     """Raw minutes materialized after their hour was built request that hour again (once); minutes of an hour
-    never built or not over yet do not. The sensor also gives the duckdb pool its limit of 1."""
+    never built or not over yet do not. A rebuilt hour whose next hour is built too is rebuilt with it, in one
+    range run. The sensor also gives the duckdb pool its limit of 1."""
     from dagster import AssetMaterialization, build_sensor_context
 
     defs, _, _ = backfilled
@@ -153,9 +154,16 @@ def test_gap_sensor_rebuilds_an_already_built_hour_when_raw_minutes_arrive(backf
         instance.report_runless_asset_event(AssetMaterialization(AssetKey(["raw_trades", symbol]),
                                                                  partition=minute_key(ms)))
     requests, cursor = tick(cursor)
-    assert [r.partition_key for r in requests] == [h2]
+    assert [r.partition_key for r in requests] == [h2]  # the hour after H2 is not over: H2 alone
     requests, cursor = tick(cursor)
     assert requests == []
+
+    instance.report_runless_asset_event(AssetMaterialization(AssetKey(["raw_trades", "ethusdt"]),
+                                                             partition=minute_key(hours.h1 + 42 * MINUTE_MS)))
+    (request,), cursor = tick(cursor)
+    assert request.partition_key is None
+    assert (request.tags["dagster/asset_partition_range_start"], request.tags["dagster/asset_partition_range_end"]) \
+        == (h1, h2)
 
 
 def test_wiring_pool_backfill_policy_lineage_and_freshness(backfilled):
