@@ -17,6 +17,11 @@ setup(
         # internet: it cannot be installed offline. Dagster's own production project pins 1.11 as well.
         "dbt-core>=1.11,<1.12",
         "dbt-duckdb>=1.11,<1.12",
+        # dbt reads the lake through DuckDB (imported directly for read-only queries); s3:// lakes through
+        # fsspec/s3fs registered in DuckDB (its httpfs extension would be downloaded at run time: no network here).
+        # boto3 is left to the resolver (s3fs's aiobotocore picks the 1.43.x line).
+        "duckdb>=1.1",
+        "s3fs>=2025.1",
         "websocket-client>=1.8",
         # Typed, fast JSON decoding of stream frames (several times faster than json + dataclasses).
         "msgspec>=0.19",
@@ -25,6 +30,8 @@ setup(
         "pandas>=2.2",
         "pyarrow>=17",
         "python-dotenv>=1.0",
+        # candle charts in the gold assets' metadata
+        "matplotlib>=3.8",
     ],
     extras_require={
         "dev": [

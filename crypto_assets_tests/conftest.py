@@ -1,6 +1,13 @@
+import time
+import uuid
+
+import boto3
 import pytest
+from moto.server import ThreadedMotoServer
 
 from crypto_assets.exchange.simulator import Simulator, SimulatorConfig, symbol_config
+from crypto_assets.lake import LocalLake
+from crypto_assets_tests.analytics_data import Hours, start_simulator, write_hours
 
 # A listed symbol that never trades: what a client sees for an illiquid market.
 SILENT_SYMBOL = "QUIETUSDT"
@@ -14,3 +21,51 @@ def simulator():
                              history_minutes=5)
     with Simulator(config) as sim:
         yield sim
+
+
+# ---- S3: a real moto server on 127.0.0.1 ----------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{server._server.server_port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws_env(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture
+def s3_bucket(moto_endpoint, aws_env):
+    """A fresh, empty bucket on the moto server."""
+    name = f"lake-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket=name)
+    return name
+
+
+# ---- analytics: two complete hours of three symbols in a lake, shared by the dbt and the Dagster analytics tests ----
+@pytest.fixture(scope="session")
+def hours():
+    """Two complete past hours of three symbols, from a simulator that stays up for the session (REST klines)."""
+    sim = start_simulator(int(time.time() * 1000))
+    h1 = sim.market.origin_ms + 3_600_000
+    try:
+        yield Hours(sim, h1, h1 + 3_600_000)
+    finally:
+        sim.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def local_lake(hours, tmp_path_factory):
+    """A local lake holding both hours, every minute of every symbol."""
+    root = tmp_path_factory.mktemp("lake")
+    write_hours(LocalLake(root), hours.sim, (hours.h1, hours.h2))
+    return root

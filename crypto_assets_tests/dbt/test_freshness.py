@@ -5,7 +5,7 @@ import time
 import pytest
 
 from crypto_assets.lake import LocalLake
-from crypto_assets_tests.analytics_data import MINUTE_MS, minute_trades, run_dbt
+from crypto_assets_tests.analytics_data import MINUTE_MS, run_dbt
 
 pytestmark = pytest.mark.integration
 

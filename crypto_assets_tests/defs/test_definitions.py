@@ -1,4 +1,4 @@
-from dagster import AssetKey, DefaultSensorStatus, Definitions, PartitionKeyRange
+from dagster import AssetKey, DefaultScheduleStatus, DefaultSensorStatus, Definitions, PartitionKeyRange
 
 from crypto_assets.definitions import build_definitions, defs
 from crypto_assets.defs.resources import ExchangeResource
@@ -11,7 +11,7 @@ def test_definitions_load():
 
 def test_stream_job_and_self_healing_sensors_are_on_by_default():
     assert defs.resolve_job_def("live_trades_stream") is not None
-    for name in ("live_stream_keepalive", "raw_trades_gap_backfill"):
+    for name in ("live_stream_keepalive", "raw_trades_gap_backfill", "analytics_gap_rebuild_sensor"):
         assert defs.resolve_sensor_def(name).default_status == DefaultSensorStatus.RUNNING
     gap_job = defs.resolve_job_def(defs.resolve_sensor_def("raw_trades_gap_backfill").job_name)
     assert {k.path[0] for k in gap_job.asset_layer.executable_asset_keys} == {"raw_trades"}
@@ -46,3 +46,13 @@ def test_one_minute_partitioned_raw_asset_per_configured_symbol():
     assert asset.specs_by_key[AssetKey(["raw_trades", "ethusdt"])].group_name == "raw"
     assert {c.name for c in asset.check_specs} == {"trade_ids_dense", "agrees_with_kline", "values_sane"}
     assert all(c.blocking for c in asset.check_specs)
+
+
+def test_analytics_hang_off_the_raw_assets():
+    graph = defs.resolve_asset_graph()
+    silver = [k for k in graph.get_all_asset_keys() if graph.get(k).group_name == "silver"]
+    assert silver
+    upstream = set().union(*(graph.get(k).parent_keys for k in silver))
+    assert {AssetKey(["raw_trades", s.lower()]) for s in Settings.from_env().symbols} <= upstream
+    for name in ("analytics_every_hour", "analytics_latest_prices_every_hour"):
+        assert defs.resolve_schedule_def(name).default_status == DefaultScheduleStatus.RUNNING

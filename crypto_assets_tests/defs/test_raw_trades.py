@@ -29,7 +29,6 @@ from crypto_assets.lake import lake_from_url
 from crypto_assets.lake.schema import trades_to_table
 from crypto_assets_tests.conftest import SILENT_SYMBOL
 from crypto_assets_tests.ground_truth import past_minute, truth
-from crypto_assets_tests.lake.conftest import aws_env, moto_endpoint, s3_bucket  # noqa: F401 (fixtures)
 from crypto_assets_tests.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -130,7 +129,7 @@ def test_quiet_minutes_are_complete_partitions_with_zero_rows(simulator, tmp_pat
     assert len(recorded) == 3 and all(m["dagster/row_count"].value == 0 for m in recorded.values())
 
 
-def test_s3_lake_on_a_real_s3_server(simulator, moto_endpoint, s3_bucket, instance):  # noqa: F811
+def test_s3_lake_on_a_real_s3_server(simulator, moto_endpoint, s3_bucket, instance):
     first, last = past_minute(simulator, 3), past_minute(simulator, 2)
     lake_url = f"s3://{s3_bucket}/prod"
     assert run("BTCUSDT", first, last, resources(simulator.rest_url, lake_url, moto_endpoint), instance).success
