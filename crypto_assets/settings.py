@@ -9,7 +9,7 @@
 | AWS_ENDPOINT_URL  | unset (AWS's own endpoints)          |
 | CRYPTO_PARTITION_DAYS | 30                               |
 | CRYPTO_GAP_LOOKBACK_HOURS | 24                           |
-| CRYPTO_GAP_SETTLE_SECONDS | 90                           |
+| CRYPTO_GAP_SETTLE_SECONDS | 60                           |
 | CRYPTO_GAP_MAX_RUNS   | 2                                |
 
 A variable that is unset or blank takes its default. A `.env` file in the project root fills in variables that
@@ -53,7 +53,7 @@ class Settings:
     aws_endpoint_url: str | None = None
     partition_days: int = DEFAULT_PARTITION_DAYS
     gap_lookback_hours: int = 24  # how far back the gap sensor looks for minutes to backfill
-    gap_settle_seconds: int = 90  # a minute is a gap only this long after its end (the stream records in ~seconds)
+    gap_settle_seconds: int = 60  # a minute is a gap only this long after its end (the stream records it in ~1 s)
     gap_max_runs: int = 2  # gap backfill runs in flight at once (they share the exchange's REST weight limit)
 
     @classmethod
@@ -94,7 +94,7 @@ class Settings:
                                      1, MAX_PARTITION_DAYS, "days"),
             gap_lookback_hours=parse_int("CRYPTO_GAP_LOOKBACK_HOURS", get("CRYPTO_GAP_LOOKBACK_HOURS"), 24,
                                          1, 24 * MAX_PARTITION_DAYS, "hours"),
-            gap_settle_seconds=parse_int("CRYPTO_GAP_SETTLE_SECONDS", get("CRYPTO_GAP_SETTLE_SECONDS"), 90,
+            gap_settle_seconds=parse_int("CRYPTO_GAP_SETTLE_SECONDS", get("CRYPTO_GAP_SETTLE_SECONDS"), 60,
                                          15, 3600, "seconds"),
             gap_max_runs=parse_int("CRYPTO_GAP_MAX_RUNS", get("CRYPTO_GAP_MAX_RUNS"), 2, 1, 10, "runs"),
         )

@@ -138,7 +138,7 @@ def test_bad_partition_days_is_named_in_the_error(bad):
 
 def test_gap_backfill_settings():
     s = settings()
-    assert (s.gap_lookback_hours, s.gap_settle_seconds, s.gap_max_runs) == (24, 90, 2)
+    assert (s.gap_lookback_hours, s.gap_settle_seconds, s.gap_max_runs) == (24, 60, 2)
     s = settings(CRYPTO_GAP_LOOKBACK_HOURS="6", CRYPTO_GAP_SETTLE_SECONDS="30", CRYPTO_GAP_MAX_RUNS="4")
     assert (s.gap_lookback_hours, s.gap_settle_seconds, s.gap_max_runs) == (6, 30, 4)
     with pytest.raises(SettingsError, match="CRYPTO_GAP_SETTLE_SECONDS='5' must be between 15 and 3600"):

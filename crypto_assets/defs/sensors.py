@@ -98,7 +98,7 @@ def _backoff_s(instance, now: float) -> float:
 def build_gap_backfill_sensor(raw_job: JobDefinition, symbols: Sequence[str],
                               partitions_def: TimeWindowPartitionsDefinition, settings: Settings) -> SensorDefinition:
     @sensor(name="raw_trades_gap_backfill", job=raw_job, default_status=DefaultSensorStatus.RUNNING,
-            minimum_interval_seconds=30,
+            minimum_interval_seconds=15,
             description=f"Backfills over REST the raw_trades minutes of the last {settings.gap_lookback_hours} h "
                         f"that are neither materialized nor in flight {settings.gap_settle_seconds}s after their end.")
     def raw_trades_gap_backfill(context: SensorEvaluationContext):
