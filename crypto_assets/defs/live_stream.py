@@ -1,8 +1,11 @@
 """`live_trades_stream`: the run that lives as long as it can, streaming every configured symbol's trades.
 
-One WebSocket connection (``BinanceStream``) feeds ``LiveCapture``; every minute proven complete is written to the
-lake and recorded at once as the materialization of its `raw_trades/<symbol>` partition (source `stream`), with
-its three check results. A minute the stream cannot prove is logged and left to the gap sensor.
+The op starts the capture process (``python -m crypto_assets.ingest.capture_process``: one WebSocket connection,
+``BinanceStream`` -> ``LiveCapture`` -> lake, no Dagster imported, so it stays small) and records what it reports:
+every minute proven complete, already written to the lake and checked, becomes the materialization of its
+`raw_trades/<symbol>` partition (source `stream`) with its three check results; a minute the stream cannot prove
+is logged and left to the gap sensor. If the capture process dies, the run fails (and the sensor starts another);
+if the run ends or its process dies, the capture process stops with it.
 
 The run tags itself with its symbols and writes a heartbeat tag every ``HEARTBEAT_S`` seconds: the keep-alive
 sensor (``sensors.py``) uses them to restart a run that died without Dagster noticing, and one whose symbols are
@@ -11,72 +14,75 @@ attempts, at most 60 attempts per 5 minutes) and the run says so in its log; it 
 """
 # No `from __future__ import annotations` in Dagster modules: Dagster inspects the `context` annotation at runtime.
 
-import logging
+import collections
+import subprocess
 import threading
 import time
 
+import msgspec
 from dagster import Failure, OpExecutionContext, job, op
 
 from crypto_assets.defs.raw_trades import minute_events, raw_trades_key
 from crypto_assets.defs.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable, UnknownSymbol
-from crypto_assets.exchange.models import Connected, Disconnected
-from crypto_assets.exchange.stream import BinanceStream
-from crypto_assets.ingest.live_capture import LiveCapture
+from crypto_assets.ingest.capture_process import LogLine, MinuteDecided, command, decode_message
 from crypto_assets.ingest.minutes import minute_key
 
 STREAM_JOB = "live_trades_stream"
 SYMBOLS_TAG = "crypto_assets/symbols"
 HEARTBEAT_TAG = "crypto_assets/heartbeat"
 HEARTBEAT_S = 15
-
-
-class _RunLogHandler(logging.Handler):
-    """Forwards the stream client's log lines (connects, disconnects, back-off) into the run's log."""
-
-    def __init__(self, context: OpExecutionContext):
-        super().__init__(logging.INFO)
-        self.context = context
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if record.levelno >= logging.WARNING:
-            self.context.log.warning(message)
-        else:
-            self.context.log.info(message)
+STDERR_LINES = 40  # of the capture process, kept for the failure message
 
 
 @op(description="Streams every configured symbol's trades and records each minute proven complete.")
 def stream_trades(context: OpExecutionContext, exchange: ExchangeResource, lake: LakeResource) -> None:
     symbols = list(exchange.symbols)
     _check_symbols(context, exchange, symbols)
-    capture = LiveCapture(lake.lake(), symbols)
-    stream = BinanceStream(exchange.ws_url, symbols)
-    handler = _RunLogHandler(context)
-    stream_log = logging.getLogger("crypto_assets.exchange.stream")
-    stream_log.addHandler(handler)
+    capture = subprocess.Popen(command(exchange.ws_url, symbols, lake.url, lake.endpoint_url),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+    threading.Thread(target=_collect, args=(capture.stderr, stderr_tail), name="capture-stderr", daemon=True).start()
     stop_beating = threading.Event()
-    beat = threading.Thread(target=_heartbeat, args=(context, stop_beating), name="heartbeat", daemon=True)
-    beat.start()
+    threading.Thread(target=_heartbeat, args=(context, stop_beating), name="heartbeat", daemon=True).start()
     try:
-        context.log.info(f"streaming {', '.join(symbols)} from {stream.url}")
-        for record in stream.records():
-            if isinstance(record, Disconnected):
-                context.log.warning(f"stream disconnected ({record.reason}); the minutes it touched are left to "
-                                    f"the gap backfill")
-            elif isinstance(record, Connected):
-                context.log.info(f"stream connected: {record.url}")
-            for symbol, outcome in capture.feed(record):
-                if outcome.ok:
-                    for event in minute_events(raw_trades_key(symbol), outcome):
-                        context.log_event(event)
-                else:
-                    context.log.warning(f"{symbol} {minute_key(outcome.minute_start_ms)} not recorded from the "
-                                        f"stream (the gap backfill will fetch it): {'; '.join(outcome.problems)}")
+        for line in capture.stdout:
+            _record(context, line)
+        code = capture.wait()
+        raise Failure(description=f"the capture process (pid {capture.pid}) exited with code {code}; the end of "
+                                  f"its stderr:\n" + "\n".join(stderr_tail))
     finally:
         stop_beating.set()
-        stream_log.removeHandler(handler)
-        stream.close()
+        if capture.poll() is None:
+            capture.terminate()
+            try:
+                capture.wait(10)
+            except subprocess.TimeoutExpired:
+                capture.kill()
+
+
+def _record(context: OpExecutionContext, line: bytes) -> None:
+    """One message of the capture process into the run: events for a decided minute, or a log line."""
+    try:
+        message = decode_message(line)
+    except msgspec.DecodeError as exc:
+        context.log.warning(f"unreadable line from the capture process ({exc}): {line[:300]!r}")
+        return
+    if isinstance(message, MinuteDecided):
+        outcome = message.outcome
+        if outcome.ok:
+            for event in minute_events(raw_trades_key(message.symbol), outcome):
+                context.log_event(event)
+        else:
+            context.log.warning(f"{message.symbol} {minute_key(outcome.minute_start_ms)} not recorded from the stream "
+                                f"(the gap backfill will fetch it): {'; '.join(outcome.problems)}")
+    elif isinstance(message, LogLine):
+        (context.log.warning if message.level == "WARNING" else context.log.info)(message.message)
+
+
+def _collect(pipe, tail: collections.deque) -> None:
+    for raw in pipe:
+        tail.append(raw.decode(errors="replace").rstrip())
 
 
 def _heartbeat(context: OpExecutionContext, stop: threading.Event) -> None:

@@ -43,7 +43,9 @@ class MinuteAssembler:
     def __init__(self, symbol: str, grace_ms: int = DEFAULT_GRACE_MS):
         self.symbol = symbol
         self.grace_ms = grace_ms
-        self._trades: dict[int, dict[int, Trade]] = {}  # minute start -> trade id -> trade
+        self._trades: dict[int, list[Trade]] = {}  # minute start -> trades in arrival order
+        self._first_ids: dict[int, int] = {}  # minute start -> lowest trade id received
+        self._attempted: dict[int, tuple] = {}  # minute start -> what its last failed proof saw (not retried unchanged)
         self._klines: dict[int, Kline] = {}  # closed klines by open time
         self._tainted: dict[int, str] = {}  # minute start -> why the stream cannot vouch for it
         self._next_minute: int | None = None  # the first minute not decided yet (None before the first connection)
@@ -80,7 +82,9 @@ class MinuteAssembler:
         if self._next_minute is None or minute < self._next_minute:
             self.late_trades += 1
             return
-        self._trades.setdefault(minute, {})[trade.trade_id] = trade
+        self._trades.setdefault(minute, []).append(trade)
+        if trade.trade_id < self._first_ids.get(minute, trade.trade_id + 1):
+            self._first_ids[minute] = trade.trade_id
 
     def add_kline(self, kline: Kline) -> None:
         """A closed 1m kline (open klines prove nothing and must not be passed)."""
@@ -106,27 +110,32 @@ class MinuteAssembler:
         return decided
 
     def _decide_one(self, minute: int, now_ms: int) -> DecidedMinute | None:
-        trades = [t for _, t in sorted(self._trades.get(minute, {}).items())]
+        received = self._trades.get(minute, [])
         kline = self._klines.get(minute)
         overdue = now_ms >= minute + MINUTE_MS + self.grace_ms
         if minute in self._tainted:
             self._prev_last_id = None
-            return DecidedMinute(self.symbol, minute, trades, kline, False,
+            return DecidedMinute(self.symbol, minute, _by_id(received), kline, False,
                                  [f"minute {minute_key(minute)}: {self._tainted[minute]}"])
-        proof = prove_minute(minute, trades, prev_trade_id=self._prev_last_id,
-                             next_trade_id=self._first_id_after(minute), kline=kline)
+        next_id = self._first_id_after(minute)
+        seen = (len(received), kline is not None, next_id)
+        if not overdue and (kline is None or self._attempted.get(minute) == seen):
+            return None  # nothing new to prove it with: wait (cheap, this runs on every record)
+        trades = _by_id(received)
+        proof = prove_minute(minute, trades, prev_trade_id=self._prev_last_id, next_trade_id=next_id, kline=kline)
         if proof.complete:
             if trades:
                 self._prev_last_id = trades[-1].trade_id
             return DecidedMinute(self.symbol, minute, trades, kline, True)
         if not overdue:
+            self._attempted[minute] = seen
             return None
         self._prev_last_id = None
         return DecidedMinute(self.symbol, minute, trades, kline, False, _reasons(proof))
 
     def _first_id_after(self, minute: int) -> int | None:
-        later = [m for m, trades in self._trades.items() if m > minute and trades]
-        return min(self._trades[min(later)]) if later else None
+        later = [m for m in self._first_ids if m > minute]
+        return self._first_ids[min(later)] if later else None
 
     def _taint(self, first_minute: int, last_minute: int, reason: str) -> None:
         for minute in range(first_minute, last_minute + MINUTE_MS, MINUTE_MS):
@@ -134,8 +143,16 @@ class MinuteAssembler:
 
     def _forget(self, minute: int) -> None:
         self._trades.pop(minute, None)
+        self._first_ids.pop(minute, None)
+        self._attempted.pop(minute, None)
         self._klines.pop(minute, None)
         self._tainted.pop(minute, None)
+
+
+def _by_id(trades: list[Trade]) -> list[Trade]:
+    """Ascending by trade id, one per id (a trade seen twice, e.g. around a reconnect, counts once)."""
+    unique = {t.trade_id: t for t in trades}
+    return [unique[i] for i in sorted(unique)]
 
 
 def _reasons(proof: MinuteProof) -> list[str]:
