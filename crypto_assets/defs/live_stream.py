@@ -15,6 +15,7 @@ attempts, at most 60 attempts per 5 minutes) and the run says so in its log; it 
 # No `from __future__ import annotations` in Dagster modules: Dagster inspects the `context` annotation at runtime.
 
 import collections
+import os
 import subprocess
 import threading
 import time
@@ -25,7 +26,7 @@ from dagster import Failure, OpExecutionContext, job, op
 from crypto_assets.defs.raw_trades import minute_events, raw_trades_key
 from crypto_assets.defs.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable, UnknownSymbol
-from crypto_assets.ingest.capture_process import LogLine, MinuteDecided, command, decode_message
+from crypto_assets.ingest.capture_process import ENVIRONMENT, LogLine, MinuteDecided, command, decode_message
 from crypto_assets.ingest.minutes import minute_key
 
 STREAM_JOB = "live_trades_stream"
@@ -40,7 +41,7 @@ def stream_trades(context: OpExecutionContext, exchange: ExchangeResource, lake:
     symbols = list(exchange.symbols)
     _check_symbols(context, exchange, symbols)
     capture = subprocess.Popen(command(exchange.ws_url, symbols, lake.url, lake.endpoint_url),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               env={**os.environ, **ENVIRONMENT}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
     threading.Thread(target=_collect, args=(capture.stderr, stderr_tail), name="capture-stderr", daemon=True).start()
     stop_beating = threading.Event()

@@ -1,18 +1,19 @@
 """The capture process as the Dagster op runs it: a child process reporting JSON lines, against the simulator."""
 
+import os
 import subprocess
 import time
 
 import pytest
 
-from crypto_assets.ingest.capture_process import Alive, LogLine, command, decode_message
+from crypto_assets.ingest.capture_process import ENVIRONMENT, Alive, LogLine, command, decode_message
 
 pytestmark = pytest.mark.integration
 
 
 def start(simulator, tmp_path):
     return subprocess.Popen(command(simulator.ws_url, ["BTCUSDT", "ETHUSDT"], str(tmp_path / "lake"), None),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            env={**os.environ, **ENVIRONMENT}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def test_reports_connection_and_liveness_and_stops_on_sigterm(simulator, tmp_path):
