@@ -32,7 +32,7 @@ from dagster import (
 
 from crypto_assets.defs.live_stream import HEARTBEAT_TAG, STREAM_JOB, SYMBOLS_TAG
 from crypto_assets.defs.raw_trades import MINUTES_PER_RUN, raw_trades_key
-from crypto_assets.ingest.minutes import MINUTE_MS, floor_minute, minute_key, minute_start_ms
+from crypto_assets.ingest.minutes import MINUTE_MS, contiguous_ranges, floor_minute, minute_key, minute_start_ms
 from crypto_assets.settings import Settings
 
 STALE_AFTER_S = 45  # no heartbeat for this long (it beats every 15 s: three missed beats): the process is gone
@@ -142,17 +142,6 @@ def build_gap_backfill_sensor(raw_job: JobDefinition, symbols: Sequence[str],
         return SensorResult(run_requests=requests)
 
     return raw_trades_gap_backfill
-
-
-def contiguous_ranges(minutes: Sequence[int], max_minutes: int) -> list[tuple[int, int]]:
-    """Ascending minute starts as [start, end) ranges of consecutive minutes, each at most ``max_minutes`` long."""
-    ranges: list[tuple[int, int]] = []
-    for minute in minutes:
-        if ranges and ranges[-1][1] == minute and (minute - ranges[-1][0]) // MINUTE_MS < max_minutes:
-            ranges[-1] = (ranges[-1][0], minute + MINUTE_MS)
-        else:
-            ranges.append((minute, minute + MINUTE_MS))
-    return ranges
 
 
 def _partitions_start_ms(partitions_def: TimeWindowPartitionsDefinition) -> int:

@@ -29,7 +29,6 @@ class LiveCapture:
         self.lake = lake
         self.clock = clock
         self.assemblers = {symbol: MinuteAssembler(symbol, grace_ms) for symbol in symbols}
-        self.malformed_frames = 0
 
     def feed(self, record: object) -> list[tuple[str, StoredMinute]]:
         """Take one stream record; return the minutes decided since the last call, (symbol, stored or given up)."""
@@ -48,7 +47,6 @@ class LiveCapture:
             for assembler in self.assemblers.values():
                 assembler.disconnected(record.at, record.at - HALF_OPEN_LOOKBACK_MS)
         elif isinstance(record, MalformedFrame):
-            self.malformed_frames += 1
             targets = [self.assemblers[record.symbol]] if record.symbol in self.assemblers else \
                 list(self.assemblers.values())  # no readable symbol: any of them may have lost a record
             for assembler in targets:

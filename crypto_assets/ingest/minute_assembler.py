@@ -51,7 +51,6 @@ class MinuteAssembler:
         self._next_minute: int | None = None  # the first minute not decided yet (None before the first connection)
         self._blind_since: int | None = None  # minute start since which nothing could be received
         self._prev_last_id: int | None = None  # last trade id of the previous minute, when that one was complete
-        self.late_trades = 0  # trades of minutes already decided (a given-up minute's, or duplicates)
 
     # ---- what the stream says --------------------------------------------------------------------------------------
     def connected(self, at_ms: int) -> None:
@@ -80,8 +79,7 @@ class MinuteAssembler:
     def add_trade(self, trade: Trade) -> None:
         minute = floor_minute(trade.trade_time)
         if self._next_minute is None or minute < self._next_minute:
-            self.late_trades += 1
-            return
+            return  # before the first connection, or of a minute already decided (the gap backfill's now)
         self._trades.setdefault(minute, []).append(trade)
         if trade.trade_id < self._first_ids.get(minute, trade.trade_id + 1):
             self._first_ids[minute] = trade.trade_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 
 MINUTE_MS = 60_000
 KEY_FORMAT = "%Y-%m-%d-%H:%M"
@@ -59,3 +60,16 @@ def key_range_ms(first_key: str, last_key: str) -> tuple[int, int]:
     if last < start:
         raise ValueError(f"minute range {first_key!r}..{last_key!r} ends before it starts")
     return start, last + MINUTE_MS
+
+
+def contiguous_ranges(starts: Sequence[int], max_minutes: int | None = None) -> list[tuple[int, int]]:
+    """Ascending minute starts as [start, end) ranges of consecutive minutes, each at most ``max_minutes`` long
+    (None: no limit)."""
+    ranges: list[tuple[int, int]] = []
+    for minute in starts:
+        if ranges and ranges[-1][1] == minute and (
+                max_minutes is None or (minute - ranges[-1][0]) // MINUTE_MS < max_minutes):
+            ranges[-1] = (ranges[-1][0], minute + MINUTE_MS)
+        else:
+            ranges.append((minute, minute + MINUTE_MS))
+    return ranges

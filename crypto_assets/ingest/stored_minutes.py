@@ -28,7 +28,7 @@ from crypto_assets.ingest.minute_checks import (
     check_values,
     summarize,
 )
-from crypto_assets.ingest.minutes import MINUTE_MS, check_whole_minutes
+from crypto_assets.ingest.minutes import MINUTE_MS, check_whole_minutes, contiguous_ranges
 from crypto_assets.ingest.rest_backfill import RestClient, closed_klines, fetch_minutes
 from crypto_assets.lake.store import Lake
 
@@ -65,18 +65,16 @@ def store_range_from_rest(client: RestClient, lake: Lake, symbol: str, start_ms:
     check_whole_minutes(start_ms, end_ms)
     starts = list(range(start_ms, end_ms, MINUTE_MS))
     klines = closed_klines(client, symbol, start_ms, end_ms)
-    tables: dict[int, pa.Table] = {}
-    kept: set[int] = set()
+    tables: dict[int, pa.Table] = {}  # the minutes kept as stored (verified, not fetched again)
     if not refetch:
         for minute in starts:
             table = lake.read_minute(symbol, minute)
             if table is not None and _verifies_alone(minute, table, klines.get(minute)):
                 tables[minute] = table
-                kept.add(minute)
 
     written_at: dict[int, int] = {}
     unproven: dict[int, tuple[str, ...]] = {}
-    for run_start, run_end in _runs([m for m in starts if m not in kept]):
+    for run_start, run_end in contiguous_ranges([m for m in starts if m not in tables]):
         for batch in fetch_minutes(client, symbol, run_start, run_end, klines):
             if not batch.proof.complete:
                 unproven[batch.minute_start_ms] = tuple(batch.proof.reasons)
@@ -154,13 +152,3 @@ def _verifies_alone(minute: int, table: pa.Table, kline: Kline | None) -> bool:
     return all(c.passed for c in (check_ids(minute, table, None, None), check_kline(minute, table, kline),
                                   check_values(minute, table)))
 
-
-def _runs(minutes: Sequence[int]) -> list[tuple[int, int]]:
-    """Ascending minute starts as contiguous [start, end) runs."""
-    runs: list[tuple[int, int]] = []
-    for minute in minutes:
-        if runs and runs[-1][1] == minute:
-            runs[-1] = (runs[-1][0], minute + MINUTE_MS)
-        else:
-            runs.append((minute, minute + MINUTE_MS))
-    return runs

@@ -15,8 +15,8 @@ from dagster import (
 from crypto_assets.definitions import RAW_TRADES_JOB, build_definitions
 from crypto_assets.defs.live_stream import HEARTBEAT_TAG, SYMBOLS_TAG
 from crypto_assets.defs.raw_trades import raw_trades_key
-from crypto_assets.defs.sensors import GAP_TAG, RANGE_END_TAG, RANGE_START_TAG, contiguous_ranges
-from crypto_assets.ingest.minutes import MINUTE_MS, floor_minute, minute_key
+from crypto_assets.defs.sensors import GAP_TAG, RANGE_END_TAG, RANGE_START_TAG
+from crypto_assets.ingest.minutes import MINUTE_MS, contiguous_ranges, floor_minute, minute_key
 from crypto_assets.settings import Settings
 
 SYMBOLS = "BTCUSDT,ETHUSDT"
@@ -107,6 +107,8 @@ def test_ranges_are_contiguous_and_capped():
     m = [0, 1, 2, 5, 6] + list(range(10, 80))
     ranges = contiguous_ranges([x * MINUTE_MS for x in m], 60)
     assert [(a // MINUTE_MS, b // MINUTE_MS) for a, b in ranges] == [(0, 3), (5, 7), (10, 70), (70, 80)]
+    unbounded = contiguous_ranges([x * MINUTE_MS for x in m])
+    assert [(a // MINUTE_MS, b // MINUTE_MS) for a, b in unbounded] == [(0, 3), (5, 7), (10, 80)]
 
 
 def test_missing_minutes_become_one_run_per_range_oldest_first(instance):
