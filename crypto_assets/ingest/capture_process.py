@@ -23,7 +23,6 @@ import time
 
 import msgspec
 
-from crypto_assets.exchange.models import Connected, Disconnected
 from crypto_assets.exchange.stream import BinanceStream
 from crypto_assets.ingest.live_capture import LiveCapture
 from crypto_assets.ingest.stored_minutes import StoredMinute
@@ -81,17 +80,14 @@ def run(ws_url: str, symbols: list[str], lake_url: str, endpoint_url: str | None
 
     stream = BinanceStream(ws_url, symbols)
     signal.signal(signal.SIGTERM, lambda *_: stream.close())
-    logging.getLogger("crypto_assets.exchange.stream").addHandler(_Reporter(send))
+    stream_log = logging.getLogger("crypto_assets.exchange.stream")
+    stream_log.setLevel(logging.INFO)  # connects are INFO lines; the root logger's default would drop them
+    stream_log.addHandler(_Reporter(send))
     capture = LiveCapture(lake_from_url(lake_url, endpoint_url), symbols)
     release_freed_memory = _malloc_trim()
     send(LogLine("INFO", f"capture process streaming {', '.join(symbols)} from {stream.url}"))
     last_alive = 0.0
-    for record in stream.records():
-        if isinstance(record, Disconnected):
-            send(LogLine("WARNING", f"stream disconnected ({record.reason}); the minutes it touched are left to "
-                                    f"the gap backfill"))
-        elif isinstance(record, Connected):
-            send(LogLine("INFO", f"stream connected: {record.url}"))
+    for record in stream.records():  # connects and disconnects reach the run through the stream's own log lines
         decided = capture.feed(record)
         for symbol, outcome in decided:
             send(MinuteDecided(symbol, outcome))

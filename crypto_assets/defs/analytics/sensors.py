@@ -30,14 +30,13 @@ from dagster import (
 
 from crypto_assets.defs.analytics.assets import DUCKDB_POOL
 from crypto_assets.defs.analytics.schedules import HOURLY_JOB
+from crypto_assets.defs.sensors import RANGE_END_TAG, RANGE_START_TAG
 
 BUILT_MARKER = AssetKey("stg_trade_minutes")
 RECORDS_PER_TICK = 2000
 IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
              DagsterRunStatus.STARTED]
 PARTITION_TAG = "dagster/partition"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def ensure_pool_limit(instance, pool: str = DUCKDB_POOL, limit: int = 1) -> bool:
