@@ -113,22 +113,22 @@ def build_raw_trades_asset(symbol: str, partitions_def: TimeWindowPartitionsDefi
         except LakeError as exc:
             raise Failure(description=f"{symbol}: lake error: {exc}") from None
 
-        problems: list[str] = []
+        problems: dict[str, None] = {}  # in order, each once (a failed lake is the same reason for every minute)
         for outcome in outcomes:
             for event in minute_events(key, outcome, record=key in context.selected_asset_keys):
                 context.log_event(event)
-            problems += outcome.problems
+            problems.update(dict.fromkeys(outcome.problems))
         recorded = sum(o.ok for o in outcomes)
         context.log.info(f"{symbol}: {recorded} of {len(outcomes)} minute(s) recorded "
                          f"({sum(o.action == WRITTEN for o in outcomes)} written, "
                          f"{sum(o.action == ALREADY_STORED for o in outcomes)} already stored and verified)")
         if problems:
             failed = [o for o in outcomes if not o.ok]
-            listed = "\n".join(f"- {p}" for p in problems[:MAX_PROBLEMS_LISTED])
+            listed = "\n".join(f"- {p}" for p in list(problems)[:MAX_PROBLEMS_LISTED])
             more = f"\n- ... and {len(problems) - MAX_PROBLEMS_LISTED} more" if len(problems) > MAX_PROBLEMS_LISTED else ""
             raise Failure(
-                description=f"{symbol}: {len(failed)} minute(s) not recorded (not proven complete or failing a "
-                            f"check); {recorded} recorded.\n{listed}{more}",
+                description=f"{symbol}: {len(failed)} minute(s) not recorded (not proven complete, refused by the "
+                            f"lake or failing a check); {recorded} recorded.\n{listed}{more}",
                 metadata={"minutes_not_recorded": MetadataValue.json([minute_key(o.minute_start_ms) for o in failed])},
             )
         yield from ()  # a generator with no output: each partition is recorded by its own events above

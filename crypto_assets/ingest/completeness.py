@@ -18,7 +18,7 @@ Every failed rule adds a reason naming the minute and what disagreed. Klines pas
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Sequence
 
 from crypto_assets.exchange.errors import utc_text
@@ -41,11 +41,14 @@ class MinuteProof:
     volume: str = "0"
 
 
+_EXACT = Context(prec=80)  # normalize() rounds to its context's precision: wide enough for any sum of quote amounts
+
+
 def decimal_text(value: Decimal) -> str:
     """An exact decimal as plain text without exponent or trailing zeros: Decimal('1.50000') -> '1.5'."""
     if value == 0:
         return "0"
-    return format(value.normalize(), "f")
+    return format(value.normalize(_EXACT), "f")
 
 
 def prove_minute(minute_start_ms: int, trades: Sequence[Trade], *, prev_trade_id: int | None = None,

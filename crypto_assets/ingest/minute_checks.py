@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from crypto_assets.exchange.models import Kline
 from crypto_assets.ingest.completeness import MAX_LISTED, decimal_text
 from crypto_assets.ingest.minutes import MINUTE_MS, minute_key
+from crypto_assets.lake.schema import quote_amounts
 
 DENSE_IDS = "trade_ids_dense"
 KLINE_AGREEMENT = "agrees_with_kline"
@@ -52,7 +53,7 @@ class MinuteSummary:
     first_trade_id: int | None
     last_trade_id: int | None
     base_volume: str
-    quote_volume: str
+    quote_volume: str  # sum of price x qty, exact (up to 16 decimals)
     source: str  # "stream" when the trades carry received_at, else "rest"
 
 
@@ -65,7 +66,7 @@ def summarize(minute_start_ms: int, table: pa.Table) -> MinuteSummary:
         first_trade_id=pc.min(ids).as_py(),
         last_trade_id=pc.max(ids).as_py(),
         base_volume=_decimal_sum(table.column("qty")),
-        quote_volume=_decimal_sum(table.column("quote_qty")),
+        quote_volume=_decimal_sum(quote_amounts(table)),
         source="stream" if table.num_rows and received.null_count < table.num_rows else "rest",
     )
 

@@ -8,6 +8,11 @@
    every proven minute is written (an unproven one is not written at all);
 4. every stored minute of the range is read back and checked (``minute_checks``), neighbours included.
 
+Failures stay with their minute: a minute whose trades the lake refuses (a value it cannot store exactly) is
+``REFUSED`` with a failed ``values_sane`` check naming the trade and the value, and the other minutes go on. A lake
+that fails (``LakeError``) stops the lake work of the call: its minutes are ``NOT_STORED`` naming the lake (none is
+recorded); the files written before the failure are whole (writes are atomic), and the next run keeps them.
+
 ``verify_stored`` is step 4 alone; the live streamer uses it for the minutes it writes. No Dagster imports.
 """
 
@@ -21,6 +26,7 @@ import pyarrow as pa
 
 from crypto_assets.exchange.models import Kline
 from crypto_assets.ingest.minute_checks import (
+    SANE_VALUES,
     CheckResult,
     MinuteSummary,
     check_ids,
@@ -28,13 +34,15 @@ from crypto_assets.ingest.minute_checks import (
     check_values,
     summarize,
 )
-from crypto_assets.ingest.minutes import MINUTE_MS, check_whole_minutes, contiguous_ranges
+from crypto_assets.ingest.minutes import MINUTE_MS, check_whole_minutes, contiguous_ranges, minute_key
 from crypto_assets.ingest.rest_backfill import RestClient, closed_klines, fetch_minutes
-from crypto_assets.lake.store import Lake
+from crypto_assets.lake.store import Lake, LakeError
 
 WRITTEN = "written"  # fetched, proven and written by this call
 ALREADY_STORED = "already stored"  # in the lake before, verified, not fetched again
 UNPROVEN = "unproven"  # could not be proven complete: not written
+REFUSED = "refused"  # proven, but the lake refused a value of it: not written (its values_sane check says why)
+NOT_STORED = "not stored"  # the lake failed before the minute was written and verified
 NEIGHBOUR_WALK = 10  # minutes looked at on each side of a range to find the nearest earlier / later trade id
 
 
@@ -52,7 +60,7 @@ class StoredMinute:
 
     @property
     def ok(self) -> bool:
-        return self.action != UNPROVEN and bool(self.checks) and all(c.passed for c in self.checks)
+        return self.action in (WRITTEN, ALREADY_STORED) and bool(self.checks) and all(c.passed for c in self.checks)
 
     @property
     def problems(self) -> list[str]:
@@ -73,25 +81,46 @@ def store_range_from_rest(client: RestClient, lake: Lake, symbol: str, start_ms:
                 tables[minute] = table
 
     written_at: dict[int, int] = {}
-    unproven: dict[int, tuple[str, ...]] = {}
+    failed: dict[int, StoredMinute] = {}  # unproven or refused
+    lake_error: LakeError | None = None
     for run_start, run_end in contiguous_ranges([m for m in starts if m not in tables]):
         for batch in fetch_minutes(client, symbol, run_start, run_end, klines):
+            minute = batch.minute_start_ms
             if not batch.proof.complete:
-                unproven[batch.minute_start_ms] = tuple(batch.proof.reasons)
-                continue
-            lake.write_minute(symbol, batch.minute_start_ms, batch.trades)
-            written_at[batch.minute_start_ms] = int(clock() * 1000)
+                failed[minute] = StoredMinute(minute, UNPROVEN, reasons=tuple(batch.proof.reasons))
+            elif lake_error is None:
+                try:
+                    lake.write_minute(symbol, minute, batch.trades)
+                    written_at[minute] = int(clock() * 1000)
+                except LakeError as exc:
+                    lake_error = exc
+                except ValueError as exc:  # TradeValueError included: a value the lake cannot hold exactly
+                    failed[minute] = refused(symbol, minute, exc)
 
-    checked = verify_stored(lake, symbol, [m for m in starts if m not in unproven], klines, tables=tables)
+    checked: dict[int, StoredMinute] = {}
+    if lake_error is None:
+        try:
+            checked = verify_stored(lake, symbol, [m for m in starts if m not in failed], klines, tables=tables)
+        except LakeError as exc:
+            lake_error = exc
     out: list[StoredMinute] = []
     for minute in starts:
-        if minute in unproven:
-            out.append(StoredMinute(minute, UNPROVEN, reasons=unproven[minute]))
-            continue
-        stored = checked[minute]
-        out.append(StoredMinute(minute, WRITTEN if minute in written_at else ALREADY_STORED, stored.path,
-                                stored.summary, stored.checks, written_at_ms=written_at.get(minute)))
+        if minute in failed:
+            out.append(failed[minute])
+        elif minute not in checked:
+            out.append(StoredMinute(minute, NOT_STORED, reasons=(
+                f"the lake failed, so this run stored and recorded nothing more: {lake_error}",)))
+        else:
+            stored = checked[minute]
+            out.append(StoredMinute(minute, WRITTEN if minute in written_at else ALREADY_STORED, stored.path,
+                                    stored.summary, stored.checks, written_at_ms=written_at.get(minute)))
     return out
+
+
+def refused(symbol: str, minute_start_ms: int, error: ValueError) -> StoredMinute:
+    """A proven minute the lake would not take (``error`` names the trade and the value), as a failed check."""
+    description = f"{symbol} minute {minute_key(minute_start_ms)} cannot be stored: {error}"
+    return StoredMinute(minute_start_ms, REFUSED, checks=(CheckResult(SANE_VALUES, False, description),))
 
 
 def verify_range(client: RestClient, lake: Lake, symbol: str, start_ms: int, end_ms: int) -> list[StoredMinute]:

@@ -1,8 +1,11 @@
 """The lake's trade schema, and the conversion of ``Trade`` records into an Arrow table and Parquet bytes.
 
-Prices and quantities stay exact: the decimal strings Binance sent become ``decimal128(18, 8)`` (stored as INT64
-in Parquet), and ``quote_qty = price x qty`` is computed exactly. Anything that does not fit 8 decimals (or 10
-integer digits) raises ``TradeValueError`` naming the trade: nothing is ever rounded.
+Prices and quantities stay exact over Binance's whole range: Binance keeps each as an int64 count of 1e-8 (at most
+92,233,720,368.54775807, 19 digits), so the decimal strings it sends become ``decimal128(19, 8)``. The quote amount
+``price x qty`` (up to 16 decimals and 22 integer digits) is not stored: it is derived, and whoever needs it computes
+it exactly from the two (``quote_volume`` below; dbt silver as ``decimal(38, 16)``). A price or qty that is not an
+exact decimal of at most 8 decimals and 11 integer digits raises ``TradeValueError`` naming the trade and the value:
+nothing is ever rounded.
 
 The conversion works on whole columns (pyarrow casts in C): a Python pass only runs to name the bad trade once a
 column cast has failed.
@@ -21,14 +24,14 @@ import pyarrow.parquet as pq
 
 from crypto_assets.exchange.models import Trade
 
-DECIMAL = pa.decimal128(18, 8)
+DECIMAL = pa.decimal128(19, 8)  # Binance's int64 counts of 1e-8
+QUOTE_DECIMAL = pa.decimal256(39, 16)  # price x qty, exact (a product of two decimal(19, 8))
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
 
 TRADE_SCHEMA = pa.schema([
     pa.field("trade_id", pa.int64(), nullable=False),
     pa.field("price", DECIMAL, nullable=False),
     pa.field("qty", DECIMAL, nullable=False),
-    pa.field("quote_qty", DECIMAL, nullable=False),
     pa.field("trade_time", TIMESTAMP, nullable=False),
     pa.field("is_buyer_maker", pa.bool_(), nullable=False),
     pa.field("received_at", TIMESTAMP, nullable=True),  # null for trades fetched over REST
@@ -39,7 +42,7 @@ TRADE_SCHEMA = pa.schema([
 _CONTENT_COLUMNS = ("price", "qty", "trade_time", "is_buyer_maker")
 
 _EIGHT_DECIMALS = Decimal("1e-8")
-_DECIMAL_LIMIT = Decimal(10) ** 10  # decimal128(18, 8): at most 10 integer digits
+_DECIMAL_LIMIT = Decimal(10) ** 11  # decimal128(19, 8): at most 11 integer digits
 
 
 class TradeValueError(ValueError):
@@ -49,8 +52,8 @@ class TradeValueError(ValueError):
 def trades_to_table(trades: Sequence[Trade]) -> pa.Table:
     """``trades`` (all of one symbol) as a ``TRADE_SCHEMA`` table, sorted by trade_id, one row per trade_id.
 
-    Raises TradeValueError naming the trade when a price, qty or quote_qty is not an exact decimal of at most 8
-    decimals and 10 integer digits, and ValueError when the trades mix symbols or repeat a trade_id with
+    Raises TradeValueError naming the trade when a price or qty is not an exact decimal of at most 8 decimals and 11
+    integer digits, and ValueError when the trades mix symbols or repeat a trade_id with
     different content."""
     if not trades:
         return TRADE_SCHEMA.empty_table()
@@ -69,8 +72,7 @@ def trades_to_table(trades: Sequence[Trade]) -> pa.Table:
             raise TradeValueError(f"{name} missing in {_first_null(trades, column)}")
     price = _decimal_column(trades, "price")
     qty = _decimal_column(trades, "qty")
-    quote = _quote_column(trades, price, qty)
-    table = pa.Table.from_arrays([ids, price, qty, quote, times, makers, received], schema=TRADE_SCHEMA)
+    table = pa.Table.from_arrays([ids, price, qty, times, makers, received], schema=TRADE_SCHEMA)
     return normalize(table)
 
 
@@ -120,15 +122,23 @@ def table_to_parquet(table: pa.Table, metadata: dict[str, str] | None = None) ->
     if metadata:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd", compression_level=3, store_decimal_as_integer=True,
+    pq.write_table(table, sink, compression="zstd", compression_level=3,
                    use_dictionary=False, column_encoding=_DELTA_COLUMNS, write_statistics=True)
     return sink.getvalue().to_pybytes()
 
 
 def parquet_to_table(data: bytes) -> pa.Table:
-    """A minute file's bytes back as a ``TRADE_SCHEMA`` table (file metadata dropped)."""
-    table = pq.read_table(io.BytesIO(data))
+    """A minute file's bytes back as a ``TRADE_SCHEMA`` table (file metadata dropped). Files of the first lake
+    layout (``decimal(18, 8)`` and a stored ``quote_qty``) read the same: the decimals widen exactly and the
+    derived column is left out."""
+    table = pq.read_table(io.BytesIO(data), columns=TRADE_SCHEMA.names)
     return table.replace_schema_metadata(None).cast(TRADE_SCHEMA)
+
+
+def quote_amounts(table: pa.Table) -> pa.ChunkedArray:
+    """``price x qty`` of every trade, exactly (``QUOTE_DECIMAL``: up to 16 decimals, never rounded)."""
+    wide = pa.decimal256(DECIMAL.precision, DECIMAL.scale)
+    return pc.multiply(table.column("price").cast(wide), table.column("qty").cast(wide))
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------------
@@ -143,7 +153,7 @@ def _decimal_column(trades: Sequence[Trade], name: str) -> pa.Array:
             problem = _decimal_problem(value)
             if problem:
                 raise TradeValueError(f"{name} {value!r} of {_describe(trade)} {problem}")
-        raise TradeValueError(f"{name} column could not be converted to decimal(18, 8)")  # pragma: no cover
+        raise TradeValueError(f"{name} column could not be converted to {DECIMAL}")  # pragma: no cover
     return column
 
 
@@ -159,24 +169,8 @@ def _decimal_problem(value: object) -> str | None:
     if number != number.quantize(_EIGHT_DECIMALS, rounding="ROUND_DOWN"):
         return "has more than 8 decimals (it cannot be stored exactly)"
     if abs(number) >= _DECIMAL_LIMIT:
-        return "has more than 10 integer digits (does not fit decimal(18, 8))"
+        return "has more than 11 integer digits (beyond Binance's int64 counts of 1e-8)"
     return None
-
-
-def _quote_column(trades: Sequence[Trade], price: pa.Array, qty: pa.Array) -> pa.Array:
-    product = pc.multiply(price, qty)  # decimal128(37, 16): exact
-    try:
-        return product.cast(DECIMAL)  # safe cast: fails instead of rounding or overflowing
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    for trade in trades:
-        exact = Decimal(trade.price) * Decimal(trade.qty)
-        if exact != exact.quantize(_EIGHT_DECIMALS, rounding="ROUND_DOWN") or abs(exact) >= _DECIMAL_LIMIT:
-            raise TradeValueError(
-                f"quote_qty = price x qty = {trade.price} x {trade.qty} = {format(exact.normalize(), 'f')} of {_describe(trade)} "
-                "is not representable with 8 decimals and 10 integer digits; refusing to round it"
-            )
-    raise TradeValueError("quote_qty column could not be converted to decimal(18, 8)")  # pragma: no cover
 
 
 def _first_null(trades: Sequence[Trade], column: pa.Array) -> str:

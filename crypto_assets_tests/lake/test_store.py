@@ -134,12 +134,13 @@ def test_local_failed_replace_keeps_previous_file_and_no_temp(tmp_path, monkeypa
     assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["07-01.parquet"]
 
 
-def test_local_file_is_zstd_parquet_with_integer_decimals(tmp_path):
+def test_local_file_is_zstd_parquet_with_exact_decimals(tmp_path):
     result = LocalLake(tmp_path).write_minute("BTCUSDT", MINUTE, simulated_minute())
     meta = pq.ParquetFile(result.path).metadata
     columns = {meta.schema.column(i).name: meta.schema.column(i) for i in range(meta.num_columns)}
-    assert columns["price"].physical_type == "INT64"
-    assert columns["quote_qty"].physical_type == "INT64"
+    assert columns["price"].physical_type == "FIXED_LEN_BYTE_ARRAY"  # decimal(19, 8): beyond INT64's 18 digits
+    assert (columns["price"].precision, columns["price"].scale) == (19, 8)
+    assert "quote_qty" not in columns
     assert meta.row_group(0).column(1).compression == "ZSTD"
     assert pq.read_schema(result.path).metadata[b"symbol"] == b"BTCUSDT"
 

@@ -68,17 +68,17 @@ final as (
         symbol,
         minute_start,
         minute_start + interval '1 minute' as minute_end,
-        cast(coalesce(open, carried_close) as decimal(18, 8)) as open,
-        cast(coalesce(high, carried_close) as decimal(18, 8)) as high,
-        cast(coalesce(low, carried_close) as decimal(18, 8)) as low,
-        cast(coalesce(close, carried_close) as decimal(18, 8)) as close,
+        cast(coalesce(open, carried_close) as {{ price_type() }}) as open,
+        cast(coalesce(high, carried_close) as {{ price_type() }}) as high,
+        cast(coalesce(low, carried_close) as {{ price_type() }}) as low,
+        cast(coalesce(close, carried_close) as {{ price_type() }}) as close,
         coalesce(trade_count, 0) as trade_count,
-        cast(coalesce(volume, 0) as decimal(38, 8)) as volume,
-        cast(coalesce(quote_volume, 0) as decimal(38, 8)) as quote_volume,
-        cast(coalesce(taker_buy_volume, 0) as decimal(38, 8)) as taker_buy_volume,
-        cast(coalesce(taker_buy_quote_volume, 0) as decimal(38, 8)) as taker_buy_quote_volume,
-        -- volume-weighted average price, rounded to 8 decimals; null without trades
-        cast(quote_volume / nullif(volume, 0) as decimal(18, 8)) as vwap,
+        cast(coalesce(volume, 0) as {{ volume_type() }}) as volume,
+        cast(coalesce(quote_volume, 0) as {{ quote_type() }}) as quote_volume,
+        cast(coalesce(taker_buy_volume, 0) as {{ volume_type() }}) as taker_buy_volume,
+        cast(coalesce(taker_buy_quote_volume, 0) as {{ quote_type() }}) as taker_buy_quote_volume,
+        -- volume-weighted average price, exactly rounded to 8 decimals; null without trades
+        {{ vwap('quote_volume', 'volume') }} as vwap,
         first_trade_id,
         last_trade_id
     from joined

@@ -17,11 +17,11 @@ final as (
         cast(trade_time as date) as trade_date,
         min(price) as min_price,
         max(price) as max_price,
-        cast(sum(price) / count(*) as decimal(18, 8)) as mean_price,
-        cast(sum(quote_qty) / nullif(sum(qty), 0) as decimal(18, 8)) as vwap,
+        cast(avg(price) as {{ price_type() }}) as mean_price,
+        {{ vwap('sum(quote_qty)', 'sum(qty)') }} as vwap,
         count(*) as trade_count,
-        cast(sum(qty) as decimal(38, 8)) as volume,
-        cast(sum(quote_qty) as decimal(38, 8)) as quote_volume,
+        cast(sum(qty) as {{ volume_type() }}) as volume,
+        cast(sum(quote_qty) as {{ quote_type() }}) as quote_volume,
         min(trade_time) as first_trade_time,
         max(trade_time) as last_trade_time
     from trades

@@ -13,9 +13,9 @@ averaged as (
         symbol,
         minute_start,
         close,
-        cast(avg(close) over last_20m as decimal(18, 8)) as ma_20m,
+        cast(avg(close) over last_20m as {{ price_type() }}) as ma_20m,
         count(*) over last_20m as ma_20m_minutes,
-        cast(avg(close) over last_60m as decimal(18, 8)) as ma_60m,
+        cast(avg(close) over last_60m as {{ price_type() }}) as ma_60m,
         count(*) over last_60m as ma_60m_minutes
     from candles
     window

@@ -7,12 +7,12 @@ with source as (
     {%- if patterns %}
     select * from read_parquet([
         {%- for pattern in patterns %}'{{ pattern }}'{{ ', ' if not loop.last }}{% endfor -%}
-    ], hive_partitioning = true)
+    ], hive_partitioning = true, union_by_name = true)  -- by name: files of the first layout carry a quote_qty
     {%- else %}
     -- no minute file in the window
     select
-        null::varchar as symbol, null::bigint as trade_id, null::decimal(18, 8) as price,
-        null::decimal(18, 8) as qty, null::decimal(18, 8) as quote_qty, null::timestamptz as trade_time,
+        null::varchar as symbol, null::bigint as trade_id, null::{{ price_type() }} as price,
+        null::{{ price_type() }} as qty, null::timestamptz as trade_time,
         null::boolean as is_buyer_maker, null::timestamptz as received_at
     where false
     {%- endif %}
@@ -22,9 +22,10 @@ renamed as (
     select
         cast(symbol as varchar) as symbol,
         cast(trade_id as bigint) as trade_id,
-        cast(price as decimal(18, 8)) as price,
-        cast(qty as decimal(18, 8)) as qty,
-        cast(quote_qty as decimal(18, 8)) as quote_qty,
+        cast(price as {{ price_type() }}) as price,
+        cast(qty as {{ price_type() }}) as qty,
+        -- the quote amount is not stored in the lake: price x qty, exact (up to 16 decimals, 22 integer digits)
+        cast(price as {{ price_type() }}) * cast(qty as {{ price_type() }}) as quote_qty,
         cast(trade_time as timestamp) as trade_time,  -- UTC (the profile sets TimeZone=UTC)
         cast(is_buyer_maker as boolean) as is_buyer_maker,
         not cast(is_buyer_maker as boolean) as is_taker_buy,
