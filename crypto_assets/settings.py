@@ -11,6 +11,8 @@
 | CRYPTO_GAP_LOOKBACK_HOURS | 24                           |
 | CRYPTO_GAP_SETTLE_SECONDS | 60                           |
 | CRYPTO_GAP_MAX_RUNS   | 2                                |
+| CRYPTO_SPOOL_DIR      | <DAGSTER_HOME>/lake_spool (DAGSTER_HOME defaulting to <project root>/.dagster_home) |
+| CRYPTO_SPOOL_MAX_MB   | 1024                             |
 
 A variable that is unset or blank takes its default. A `.env` file in the project root fills in variables that
 the real environment does not set (the real environment wins). No Dagster imports here.
@@ -38,6 +40,9 @@ DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 DEFAULT_LAKE_URL = str(PROJECT_ROOT / ".lake")
 DEFAULT_PARTITION_DAYS = 30
 MAX_PARTITION_DAYS = 366  # the UI loads ~1.2 s per 30 days of minute partitions (bench/partitions_view.py)
+DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"  # what `make dev` / `make demo` use when none is set
+SPOOL_FOLDER = "lake_spool"  # under DAGSTER_HOME unless CRYPTO_SPOOL_DIR says otherwise
+DEFAULT_SPOOL_MAX_MB = 1024
 
 
 class SettingsError(ValueError):
@@ -55,6 +60,8 @@ class Settings:
     gap_lookback_hours: int = 24  # how far back the gap sensor looks for minutes to backfill
     gap_settle_seconds: int = 60  # a minute is a gap only this long after its end (the stream records it in ~1 s)
     gap_max_runs: int = 2  # gap backfill runs in flight at once (they share the exchange's REST weight limit)
+    spool_dir: str = str(DEFAULT_DAGSTER_HOME / SPOOL_FOLDER)  # where stream minutes wait while the lake fails
+    spool_max_mb: int = DEFAULT_SPOOL_MAX_MB  # the spool's bound; past it, minutes are left to the gap backfill
 
     @classmethod
     def from_env(
@@ -97,6 +104,11 @@ class Settings:
             gap_settle_seconds=parse_int("CRYPTO_GAP_SETTLE_SECONDS", get("CRYPTO_GAP_SETTLE_SECONDS"), 60,
                                          15, 3600, "seconds"),
             gap_max_runs=parse_int("CRYPTO_GAP_MAX_RUNS", get("CRYPTO_GAP_MAX_RUNS"), 2, 1, 10, "runs"),
+            spool_dir=parse_local_path(
+                "CRYPTO_SPOOL_DIR",
+                get("CRYPTO_SPOOL_DIR") or str(Path(get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME) / SPOOL_FOLDER)),
+            spool_max_mb=parse_int("CRYPTO_SPOOL_MAX_MB", get("CRYPTO_SPOOL_MAX_MB"), DEFAULT_SPOOL_MAX_MB,
+                                   1, 1024 * 1024, "MB"),
         )
 
 
@@ -128,6 +140,14 @@ def parse_int(variable: str, value: str | None, default: int, low: int, high: in
     if not low <= number <= high:
         raise SettingsError(f"{variable}={value!r} must be between {low} and {high} {unit}")
     return number
+
+
+def parse_local_path(variable: str, value: str) -> str:
+    """A local folder, absolute (relative paths are taken from the project root); URLs are refused."""
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value):
+        raise SettingsError(f"{variable}={value!r} must be a local path, not a URL")
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (PROJECT_ROOT / path).resolve())
 
 
 def parse_symbols(value: str) -> tuple[str, ...]:

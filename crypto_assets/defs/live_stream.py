@@ -4,7 +4,9 @@ The op starts the capture process (``python -m crypto_assets.ingest.capture_proc
 ``BinanceStream`` -> ``LiveCapture`` -> lake, no Dagster imported, so it stays small) and records what it reports:
 every minute proven complete, already written to the lake and checked, becomes the materialization of its
 `raw_trades/<symbol>` partition (source `stream`) with its three check results; a minute the stream cannot prove
-is logged and left to the gap sensor. If the capture process dies, the run fails (and the sensor starts another);
+is logged and left to the gap sensor. While the lake does not answer, proven minutes wait in the capture process's
+spool on local disk (``CRYPTO_SPOOL_DIR``, at most ``CRYPTO_SPOOL_MAX_MB``) and are recorded here once written; the
+run logs every minute what waits and why. If the capture process dies, the run fails (and the sensor starts another);
 if the run ends or its process dies, the capture process stops with it.
 
 The run tags itself with its symbols and writes a heartbeat tag every ``HEARTBEAT_S`` seconds: the keep-alive
@@ -28,6 +30,7 @@ from crypto_assets.defs.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable, UnknownSymbol
 from crypto_assets.ingest.capture_process import ENVIRONMENT, LogLine, MinuteDecided, command, decode_message
 from crypto_assets.ingest.minutes import minute_key
+from crypto_assets.settings import Settings
 
 STREAM_JOB = "live_trades_stream"
 SYMBOLS_TAG = "crypto_assets/symbols"
@@ -40,7 +43,9 @@ STDERR_LINES = 40  # of the capture process, kept for the failure message
 def stream_trades(context: OpExecutionContext, exchange: ExchangeResource, lake: LakeResource) -> None:
     symbols = list(exchange.symbols)
     _check_symbols(context, exchange, symbols)
-    capture = subprocess.Popen(command(exchange.ws_url, symbols, lake.url, lake.endpoint_url),
+    settings = Settings.from_env()  # the spool is the capture process's own disk, not a resource
+    capture = subprocess.Popen(command(exchange.ws_url, symbols, lake.url, lake.endpoint_url, settings.spool_dir,
+                                       settings.spool_max_mb),
                                env={**os.environ, **ENVIRONMENT}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
     threading.Thread(target=_collect, args=(capture.stderr, stderr_tail), name="capture-stderr", daemon=True).start()

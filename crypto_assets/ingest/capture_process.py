@@ -7,6 +7,11 @@ message per line:
     {"event": "log", "level": "WARNING", "message": "..."}                      connects, disconnects, back-off
     {"event": "alive", "at": 1795...}                                           every ALIVE_S while records flow
 
+A minute the lake cannot take now (``LakeError``) waits in the spool (``--spool-dir``, at most ``--spool-max-mb``;
+see ``spool.py``); a thread retries it every ``RETRY_FIRST_S`` seconds, backing off to ``RETRY_MAX_S`` while the
+lake keeps failing, and reports each drained minute like any other. While minutes wait it logs every ``STATUS_S``
+how many, since when and why. A restarted process finds the spooled minutes and drains them first.
+
 It imports no Dagster: about 80 MB resident, where a process that loads the Dagster code location starts near 300 MB
 (dagster, dagster-dbt, pyarrow, boto3...). The Dagster op that starts it (``defs/live_stream.py``) records what it
 reports. It stops on SIGTERM, and when its parent goes away (its stdout breaks; on Linux also the parent-death
@@ -19,16 +24,21 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 import time
 
 import msgspec
 
 from crypto_assets.exchange.stream import BinanceStream
 from crypto_assets.ingest.live_capture import LiveCapture
+from crypto_assets.ingest.spool import MinuteSpool
 from crypto_assets.ingest.stored_minutes import StoredMinute
 from crypto_assets.lake.store import lake_from_url
 
 ALIVE_S = 5.0
+RETRY_FIRST_S = 2.0  # the spool's drainer looks this often; after a failed retry it waits twice as long ...
+RETRY_MAX_S = 15.0  # ... up to this
+STATUS_S = 60.0  # while minutes wait in the spool, the log says so this often
 # Memory: every minute ~60 s of trades are allocated and freed at once. With glibc's per-thread arenas capped, Arrow
 # on the system allocator and freed heap handed back after each decided minute, the process stays near its live
 # size (measured at 3 x 400 trades/s: ~150 MB flat instead of ~210 MB and growing; bench/stream_memory.py).
@@ -54,11 +64,13 @@ decode_message = msgspec.json.Decoder(Message).decode
 _encode = msgspec.json.Encoder().encode
 
 
-def command(ws_url: str, symbols: list[str], lake_url: str, endpoint_url: str | None) -> list[str]:
+def command(ws_url: str, symbols: list[str], lake_url: str, endpoint_url: str | None, spool_dir: str,
+            spool_max_mb: int) -> list[str]:
     """The command line that starts a capture process with this interpreter (start it with ``ENVIRONMENT`` added
     to the environment)."""
     args = [sys.executable, "-m", "crypto_assets.ingest.capture_process", "--ws-url", ws_url,
-            "--symbols", ",".join(symbols), "--lake-url", lake_url]
+            "--symbols", ",".join(symbols), "--lake-url", lake_url, "--spool-dir", spool_dir,
+            "--spool-max-mb", str(spool_max_mb)]
     return args + (["--endpoint-url", endpoint_url] if endpoint_url else [])
 
 
@@ -71,19 +83,28 @@ class _Reporter(logging.Handler):
         self.send(LogLine("WARNING" if record.levelno >= logging.WARNING else "INFO", record.getMessage()))
 
 
-def run(ws_url: str, symbols: list[str], lake_url: str, endpoint_url: str | None) -> None:
+def run(ws_url: str, symbols: list[str], lake_url: str, endpoint_url: str | None, spool_dir: str,
+        spool_max_mb: int) -> None:
     out = sys.stdout.buffer
+    sending = threading.Lock()  # the capture loop and the spool's drainer both report
 
     def send(message: Message) -> None:
-        out.write(_encode(message) + b"\n")
-        out.flush()
+        with sending:
+            out.write(_encode(message) + b"\n")
+            out.flush()
 
+    lake = lake_from_url(lake_url, endpoint_url)
+    for name in ("crypto_assets.exchange.stream", "crypto_assets.ingest"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)  # connects are INFO lines; the root logger's default would drop them
+        logger.addHandler(_Reporter(send))
+    spool = MinuteSpool(spool_dir, spool_max_mb * 2**20)
+    if len(spool):
+        send(LogLine("INFO", f"{len(spool)} minute(s) found in the spool {spool.folder}: written first"))
     stream = BinanceStream(ws_url, symbols)
     signal.signal(signal.SIGTERM, lambda *_: stream.close())
-    stream_log = logging.getLogger("crypto_assets.exchange.stream")
-    stream_log.setLevel(logging.INFO)  # connects are INFO lines; the root logger's default would drop them
-    stream_log.addHandler(_Reporter(send))
-    capture = LiveCapture(lake_from_url(lake_url, endpoint_url), symbols)
+    capture = LiveCapture(lake, symbols, spool=spool)
+    threading.Thread(target=_drain, args=(capture, send), name="spool-drainer", daemon=True).start()
     release_freed_memory = _malloc_trim()
     send(LogLine("INFO", f"capture process streaming {', '.join(symbols)} from {stream.url}"))
     last_alive = 0.0
@@ -97,6 +118,28 @@ def run(ws_url: str, symbols: list[str], lake_url: str, endpoint_url: str | None
         if now - last_alive >= ALIVE_S:
             send(Alive(int(now * 1000)))
             last_alive = now
+
+
+def _drain(capture: LiveCapture, send) -> None:
+    """The spool's drainer: writes waiting minutes as soon as the lake answers, says what waits every STATUS_S."""
+    delay, next_status = 0.0, time.monotonic()
+    while True:
+        time.sleep(delay)
+        try:
+            for symbol, outcome in capture.drain_spool():
+                send(MinuteDecided(symbol, outcome))
+        except BrokenPipeError:
+            return  # the parent is gone; the capture loop notices too
+        except Exception as exc:  # never let the drainer die quietly: say why, retry later
+            send(LogLine("WARNING", f"draining the spool failed ({type(exc).__name__}: {exc}); retrying"))
+        status = capture.spool_status()
+        if status is None:
+            delay, next_status = RETRY_FIRST_S, time.monotonic() + STATUS_S
+            continue
+        delay = min(RETRY_MAX_S, max(RETRY_FIRST_S, delay * 2))  # the lake failed again: back off
+        if time.monotonic() >= next_status:
+            send(LogLine("WARNING", status))
+            next_status = time.monotonic() + STATUS_S
 
 
 def _malloc_trim():
@@ -126,10 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--symbols", required=True, help="comma-separated, e.g. BTCUSDT,ETHUSDT")
     parser.add_argument("--lake-url", required=True)
     parser.add_argument("--endpoint-url", default=None)
+    parser.add_argument("--spool-dir", required=True, help="where decided minutes wait while the lake fails")
+    parser.add_argument("--spool-max-mb", required=True, type=int, help="the spool's bound")
     args = parser.parse_args(argv)
     _die_with_parent()
     try:
-        run(args.ws_url, args.symbols.split(","), args.lake_url, args.endpoint_url)
+        run(args.ws_url, args.symbols.split(","), args.lake_url, args.endpoint_url, args.spool_dir,
+            args.spool_max_mb)
     except BrokenPipeError:  # the parent is gone
         return 0
     return 0

@@ -1,34 +1,50 @@
 """The stream path into the lake: records from ``BinanceStream`` in, decided minutes out, complete ones written.
 
-    capture = LiveCapture(lake, ["BTCUSDT", "ETHUSDT"])
+    capture = LiveCapture(lake, ["BTCUSDT", "ETHUSDT"], spool=MinuteSpool(folder, max_bytes))
     for record in stream.records():
         for minute in capture.feed(record):   # StoredMinute: WRITTEN and checked, or UNPROVEN with the reasons
             ...
+    capture.drain_spool()                     # from another thread, every few seconds: the minutes that waited
 
 Each complete minute (``MinuteAssembler``) is written to the lake with its trades' ``received_at``, read back and
 checked against the stream's own closed kline (``verify_stored``), so the stream and the REST path leave the same
-files and the same checks. A given-up minute is not written: the REST gap backfill fetches it. No Dagster imports.
+files and the same checks. A given-up minute is not written: the REST gap backfill fetches it. Nothing a minute
+holds stops the capture:
+- trades the lake refuses (``TradeValueError`` or another ValueError from the write): the minute is given up, its
+  reason naming the symbol, the minute and the lake's message (which names the trade and the value);
+- a lake that does not answer (``LakeError``): the minute waits in the spool, and so does every later minute until
+  the spool is empty again (a symbol's minutes reach the lake in order). ``drain_spool`` writes them oldest first,
+  verified like any other, as soon as the lake answers. Without a spool, or with a full one, the minute is given up.
+No Dagster imports.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 
+from crypto_assets.exchange.errors import utc_text
 from crypto_assets.exchange.models import Connected, Disconnected, Kline, MalformedFrame, Trade
 from crypto_assets.ingest.minute_assembler import DEFAULT_GRACE_MS, DecidedMinute, MinuteAssembler
+from crypto_assets.ingest.minutes import minute_key
+from crypto_assets.ingest.spool import MinuteSpool, SpooledMinute
 from crypto_assets.ingest.stored_minutes import UNPROVEN, WRITTEN, StoredMinute, verify_stored
-from crypto_assets.lake.store import Lake
+from crypto_assets.lake.store import Lake, LakeError
+
+log = logging.getLogger(__name__)
 
 HALF_OPEN_LOOKBACK_MS = 30_000  # a lost connection may have been silent this long before it was noticed
 
 
 class LiveCapture:
-    def __init__(self, lake: Lake, symbols: Sequence[str], *, grace_ms: int = DEFAULT_GRACE_MS,
-                 clock: Callable[[], float] = time.time):
+    def __init__(self, lake: Lake, symbols: Sequence[str], *, spool: MinuteSpool | None = None,
+                 grace_ms: int = DEFAULT_GRACE_MS, clock: Callable[[], float] = time.time):
         self.lake = lake
+        self.spool = spool
         self.clock = clock
         self.assemblers = {symbol: MinuteAssembler(symbol, grace_ms) for symbol in symbols}
+        self.lake_error: str | None = None  # why minutes wait in the spool (the lake's last error), None: it answers
 
     def feed(self, record: object) -> list[tuple[str, StoredMinute]]:
         """Take one stream record; return the minutes decided since the last call, (symbol, stored or given up)."""
@@ -58,14 +74,95 @@ class LiveCapture:
         out: list[tuple[str, StoredMinute]] = []
         for assembler in self.assemblers.values():
             for minute in assembler.decide(now_ms):
-                out.append((minute.symbol, self._store(minute) if minute.complete else
-                            StoredMinute(minute.minute_start_ms, UNPROVEN, reasons=tuple(minute.reasons))))
+                if not minute.complete:
+                    out.append((minute.symbol, StoredMinute(minute.minute_start_ms, UNPROVEN,
+                                                            reasons=tuple(minute.reasons))))
+                elif (stored := self._store(minute, now_ms)) is not None:
+                    out.append((minute.symbol, stored))
         return out
 
-    def _store(self, minute: DecidedMinute) -> StoredMinute:
-        self.lake.write_minute(minute.symbol, minute.minute_start_ms, minute.trades)
+    def drain_spool(self) -> list[tuple[str, StoredMinute]]:
+        """Write the spooled minutes oldest first, each verified, until the spool is empty or the lake fails again
+        (the rest wait for the next call). Returns the minutes decided now: written, or given up."""
+        out: list[tuple[str, StoredMinute]] = []
+        drained_since = self.spool.waiting_since_ms() if self.spool is not None else None
+        while self.spool is not None and (entry := self.spool.oldest()) is not None:
+            minute = self.spool.load(entry)
+            if minute is None:
+                continue  # corrupt: set aside and reported by the spool
+            try:
+                stored = self._write(minute.symbol, minute.minute_start_ms, minute.trades, minute.kline)
+            except LakeError as exc:
+                self._lake_failed(exc)
+                return out
+            except (ValueError, ArithmeticError) as exc:
+                stored = self._refused(minute.symbol, minute.minute_start_ms, exc)
+            self.spool.remove(entry)
+            out.append((minute.symbol, stored))
+        if out and drained_since is not None:
+            log.info(f"the lake answers: {len(out)} spooled minute(s) drained, the spool is empty (minutes had "
+                     f"waited since {utc_text(drained_since)})")
+        self.lake_error = None
+        return out
+
+    def spool_status(self) -> str | None:
+        """What waits in the spool, since when and why, for the run's log; None when nothing waits."""
+        oldest = self.spool.oldest() if self.spool is not None else None
+        if oldest is None:
+            return None
+        why = self.lake_error or "not retried yet since the capture process started"
+        return (f"{len(self.spool)} minute(s) wait in the spool {self.spool.folder} for the lake "
+                f"({self.spool.bytes / 2**20:.1f} of {self.spool.max_bytes / 2**20:.0f} MB), the oldest "
+                f"{oldest.symbol} {minute_key(oldest.minute_start_ms)}, waiting since {utc_text(oldest.spooled_at_ms)}: {why}")
+
+    def _store(self, minute: DecidedMinute, now_ms: int) -> StoredMinute | None:
+        """Write and verify a complete minute; None when it went to the spool instead (reported once drained)."""
+        if self.spool is not None and len(self.spool):
+            return self._spool(minute, now_ms)  # behind the minutes already waiting
+        try:
+            stored = self._write(minute.symbol, minute.minute_start_ms, minute.trades, minute.kline)
+        except LakeError as exc:
+            self._lake_failed(exc)
+            return self._spool(minute, now_ms)
+        except (ValueError, ArithmeticError) as exc:
+            return self._refused(minute.symbol, minute.minute_start_ms, exc)
+        if self.lake_error is not None:  # without a spool: minutes were given up until now
+            log.info(f"the lake answers again ({minute.symbol} {minute.key} written)")
+            self.lake_error = None
+        return stored
+
+    def _write(self, symbol: str, minute_start_ms: int, trades: list[Trade], kline: Kline | None) -> StoredMinute:
+        self.lake.write_minute(symbol, minute_start_ms, trades)
         written_at_ms = int(self.clock() * 1000)
-        klines = {minute.minute_start_ms: minute.kline} if minute.kline is not None else {}
-        stored = verify_stored(self.lake, minute.symbol, [minute.minute_start_ms], klines)[minute.minute_start_ms]
-        return StoredMinute(minute.minute_start_ms, WRITTEN, stored.path, stored.summary, stored.checks,
+        klines = {minute_start_ms: kline} if kline is not None else {}
+        stored = verify_stored(self.lake, symbol, [minute_start_ms], klines)[minute_start_ms]
+        return StoredMinute(minute_start_ms, WRITTEN, stored.path, stored.summary, stored.checks,
                             written_at_ms=written_at_ms)
+
+    def _spool(self, minute: DecidedMinute, now_ms: int) -> StoredMinute | None:
+        if self.spool is None:
+            where = "there is no spool"
+        else:
+            try:
+                if self.spool.put(SpooledMinute(minute.symbol, minute.minute_start_ms, minute.trades, minute.kline,
+                                                now_ms)):
+                    return None
+                where = (f"the spool {self.spool.folder} is full ({len(self.spool)} minutes, "
+                         f"{self.spool.bytes / 2**20:.1f} of {self.spool.max_bytes / 2**20:.0f} MB)")
+            except OSError as exc:
+                where = f"the spool {self.spool.folder} cannot store it ({exc})"
+        return StoredMinute(minute.minute_start_ms, UNPROVEN, reasons=(
+            f"{minute.symbol} {minute.key}: proven complete but not written: the lake does not answer "
+            f"({self.lake_error or 'minutes wait from before a restart'}) and {where}",))
+
+    def _refused(self, symbol: str, minute_start_ms: int, exc: Exception) -> StoredMinute:
+        return StoredMinute(minute_start_ms, UNPROVEN, reasons=(
+            f"{symbol} {minute_key(minute_start_ms)}: the lake refuses its trades, not written: "
+            f"{type(exc).__name__}: {exc}",))
+
+    def _lake_failed(self, exc: LakeError) -> None:
+        if self.lake_error is None:
+            waiting = f"decided minutes wait in the spool {self.spool.folder}" if self.spool is not None else \
+                "decided minutes are given up (no spool)"
+            log.warning(f"the lake does not answer ({exc}): {waiting} until it does")
+        self.lake_error = str(exc)
