@@ -23,8 +23,20 @@ if answers_ping; then
     exit 1
 fi
 
-# shellcheck disable=SC2086  # SIM_ARGS is a list of options
-"$PY" -m crypto_assets.exchange.simulator --host 127.0.0.1 --port "$SIM_PORT" $SIM_ARGS &
+# The simulator lists the symbols the project will capture: CRYPTO_SYMBOLS as the settings read it (environment,
+# then .env, then the default), so `make demo CRYPTO_SYMBOLS=PEPEUSDT,ETHBTC` works for any symbol.
+SIM_SYMBOLS="$("$PY" -c '
+import sys
+from crypto_assets.settings import Settings, SettingsError
+try:
+    print(",".join(Settings.from_env().symbols))
+except SettingsError as exc:
+    sys.exit(f"demo: invalid configuration: {exc}")
+')" || exit 2
+echo "demo: the simulator lists $SIM_SYMBOLS"
+
+# shellcheck disable=SC2086  # SIM_ARGS is a list of options (a --symbols in it wins: it comes last)
+"$PY" -m crypto_assets.exchange.simulator --host 127.0.0.1 --port "$SIM_PORT" --symbols "$SIM_SYMBOLS" $SIM_ARGS &
 sim_pid=$!
 
 stop_simulator() {

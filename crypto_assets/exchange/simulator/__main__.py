@@ -8,7 +8,7 @@ import logging
 import math
 import sys
 
-from crypto_assets.exchange.simulator.market import symbol_config
+from crypto_assets.exchange.simulator.market import DEFAULT_SYMBOLS, symbol_config
 from crypto_assets.exchange.simulator.payloads import TRADE_SHAPES
 from crypto_assets.exchange.simulator.server import Simulator, SimulatorConfig
 from crypto_assets.exchange.simulator.streams import StreamSettings
@@ -18,7 +18,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m crypto_assets.exchange.simulator", description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--symbols", default="BTCUSDT,ETHUSDT,SOLUSDT", help="comma-separated symbols to list")
+    p.add_argument("--symbols", default="BTCUSDT,ETHUSDT,SOLUSDT",
+                   help=f"comma-separated symbols to list; configured as on Binance: {','.join(DEFAULT_SYMBOLS)}; "
+                        "any other gets a generic pair with full filters (`make demo` passes CRYPTO_SYMBOLS)")
     p.add_argument("--rate", action="append", default=[], metavar="SYMBOL=TRADES_PER_SECOND",
                    help="average trade rate of a symbol (repeatable); defaults are realistic per symbol")
     p.add_argument("--seed", type=int, default=1)

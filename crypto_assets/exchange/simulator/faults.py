@@ -6,9 +6,14 @@ here. Everything is read and written on the simulator's event-loop thread (the S
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 MALFORMED_KINDS = ("truncated", "not-json", "wrong-type", "missing-field", "binary")
+BAD_VALUE_FIELDS = ("price", "qty")
+# What the project's client parses as a decimal (crypto_assets.exchange.models.Decimal): a bad value must pass it,
+# so that it reaches the lake, which is what the fault tests.
+CLIENT_DECIMAL = re.compile(r"^[0-9]{1,20}(\.[0-9]{1,18})?$")
 
 _FOREVER = 2**62
 
@@ -24,6 +29,8 @@ class Faults:
     stream_latency_ms: int = 0  # trades reach the stream this much after their trade time
     paused_until_ms: dict[str, int] = field(default_factory=dict)  # symbol -> stream silent until
     malformed_left: dict[str, list[str]] = field(default_factory=dict)  # symbol -> kinds of the next bad frames
+    # symbol -> {trade id: (field, text)}: that trade carries this price or qty on the stream and over REST
+    bad_values: dict[str, dict[int, tuple[str, str]]] = field(default_factory=dict)
 
     def take_rest_error(self, now_ms: int) -> int:
         """The injected 5xx status for this request, or 0."""
@@ -52,8 +59,22 @@ class Faults:
         kinds = [kind] * count if kind else [MALFORMED_KINDS[i % len(MALFORMED_KINDS)] for i in range(count)]
         self.malformed_left.setdefault(symbol, []).extend(kinds)
 
+    def add_bad_value(self, symbol: str, trade_id: int, field_name: str, text: str) -> None:
+        if field_name not in BAD_VALUE_FIELDS:
+            raise ValueError(f"unknown bad-value field {field_name!r}; expected one of {BAD_VALUE_FIELDS}")
+        if not CLIENT_DECIMAL.match(text):
+            raise ValueError(f"bad value {text!r} must still look like a decimal (up to 20 digits, a point, up to "
+                             "18 decimals) so that the client accepts it")
+        self.bad_values.setdefault(symbol, {})[trade_id] = (field_name, text)
+
     def as_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+def nine_decimals(true_text: str) -> str:
+    """The default bad value: the true 8-decimal value with a ninth decimal, '95000.01000000' -> '95000.010000007'.
+    No exchange sends it (Binance has 8 decimals) and no 8-decimal lake column can hold it exactly."""
+    return true_text + "7"
 
 
 def corrupt(payload: bytes, kind: str) -> tuple[bytes, bool]:

@@ -9,7 +9,10 @@ The model, one second at a time (absolute epoch seconds, nothing before ``origin
   side) made of a geometric number of fills (trades); Binance aggregates exactly such groups;
 - a burst is one taker order sweeping several price levels in a single millisecond: hundreds of trades;
 - a quiet minute has no trades at all (the mid price still walks);
-- prices and quantities are integers in units of 1e-8 (Binance's 8 decimals), so every sum is exact.
+- prices and quantities are integers in units of 1e-8 (Binance's 8 decimals), on the symbol's grid (tickSize,
+  stepSize) and inside its filters (PRICE_FILTER, LOT_SIZE); now and then (``extreme_probability`` per second) a
+  trade is exactly ``max_qty`` and another exactly ``min_qty``;
+- sums are exact: quote amounts (price x qty, up to 16 decimals, beyond int64 for meme coins) are Python integers.
 
 Trade ids are dense per symbol: the first trade of second ``s`` has id ``first_trade_id + trades before s``.
 The per-second counts are computed once, in order, into a growing index; a second's full trade arrays are
@@ -27,12 +30,20 @@ from typing import Callable
 import numpy as np
 
 UNITS = 100_000_000  # 1e8: prices and quantities are integers in units of 1e-8
+MAX_UNITS = 2**63 - 1  # Binance keeps prices and quantities as int64 counts of 1e-8: 92,233,720,368.54775807
 MS_PER_MINUTE = 60_000
+DEFAULT_MAX_PRICE = "1000000.00000000"
+DEFAULT_MAX_QTY = "9000.00000000"
 
 
 @dataclass(frozen=True)
 class SymbolConfig:
-    """How one symbol trades. Rates are averages; bursts and quiet minutes come on top."""
+    """How one symbol trades. Rates are averages; bursts, quiet minutes and extreme quantities come on top.
+
+    The grid is Binance's exchangeInfo filters, as decimal strings of at most 8 decimals (Binance writes exactly 8):
+    PRICE_FILTER ``tick_size``, ``min_price``, ``max_price`` and LOT_SIZE ``step_size``, ``min_qty``, ``max_qty``.
+    A minimum left out is one tick (step); a maximum left out is 1,000,000 (9,000) rounded down to the grid.
+    """
 
     symbol: str
     base_price: float
@@ -50,6 +61,11 @@ class SymbolConfig:
     status: str = "TRADING"
     base_asset: str = ""
     quote_asset: str = "USDT"
+    min_price: str | None = None
+    max_price: str | None = None
+    min_qty: str | None = None
+    max_qty: str | None = None
+    extreme_probability: float = 0.01  # chance per second of a max_qty trade, and (apart) of a min_qty trade
 
     @property
     def tick_units(self) -> int:
@@ -59,35 +75,106 @@ class SymbolConfig:
     def step_units(self) -> int:
         return decimal_to_units(self.step_size)
 
+    @property
+    def min_price_units(self) -> int:
+        return decimal_to_units(self.min_price) if self.min_price else self.tick_units
+
+    @property
+    def max_price_units(self) -> int:
+        return decimal_to_units(self.max_price) if self.max_price else _round_down(DEFAULT_MAX_PRICE, self.tick_units)
+
+    @property
+    def min_qty_units(self) -> int:
+        return decimal_to_units(self.min_qty) if self.min_qty else self.step_units
+
+    @property
+    def max_qty_units(self) -> int:
+        return decimal_to_units(self.max_qty) if self.max_qty else _round_down(DEFAULT_MAX_QTY, self.step_units)
+
     def validate(self) -> None:
+        """Binance's own constraints on a symbol's filters: every bound on its grid, 0 < min <= max, all int64.
+        (Binance has no rule on tick x step: price x qty may need up to 16 decimals.)"""
         if not (self.symbol.isalnum() and self.symbol.isupper() and 5 <= len(self.symbol) <= 20):
             raise ValueError(f"symbol {self.symbol!r} must be 5-20 upper-case letters or digits")
-        if (self.tick_units * self.step_units) % UNITS:
-            raise ValueError(
-                f"{self.symbol}: tick_size x step_size must be a multiple of 1e-8 so that quoteQty is exact"
-            )
+        for name, grid, low, high in (("price", self.tick_units, self.min_price_units, self.max_price_units),
+                                      ("qty", self.step_units, self.min_qty_units, self.max_qty_units)):
+            size = "tick_size" if name == "price" else "step_size"
+            if grid <= 0:
+                raise ValueError(f"{self.symbol}: {size} must be > 0")
+            if low % grid or high % grid:
+                raise ValueError(f"{self.symbol}: min_{name} and max_{name} must be multiples of {size} "
+                                 f"{units_to_decimal(grid)}, got {units_to_decimal(low)} and {units_to_decimal(high)}")
+            if not 0 < low <= high <= MAX_UNITS:
+                raise ValueError(f"{self.symbol}: need 0 < min_{name} <= max_{name} <= 92233720368.54775807, got "
+                                 f"{units_to_decimal(low)} and {units_to_decimal(high)}")
         if self.trades_per_second < 0 or self.base_price <= 0:
             raise ValueError(f"{self.symbol}: trades_per_second must be >= 0 and base_price > 0")
 
 
-# Realistic defaults for the project's default symbols (tick and step sizes as on Binance spot).
-DEFAULT_SYMBOLS: dict[str, SymbolConfig] = {
-    "BTCUSDT": SymbolConfig("BTCUSDT", 95_000.0, 40.0, "0.01", "0.00001", 0.01, first_trade_id=5_100_000_000,
-                            first_agg_id=3_600_000_000, quiet_minute_probability=0.0, base_asset="BTC"),
-    "ETHUSDT": SymbolConfig("ETHUSDT", 3_500.0, 20.0, "0.01", "0.0001", 0.5, first_trade_id=2_900_000_000,
-                            first_agg_id=2_100_000_000, quiet_minute_probability=0.01, base_asset="ETH"),
-    "SOLUSDT": SymbolConfig("SOLUSDT", 200.0, 5.0, "0.01", "0.001", 5.0, first_trade_id=1_300_000_000,
-                            first_agg_id=900_000_000, quiet_minute_probability=0.05, base_asset="SOL"),
-}
+def _round_down(text: str, grid: int) -> int:
+    units = decimal_to_units(text)
+    return units - units % grid if grid > 0 else units
+
+
+# The shipped symbols, with exchangeInfo filters as on Binance spot (approximately; read live values from Binance).
+# Rates are per second; first ids are arbitrary but realistic in size.
+DEFAULT_SYMBOLS: dict[str, SymbolConfig] = {c.symbol: c for c in (
+    SymbolConfig("BTCUSDT", 95_000.0, 40.0, tick_size="0.01000000", min_price="0.01000000",
+                 max_price="1000000.00000000", step_size="0.00001000", min_qty="0.00001000", max_qty="9000.00000000",
+                 mean_qty=0.01, first_trade_id=5_100_000_000, first_agg_id=3_600_000_000,
+                 quiet_minute_probability=0.0, base_asset="BTC"),
+    SymbolConfig("ETHUSDT", 3_500.0, 20.0, tick_size="0.01000000", min_price="0.01000000",
+                 max_price="1000000.00000000", step_size="0.00010000", min_qty="0.00010000", max_qty="9000.00000000",
+                 mean_qty=0.5, first_trade_id=2_900_000_000, first_agg_id=2_100_000_000,
+                 quiet_minute_probability=0.01, base_asset="ETH"),
+    SymbolConfig("SOLUSDT", 200.0, 5.0, tick_size="0.01000000", min_price="0.01000000", max_price="10000.00000000",
+                 step_size="0.00100000", min_qty="0.00100000", max_qty="9000000.00000000", mean_qty=5.0,
+                 first_trade_id=1_300_000_000, first_agg_id=900_000_000, quiet_minute_probability=0.05,
+                 base_asset="SOL"),
+    # BTC-quoted: price x qty needs 9 decimals on most trades (tick 1e-5 x step 1e-4).
+    SymbolConfig("ETHBTC", 0.036, 3.0, tick_size="0.00001000", min_price="0.00001000", max_price="922327.00000000",
+                 step_size="0.00010000", min_qty="0.00010000", max_qty="100000.00000000", mean_qty=0.3,
+                 first_trade_id=480_000_000, first_agg_id=330_000_000, quiet_minute_probability=0.02,
+                 base_asset="ETH", quote_asset="BTC"),
+    # A meme coin: prices use all 8 decimals, quantities have 11 integer digits at the top of LOT_SIZE (int64's
+    # 92,233,720,368), so price_units x qty_units and a minute's volume exceed int64.
+    SymbolConfig("PEPEUSDT", 0.00001, 8.0, tick_size="0.00000001", min_price="0.00000001", max_price="1.00000000",
+                 step_size="1.00000000", min_qty="1.00000000", max_qty="92233720368.00000000", mean_qty=30_000_000.0,
+                 volatility_per_second=0.0004, first_trade_id=350_000_000, first_agg_id=250_000_000,
+                 quiet_minute_probability=0.01, base_asset="PEPE"),
+    # Priced in satoshis: 8-decimal prices of a few hundred ticks.
+    SymbolConfig("DOGEBTC", 0.0000025, 1.0, tick_size="0.00000001", min_price="0.00000001", max_price="1.00000000",
+                 step_size="1.00000000", min_qty="1.00000000", max_qty="90000000.00000000", mean_qty=2_000.0,
+                 volatility_per_second=0.0004, first_trade_id=60_000_000, first_agg_id=40_000_000,
+                 quiet_minute_probability=0.05, base_asset="DOGE", quote_asset="BTC"),
+    # Finer than Binance's own grid for this pair: tick and step both 1e-8, so price x qty needs all 16 decimals.
+    SymbolConfig("WBTCBTC", 0.9998, 2.0, tick_size="0.00000001", min_price="0.00000001", max_price="1000.00000000",
+                 step_size="0.00000001", min_qty="0.00000001", max_qty="9000.00000000", mean_qty=0.05,
+                 volatility_per_second=0.00002, first_trade_id=12_000_000, first_agg_id=9_000_000,
+                 quiet_minute_probability=0.05, base_asset="WBTC", quote_asset="BTC"),
+)}
+
+# Quote assets recognised at the end of an unknown symbol; the longest match wins.
+_QUOTE_ASSETS = ("USDT", "USDC", "FDUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
 
 
 def symbol_config(symbol: str, **overrides) -> SymbolConfig:
-    """The default configuration for ``symbol`` (a generic one for symbols we have no defaults for)."""
+    """The default configuration for ``symbol``. A symbol we have no defaults for is a generic pair with full
+    filters: a USDT-like pair priced around 100 (tick 0.01, step 0.001), or, quoted in a coin (BTC, ETH, BNB),
+    one priced around 0.0005 in it (tick 1e-8, step 0.01)."""
     base = DEFAULT_SYMBOLS.get(symbol)
     if base is None:
-        base = SymbolConfig(symbol, 100.0, 5.0, "0.01", "0.001", 1.0,
-                            first_trade_id=100_000_000 + zlib.crc32(symbol.encode()) % 100_000_000,
-                            base_asset=symbol.removesuffix("USDT"))
+        quote = max((q for q in _QUOTE_ASSETS if symbol.endswith(q) and symbol != q), key=len, default="USDT")
+        ids = dict(first_trade_id=100_000_000 + zlib.crc32(symbol.encode()) % 100_000_000,
+                   base_asset=symbol.removesuffix(quote) if symbol.endswith(quote) else symbol, quote_asset=quote)
+        if quote in ("BTC", "ETH", "BNB"):
+            base = SymbolConfig(symbol, 0.0005, 2.0, tick_size="0.00000001", min_price="0.00000001",
+                                max_price="1000.00000000", step_size="0.01000000", min_qty="0.01000000",
+                                max_qty="9000000.00000000", mean_qty=50.0, **ids)
+        else:
+            base = SymbolConfig(symbol, 100.0, 5.0, tick_size="0.01000000", min_price="0.01000000",
+                                max_price="1000000.00000000", step_size="0.00100000", min_qty="0.00100000",
+                                max_qty="9000000.00000000", mean_qty=1.0, **ids)
     cfg = SymbolConfig(**{**base.__dict__, "symbol": symbol, **overrides})
     cfg.validate()
     return cfg
@@ -98,12 +185,31 @@ def decimal_to_units(text: str) -> int:
     whole, _, frac = text.partition(".")
     if len(frac) > 8:
         raise ValueError(f"{text!r} has more than 8 decimals")
+    if not (whole or frac) or not (whole + frac).isdigit():
+        raise ValueError(f"{text!r} is not a decimal number")
     return int(whole or 0) * UNITS + int((frac + "00000000")[:8])
 
 
 def units_to_decimal(units: int) -> str:
     """1_000_000 -> '0.01000000': Binance's 8-decimal strings."""
     return "%d.%08d" % divmod(units, UNITS)
+
+
+def truncated_quote(exact: int) -> int:
+    """An exact quote amount in units of 1e-16 (price units x qty units) -> units of 1e-8, truncated toward zero.
+
+    How Binance renders a quote amount with more than 8 decimals (REST ``quoteQty``, kline ``q`` / ``Q``) is not
+    documented; this is inferred: Binance keeps amounts as int64 counts of 1e-8, and integer division truncates."""
+    return exact // UNITS  # amounts are never negative: floor is truncation toward zero
+
+
+def exact_sum(values: np.ndarray) -> int:
+    """The sum of non-negative int64s as a Python int: numpy's sum where it cannot wrap, Python's otherwise."""
+    if not len(values):
+        return 0
+    if int(values.max()) * len(values) < 2**63:
+        return int(values.sum())
+    return sum(values.tolist())
 
 
 @dataclass
@@ -124,8 +230,9 @@ class Trades:
                       self.is_buyer_maker[start:stop])
 
     def quote_qty(self) -> list[int]:
-        """Exact quote quantities in units (Python ints: price x qty can exceed int64 before scaling)."""
-        return [p * q // UNITS for p, q in zip(self.price.tolist(), self.qty.tolist())]
+        """REST ``quoteQty`` in units of 1e-8: the exact price x qty (up to 16 decimals, computed with Python ints:
+        it can exceed int64) truncated to 8 decimals (see ``truncated_quote``)."""
+        return [truncated_quote(p * q) for p, q in zip(self.price.tolist(), self.qty.tolist())]
 
     @staticmethod
     def concat(parts: list["Trades"]) -> "Trades":
@@ -198,6 +305,9 @@ class _SecondBlock:
 
 @dataclass(frozen=True)
 class Kline:
+    """One kline in units of 1e-8 (Python ints: a meme coin's minute volume exceeds int64). The quote volumes are
+    the exact sums of price x qty truncated to 8 decimals, as Binance renders them (``truncated_quote``)."""
+
     open_time: int
     close_time: int
     first_id: int  # -1 when the kline has no trade
@@ -220,7 +330,7 @@ class _Index:
     origin_s: int
     trade_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     agg_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    mids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    mids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))  # the walk in units, not yet on the grid
     trade_starts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # first id of each second
     agg_starts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     size: int = 0  # seconds indexed
@@ -243,10 +353,17 @@ class SymbolMarket:
         self._cache_budget = cache_trades
         tick = cfg.tick_units
         self._tick = tick
-        self._mid0 = max(tick, int(round(cfg.base_price * UNITS / tick)) * tick)
+        self._min_price, self._max_price = cfg.min_price_units, cfg.max_price_units
+        self._mid0 = self._on_price_grid(cfg.base_price * UNITS)
         self._agg_rate = cfg.trades_per_second / cfg.mean_fills_per_order
         self._fill_p = 1.0 / cfg.mean_fills_per_order
-        self._mean_qty_steps = max(1.0, cfg.mean_qty * UNITS / cfg.step_units)
+        step = cfg.step_units
+        self._mean_qty_steps = max(1.0, cfg.mean_qty * UNITS / step)
+        self._min_qty_steps, self._max_qty_steps = cfg.min_qty_units // step, cfg.max_qty_units // step
+
+    def _on_price_grid(self, units: float) -> int:
+        """The nearest price on the tick grid inside [min_price, max_price]."""
+        return min(max(int(round(units / self._tick)) * self._tick, self._min_price), self._max_price)
 
     # ---- the random shape of one second ------------------------------------------------------------------------
     def _quiet_minute(self, minute: int) -> bool:
@@ -288,22 +405,21 @@ class SymbolMarket:
             if need > len(idx.trade_counts):
                 cap = max(need, 2 * len(idx.trade_counts), 3600)
                 for name in ("trade_counts", "agg_counts", "mids", "trade_starts", "agg_starts"):
-                    grown = np.zeros(cap, np.int64)
+                    grown = np.zeros(cap, getattr(idx, name).dtype)
                     grown[: idx.size] = getattr(idx, name)[: idx.size]
                     setattr(idx, name, grown)
             i = idx.size
             if i == 0:
-                mid, t_start, a_start = self._mid0, self.cfg.first_trade_id, self.cfg.first_agg_id
+                mid, t_start, a_start = float(self._mid0), self.cfg.first_trade_id, self.cfg.first_agg_id
             else:
                 mid = idx.mids[i - 1]
                 t_start = idx.trade_starts[i - 1] + idx.trade_counts[i - 1]
                 a_start = idx.agg_starts[i - 1] + idx.agg_counts[i - 1]
             vol = self.cfg.volatility_per_second
-            tick = self._tick
             for i in range(idx.size, need):
                 z, fills, _ = self._shape(idx.origin_s + i)
-                if i > 0:
-                    mid = max(tick, int(round(mid * float(np.exp(vol * z)) / tick)) * tick)
+                if i > 0:  # unrounded, so that a price a few hundred ticks high still moves
+                    mid = min(max(mid * float(np.exp(vol * z)), self._min_price), self._max_price)
                 idx.mids[i] = mid
                 idx.trade_starts[i] = t_start
                 idx.agg_starts[i] = a_start
@@ -343,7 +459,7 @@ class SymbolMarket:
         n_aggs = len(fills)
         if n_aggs == 0:
             return _SecondBlock(EMPTY_TRADES, AggTrades.concat([]))
-        mid = int(self._index.mids[i])
+        mid = self._on_price_grid(float(self._index.mids[i]))
         tick = self._tick
         rng = np.random.default_rng([self.seed, self._key, second, 1])
         n_regular = n_aggs - burst_aggs
@@ -361,15 +477,17 @@ class SymbolMarket:
             price = np.concatenate([price, mid + b_sign * levels * tick])
             maker = np.concatenate([maker, np.full(burst_aggs, b_maker)])
             ms = np.concatenate([ms, np.full(burst_aggs, int(rng.integers(0, 1000)))])
-        price = np.maximum(price, tick)
+        price = np.clip(price, self._min_price, self._max_price)
+        regular = np.arange(n_aggs) < n_regular
         order = np.argsort(ms, kind="stable")
-        ms, price, maker, fills = ms[order], price[order], maker[order], fills[order]
+        ms, price, maker, fills, regular = ms[order], price[order], maker[order], fills[order], regular[order]
         agg_time = second * 1000 + ms.astype(np.int64)
 
         n_trades = int(fills.sum())
         first = int(self._index.trade_starts[i])
-        qty_steps = np.maximum(1, np.rint(rng.lognormal(np.log(self._mean_qty_steps), 1.0, n_trades)))
-        qty = np.minimum(qty_steps, 10_000_000).astype(np.int64) * self.cfg.step_units
+        ends = np.cumsum(fills)
+        starts = ends - fills
+        qty = self._quantities(rng, second, fills, starts, regular)
         trades = Trades(
             id=np.arange(first, first + n_trades, dtype=np.int64),
             time=np.repeat(agg_time, fills),
@@ -377,8 +495,6 @@ class SymbolMarket:
             qty=qty,
             is_buyer_maker=np.repeat(maker, fills),
         )
-        ends = np.cumsum(fills)
-        starts = ends - fills
         agg_first = first + starts
         a0 = int(self._index.agg_starts[i])
         aggs = AggTrades(
@@ -391,6 +507,27 @@ class SymbolMarket:
             is_buyer_maker=maker,
         )
         return _SecondBlock(trades, aggs)
+
+    def _quantities(self, rng: np.random.Generator, second: int, fills: np.ndarray, starts: np.ndarray,
+                    regular: np.ndarray) -> np.ndarray:
+        """Each trade's qty in units, on the step grid inside [min_qty, max_qty]. A regular fill is at most
+        max_qty / 1024 (or / the largest aggregate), so that an aggregate, one taker order, never exceeds max_qty,
+        as on Binance (and its qty stays int64). Extremes, drawn from their own generator: with
+        ``extreme_probability`` each, one single-fill regular aggregate trades exactly max_qty, one trade min_qty."""
+        lo, hi = self._min_qty_steps, self._max_qty_steps
+        cap = max(lo, hi // max(1024, int(fills.max())))
+        steps = np.rint(rng.lognormal(np.log(self._mean_qty_steps), 1.0, int(fills.sum())))
+        steps = np.clip(steps, lo, cap).astype(np.int64)
+        extremes = np.random.default_rng([self.seed, self._key, second, 3])
+        p = self.cfg.extreme_probability
+        max_roll, min_roll, pick_max, pick_min = extremes.random(4)
+        if max_roll < p:
+            single = np.flatnonzero(regular & (fills == 1))  # aggregates of one fill, outside a burst
+            if len(single):
+                steps[starts[single[int(pick_max * len(single))]]] = hi
+        if min_roll < p:
+            steps[int(pick_min * len(steps))] = lo
+        return steps * self.cfg.step_units
 
     # ---- queries: one walk serves both series (trades and aggregate trades) ------------------------------------
     def _between(self, series: "_Series", start_ms: int, end_ms: int, limit: int | None = None):
@@ -475,6 +612,25 @@ class SymbolMarket:
         """Id of the last aggregate trade with time <= ms (``first_agg_id - 1`` when there is none)."""
         return self._last_id_at(AGG_SERIES, ms)
 
+    def trade_with_id(self, trade_id: int, horizon_s: int = 86_400) -> Trades:
+        """The trade with ``trade_id`` (one row), also one still in the future (the market is a pure function of the
+        seed), as long as it happens within ``horizon_s`` of the seconds indexed so far."""
+        if trade_id < self.cfg.first_trade_id:
+            raise ValueError(f"{self.cfg.symbol} has no trade {trade_id}: its first is {self.cfg.first_trade_id}")
+        idx = self._index
+        give_up = idx.size + horizon_s
+        while not idx.size or int(idx.trade_starts[idx.size - 1] + idx.trade_counts[idx.size - 1]) <= trade_id:
+            if idx.size >= give_up:
+                raise ValueError(f"{self.cfg.symbol} has no trade {trade_id} within {horizon_s} s")
+            self._ensure_indexed(idx.origin_s + idx.size + 59)  # a minute at a time
+        t = self._block(self._second_of_trade_id(trade_id)).trades
+        i = trade_id - int(t.id[0])
+        return t.slice(i, i + 1)
+
+    def first_trade_id_from(self, ms: int) -> int:
+        """Id of the first trade with time >= ms (it may not have happened yet)."""
+        return self.last_trade_id_at(ms - 1) + 1
+
     def recent_trades(self, limit: int, until_ms: int) -> Trades:
         """The most recent ``limit`` trades with time <= until_ms."""
         return self._recent(TRADE_SERIES, limit, until_ms)
@@ -521,9 +677,9 @@ class SymbolMarket:
         return Kline(
             open_time=open_ms, close_time=close_time, first_id=first.first_id, last_id=last.last_id,
             open=first.open, high=max(p.high for p in parts), low=min(p.low for p in parts), close=last.close,
-            volume=sum(p.volume for p in parts), quote_volume=sum(p.quote for p in parts),
+            volume=sum(p.volume for p in parts), quote_volume=truncated_quote(sum(p.quote for p in parts)),
             count=sum(p.count for p in parts), taker_buy_volume=sum(p.buy_volume for p in parts),
-            taker_buy_quote_volume=sum(p.buy_quote for p in parts),
+            taker_buy_quote_volume=truncated_quote(sum(p.buy_quote for p in parts)),
         )
 
     def _second_stats(self, second: int) -> "_Stats":
@@ -533,24 +689,30 @@ class SymbolMarket:
         return stats
 
     def _stats_of(self, t: Trades) -> "_Stats":
-        """Exact sums of a run of trades. Quote quantities are computed in ticks x steps so that they stay
-        integers; the sums fall back to Python integers where int64 could overflow."""
+        """Exact sums of a run of trades, as Python ints. Quote amounts are price x qty in units of 1e-16, computed
+        as ticks x steps (numpy, when no product can wrap int64) or with Python ints (e.g. PEPEUSDT's 1000 ticks x
+        92 billion steps), then scaled by tick x step."""
         cfg = self.cfg
-        factor = cfg.tick_units * cfg.step_units // UNITS
-        quote = (t.price // cfg.tick_units) * (t.qty // cfg.step_units) * factor
+        ticks, steps = t.price // cfg.tick_units, t.qty // cfg.step_units
         buy = ~t.is_buyer_maker
-        exact_sum = (lambda a: int(a.sum())) if int(quote.max()) * len(quote) < 2**62 else \
-            (lambda a: sum(a.tolist()))
+        if float(ticks.max()) * float(steps.max()) < 2**62:
+            products = ticks * steps
+            quote, buy_quote = exact_sum(products), exact_sum(products[buy])
+        else:
+            products = [a * b for a, b in zip(ticks.tolist(), steps.tolist())]
+            quote = sum(products)
+            buy_quote = sum(x for x, b in zip(products, buy.tolist()) if b)
+        scale = cfg.tick_units * cfg.step_units
         return _Stats(
             count=len(t), first_id=int(t.id[0]), last_id=int(t.id[-1]), open=int(t.price[0]),
-            close=int(t.price[-1]), high=int(t.price.max()), low=int(t.price.min()), volume=int(t.qty.sum()),
-            quote=exact_sum(quote), buy_volume=int(t.qty[buy].sum()), buy_quote=exact_sum(quote[buy]),
+            close=int(t.price[-1]), high=int(t.price.max()), low=int(t.price.min()), volume=exact_sum(t.qty),
+            quote=quote * scale, buy_volume=exact_sum(t.qty[buy]), buy_quote=buy_quote * scale,
         )
 
 
 @dataclass(frozen=True)
 class _Stats:
-    """What a kline needs from a run of trades, all exact integers (units of 1e-8)."""
+    """What a kline needs from a run of trades, all exact integers: units of 1e-8, quotes in units of 1e-16."""
 
     count: int
     first_id: int

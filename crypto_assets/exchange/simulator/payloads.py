@@ -19,6 +19,8 @@ _TRADE_PRE_2024 = (b'{"e":"trade","E":%d,"s":"%s","t":%d,"p":"%d.%08d","q":"%d.%
 _TRADE_WITHOUT_M = b'{"e":"trade","E":%d,"s":"%s","t":%d,"p":"%d.%08d","q":"%d.%08d","T":%d,"m":%s}'
 _AGG_TRADE = b'{"e":"aggTrade","E":%d,"s":"%s","a":%d,"p":"%d.%08d","q":"%d.%08d","f":%d,"l":%d,"T":%d,"m":%s,"M":true}'
 _BOOL = {True: b"true", False: b"false"}
+STREAM_KEYS = {"price": "p", "qty": "q"}  # a trade's fields as the @trade stream names them
+REST_KEYS = {"price": "price", "qty": "qty"}  # ... and as trades / historicalTrades name them
 
 
 def trade_events(symbol: str, trades: Trades, event_time: int, shape: str = "current") -> Iterator[bytes]:
@@ -42,6 +44,21 @@ def trade_events(symbol: str, trades: Trades, event_time: int, shape: str = "cur
                                       ts, _BOOL[m])
     else:
         raise ValueError(f"unknown trade shape {shape!r}; expected one of {TRADE_SHAPES}")
+
+
+def with_bad_values(rows: list[bytes], trades: Trades, bad: dict[int, tuple[str, str]] | None,
+                    keys: dict[str, str]) -> list[bytes]:
+    """``rows`` (one JSON object per trade of ``trades``) with the injected bad values in place: the row of trade id
+    ``i`` carries ``bad[i] = (field, text)`` instead of its true value; everything else stays as it was."""
+    if bad and len(trades):
+        first = int(trades.id[0])
+        for trade_id, (field, text) in bad.items():
+            i = trade_id - first
+            if 0 <= i < len(rows) and int(trades.id[i]) == trade_id:
+                row = json.loads(rows[i])
+                row[keys[field]] = text
+                rows[i] = json.dumps(row, separators=(",", ":")).encode()
+    return rows
 
 
 def agg_trade_events(symbol: str, aggs: AggTrades, event_time: int) -> Iterator[bytes]:
@@ -82,14 +99,16 @@ _REST_TRADE = b'{"id":%d,"price":"%d.%08d","qty":"%d.%08d","quoteQty":"%d.%08d",
 _REST_AGG = b'{"a":%d,"p":"%d.%08d","q":"%d.%08d","f":%d,"l":%d,"T":%d,"m":%s,"M":true}'
 
 
-def rest_trades(trades: Trades) -> bytes:
-    """A ``trades`` / ``historicalTrades`` response body."""
+def rest_trades(trades: Trades, bad: dict[int, tuple[str, str]] | None = None) -> bytes:
+    """A ``trades`` / ``historicalTrades`` response body. ``quoteQty`` is the exact price x qty truncated to 8
+    decimals (``Trades.quote_qty``); ``bad`` puts injected bad values in place (``with_bad_values``), the quoteQty
+    of such a trade stays the true one."""
     rows = [
         _REST_TRADE % (t, p // UNITS, p % UNITS, q // UNITS, q % UNITS, qq // UNITS, qq % UNITS, ts, _BOOL[m])
         for t, p, q, qq, ts, m in zip(trades.id.tolist(), trades.price.tolist(), trades.qty.tolist(),
                                       trades.quote_qty(), trades.time.tolist(), trades.is_buyer_maker.tolist())
     ]
-    return b"[" + b",".join(rows) + b"]"
+    return b"[" + b",".join(with_bad_values(rows, trades, bad, REST_KEYS)) + b"]"
 
 
 def rest_agg_trades(aggs: AggTrades) -> bytes:

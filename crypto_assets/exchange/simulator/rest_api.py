@@ -135,10 +135,10 @@ class RestApi:
             "allowTrailingStop": True, "cancelReplaceAllowed": True, "amendAllowed": True,
             "isSpotTradingAllowed": cfg.status == "TRADING", "isMarginTradingAllowed": False,
             "filters": [
-                {"filterType": "PRICE_FILTER", "minPrice": units_to_decimal(cfg.tick_units), "maxPrice": "1000000.00000000",
-                 "tickSize": units_to_decimal(cfg.tick_units)},
-                {"filterType": "LOT_SIZE", "minQty": units_to_decimal(cfg.step_units), "maxQty": "9000.00000000",
-                 "stepSize": units_to_decimal(cfg.step_units)},
+                {"filterType": "PRICE_FILTER", "minPrice": units_to_decimal(cfg.min_price_units),
+                 "maxPrice": units_to_decimal(cfg.max_price_units), "tickSize": units_to_decimal(cfg.tick_units)},
+                {"filterType": "LOT_SIZE", "minQty": units_to_decimal(cfg.min_qty_units),
+                 "maxQty": units_to_decimal(cfg.max_qty_units), "stepSize": units_to_decimal(cfg.step_units)},
             ],
             "permissions": [], "permissionSets": [["SPOT"]],
             "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
@@ -146,16 +146,17 @@ class RestApi:
         }
 
     def _trades(self, params, now):
-        sym = self.market[self._symbol(params)]
-        return payloads.rest_trades(sym.recent_trades(self._limit(params), now))
+        name = self._symbol(params)
+        return payloads.rest_trades(self.market[name].recent_trades(self._limit(params), now),
+                                    self.faults.bad_values.get(name))
 
     def _historical_trades(self, params, now):
-        sym = self.market[self._symbol(params)]
+        name = self._symbol(params)
+        sym = self.market[name]
         limit = self._limit(params)
         from_id = self._int(params, "fromId")
-        if from_id is None:
-            return payloads.rest_trades(sym.recent_trades(limit, now))
-        return payloads.rest_trades(sym.trades_from_id(from_id, limit, now))
+        trades = sym.recent_trades(limit, now) if from_id is None else sym.trades_from_id(from_id, limit, now)
+        return payloads.rest_trades(trades, self.faults.bad_values.get(name))
 
     def _agg_trades(self, params, now):
         sym = self.market[self._symbol(params)]

@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from crypto_assets.exchange.simulator import payloads, wire
-from crypto_assets.exchange.simulator.faults import Faults
-from crypto_assets.exchange.simulator.market import DEFAULT_SYMBOLS, Market, SymbolConfig, Trades, symbol_config
+from crypto_assets.exchange.simulator.faults import Faults, nine_decimals
+from crypto_assets.exchange.simulator.market import (
+    DEFAULT_SYMBOLS, Market, SymbolConfig, Trades, symbol_config, units_to_decimal,
+)
 from crypto_assets.exchange.simulator.rate_limits import ConnectionAttemptLimiter, RequestWeightLimiter
 from crypto_assets.exchange.simulator.rest_api import RestApi
 from crypto_assets.exchange.simulator.streams import StreamHub, StreamSettings
@@ -175,6 +177,26 @@ class Simulator:
         """Replace the next ``count`` trade frames of ``symbol`` with malformed ones (kinds cycle if not given)."""
         self._call(self.faults.add_malformed, symbol, count, kind)
 
+    def bad_value(self, symbol: str, trade_id: int | None = None, at_or_after_ms: int | None = None,
+                  field: str = "price", value: str | None = None) -> dict:
+        """Make one trade of ``symbol`` carry a value no exchange sends, on the stream and over REST (``trades``,
+        ``historicalTrades``), until cleared: the trade ``trade_id``, or the first one with time >= ``at_or_after_ms``.
+        ``field`` is ``price`` or ``qty``; ``value`` defaults to the true value with a ninth decimal
+        ('95000.01000000' -> '95000.010000007'), which the client still parses. aggTrades, klines and the ground
+        truth keep the true value. Returns ``{"trade_id", "time_ms", "field", "value"}``."""
+        if (trade_id is None) == (at_or_after_ms is None):
+            raise ValueError("bad_value needs exactly one of trade_id and at_or_after_ms")
+        if symbol not in self.market:
+            raise KeyError(f"unknown symbol {symbol}")
+        m = self.market[symbol]
+        chosen = int(trade_id) if trade_id is not None else m.first_trade_id_from(int(at_or_after_ms))
+        trade = m.trade_with_id(chosen)
+        if value is None:
+            true = int((trade.price if field == "price" else trade.qty)[0])
+            value = nine_decimals(units_to_decimal(true))
+        self._call(self.faults.add_bad_value, symbol, chosen, field, value)
+        return {"trade_id": chosen, "time_ms": int(trade.time[0]), "field": field, "value": value}
+
     def fail_rest(self, count: int = 0, status: int = 503, duration_s: float = 0) -> None:
         """Answer the next ``count`` REST requests (or all for ``duration_s``) with a 5xx."""
         def apply():
@@ -299,6 +321,8 @@ class Simulator:
             "half_open": lambda: {"silenced": self.hub.half_open(args.get("symbol"), args.get("duration_s"))},
             "server_shutdown": lambda: {"notified": self.hub.server_shutdown(float(args.get("grace_s", 5.0)))},
             "malformed": lambda: self.send_malformed(args["symbol"], int(args.get("count", 1)), args.get("kind")),
+            "bad_value": lambda: self.bad_value(args["symbol"], args.get("trade_id"), args.get("at_or_after_ms"),
+                                                args.get("field", "price"), args.get("value")),
             "rest_errors": lambda: self.fail_rest(int(args.get("count", 0)), int(args.get("status", 503)),
                                                   float(args.get("duration_s", 0))),
             "latency": lambda: self.set_latency(args.get("rest_ms"), args.get("stream_ms")),

@@ -276,6 +276,7 @@ class StreamHub:
             if len(trades) and self._watched(low + "@trade"):
                 stream = low + "@trade"
                 events = list(payloads.trade_events(symbol, trades, now, self.settings.trade_shape))
+                payloads.with_bad_values(events, trades, self.faults.bad_values.get(symbol), payloads.STREAM_KEYS)
                 bad = self.faults.malformed_left.get(symbol)
                 while bad and events:  # each malformed frame replaces one real trade, oldest first
                     malformed.setdefault(stream, []).append(corrupt(events.pop(0), bad.pop(0)))

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import ROUND_DOWN, Decimal
+
 import numpy as np
 import pytest
 
-from crypto_assets.exchange.simulator.market import UNITS, Market, SymbolMarket, SymbolConfig, symbol_config
+from crypto_assets.exchange.simulator.market import (
+    DEFAULT_SYMBOLS, UNITS, Market, SymbolMarket, SymbolConfig, symbol_config,
+)
 
 ORIGIN = 1_767_225_600_000  # 2026-01-01 00:00:00 UTC
 MINUTE = 60_000
@@ -208,15 +212,15 @@ def test_kline_equals_aggregates_computed_by_hand(bursty, minute):
     open_ms = ORIGIN + minute * MINUTE
     t = bursty.trades_between(open_ms, open_ms + MINUTE)
     prices, qtys, makers = t.price.tolist(), t.qty.tolist(), t.is_buyer_maker.tolist()
-    quote = [p * q // UNITS for p, q in zip(prices, qtys)]
+    exact = [p * q for p, q in zip(prices, qtys)]  # units of 1e-16
     k = bursty.kline(open_ms, MINUTE)
     assert (k.open_time, k.close_time) == (open_ms, open_ms + MINUTE - 1)
     assert (k.first_id, k.last_id, k.count) == (t.id.tolist()[0], t.id.tolist()[-1], len(prices))
     assert (k.open, k.high, k.low, k.close) == (prices[0], max(prices), min(prices), prices[-1])
     assert k.volume == sum(qtys)
-    assert k.quote_volume == sum(quote)
+    assert k.quote_volume == sum(exact) // UNITS  # the exact sum, truncated to 8 decimals
     assert k.taker_buy_volume == sum(q for q, m in zip(qtys, makers) if not m)
-    assert k.taker_buy_quote_volume == sum(qq for qq, m in zip(quote, makers) if not m)
+    assert k.taker_buy_quote_volume == sum(e for e, m in zip(exact, makers) if not m) // UNITS
     assert 0 < k.taker_buy_volume < k.volume
     # An open kline counts only what has happened so far (until_ms inclusive).
     cut = int(t.time[len(t) // 2])
@@ -224,17 +228,29 @@ def test_kline_equals_aggregates_computed_by_hand(bursty, minute):
     assert partial.count == int(np.sum(t.time <= cut)) and partial.last_id == int(t.id[t.time <= cut][-1])
 
 
-@pytest.mark.parametrize("symbol", ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"])
-def test_quote_quantity_is_exact(symbol):
+@pytest.mark.parametrize("symbol", [*DEFAULT_SYMBOLS, "XRPUSDT", "SHIBBTC"])
+def test_quote_quantity_is_the_exact_product_truncated_to_8_decimals(symbol):
     m = Market([symbol_config(symbol)], 2, ORIGIN)[symbol]
     t = m.trades_between(ORIGIN, ORIGIN + 2 * MINUTE)
     assert len(t)
     for p, q, qq in zip(t.price.tolist(), t.qty.tolist(), t.quote_qty()):
-        assert p * q % UNITS == 0  # price x qty has at most 8 decimals
-        assert qq == p * q // UNITS
-        assert p % m.cfg.tick_units == 0 and q % m.cfg.step_units == 0 and p > 0 and q > 0
+        exact = Decimal(p) / UNITS * (Decimal(q) / UNITS)  # up to 16 decimals, exact in Decimal's 28 digits
+        assert Decimal(qq) / UNITS == exact.quantize(Decimal("0.00000001"), rounding=ROUND_DOWN)
 
 
-def test_a_tick_and_step_that_would_make_quote_qty_inexact_is_rejected():
-    with pytest.raises(ValueError, match="quoteQty"):
-        symbol_config("BTCUSDT", tick_size="0.00000001", step_size="0.00000001")
+def test_binance_has_no_rule_on_tick_times_step_but_bounds_must_be_on_the_grid_and_ordered():
+    fine = symbol_config("BTCUSDT", tick_size="0.00000001", step_size="0.00000001")  # products need 16 decimals
+    assert (fine.tick_units, fine.step_units) == (1, 1)
+    assert fine.max_qty_units == 9000 * UNITS and fine.min_price_units == UNITS // 100
+    bad = [({"min_price": "0.015"}, "multiples of tick_size"), ({"max_qty": "9000.000001"}, "multiples of step_size"),
+           ({"min_qty": "10", "max_qty": "9"}, "min_qty <= max_qty"),
+           ({"step_size": "1", "min_qty": "1", "max_qty": "92233720369"}, "92233720368.54775807"),
+           ({"tick_size": "0.000000001"}, "more than 8 decimals"), ({"tick_size": "0"}, "tick_size must be > 0")]
+    for overrides, message in bad:
+        with pytest.raises(ValueError, match=message):
+            symbol_config("BTCUSDT", **overrides)
+    # Left out, a minimum is one tick (step) and a maximum 1,000,000 (9,000) rounded down to the grid.
+    generic = SymbolConfig("ODDUSDT", 100.0, 1.0, tick_size="0.03", step_size="7")
+    generic.validate()
+    assert (generic.min_price_units, generic.max_price_units) == (3_000_000, 99_999_999_000_000)
+    assert (generic.min_qty_units, generic.max_qty_units) == (7 * UNITS, 8995 * UNITS)
