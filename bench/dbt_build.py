@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from crypto_assets.exchange.simulator.market import Market, symbol_config
 from crypto_assets.lake.paths import minute_file_path
@@ -39,7 +38,8 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 
 
 def decimal_column(units: np.ndarray) -> pa.Array:
-    """Integers of 1e-8 as decimal128(18, 8) without a detour through strings (little-endian 128-bit values)."""
+    """Integers of 1e-8 as the lake's decimal128(19, 8) without a detour through strings (little-endian 128-bit
+    values)."""
     words = np.zeros((len(units), 2), dtype=np.int64)
     words[:, 0] = units
     words[:, 1] = np.where(units < 0, -1, 0)
@@ -56,10 +56,9 @@ def write_lake(root: Path, hours: int, rate: float) -> int:
             t = market[symbol].trades_between(hour, hour + HOUR_MS)
             bounds = np.searchsorted(t.time, np.arange(hour, hour + HOUR_MS + 1, MINUTE_MS), side="left")
             price, qty = decimal_column(t.price), decimal_column(t.qty)
-            quote = pc.multiply(price, qty).cast(DECIMAL)  # exact, as the lake computes it
             times = pa.array(t.time, pa.int64()).cast(TIMESTAMP)
             received = pa.array(t.time + 5, pa.int64()).cast(TIMESTAMP)
-            table = pa.Table.from_arrays([pa.array(t.id, pa.int64()), price, qty, quote, times,
+            table = pa.Table.from_arrays([pa.array(t.id, pa.int64()), price, qty, times,
                                           pa.array(t.is_buyer_maker, pa.bool_()), received], schema=TRADE_SCHEMA)
             for k in range(60):
                 minute = hour + k * MINUTE_MS
