@@ -4,6 +4,7 @@ that never answers pings on its own, a frame collector for websocket-client, and
 from __future__ import annotations
 
 import base64
+import decimal
 import hashlib
 import json
 import os
@@ -219,3 +220,25 @@ def messages(frames: list[tuple[int, bytes]]) -> list[dict]:
 
 def close_code(payload: bytes) -> int:
     return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+
+
+# ---- exact decimal arithmetic ------------------------------------------------------------------------------------
+def truncated_product(*factors: str) -> str:
+    """Binance's 8-decimal rendering of an exact product (or sum of products, see ``truncated_sum``): the exact
+    value truncated toward zero, computed with Decimal at 80 digits so nothing rounds on the way."""
+    with decimal.localcontext(prec=80):
+        exact = decimal.Decimal(1)
+        for f in factors:
+            exact *= decimal.Decimal(f)
+        return _eight(exact)
+
+
+def truncated_sum(pairs) -> str:
+    """The 8-decimal rendering of sum(price x qty) over (price text, qty text) pairs, truncated toward zero."""
+    with decimal.localcontext(prec=80):
+        return _eight(sum((decimal.Decimal(p) * decimal.Decimal(q) for p, q in pairs), decimal.Decimal(0)))
+
+
+def _eight(value: "decimal.Decimal") -> str:
+    with decimal.localcontext(prec=80):
+        return format(value.quantize(decimal.Decimal("0.00000001"), rounding=decimal.ROUND_DOWN), "f")

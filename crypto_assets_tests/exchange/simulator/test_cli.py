@@ -134,3 +134,25 @@ def test_a_port_in_use_exits_non_zero_with_a_clear_message():
         done = subprocess.run(MODULE + ["--port", str(port)], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert f"could not listen on 127.0.0.1:{port}" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_symbols_argument_lists_any_symbol_with_its_binance_filters():
+    """What `make demo` does with CRYPTO_SYMBOLS: shipped configurations for known symbols, a generic pair with full
+    filters for the others."""
+    port = free_port()
+    proc = subprocess.Popen(MODULE + ["--port", str(port), "--history-minutes", "2", "--symbols",
+                                      "PEPEUSDT,DOGEBTC,FOOUSDT"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = first_line(proc, 30)
+        assert "symbols PEPEUSDT,DOGEBTC,FOOUSDT" in line, line
+        info = api(Endpoint("127.0.0.1", port), "exchangeInfo").json()
+        filters = {s["symbol"]: {f["filterType"]: f for f in s["filters"]} for s in info["symbols"]}
+        assert filters["PEPEUSDT"]["LOT_SIZE"] == {"filterType": "LOT_SIZE", "minQty": "1.00000000",
+                                                   "maxQty": "92233720368.00000000", "stepSize": "1.00000000"}
+        assert filters["DOGEBTC"]["PRICE_FILTER"]["tickSize"] == "0.00000001"
+        assert filters["FOOUSDT"]["PRICE_FILTER"] == {"filterType": "PRICE_FILTER", "minPrice": "0.01000000",
+                                                      "maxPrice": "1000000.00000000", "tickSize": "0.01000000"}
+    finally:
+        proc.terminate()
+        proc.wait(10)

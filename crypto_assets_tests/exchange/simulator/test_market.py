@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, Decimal
-
 import numpy as np
 import pytest
 
 from crypto_assets.exchange.simulator.market import (
-    DEFAULT_SYMBOLS, UNITS, Market, SymbolMarket, SymbolConfig, symbol_config,
+    DEFAULT_SYMBOLS, UNITS, Market, SymbolMarket, SymbolConfig, symbol_config, units_to_decimal,
 )
+
+from crypto_assets_tests.exchange.simulator._support import truncated_product
 
 ORIGIN = 1_767_225_600_000  # 2026-01-01 00:00:00 UTC
 MINUTE = 60_000
@@ -234,8 +234,7 @@ def test_quote_quantity_is_the_exact_product_truncated_to_8_decimals(symbol):
     t = m.trades_between(ORIGIN, ORIGIN + 2 * MINUTE)
     assert len(t)
     for p, q, qq in zip(t.price.tolist(), t.qty.tolist(), t.quote_qty()):
-        exact = Decimal(p) / UNITS * (Decimal(q) / UNITS)  # up to 16 decimals, exact in Decimal's 28 digits
-        assert Decimal(qq) / UNITS == exact.quantize(Decimal("0.00000001"), rounding=ROUND_DOWN)
+        assert units_to_decimal(qq) == truncated_product(units_to_decimal(p), units_to_decimal(q))
 
 
 def test_binance_has_no_rule_on_tick_times_step_but_bounds_must_be_on_the_grid_and_ordered():
