@@ -2,7 +2,7 @@
 moto's S3 server, a real (SQLite) Dagster instance; the files are compared with the simulator's ground truth."""
 
 import os
-from decimal import Decimal
+from decimal import Context, Decimal
 
 import boto3
 import pyarrow.compute as pc
@@ -267,3 +267,85 @@ def test_running_the_checks_alone_reverifies_the_lake_without_fetching(simulator
     # the damage is not "repaired" by a checks-only run, and no new materialization is recorded
     assert pq.read_table(path).num_rows == table.num_rows - 1
     assert len(instance.fetch_materializations(raw_trades_key("BTCUSDT"), limit=10).records) == 2
+
+
+# ---- every symbol class, and a value no lake can hold --------------------------------------------------------------
+# BTC-quoted (9+ decimal products), a meme coin (qty up to int64's 92,233,720,368), 8-decimal prices, and a pair whose
+# products need all 16 decimals; extreme trades (max_qty, min_qty) are frequent here so a few minutes hold some.
+SYMBOL_CLASSES = ("BTCUSDT", "ETHBTC", "PEPEUSDT", "DOGEBTC", "WBTCBTC")
+
+
+@pytest.fixture(scope="module")
+def every_class():
+    config = SimulatorConfig(symbols=[symbol_config(s, extreme_probability=0.2) for s in SYMBOL_CLASSES],
+                             history_minutes=8)
+    with Simulator(config) as sim:
+        yield sim
+
+
+def exact_product(price: str, qty: str) -> Decimal:
+    return EXACT.multiply(Decimal(price), Decimal(qty))
+
+
+EXACT = Context(prec=60)  # Python's default context would round a product to 28 digits
+
+
+@pytest.mark.parametrize("symbol", SYMBOL_CLASSES)
+def test_every_symbol_class_is_stored_exactly_over_rest(every_class, symbol, tmp_path, instance):
+    first, last = past_minute(every_class, 6), past_minute(every_class, 1)
+    lake_url = str(tmp_path / "lake")
+    assert run(symbol, first, last, resources(every_class.rest_url, lake_url), instance).success
+    assert_lake_equals_truth(every_class, lake_url, symbol, first, last)
+    expected = truth(every_class, symbol, first, last + MINUTE_MS)
+    cfg = symbol_config(symbol)
+    # the window holds the extremes the filters allow, so the equality above covers them
+    assert {Decimal(cfg.max_qty), Decimal(cfg.min_qty)} <= {Decimal(t.qty) for t in expected}
+    decimals = max(-exact_product(t.price, t.qty).normalize(EXACT).as_tuple().exponent for t in expected)
+    assert decimals >= {"BTCUSDT": 7, "ETHBTC": 9, "PEPEUSDT": 8, "DOGEBTC": 8, "WBTCBTC": 15}[symbol]
+    recorded = materializations(instance, symbol)
+    assert len(recorded) == 6
+    for minute in range(first, last + MINUTE_MS, MINUTE_MS):
+        trades = truth(every_class, symbol, minute, minute + MINUTE_MS)
+        metadata = recorded[minute_key(minute)]
+        assert Decimal(metadata["base_volume"].value) == sum((Decimal(t.qty) for t in trades), Decimal(0))
+        assert Decimal(metadata["quote_volume"].value) == EXACT.create_decimal(
+            sum((exact_product(t.price, t.qty) for t in trades), Decimal(0)))
+
+
+def test_a_value_no_lake_can_hold_fails_its_minute_only(every_class, tmp_path, instance):
+    """A trade with a 9-decimal price (no exchange sends one; the simulator does, on request): its minute fails with
+    a message naming the symbol, minute, trade and value, on the partition's check too; the other minutes of the
+    run are written and recorded."""
+    first, last = past_minute(every_class, 5), past_minute(every_class, 2)
+    bad_minute = past_minute(every_class, 3)
+    bad = every_class.bad_value("ETHBTC", at_or_after_ms=bad_minute + 20_000)
+    try:
+        lake_url = str(tmp_path / "lake")
+        result = run("ETHBTC", first, last, resources(every_class.rest_url, lake_url), instance,
+                     raise_on_error=False)
+    finally:
+        every_class.clear_faults()
+    assert not result.success
+    message = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error.message
+    key = minute_key(bad_minute)
+    assert f"ETHBTC minute {key}" in message and f"#{bad['trade_id']}" in message and bad["value"] in message
+    assert "Traceback" not in message
+    good = {minute_key(m) for m in range(first, last + MINUTE_MS, MINUTE_MS)} - {key}
+    assert instance.get_materialized_partitions(raw_trades_key("ETHBTC")) == good
+    assert check_status(instance, "ETHBTC", "values_sane", key) == "FAILED"
+    assert lake_from_url(lake_url).read_minute("ETHBTC", bad_minute) is None
+    for minute in range(first, last + MINUTE_MS, MINUTE_MS):
+        if minute != bad_minute:
+            assert_lake_equals_truth(every_class, lake_url, "ETHBTC", minute, minute)
+
+
+def test_a_failing_lake_fails_the_run_naming_it_and_records_nothing(simulator, tmp_path, instance):
+    first, last = past_minute(simulator, 3), past_minute(simulator, 2)
+    blocker = tmp_path / "lake"
+    blocker.write_text("a file where the lake's folder should be")
+    result = run("BTCUSDT", first, last, resources(simulator.rest_url, str(blocker)), instance, raise_on_error=False)
+    assert not result.success
+    message = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error.message
+    assert str(blocker) in message and "lake" in message
+    assert instance.get_materialized_partitions(raw_trades_key("BTCUSDT")) == set()
+    assert blocker.read_text() == "a file where the lake's folder should be"
