@@ -1,16 +1,21 @@
 """The stream path end to end without Dagster: BinanceStream -> LiveCapture -> lake, against the simulator running
-twenty times faster than real time (a minute lasts 3 s), compared with the simulator's ground truth."""
+twenty times faster than real time (a minute lasts 3 s), compared with the simulator's ground truth; a value the
+lake refuses, and a lake that fails for minutes (the spool)."""
 
 import threading
+import time
+from decimal import Decimal
 
 import pytest
 
+from crypto_assets.exchange.models import Connected, Kline, Trade
 from crypto_assets.exchange.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.exchange.stream import BinanceStream
 from crypto_assets.ingest.live_capture import LiveCapture
-from crypto_assets.ingest.minutes import MINUTE_MS
+from crypto_assets.ingest.minutes import MINUTE_MS, minute_key
+from crypto_assets.ingest.spool import MinuteSpool
 from crypto_assets.ingest.stored_minutes import UNPROVEN, WRITTEN
-from crypto_assets.lake import LocalLake
+from crypto_assets.lake import LocalLake, minute_file_path
 from crypto_assets.lake.schema import trades_to_table
 from crypto_assets_tests.exchange._clocks import FastClock
 from crypto_assets_tests.ground_truth import truth
@@ -93,3 +98,112 @@ def test_minutes_touched_by_a_disconnect_or_malformed_frame_are_left_to_rest(tmp
             assert outcome.action == UNPROVEN and lake.read_minute("BTCUSDT", minute) is None
         else:
             assert_equals_truth(sim, lake, "BTCUSDT", minute)
+
+
+# ---- what the lake refuses, and a lake that fails for a while ---------------------------------------------------------
+def synthetic_minute(symbol, minute, first_id, prices):
+    """Trades (qty 0.5 each) of one minute with these prices, and its closed stream kline."""
+    trades = [Trade(symbol, first_id + i, price, "0.50000000", minute + 1_000 * (i + 1), False,
+                    received_at=minute + 1_000 * (i + 1) + 5) for i, price in enumerate(prices)]
+    kline = Kline(symbol, minute, minute + MINUTE_MS - 1, "1", "1", "1", "1", str(Decimal("0.5") * len(prices)), "0",
+                  len(prices), "0", "0", first_trade_id=first_id, last_trade_id=first_id + len(prices) - 1,
+                  received_at=minute + MINUTE_MS)
+    return trades, kline
+
+
+def test_a_minute_whose_value_the_lake_refuses_is_given_up_and_the_stream_goes_on(tmp_path):
+    now = [T0 - 5_000]
+    live = LiveCapture(LocalLake(tmp_path / "lake"), ["BTCUSDT"], clock=lambda: now[0] / 1000)
+    live.feed(Connected(T0 - 5_000, "ws://sim"))
+    bad_trades, bad_kline = synthetic_minute("BTCUSDT", T0, 100, ["96748.61", "96748.000000001", "96749"])
+    good_trades, good_kline = synthetic_minute("BTCUSDT", T0 + MINUTE_MS, 103, ["96750", "96751"])
+    decided = []
+    for record in [*bad_trades, *good_trades, bad_kline, good_kline]:
+        now[0] = max(now[0], record.trade_time if isinstance(record, Trade) else record.received_at + 100)
+        decided += live.feed(record)
+    by_minute = {outcome.minute_start_ms: outcome for _, outcome in decided}
+
+    refused = by_minute[T0]
+    assert refused.action == UNPROVEN and not refused.ok
+    reason = refused.problems[0]
+    for part in ("BTCUSDT", minute_key(T0), "#101", "96748.000000001"):
+        assert part in reason, reason
+    assert LocalLake(tmp_path / "lake").read_minute("BTCUSDT", T0) is None
+    assert by_minute[T0 + MINUTE_MS].action == WRITTEN  # the next minute is written and checked as usual
+    assert LocalLake(tmp_path / "lake").read_minute("BTCUSDT", T0 + MINUTE_MS).num_rows == 2
+
+
+class WriteLog(LocalLake):
+    """A real local lake that also notes the order in which minute files are written."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.writes = []
+
+    def _write_bytes(self, key, data):
+        super()._write_bytes(key, data)
+        self.writes.append(key)
+
+
+def test_a_lake_outage_waits_in_the_spool_and_every_minute_lands_once_in_order(tmp_path):
+    """The lake's root is a regular file (every read and write fails with LakeError) from the start until 4.5
+    minutes in. The minutes wait in the spool; the capture restarts 2.5 minutes in (new spool, new connection) and
+    drains what the first one left before anything newer. In the end every minute is in the lake as the exchange has
+    it, written once, in order; only the minute the restarted stream joined during is left to REST."""
+    root = tmp_path / "lake"
+    root.write_text("not a folder")
+    lake = WriteLog(root)
+    clock = FastClock(T0 - 5_000, SPEED)
+    config = SimulatorConfig(symbols=[symbol_config("BTCUSDT", burst_probability=0.1),
+                                      symbol_config(QUIET, trades_per_second=0, burst_probability=0)],
+                             history_minutes=2)
+    sim = Simulator(config, clock=clock)
+    sim.start()
+    decided, statuses = [], []
+
+    def capture_until(done) -> LiveCapture:
+        spool = MinuteSpool(tmp_path / "spool", 64 * 2**20)
+        live = LiveCapture(lake, ["BTCUSDT", QUIET], spool=spool, clock=lambda: clock() / 1000)
+        stream = BinanceStream(sim.ws_url, ["BTCUSDT", QUIET], clock=clock)
+        next_retry = 0.0
+        try:
+            for record in stream.records():
+                decided.extend(live.feed(record))
+                if root.is_file() and clock() >= T0 + 4 * MINUTE_MS + 30_000:
+                    statuses.append(live.spool_status())
+                    root.unlink()  # the lake is back
+                if time.monotonic() >= next_retry:  # a retry every 5 s of exchange time, as the drainer does
+                    decided.extend(live.drain_spool())
+                    next_retry = time.monotonic() + 5 / SPEED
+                if done() or clock() > T0 + 9 * MINUTE_MS:
+                    break
+        finally:
+            stream.close()
+            spool.close()
+        return live
+
+    try:
+        first = capture_until(lambda: clock() >= T0 + 2 * MINUTE_MS + 30_000)
+        statuses.append(first.spool_status())
+        second = capture_until(lambda: {("BTCUSDT", T0 + 5 * MINUTE_MS), (QUIET, T0 + 5 * MINUTE_MS)} <= {
+            (s, o.minute_start_ms) for s, o in decided})
+    finally:
+        sim.stop()
+
+    # while minutes waited, the status said how many, since when and why (the lake's own error)
+    assert statuses[0].startswith("4 minute(s) wait in the spool") and "Not a directory" in statuses[0], statuses
+    assert "Not a directory" in statuses[1] and second.spool_status() is None
+    written = [(s, o.minute_start_ms) for s, o in decided if o.action == WRITTEN]
+    assert len(written) == len(set(written))  # each minute reported once
+    expected = [T0, T0 + MINUTE_MS] + list(range(T0 + 3 * MINUTE_MS, T0 + 6 * MINUTE_MS, MINUTE_MS))
+    for symbol in ("BTCUSDT", QUIET):
+        minutes = [m for s, m in written if s == symbol]
+        assert minutes == expected  # T0 + 2: the restarted stream joined during it (left to REST)
+        keys = [k for k in lake.writes if f"symbol={symbol}/" in k]
+        assert keys == [minute_file_path(symbol, m) for m in minutes]  # written once each, in order
+        joined = [o for s, o in decided if s == symbol and o.minute_start_ms == T0 + 2 * MINUTE_MS]
+        assert [o.action for o in joined] == [UNPROVEN]
+    assert all(o.ok for _, o in decided if o.action == WRITTEN)
+    for minute in expected:
+        assert_equals_truth(sim, lake, "BTCUSDT", minute)
+        assert lake.read_minute(QUIET, minute).num_rows == 0
