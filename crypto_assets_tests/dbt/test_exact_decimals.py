@@ -5,14 +5,26 @@ candle compared with a computation in exact integers and with the exchange's own
 
 import time
 from decimal import Context, Decimal
+from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.exchange.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.lake import LocalLake
-from crypto_assets_tests.analytics_data import HOUR_MS, MINUTE_MS, minute_trades, run_dbt, window_text, write_hours
+from crypto_assets_tests.analytics_data import (
+    HOUR_MS,
+    MINUTE_MS,
+    copy_lake,
+    minute_trades,
+    run_dbt,
+    window_text,
+    write_hours,
+)
 from crypto_assets_tests.dbt.test_models import naive, rows
 
 pytestmark = pytest.mark.integration
@@ -119,3 +131,27 @@ def test_hour_and_day_volumes_are_exact(built, symbol):
         (e["volume"], e["quote_volume"], e["vwap"], e["trade_count"])]
     assert rows(con, "select sum(volume), sum(quote_volume), sum(trade_count) from daily_stats where symbol = ?",
                 [symbol]) == [(e["volume"], e["quote_volume"], e["trade_count"])]
+
+
+def test_minute_files_of_the_first_layout_build_the_same_candles(hours, local_lake, tmp_path):
+    """A lake written before the representation changed (decimal(18, 8) and a stored quote_qty) mixed with today's
+    files: silver reads both by column name and the candles are the same."""
+    lake = copy_lake(local_lake, tmp_path / "lake")
+    for minute in (hours.h1, hours.h1 + 7 * MINUTE_MS):
+        path = Path(lake.path_of("BTCUSDT", minute))
+        table = pq.read_table(path)
+        price, qty = (table.column(c).cast(pa.decimal128(18, 8)) for c in ("price", "qty"))
+        old = table.set_column(1, "price", price).set_column(2, "qty", qty).add_column(
+            3, "quote_qty", pc.multiply(price, qty).cast(pa.decimal128(18, 8)))
+        pq.write_table(old, path)
+    scratch = tmp_path / "dbt"
+    run = run_dbt(["run", "--select", "+candles_1m"], scratch / "crypto.duckdb", scratch, {
+        "lake_url": str(lake.url), "window_start": window_text(hours.h1), "window_end": window_text(hours.h2)})
+    assert run.returncode == 0, run.output
+    with duckdb.connect(str(scratch / "crypto.duckdb"), read_only=True) as con:
+        con.execute("set TimeZone = 'UTC'")
+        for minute in (hours.h1, hours.h1 + 7 * MINUTE_MS):
+            e = expected_candle(minute_trades(hours.sim, "BTCUSDT", minute))
+            assert rows(con, "select volume, quote_volume, vwap, trade_count from candles_1m where symbol = "
+                             "'BTCUSDT' and minute_start = ?", [naive(minute)]) == [
+                (e["volume"], e["quote_volume"], e["vwap"], e["trade_count"])]

@@ -7,7 +7,7 @@ with source as (
     {%- if patterns %}
     select * from read_parquet([
         {%- for pattern in patterns %}'{{ pattern }}'{{ ', ' if not loop.last }}{% endfor -%}
-    ], hive_partitioning = true, union_by_name = true)  -- by name: files of the first layout carry a quote_qty
+    ], hive_partitioning = true)  -- columns bind by name: files of the first layout (with a quote_qty) read too
     {%- else %}
     -- no minute file in the window
     select
