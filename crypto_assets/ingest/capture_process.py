@@ -122,7 +122,7 @@ def run(ws_url: str, symbols: list[str], lake_url: str, endpoint_url: str | None
 
 def _drain(capture: LiveCapture, send) -> None:
     """The spool's drainer: writes waiting minutes as soon as the lake answers, says what waits every STATUS_S."""
-    delay, next_status = 0.0, time.monotonic()
+    delay, next_status = 0.0, 0.0
     while True:
         time.sleep(delay)
         try:
@@ -134,7 +134,7 @@ def _drain(capture: LiveCapture, send) -> None:
             send(LogLine("WARNING", f"draining the spool failed ({type(exc).__name__}: {exc}); retrying"))
         status = capture.spool_status()
         if status is None:
-            delay, next_status = RETRY_FIRST_S, time.monotonic() + STATUS_S
+            delay, next_status = RETRY_FIRST_S, 0.0  # the next wait is reported at once, then every STATUS_S
             continue
         delay = min(RETRY_MAX_S, max(RETRY_FIRST_S, delay * 2))  # the lake failed again: back off
         if time.monotonic() >= next_status:
