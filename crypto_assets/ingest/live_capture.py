@@ -113,7 +113,8 @@ class LiveCapture:
         why = self.lake_error or "not retried yet since the capture process started"
         return (f"{len(self.spool)} minute(s) wait in the spool {self.spool.folder} for the lake "
                 f"({self.spool.bytes / 2**20:.1f} of {self.spool.max_bytes / 2**20:.0f} MB), the oldest "
-                f"{oldest.symbol} {minute_key(oldest.minute_start_ms)}, waiting since {utc_text(oldest.spooled_at_ms)}: {why}")
+                f"{oldest.symbol} {minute_key(oldest.minute_start_ms)}, waiting since "
+                f"{utc_text(oldest.spooled_at_ms)}: {why}")
 
     def _store(self, minute: DecidedMinute, now_ms: int) -> StoredMinute | None:
         """Write and verify a complete minute; None when it went to the spool instead (reported once drained)."""

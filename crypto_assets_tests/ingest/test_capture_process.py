@@ -3,10 +3,17 @@
 import os
 import subprocess
 import time
+from decimal import Decimal
 
 import pytest
 
-from crypto_assets.ingest.capture_process import ENVIRONMENT, Alive, LogLine, command, decode_message
+from crypto_assets.exchange.models import Kline
+from crypto_assets.ingest.capture_process import ENVIRONMENT, Alive, LogLine, MinuteDecided, command, decode_message
+from crypto_assets.ingest.minutes import MINUTE_MS
+from crypto_assets.ingest.spool import MinuteSpool, SpooledMinute
+from crypto_assets.ingest.stored_minutes import WRITTEN
+from crypto_assets.lake import LocalLake, trades_to_table
+from crypto_assets_tests.ground_truth import past_minute, truth
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +47,36 @@ def test_stops_when_its_parent_stops_reading(simulator, tmp_path):
 
 
 def test_bad_arguments_fail_with_a_message(tmp_path):
-    result = subprocess.run(command("ws://127.0.0.1:1", ["BTCUSDT"], "ftp://nowhere", None, str(tmp_path / "spool"), 64), capture_output=True,
-                            timeout=60)
+    args = command("ws://127.0.0.1:1", ["BTCUSDT"], "ftp://nowhere", None, str(tmp_path / "spool"), 64)
+    result = subprocess.run(args, capture_output=True, timeout=60)
     assert result.returncode != 0
     assert b"CRYPTO_LAKE_URL" in result.stderr or b"ftp://nowhere" in result.stderr
+
+
+def test_minutes_left_in_the_spool_are_written_first(simulator, tmp_path):
+    """A capture process finds what an earlier one spooled (the lake was down when it died) and writes it first."""
+    minute = past_minute(simulator, 3)
+    trades = truth(simulator, "BTCUSDT", minute, minute + MINUTE_MS)
+    assert trades
+    kline = Kline("BTCUSDT", minute, minute + MINUTE_MS - 1, "0", "0", "0", "0",
+                  str(sum(Decimal(t.qty) for t in trades)), "0", len(trades), "0", "0",
+                  first_trade_id=trades[0].trade_id, last_trade_id=trades[-1].trade_id)
+    spool = MinuteSpool(tmp_path / "spool", 2**20)
+    spool.put(SpooledMinute("BTCUSDT", minute, trades, kline, minute + MINUTE_MS))
+    spool.close()
+
+    capture = start(simulator, tmp_path)
+    try:
+        messages = []
+        deadline = time.time() + 30
+        while time.time() < deadline and not any(isinstance(m, MinuteDecided) for m in messages):
+            messages.append(decode_message(capture.stdout.readline()))
+    finally:
+        capture.terminate()
+    assert capture.wait(15) == 0
+    assert any(isinstance(m, LogLine) and "1 minute(s) found in the spool" in m.message for m in messages), messages
+    first = next(m for m in messages if isinstance(m, MinuteDecided))
+    assert (first.symbol, first.outcome.minute_start_ms, first.outcome.action) == ("BTCUSDT", minute, WRITTEN)
+    assert first.outcome.ok, first.outcome.problems
+    assert LocalLake(tmp_path / "lake").read_minute("BTCUSDT", minute).equals(trades_to_table(trades))
+    assert not list((tmp_path / "spool").glob("*.minute"))

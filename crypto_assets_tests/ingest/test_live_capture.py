@@ -100,7 +100,7 @@ def test_minutes_touched_by_a_disconnect_or_malformed_frame_are_left_to_rest(tmp
             assert_equals_truth(sim, lake, "BTCUSDT", minute)
 
 
-# ---- what the lake refuses, and a lake that fails for a while ---------------------------------------------------------
+# ---- what the lake refuses, and a lake that fails for a while -------------------------------------------------------
 def synthetic_minute(symbol, minute, first_id, prices):
     """Trades (qty 0.5 each) of one minute with these prices, and its closed stream kline."""
     trades = [Trade(symbol, first_id + i, price, "0.50000000", minute + 1_000 * (i + 1), False,
