@@ -4,7 +4,7 @@ It streams (``BinanceStream``), assembles and writes minutes (``LiveCapture``) a
 message per line:
 
     {"event": "minute", "symbol": "BTCUSDT", "outcome": {...StoredMinute...}}   a minute decided (stored or given up)
-    {"event": "log", "level": "WARNING", "message": "..."}                      connects, disconnects, back-off
+    {"event": "log", "level": "WARNING", "message": "..."}                      connects, disconnects, back-off, spool
     {"event": "alive", "at": 1795...}                                           every ALIVE_S while records flow
 
 A minute the lake cannot take now (``LakeError``) waits in the spool (``--spool-dir``, at most ``--spool-max-mb``;
