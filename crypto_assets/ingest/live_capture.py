@@ -10,8 +10,8 @@ Each complete minute (``MinuteAssembler``) is written to the lake with its trade
 checked against the stream's own closed kline (``verify_stored``), so the stream and the REST path leave the same
 files and the same checks. A given-up minute is not written: the REST gap backfill fetches it. Nothing a minute
 holds stops the capture:
-- trades the lake refuses (``TradeValueError`` or another ValueError from the write): the minute is given up, its
-  reason naming the symbol, the minute and the lake's message (which names the trade and the value);
+- trades the lake refuses (``TradeValueError`` or another ValueError from the write): the minute is given up as
+  ``REFUSED`` (``stored_minutes.refused``, as on the REST path), naming the symbol, minute, trade and value;
 - a lake that does not answer (``LakeError``): the minute waits in the spool, and so does every later minute until
   the spool is empty again (a symbol's minutes reach the lake in order). ``drain_spool`` writes them oldest first,
   verified like any other, as soon as the lake answers. Without a spool, or with a full one, the minute is given up.
@@ -29,7 +29,7 @@ from crypto_assets.exchange.models import Connected, Disconnected, Kline, Malfor
 from crypto_assets.ingest.minute_assembler import DEFAULT_GRACE_MS, DecidedMinute, MinuteAssembler
 from crypto_assets.ingest.minutes import minute_key
 from crypto_assets.ingest.spool import MinuteSpool, SpooledMinute
-from crypto_assets.ingest.stored_minutes import UNPROVEN, WRITTEN, StoredMinute, verify_stored
+from crypto_assets.ingest.stored_minutes import UNPROVEN, WRITTEN, StoredMinute, refused, verify_stored
 from crypto_assets.lake.store import Lake, LakeError
 
 log = logging.getLogger(__name__)
@@ -95,8 +95,8 @@ class LiveCapture:
             except LakeError as exc:
                 self._lake_failed(exc)
                 return out
-            except (ValueError, ArithmeticError) as exc:
-                stored = self._refused(minute.symbol, minute.minute_start_ms, exc)
+            except ValueError as exc:  # TradeValueError included
+                stored = refused(minute.symbol, minute.minute_start_ms, exc)
             self.spool.remove(entry)
             out.append((minute.symbol, stored))
         if out and drained_since is not None:
@@ -125,8 +125,8 @@ class LiveCapture:
         except LakeError as exc:
             self._lake_failed(exc)
             return self._spool(minute, now_ms)
-        except (ValueError, ArithmeticError) as exc:
-            return self._refused(minute.symbol, minute.minute_start_ms, exc)
+        except ValueError as exc:  # TradeValueError included
+            return refused(minute.symbol, minute.minute_start_ms, exc)
         if self.lake_error is not None:  # without a spool: minutes were given up until now
             log.info(f"the lake answers again ({minute.symbol} {minute.key} written)")
             self.lake_error = None
@@ -155,11 +155,6 @@ class LiveCapture:
         return StoredMinute(minute.minute_start_ms, UNPROVEN, reasons=(
             f"{minute.symbol} {minute.key}: proven complete but not written: the lake does not answer "
             f"({self.lake_error or 'minutes wait from before a restart'}) and {where}",))
-
-    def _refused(self, symbol: str, minute_start_ms: int, exc: Exception) -> StoredMinute:
-        return StoredMinute(minute_start_ms, UNPROVEN, reasons=(
-            f"{symbol} {minute_key(minute_start_ms)}: the lake refuses its trades, not written: "
-            f"{type(exc).__name__}: {exc}",))
 
     def _lake_failed(self, exc: LakeError) -> None:
         if self.lake_error is None:

@@ -14,7 +14,7 @@ from crypto_assets.exchange.stream import BinanceStream
 from crypto_assets.ingest.live_capture import LiveCapture
 from crypto_assets.ingest.minutes import MINUTE_MS, minute_key
 from crypto_assets.ingest.spool import MinuteSpool
-from crypto_assets.ingest.stored_minutes import UNPROVEN, WRITTEN
+from crypto_assets.ingest.stored_minutes import REFUSED, UNPROVEN, WRITTEN
 from crypto_assets.lake import LocalLake, minute_file_path
 from crypto_assets.lake.schema import trades_to_table
 from crypto_assets_tests.exchange._clocks import FastClock
@@ -124,7 +124,7 @@ def test_a_minute_whose_value_the_lake_refuses_is_given_up_and_the_stream_goes_o
     by_minute = {outcome.minute_start_ms: outcome for _, outcome in decided}
 
     refused = by_minute[T0]
-    assert refused.action == UNPROVEN and not refused.ok
+    assert refused.action == REFUSED and not refused.ok
     reason = refused.problems[0]
     for part in ("BTCUSDT", minute_key(T0), "#101", "96748.000000001"):
         assert part in reason, reason
