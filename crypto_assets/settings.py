@@ -42,6 +42,7 @@ DEFAULT_PARTITION_DAYS = 30
 MAX_PARTITION_DAYS = 366  # the UI loads ~1.2 s per 30 days of minute partitions (bench/partitions_view.py)
 DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"  # what `make dev` / `make demo` use when none is set
 SPOOL_FOLDER = "lake_spool"  # under DAGSTER_HOME unless CRYPTO_SPOOL_DIR says otherwise
+DEFAULT_SPOOL_DIR = str(DEFAULT_DAGSTER_HOME / SPOOL_FOLDER)
 DEFAULT_SPOOL_MAX_MB = 1024
 
 
@@ -60,7 +61,7 @@ class Settings:
     gap_lookback_hours: int = 24  # how far back the gap sensor looks for minutes to backfill
     gap_settle_seconds: int = 60  # a minute is a gap only this long after its end (the stream records it in ~1 s)
     gap_max_runs: int = 2  # gap backfill runs in flight at once (they share the exchange's REST weight limit)
-    spool_dir: str = str(DEFAULT_DAGSTER_HOME / SPOOL_FOLDER)  # where stream minutes wait while the lake fails
+    spool_dir: str = DEFAULT_SPOOL_DIR  # where stream minutes wait while the lake fails
     spool_max_mb: int = DEFAULT_SPOOL_MAX_MB  # the spool's bound; past it, minutes are left to the gap backfill
 
     @classmethod

@@ -30,7 +30,6 @@ from crypto_assets.defs.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable, UnknownSymbol
 from crypto_assets.ingest.capture_process import ENVIRONMENT, LogLine, MinuteDecided, command, decode_message
 from crypto_assets.ingest.minutes import minute_key
-from crypto_assets.settings import Settings
 
 STREAM_JOB = "live_trades_stream"
 SYMBOLS_TAG = "crypto_assets/symbols"
@@ -43,9 +42,8 @@ STDERR_LINES = 40  # of the capture process, kept for the failure message
 def stream_trades(context: OpExecutionContext, exchange: ExchangeResource, lake: LakeResource) -> None:
     symbols = list(exchange.symbols)
     _check_symbols(context, exchange, symbols)
-    settings = Settings.from_env()  # the spool is the capture process's own disk, not a resource
-    capture = subprocess.Popen(command(exchange.ws_url, symbols, lake.url, lake.endpoint_url, settings.spool_dir,
-                                       settings.spool_max_mb),
+    capture = subprocess.Popen(command(exchange.ws_url, symbols, lake.url, lake.endpoint_url, lake.spool_dir,
+                                       lake.spool_max_mb),
                                env={**os.environ, **ENVIRONMENT}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
     threading.Thread(target=_collect, args=(capture.stderr, stderr_tail), name="capture-stderr", daemon=True).start()

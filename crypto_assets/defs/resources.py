@@ -5,7 +5,7 @@ from dagster_aws.s3 import S3Resource
 
 from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.lake import Lake, S3Lake, lake_from_url
-from crypto_assets.settings import Settings
+from crypto_assets.settings import DEFAULT_SPOOL_DIR, DEFAULT_SPOOL_MAX_MB, Settings
 
 
 class ExchangeResource(ConfigurableResource):
@@ -30,10 +30,14 @@ class LakeResource(ConfigurableResource):
 
     url: str
     endpoint_url: str | None = None
+    # Where the live stream's decided minutes wait while the lake does not answer (local disk of the stream's run).
+    spool_dir: str = DEFAULT_SPOOL_DIR
+    spool_max_mb: int = DEFAULT_SPOOL_MAX_MB
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "LakeResource":
-        return cls(url=settings.lake_url, endpoint_url=settings.aws_endpoint_url)
+        return cls(url=settings.lake_url, endpoint_url=settings.aws_endpoint_url, spool_dir=str(settings.spool_dir),
+                   spool_max_mb=settings.spool_max_mb)
 
     def lake(self) -> Lake:
         if not self.url.startswith("s3://"):

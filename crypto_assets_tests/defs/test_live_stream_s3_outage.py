@@ -64,17 +64,16 @@ def run_log(instance, run_id) -> list[str]:
 
 
 @pytest.mark.timeout(330)
-def test_two_minutes_without_s3_lose_nothing_and_stop_nothing(simulator, tmp_path, aws_env, monkeypatch):
+def test_two_minutes_without_s3_lose_nothing_and_stop_nothing(simulator, tmp_path, aws_env):
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     port = moto._server.server_port
     endpoint = f"http://127.0.0.1:{port}"
     bucket = f"lake-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
-    monkeypatch.setenv("CRYPTO_SPOOL_DIR", str(tmp_path / "spool"))
     (tmp_path / "dagster_home").mkdir()
     resources = {"exchange": ExchangeResource(rest_url=simulator.rest_url, ws_url=simulator.ws_url, symbols=SYMBOLS),
-                 "lake": LakeResource(url=f"s3://{bucket}/lake", endpoint_url=endpoint)}
+                 "lake": LakeResource(url=f"s3://{bucket}/lake", endpoint_url=endpoint, spool_dir=str(tmp_path / "spool"))}
     with DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as instance:
         runner = threading.Thread(target=live_trades_stream.execute_in_process, daemon=True,
                                   kwargs={"resources": resources, "instance": instance, "raise_on_error": False})
