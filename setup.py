@@ -37,6 +37,7 @@ setup(
         "dev": [
             "pytest>=8",
             "pytest-timeout>=2.3",
+            "pytest-xdist>=3.5",  # `make test` runs the suite on three workers
             "hypothesis>=6.100",
             # A real S3 server on 127.0.0.1 for the lake's S3 tests (ThreadedMotoServer), not mocks.
             "moto[server]>=5.0",
