@@ -1,7 +1,8 @@
 """The stream path stores every class of symbol Binance lists exactly: BinanceStream -> LiveCapture -> lake against
 the simulator at ten times real time, several symbol classes on one connection (BTC-quoted, a meme coin trading up
 to 92 billion units at once, 8-decimal prices, 16-decimal products), extreme quantities frequent, every minute
-compared with the ground truth trade by trade."""
+compared with the ground truth trade by trade. One trade of one minute carries a value no lake can hold (the
+simulator's bad_value fault): that minute alone is refused, naming the trade and the value, and the capture goes on."""
 
 from decimal import Decimal
 
@@ -10,8 +11,8 @@ import pytest
 from crypto_assets.exchange.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.exchange.stream import BinanceStream
 from crypto_assets.ingest.live_capture import LiveCapture
-from crypto_assets.ingest.minutes import MINUTE_MS
-from crypto_assets.ingest.stored_minutes import WRITTEN
+from crypto_assets.ingest.minutes import MINUTE_MS, minute_key
+from crypto_assets.ingest.stored_minutes import REFUSED, WRITTEN
 from crypto_assets.lake import LocalLake
 from crypto_assets.lake.schema import trades_to_table
 from crypto_assets_tests.exchange._clocks import FastClock
@@ -23,6 +24,7 @@ SPEED = 10
 CLASSES = ("BTCUSDT", "ETHBTC", "PEPEUSDT", "DOGEBTC", "WBTCBTC")
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % MINUTE_MS
 MINUTES = 2
+BAD_SYMBOL, BAD_MINUTE = "ETHBTC", T0 + MINUTE_MS
 
 
 def test_every_symbol_class_is_captured_exactly_from_the_stream(tmp_path):
@@ -30,6 +32,7 @@ def test_every_symbol_class_is_captured_exactly_from_the_stream(tmp_path):
     config = SimulatorConfig(symbols=[symbol_config(s, extreme_probability=0.2) for s in CLASSES], history_minutes=2)
     sim = Simulator(config, clock=clock)
     sim.start()
+    bad = sim.bad_value(BAD_SYMBOL, at_or_after_ms=BAD_MINUTE + 20_000)
     lake = LocalLake(tmp_path / "lake")
     live = LiveCapture(lake, CLASSES, grace_ms=30_000, clock=lambda: clock() / 1000)  # grace: a loaded CI box
     decided = {}
@@ -49,6 +52,11 @@ def test_every_symbol_class_is_captured_exactly_from_the_stream(tmp_path):
         extremes = 0
         for minute in range(T0, T0 + (MINUTES + 1) * MINUTE_MS, MINUTE_MS):
             outcome = decided[(symbol, minute)]
+            if (symbol, minute) == (BAD_SYMBOL, BAD_MINUTE):
+                assert outcome.action == REFUSED and not outcome.ok and lake.read_minute(symbol, minute) is None
+                for part in (symbol, minute_key(minute), f"#{bad['trade_id']}", bad["value"]):
+                    assert part in outcome.problems[0], outcome.problems
+                continue
             assert outcome.action == WRITTEN and outcome.ok, (symbol, outcome.problems)
             expected = truth(sim, symbol, minute, minute + MINUTE_MS)
             stored = lake.read_minute(symbol, minute)
