@@ -74,20 +74,20 @@ def built(tmp_path_factory):
         con = duckdb.connect(str(scratch / "crypto.duckdb"), read_only=True)
         con.execute("set TimeZone = 'UTC'")
         try:
-            yield sim, hour, con, run
+            yield sim, hour, con, run, root
         finally:
             con.close()
 
 
 def test_every_dbt_test_passes_for_every_class(built):
-    *_, run = built
+    _, _, _, run, _ = built
     tests = {uid: r["status"] for uid, r in run.results.items() if uid.startswith("test.")}
     assert tests and set(tests.values()) == {"pass"}, tests
 
 
 @pytest.mark.parametrize("symbol", CLASSES)
 def test_minute_candles_are_exact(built, symbol):
-    sim, hour, con, _ = built
+    sim, hour, con, _, _ = built
     got = {r[0]: r[1:] for r in rows(con, "select minute_start, open, high, low, close, trade_count, volume, "
                                           "quote_volume, taker_buy_volume, taker_buy_quote_volume, vwap "
                                           "from candles_1m where symbol = ?", [symbol])}
@@ -109,7 +109,7 @@ def test_minute_candles_are_exact(built, symbol):
 def test_candles_agree_with_the_exchange_klines(built, symbol):
     """Count and base volume equal the kline's exactly; the kline's quote volume is the exact one cut to 8
     decimals (how Binance renders it), for minutes and for the hour."""
-    sim, hour, con, _ = built
+    sim, hour, con, _, _ = built
     with BinanceRestClient(sim.rest_url) as client:
         for interval, table, key in (("1m", "candles_1m", "minute_start"), ("1h", "candles_1h", "hour_start")):
             klines = client.klines(symbol, interval, start_time=hour, end_time=hour + HOUR_MS - 1)
@@ -124,7 +124,7 @@ def test_candles_agree_with_the_exchange_klines(built, symbol):
 
 @pytest.mark.parametrize("symbol", CLASSES)
 def test_hour_and_day_volumes_are_exact(built, symbol):
-    sim, hour, con, _ = built
+    sim, hour, con, _, _ = built
     trades = [t for m in range(hour, hour + HOUR_MS, MINUTE_MS) for t in minute_trades(sim, symbol, m)]
     e = expected_candle(trades)
     assert rows(con, "select volume, quote_volume, vwap, trade_count from candles_1h where symbol = ?", [symbol]) == [
@@ -133,25 +133,45 @@ def test_hour_and_day_volumes_are_exact(built, symbol):
                 [symbol]) == [(e["volume"], e["quote_volume"], e["trade_count"])]
 
 
-def test_minute_files_of_the_first_layout_build_the_same_candles(hours, local_lake, tmp_path):
+def test_minute_files_of_the_first_layout_build_the_same_candles(built, tmp_path):
     """A lake written before the representation changed (decimal(18, 8) and a stored quote_qty) mixed with today's
-    files: silver reads both by column name and the candles are the same."""
-    lake = copy_lake(local_lake, tmp_path / "lake")
-    for minute in (hours.h1, hours.h1 + 7 * MINUTE_MS):
-        path = Path(lake.path_of("BTCUSDT", minute))
-        table = pq.read_table(path)
-        price, qty = (table.column(c).cast(pa.decimal128(18, 8)) for c in ("price", "qty"))
-        old = table.set_column(1, "price", price).set_column(2, "qty", qty).add_column(
-            3, "quote_qty", pc.multiply(price, qty).cast(pa.decimal128(18, 8)))
-        pq.write_table(old, path)
+    files: the window's first file is of the old layout, a later one holds a meme coin's 11-digit quantities. Silver
+    reads every file by column name at today's types, and the candles are the same."""
+    sim, hour, _, _, root = built
+    lake = copy_lake(root, tmp_path / "lake")
+    first = Path(lake.path_of("DOGEBTC", hour))  # the first file of the window, by path
+    table = pq.read_table(first)
+    price, qty = (table.column(c).cast(pa.decimal128(18, 8)) for c in ("price", "qty"))
+    old = table.set_column(1, "price", price).set_column(2, "qty", qty).add_column(
+        3, "quote_qty", pc.multiply(price, qty).cast(pa.decimal128(18, 8), safe=False))
+    pq.write_table(old, first)
     scratch = tmp_path / "dbt"
     run = run_dbt(["run", "--select", "+candles_1m"], scratch / "crypto.duckdb", scratch, {
-        "lake_url": str(lake.url), "window_start": window_text(hours.h1), "window_end": window_text(hours.h2)})
+        "lake_url": str(lake.url), "window_start": window_text(hour), "window_end": window_text(hour + HOUR_MS)})
     assert run.returncode == 0, run.output
     with duckdb.connect(str(scratch / "crypto.duckdb"), read_only=True) as con:
         con.execute("set TimeZone = 'UTC'")
-        for minute in (hours.h1, hours.h1 + 7 * MINUTE_MS):
-            e = expected_candle(minute_trades(hours.sim, "BTCUSDT", minute))
-            assert rows(con, "select volume, quote_volume, vwap, trade_count from candles_1m where symbol = "
-                             "'BTCUSDT' and minute_start = ?", [naive(minute)]) == [
-                (e["volume"], e["quote_volume"], e["vwap"], e["trade_count"])]
+        for symbol, minute in [("DOGEBTC", hour)] + [("PEPEUSDT", m) for m in range(hour, hour + HOUR_MS, MINUTE_MS)]:
+            trades = minute_trades(sim, symbol, minute)
+            if trades:
+                e = expected_candle(trades)
+                assert rows(con, "select volume, quote_volume, vwap, trade_count from candles_1m where symbol = ? "
+                                 "and minute_start = ?", [symbol, naive(minute)]) == [
+                    (e["volume"], e["quote_volume"], e["vwap"], e["trade_count"])], (symbol, minute)
+
+
+def test_a_table_built_with_other_column_types_is_refused_not_rounded_into(built, tmp_path):
+    """A warehouse built before quote amounts became exact has narrower columns; an incremental run must fail
+    (rebuild with --full-refresh) instead of rounding today's values into them."""
+    sim, hour, _, _, root = built
+    scratch = tmp_path / "dbt"
+    db = scratch / "crypto.duckdb"
+    variables = {"lake_url": str(root), "window_start": window_text(hour), "window_end": window_text(hour + HOUR_MS)}
+    assert run_dbt(["run", "--select", "stg_trade_minutes", "stg_trades"], db, scratch, variables).returncode == 0
+    with duckdb.connect(str(db)) as con:
+        con.execute("alter table stg_trades alter quote_qty type decimal(18, 8)")  # as the first layout built it
+    again = run_dbt(["run", "--select", "stg_trades"], db, scratch, variables)
+    assert again.returncode != 0
+    assert "schemas on this incremental model are out of sync" in again.output, again.output
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert rows(con, "select typeof(quote_qty) from stg_trades limit 1") == [("DECIMAL(18,8)",)]

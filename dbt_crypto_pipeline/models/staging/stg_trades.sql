@@ -7,7 +7,7 @@ with source as (
     {%- if patterns %}
     select * from read_parquet([
         {%- for pattern in patterns %}'{{ pattern }}'{{ ', ' if not loop.last }}{% endfor -%}
-    ], hive_partitioning = true)  -- columns bind by name: files of the first layout (with a quote_qty) read too
+    ], hive_partitioning = true, union_by_name = true)  -- not the first file's types: an old-layout file is decimal(18, 8)
     {%- else %}
     -- no minute file in the window
     select
