@@ -31,9 +31,9 @@ import msgspec
 
 from crypto_assets.exchange.stream import BinanceStream
 from crypto_assets.ingest.live_capture import LiveCapture
-from crypto_assets.ingest.spool import MinuteSpool
+from crypto_assets.ingest.spool import MinuteSpool, SpoolBusy
 from crypto_assets.ingest.stored_minutes import StoredMinute
-from crypto_assets.lake.store import lake_from_url
+from crypto_assets.lake.store import LakeError, lake_from_url
 
 ALIVE_S = 5.0
 RETRY_FIRST_S = 2.0  # the spool's drainer looks this often; after a failed retry it waits twice as long ...
@@ -135,7 +135,7 @@ def _drain(capture: LiveCapture, send, stopping: threading.Event) -> None:
     delay, next_status = 0.0, 0.0
     while not stopping.wait(delay):
         try:
-            for symbol, outcome in capture.drain_spool():
+            for symbol, outcome in capture.drain_spool(stopping.is_set):
                 send(MinuteDecided(symbol, outcome))
         except BrokenPipeError:
             return  # the parent is gone; the capture loop notices too
@@ -187,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
             args.spool_max_mb)
     except BrokenPipeError:  # the parent is gone
         return 0
+    except (SpoolBusy, LakeError, OSError) as exc:  # e.g. the spool folder busy or not writable: one line, no trace
+        print(f"capture process stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

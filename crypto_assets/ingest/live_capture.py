@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from crypto_assets.exchange.errors import utc_text
 from crypto_assets.exchange.models import Connected, Disconnected, Kline, MalformedFrame, Trade
 from crypto_assets.ingest.minute_assembler import DEFAULT_GRACE_MS, DecidedMinute, MinuteAssembler
 from crypto_assets.ingest.minutes import minute_key
 from crypto_assets.ingest.spool import MinuteSpool, SpooledMinute
-from crypto_assets.ingest.stored_minutes import UNPROVEN, WRITTEN, StoredMinute, refused, verify_stored
-from crypto_assets.lake.store import Lake, LakeError
+from crypto_assets.ingest.stored_minutes import NOT_STORED, UNPROVEN, WRITTEN, StoredMinute, refused, verify_stored
+from crypto_assets.lake.store import CorruptMinuteFile, Lake, LakeError
 
 log = logging.getLogger(__name__)
 
@@ -81,29 +81,31 @@ class LiveCapture:
                     out.append((minute.symbol, stored))
         return out
 
-    def drain_spool(self) -> list[tuple[str, StoredMinute]]:
-        """Write the spooled minutes oldest first, each verified, until the spool is empty or the lake fails again
-        (the rest wait for the next call). Returns the minutes decided now: written, or given up."""
-        out: list[tuple[str, StoredMinute]] = []
-        drained_since = self.spool.waiting_since_ms() if self.spool is not None else None
-        while self.spool is not None and (entry := self.spool.oldest()) is not None:
+    def drain_spool(self, should_stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[str, StoredMinute]]:
+        """Write the spooled minutes oldest first, each verified, until the spool is empty, the lake fails again
+        (the rest wait for the next call) or ``should_stop()``. Yields each minute as it is decided (written, or
+        given up), so a caller reports it at once."""
+        drained, drained_since = 0, self.spool.waiting_since_ms() if self.spool is not None else None
+        while self.spool is not None and not should_stop() and (entry := self.spool.oldest()) is not None:
             minute = self.spool.load(entry)
             if minute is None:
                 continue  # corrupt: set aside and reported by the spool
             try:
                 stored = self._write(minute.symbol, minute.minute_start_ms, minute.trades, minute.kline)
+            except CorruptMinuteFile as exc:
+                stored = _stuck(minute.symbol, minute.minute_start_ms, exc)
             except LakeError as exc:
                 self._lake_failed(exc)
-                return out
+                return
             except ValueError as exc:  # TradeValueError included
                 stored = refused(minute.symbol, minute.minute_start_ms, exc)
             self.spool.remove(entry)
-            out.append((minute.symbol, stored))
-        if out and drained_since is not None:
-            log.info(f"the lake answers: {len(out)} spooled minute(s) drained, the spool is empty (minutes had "
+            drained += 1
+            self.lake_error = None  # the lake answered
+            yield minute.symbol, stored
+        if drained and drained_since is not None and self.spool is not None and not len(self.spool):
+            log.info(f"the lake answers: {drained} spooled minute(s) drained, the spool is empty (minutes had "
                      f"waited since {utc_text(drained_since)})")
-        self.lake_error = None
-        return out
 
     def spool_status(self) -> str | None:
         """What waits in the spool, since when and why, for the run's log; None when nothing waits."""
@@ -122,6 +124,8 @@ class LiveCapture:
             return self._spool(minute, now_ms)  # behind the minutes already waiting
         try:
             stored = self._write(minute.symbol, minute.minute_start_ms, minute.trades, minute.kline)
+        except CorruptMinuteFile as exc:
+            return _stuck(minute.symbol, minute.minute_start_ms, exc)
         except LakeError as exc:
             self._lake_failed(exc)
             return self._spool(minute, now_ms)
@@ -162,3 +166,11 @@ class LiveCapture:
                 "decided minutes are given up (no spool)"
             log.warning(f"the lake does not answer ({exc}): {waiting} until it does")
         self.lake_error = str(exc)
+
+
+def _stuck(symbol: str, minute_start_ms: int, error: CorruptMinuteFile) -> StoredMinute:
+    """A minute whose file in the lake is unreadable: not written (a merge would need it), given up with the file
+    named, while the lake itself answers. Nothing waits behind it."""
+    return StoredMinute(minute_start_ms, NOT_STORED, reasons=(
+        f"{symbol} {minute_key(minute_start_ms)}: not written, its file in the lake is unreadable (repair or remove "
+        f"it): {error}",))

@@ -36,7 +36,7 @@ from crypto_assets.ingest.minute_checks import (
 )
 from crypto_assets.ingest.minutes import MINUTE_MS, check_whole_minutes, contiguous_ranges, minute_key
 from crypto_assets.ingest.rest_backfill import RestClient, closed_klines, fetch_minutes
-from crypto_assets.lake.store import Lake, LakeError
+from crypto_assets.lake.store import CorruptMinuteFile, Lake, LakeError
 
 WRITTEN = "written"  # fetched, proven and written by this call
 ALREADY_STORED = "already stored"  # in the lake before, verified, not fetched again
@@ -84,6 +84,8 @@ def store_range_from_rest(client: RestClient, lake: Lake, symbol: str, start_ms:
     failed: dict[int, StoredMinute] = {}  # unproven or refused
     lake_error: LakeError | None = None
     for run_start, run_end in contiguous_ranges([m for m in starts if m not in tables]):
+        if lake_error is not None:
+            break  # nothing more will be written: spend no more REST weight
         for batch in fetch_minutes(client, symbol, run_start, run_end, klines):
             minute = batch.minute_start_ms
             if not batch.proof.complete:
@@ -143,6 +145,14 @@ def verify_stored(lake: Lake, symbol: str, minutes: Sequence[int], klines: dict[
             known[minute] = lake.read_minute(symbol, minute)
         return known[minute]
 
+    def neighbour(minute: int) -> pa.Table | None:
+        """A neighbouring minute's table; an unreadable one is no neighbour (its side stays unchecked)."""
+        try:
+            return table_of(minute)
+        except CorruptMinuteFile:
+            known[minute] = None
+            return None
+
     out: dict[int, StoredMinute] = {}
     for minute in minutes:
         table = table_of(minute)
@@ -151,8 +161,8 @@ def verify_stored(lake: Lake, symbol: str, minutes: Sequence[int], klines: dict[
             out[minute] = StoredMinute(minute, ALREADY_STORED, path, checks=(
                 CheckResult("stored", False, f"{path} is not in the lake"),))
             continue
-        prev_last = _nearest_id(table_of, minute, -1)
-        next_first = _nearest_id(table_of, minute, +1)
+        prev_last = _nearest_id(neighbour, minute, -1)
+        next_first = _nearest_id(neighbour, minute, +1)
         ids = check_ids(minute, table, prev_last, next_first)
         kline = check_kline(minute, table, klines.get(minute))
         if not table.num_rows and minute not in klines and ids.passed and None not in (prev_last, next_first):

@@ -7,7 +7,7 @@
 
 from crypto_assets.lake.paths import minute_file_path, validate_minute, validate_symbol
 from crypto_assets.lake.schema import TRADE_SCHEMA, trades_to_table
-from crypto_assets.lake.store import Lake, LakeError, LocalLake, S3Lake, WriteResult, lake_from_url
+from crypto_assets.lake.store import CorruptMinuteFile, Lake, LakeError, LocalLake, S3Lake, WriteResult, lake_from_url
 
-__all__ = ["TRADE_SCHEMA", "Lake", "LakeError", "LocalLake", "S3Lake", "WriteResult", "lake_from_url",
+__all__ = ["TRADE_SCHEMA", "CorruptMinuteFile", "Lake", "LakeError", "LocalLake", "S3Lake", "WriteResult", "lake_from_url",
            "minute_file_path", "trades_to_table", "validate_minute", "validate_symbol"]

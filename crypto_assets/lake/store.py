@@ -36,6 +36,11 @@ class LakeError(RuntimeError):
     """The lake could not be read or written (the message names the path or URL and the cause)."""
 
 
+class CorruptMinuteFile(LakeError):
+    """One minute's file is in the lake but is not a valid minute file: that minute is stuck until the file is
+    repaired or removed, while the lake itself answers."""
+
+
 @dataclass(frozen=True)
 class WriteResult:
     path: str  # the file's full path or s3:// URL
@@ -82,7 +87,7 @@ class Lake(ABC):
         try:
             return parquet_to_table(data)
         except (pa.ArrowException, OSError) as exc:
-            raise LakeError(f"cannot read {self.location(key)}: not a valid minute file ({exc})") from exc
+            raise CorruptMinuteFile(f"cannot read {self.location(key)}: not a valid minute file ({exc})") from exc
 
     def write_minute(self, symbol: str, minute_start_ms: int, trades: Sequence[Trade]) -> WriteResult:
         """Merge ``trades`` into the minute's file (creating it, even empty for a minute without trades)."""

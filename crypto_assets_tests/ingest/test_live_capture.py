@@ -207,3 +207,26 @@ def test_a_lake_outage_waits_in_the_spool_and_every_minute_lands_once_in_order(t
     for minute in expected:
         assert_equals_truth(sim, lake, "BTCUSDT", minute)
         assert lake.read_minute(QUIET, minute).num_rows == 0
+
+
+def test_an_unreadable_file_in_the_lake_gives_up_its_minute_without_blocking_the_others(tmp_path):
+    """A minute whose existing file is not a valid minute file (the merge needs it) is given up naming the file; the
+    lake itself answers, so nothing waits in the spool behind it."""
+    lake = LocalLake(tmp_path / "lake")
+    spool = MinuteSpool(tmp_path / "spool", 2**20)
+    garbage = tmp_path / "lake" / minute_file_path("BTCUSDT", T0)
+    garbage.parent.mkdir(parents=True)
+    garbage.write_bytes(b"not parquet")
+    now = [T0 - 5_000]
+    live = LiveCapture(lake, ["BTCUSDT"], spool=spool, clock=lambda: now[0] / 1000)
+    live.feed(Connected(T0 - 5_000, "ws://sim"))
+    stuck_trades, stuck_kline = synthetic_minute("BTCUSDT", T0, 100, ["96748.61", "96749"])
+    good_trades, good_kline = synthetic_minute("BTCUSDT", T0 + MINUTE_MS, 102, ["96750", "96751"])
+    decided = []
+    for record in [*stuck_trades, *good_trades, stuck_kline, good_kline]:
+        now[0] = max(now[0], record.trade_time if isinstance(record, Trade) else record.received_at + 100)
+        decided += live.feed(record)
+    by_minute = {outcome.minute_start_ms: outcome for _, outcome in decided}
+    assert not by_minute[T0].ok and str(garbage) in by_minute[T0].problems[0]
+    assert by_minute[T0 + MINUTE_MS].action == WRITTEN and len(spool) == 0
+    assert garbage.read_bytes() == b"not parquet"  # left for a person to look at
