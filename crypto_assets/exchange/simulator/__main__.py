@@ -29,9 +29,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ping-interval", type=float, default=20.0, help="seconds between server pings")
     p.add_argument("--pong-timeout", type=float, default=60.0, help="seconds a ping may stay unanswered")
     p.add_argument("--max-connection-lifetime", type=float, default=24 * 3600.0, help="seconds")
+    p.add_argument("--hostile", action="store_true",
+                   help="hostile mode: every stream connection cut after 40-100 s (drop, half-open or "
+                        "serverShutdown), bursts of 10-50x a symbol's rate, empty minutes (history included)")
+    p.add_argument("--listed", action="append", default=[], metavar="SYMBOL=MINUTES",
+                   help="SYMBOL was listed MINUTES ago (repeatable): no trade or kline of it before, trade ids from "
+                        "0; the other symbols keep --history-minutes of history")
     p.add_argument("--trade-shape", choices=TRADE_SHAPES, default="current",
                    help="trade payload shape: current, pre-2024 (with b/a order ids) or without-M")
     return p.parse_args(argv)
+
+
+def parse_listed(items: list[str], symbols: list[str]) -> dict[str, int]:
+    """``["PEPEUSDT=30"]`` -> ``{"PEPEUSDT": 30}``; a bad item exits with a one-line message naming it."""
+    listed = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip().upper()
+        if not sep or not name or not value.strip().isdigit():
+            raise SystemExit(f"--listed expects SYMBOL=MINUTES with MINUTES a whole number >= 0, got {item!r}")
+        if name not in symbols:
+            raise SystemExit(f"--listed names {name}, which is not in --symbols ({','.join(symbols)})")
+        if name in listed:
+            raise SystemExit(f"--listed names {name} twice")
+        listed[name] = int(value)
+    return listed
 
 
 def build_config(args: argparse.Namespace) -> SimulatorConfig:
@@ -56,7 +78,8 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
     except ValueError as exc:
         raise SystemExit(f"bad simulator configuration: {exc}")
     return SimulatorConfig(
-        symbols=configs, seed=args.seed, history_minutes=args.history_minutes,
+        symbols=configs, seed=args.seed, history_minutes=args.history_minutes, hostile=args.hostile,
+        listed=parse_listed(args.listed, symbols),
         weight_per_minute=args.weight_per_minute,
         stream=StreamSettings(ping_interval_s=args.ping_interval, pong_timeout_s=args.pong_timeout,
                               max_lifetime_s=args.max_connection_lifetime, trade_shape=args.trade_shape),

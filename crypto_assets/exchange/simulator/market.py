@@ -9,12 +9,18 @@ The model, one second at a time (absolute epoch seconds, nothing before ``origin
   side) made of a geometric number of fills (trades); Binance aggregates exactly such groups;
 - a burst is one taker order sweeping several price levels in a single millisecond: hundreds of trades;
 - a quiet minute has no trades at all (the mid price still walks);
+- a symbol's history starts with a trade: its first second has at least one taker order (unless its rate is 0) and
+  its first minute is never quiet, so its first 1m kline holds its first trade, as on Binance after a listing;
+- hostile mode (``hostile.py``) adds bursts (10-50x the rate for a few seconds) and empty minutes, only to seconds
+  not generated yet, so everything read before and after stays one market;
 - prices and quantities are integers in units of 1e-8 (Binance's 8 decimals), on the symbol's grid (tickSize,
   stepSize) and inside its filters (PRICE_FILTER, LOT_SIZE); now and then (``extreme_probability`` per second) a
   trade is exactly ``max_qty`` and another exactly ``min_qty``;
 - sums are exact: quote amounts (price x qty, up to 16 decimals, beyond int64 for meme coins) are Python integers.
 
-Trade ids are dense per symbol: the first trade of second ``s`` has id ``first_trade_id + trades before s``.
+Trade ids are dense per symbol: the first trade of second ``s`` has id ``first_trade_id + trades before s``. A
+symbol listed during the simulator's history (``Market(listings=...)``) starts there with trade and aggregate ids 0,
+as a new spot listing does; the others start their history at their configured (realistically large) first ids.
 The per-second counts are computed once, in order, into a growing index; a second's full trade arrays are
 regenerated from the seed on demand and kept in a small LRU cache.
 """
@@ -28,6 +34,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+
+from crypto_assets.exchange.simulator.hostile import HostileMarket
 
 UNITS = 100_000_000  # 1e8: prices and quantities are integers in units of 1e-8
 MAX_UNITS = 2**63 - 1  # Binance keeps prices and quantities as int64 counts of 1e-8: 92,233,720,368.54775807
@@ -360,6 +368,22 @@ class SymbolMarket:
         step = cfg.step_units
         self._mean_qty_steps = max(1.0, cfg.mean_qty * UNITS / step)
         self._min_qty_steps, self._max_qty_steps = cfg.min_qty_units // step, cfg.max_qty_units // step
+        self.hostile = HostileMarket(seed, self._key)
+
+    def set_hostile(self, enabled: bool, now_ms: int, hostile_seed: int = 0, from_origin: bool = False) -> int:
+        """Switch hostile market behaviour on or off from the first second nobody can have seen yet: the later of
+        the first second not indexed and the second after ``now_ms`` (or the origin, with ``from_origin`` on a
+        fresh market). Returns that second."""
+        with self._lock:
+            idx = self._index
+            if from_origin and idx.size == 0:
+                first = idx.origin_s
+            else:
+                first = max(idx.origin_s + idx.size, now_ms // 1000 + 1)
+            if enabled:
+                return self.hostile.start(first, hostile_seed)
+            self.hostile.stop(first)
+            return first
 
     def _on_price_grid(self, units: float) -> int:
         """The nearest price on the tick grid inside [min_price, max_price]."""
@@ -367,6 +391,10 @@ class SymbolMarket:
 
     # ---- the random shape of one second ------------------------------------------------------------------------
     def _quiet_minute(self, minute: int) -> bool:
+        if minute == self._index.origin_s // 60:
+            return False  # the first minute holds the first trade
+        if self.hostile.windows and self.hostile.empty_minute(minute):
+            return True
         if self.cfg.quiet_minute_probability <= 0:
             return False
         rng = np.random.default_rng([self.seed, self._key, minute, 2])
@@ -378,7 +406,10 @@ class SymbolMarket:
         z = float(rng.standard_normal())
         if self._quiet_minute(second // 60):
             return z, np.empty(0, np.int64), 0
-        n_orders = int(rng.poisson(self._agg_rate))
+        rate = self._agg_rate * (self.hostile.rate_multiplier(second) if self.hostile.windows else 1)
+        n_orders = int(rng.poisson(rate))
+        if n_orders == 0 and second == self._index.origin_s and self._agg_rate > 0:
+            n_orders = 1  # a history starts with a trade
         fills = rng.geometric(self._fill_p, n_orders).astype(np.int64) if n_orders else np.empty(0, np.int64)
         burst_aggs = 0
         if rng.random() < self.cfg.burst_probability:
@@ -730,14 +761,32 @@ class _Stats:
 class Market:
     """All symbols of the simulated exchange."""
 
-    def __init__(self, symbols: list[SymbolConfig], seed: int, origin_ms: int):
+    def __init__(self, symbols: list[SymbolConfig], seed: int, origin_ms: int,
+                 listings: dict[str, int] | None = None):
+        """``origin_ms``: the start of every symbol's history (floored to the minute), except the symbols of
+        ``listings`` ({symbol: listing time in ms}), whose history starts at their listing minute with trade and
+        aggregate ids 0: nothing of them exists before (no trade, no kline)."""
         if not symbols:
             raise ValueError("the market needs at least one symbol")
+        listings = dict(listings or {})
+        unknown = set(listings) - {cfg.symbol for cfg in symbols}
+        if unknown:
+            raise ValueError(f"listed symbols not in the market: {', '.join(sorted(unknown))}")
         self.seed = seed
         self.origin_ms = origin_ms - origin_ms % MS_PER_MINUTE
-        self.symbols: dict[str, SymbolMarket] = {
-            cfg.symbol: SymbolMarket(cfg, seed, self.origin_ms) for cfg in symbols
-        }
+        self.listings = {s: ms - ms % MS_PER_MINUTE for s, ms in listings.items()}
+        self.symbols: dict[str, SymbolMarket] = {}
+        for cfg in symbols:
+            if cfg.symbol in self.listings:
+                cfg = SymbolConfig(**{**cfg.__dict__, "first_trade_id": 0, "first_agg_id": 0})
+                self.symbols[cfg.symbol] = SymbolMarket(cfg, seed, self.listings[cfg.symbol])
+            else:
+                self.symbols[cfg.symbol] = SymbolMarket(cfg, seed, self.origin_ms)
+
+    def set_hostile(self, enabled: bool, now_ms: int, hostile_seed: int = 0, from_origin: bool = False) -> dict:
+        """Hostile market behaviour on or off for every symbol (see ``SymbolMarket.set_hostile``); returns
+        {symbol: first second concerned}."""
+        return {s: m.set_hostile(enabled, now_ms, hostile_seed, from_origin) for s, m in self.symbols.items()}
 
     def __getitem__(self, symbol: str) -> SymbolMarket:
         return self.symbols[symbol]

@@ -8,6 +8,10 @@
 ``Simulator`` runs its event loop in a background thread (``with Simulator(...) as sim:`` in tests) or in the
 foreground (``python -m crypto_assets.exchange.simulator``). Every fault can be injected in process
 (``sim.drop_connections()``) or over HTTP (``POST /_sim/faults/drop``); both call the same code.
+
+Hostile mode (``SimulatorConfig.hostile``, ``--hostile``, ``sim.hostile()``, ``POST /_sim/faults/hostile``) is
+``hostile.py``: connections cut after 40-100 s, bursts and empty minutes. A symbol of ``SimulatorConfig.listed``
+was listed that many minutes before start-up: nothing of it exists before (see ``Market``).
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ class SimulatorConfig:
     ban_seconds: int = 120
     connection_attempts_per_5min: int = 300
     stream: StreamSettings = field(default_factory=StreamSettings)
+    hostile: bool = False  # hostile mode from the start: the whole history has its bursts and empty minutes
+    hostile_seed: int | None = None  # defaults to seed
+    listed: dict[str, int] = field(default_factory=dict)  # symbol -> listed this many minutes before start-up
 
 
 class Simulator:
@@ -58,13 +65,21 @@ class Simulator:
         origin = self.config.origin_ms
         if origin is None:
             origin = clock() - self.config.history_minutes * 60_000
-        self.market = Market(self.config.symbols, self.config.seed, origin)
+        now = clock()
+        for symbol, minutes in self.config.listed.items():
+            if not isinstance(minutes, int) or isinstance(minutes, bool) or minutes < 0:
+                raise ValueError(f"listed {symbol}: minutes must be an integer >= 0, got {minutes!r}")
+        self.market = Market(self.config.symbols, self.config.seed, origin,
+                             listings={s: now - m * 60_000 for s, m in self.config.listed.items()})
         self.faults = Faults()
         self.limiter = RequestWeightLimiter(self.config.weight_per_minute, self.config.tolerated_violations,
                                             self.config.ban_seconds)
         self.connection_limiter = ConnectionAttemptLimiter(self.config.connection_attempts_per_5min)
         self.rest = RestApi(self.market, self.limiter, self.faults, clock)
         self.hub = StreamHub(self.market, self.faults, clock, self.config.stream)
+        self.hostile_seed: int | None = None  # hostile mode on (with this seed) or off (None)
+        if self.config.hostile:
+            self._set_hostile(True, self.config.hostile_seed, from_origin=True)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
@@ -173,6 +188,27 @@ class Simulator:
         """Send ``serverShutdown`` on every connection and close them ``grace_s`` later."""
         return self._call(self.hub.server_shutdown, grace_s)
 
+    def hostile(self, enabled: bool = True, seed: int | None = None) -> dict:
+        """Hostile mode on or off: every stream connection cut after 40-100 s (drop, half-open or serverShutdown),
+        bursts of 10-50x a symbol's rate, empty minutes (see ``hostile.py``). The market changes only from the first
+        second not generated yet, so the ground truth, REST, klines and the stream stay one market. ``seed``
+        defaults to the simulator's seed. Returns ``{"enabled", "seed", "from_ms": {symbol: first ms concerned}}``."""
+        return self._call(self._set_hostile, enabled, seed)
+
+    def _set_hostile(self, enabled, seed=None, from_origin: bool = False) -> dict:
+        if not isinstance(enabled, bool):
+            raise ValueError(f"hostile: enabled must be true or false, got {enabled!r}")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            raise ValueError(f"hostile: seed must be an integer, got {seed!r}")
+        seed = self.config.seed if seed is None else seed
+        now = self.clock()
+        if enabled and self.hostile_seed is not None and self.hostile_seed != seed:
+            self.market.set_hostile(False, now)  # a new seed: end the old window, start a new one
+        firsts = self.market.set_hostile(enabled, now, seed, from_origin)
+        self.hostile_seed = seed if enabled else None
+        self.hub.set_hostile(self.hostile_seed)
+        return {"enabled": enabled, "seed": self.hostile_seed, "from_ms": {s: f * 1000 for s, f in firsts.items()}}
+
     def send_malformed(self, symbol: str, count: int = 1, kind: str | None = None) -> None:
         """Replace the next ``count`` trade frames of ``symbol`` with malformed ones (kinds cycle if not given)."""
         self._call(self.faults.add_malformed, symbol, count, kind)
@@ -228,11 +264,13 @@ class Simulator:
         self._call(self.faults.resume, symbol)
 
     def clear_faults(self) -> None:
+        """Clear the injected faults; hostile mode stays as it is (``hostile(False)`` ends it), and a connection it
+        cut half-open stays silent."""
         def apply():
             fresh = Faults()
             self.faults.__dict__.update(fresh.__dict__)
             for s in self.hub.sessions.values():
-                s.half_open = False
+                s.half_open = s.silenced_for_good
         self._call(apply)
 
     def state(self) -> dict:
@@ -241,6 +279,9 @@ class Simulator:
             "symbols": list(self.market.symbols), "connections": self.hub.describe(),
             "weights": self.limiter.stats(), "faults": self.faults.as_dict(),
             "malformed_sent": self.hub.malformed_sent,
+            "hostile": {"enabled": self.hostile_seed is not None, "seed": self.hostile_seed,
+                        "cuts": list(self.hub.cuts)},
+            "listings": dict(self.market.listings),
         })
 
     # ---- connections --------------------------------------------------------------------------------------------
@@ -331,6 +372,7 @@ class Simulator:
             "pause": lambda: self.pause_symbol(args["symbol"], args.get("duration_s")),
             "resume": lambda: self.resume_symbol(args["symbol"]),
             "clear": self.clear_faults,
+            "hostile": lambda: self._set_hostile(args.get("enabled", True), args.get("seed")),
         }
         if name not in actions:
             return None

@@ -4,6 +4,10 @@ One pump task runs every ``tick_ms``. For every symbol with at least one subscri
 trade time has passed (minus any injected stream latency), encodes each payload once, and writes every session's
 share as one buffer. Per-symbol cursors are shared by all sessions: a session sees the trades that happen while it
 is subscribed, exactly as on Binance.
+
+In hostile mode (``set_hostile``) every session also carries a planned cut (``hostile.ConnectionCutter``): when its
+time comes the keepalive pass drops it, silences it for good (half-open) or sends ``serverShutdown`` and closes it a
+few seconds later. ``cuts`` keeps a record of each cut made.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Callable
 
 from crypto_assets.exchange.simulator import payloads, wire
 from crypto_assets.exchange.simulator.faults import Faults, corrupt
+from crypto_assets.exchange.simulator.hostile import ConnectionCutter, Cut
 from crypto_assets.exchange.simulator.market import Market
 
 log = logging.getLogger(__name__)
@@ -58,6 +63,8 @@ class Session:
     incoming: collections.deque = field(default_factory=collections.deque)
     closed: bool = False
     sent_messages: int = 0
+    cut: Cut | None = None  # hostile mode: how and when the network cuts this connection
+    silenced_for_good: bool = False  # cut half-open by hostile mode: it never sends again
 
     def symbols(self) -> set[str]:
         return {s.split("@", 1)[0].upper() for s in self.streams}
@@ -111,6 +118,8 @@ class StreamHub:
         self._cursors: dict[str, _Cursor] = {}
         self._pump_task: asyncio.Task | None = None
         self.malformed_sent = 0
+        self.cutter: ConnectionCutter | None = None  # hostile mode on
+        self.cuts: collections.deque[dict] = collections.deque(maxlen=10_000)  # the cuts made, oldest first
 
     # ---- sessions -----------------------------------------------------------------------------------------------
     async def serve(self, request: wire.Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -129,6 +138,8 @@ class StreamHub:
             writer.close()
             return
         session = Session(writer, ip, combined, now, last_ping_ms=now)
+        if self.cutter is not None:
+            session.cut = self.cutter.plan(now)
         self._subscribe(session, streams)
         self.sessions[session.id] = session
         self._ensure_pump()
@@ -340,7 +351,9 @@ class StreamHub:
                 if session.half_open_until_ms and now >= session.half_open_until_ms:
                     session.abort()
                 continue
-            if now - session.connected_ms >= st.max_lifetime_s * 1000:
+            if session.cut is not None and now >= session.cut.at_ms and not session.closed:
+                self._cut(session, now)
+            elif now - session.connected_ms >= st.max_lifetime_s * 1000:
                 session.close(1000, "connection lifetime reached")
             elif session.shutdown_at_ms and now >= session.shutdown_at_ms:
                 session.close(1001, "server shutdown")
@@ -352,6 +365,39 @@ class StreamHub:
                 session.last_ping_ms = now
                 if not session.unanswered_ping_since_ms:
                     session.unanswered_ping_since_ms = now
+
+    # ---- hostile mode ------------------------------------------------------------------------------------------
+    def set_hostile(self, seed: int | None) -> int:
+        """Hostile network on (with ``seed``) or off (None). On: every live session gets a cut 40-100 s from now,
+        every new one 40-100 s from its start. Off: planned cuts are forgotten (sessions already cut stay cut).
+        Returns the number of sessions whose plan changed."""
+        now = self.clock()
+        live = [s for s in self.sessions.values() if not s.closed and not s.silenced_for_good]
+        if seed is None:
+            self.cutter = None
+            for s in live:
+                s.cut = None
+            return len(live)
+        if self.cutter is None or self.cutter.seed != seed:
+            self.cutter = ConnectionCutter(seed)
+            for s in sorted(live, key=lambda s: s.id):
+                s.cut = self.cutter.plan(now)
+        return len(live)
+
+    def _cut(self, session: Session, now: int) -> None:
+        cut, session.cut = session.cut, None
+        self.cuts.append({"session": session.id, "kind": cut.kind, "connected_ms": session.connected_ms,
+                          "planned_ms": cut.at_ms, "cut_ms": now, "streams": list(session.streams)})
+        log.info("hostile network: %s on session %s after %.1f s", cut.kind, session.id,
+                 (now - session.connected_ms) / 1000)
+        if cut.kind == "drop":
+            session.abort()
+        elif cut.kind == "half_open":
+            session.half_open, session.half_open_until_ms, session.silenced_for_good = True, 0, True
+        else:
+            event = payloads.server_shutdown_event(now)
+            session.write(wire.frame(payloads.combined("!serverShutdown", event) if session.combined else event))
+            session.shutdown_at_ms = now + cut.grace_ms
 
     # ---- faults on live connections ----------------------------------------------------------------------------
     def select(self, symbol: str | None) -> list[Session]:
@@ -382,7 +428,8 @@ class StreamHub:
 
     def describe(self) -> list[dict]:
         return [{"id": s.id, "ip": s.ip, "streams": list(s.streams), "combined": s.combined,
-                 "half_open": s.half_open, "connected_ms": s.connected_ms, "sent_messages": s.sent_messages}
+                 "half_open": s.half_open, "connected_ms": s.connected_ms, "sent_messages": s.sent_messages,
+                 "hostile_cut": None if s.cut is None else {"at_ms": s.cut.at_ms, "kind": s.cut.kind}}
                 for s in self.sessions.values()]
 
 
