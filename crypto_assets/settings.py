@@ -13,6 +13,7 @@
 | CRYPTO_GAP_MAX_RUNS   | 2                                |
 | CRYPTO_SPOOL_DIR      | <DAGSTER_HOME>/lake_spool (DAGSTER_HOME defaulting to <project root>/.dagster_home) |
 | CRYPTO_SPOOL_MAX_MB   | 1024                             |
+| CRYPTO_WEIGHT_BUDGET_DIR | <DAGSTER_HOME>/weight_budget (DAGSTER_HOME defaulting to <project root>/.dagster_home) |
 
 A variable that is unset or blank takes its default. A `.env` file in the project root fills in variables that
 the real environment does not set (the real environment wins). No Dagster imports here.
@@ -44,6 +45,8 @@ DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"  # what `make dev` / `make
 SPOOL_FOLDER = "lake_spool"  # under DAGSTER_HOME unless CRYPTO_SPOOL_DIR says otherwise
 DEFAULT_SPOOL_DIR = str(DEFAULT_DAGSTER_HOME / SPOOL_FOLDER)
 DEFAULT_SPOOL_MAX_MB = 1024
+WEIGHT_BUDGET_FOLDER = "weight_budget"  # under DAGSTER_HOME unless CRYPTO_WEIGHT_BUDGET_DIR says otherwise
+DEFAULT_WEIGHT_BUDGET_DIR = str(DEFAULT_DAGSTER_HOME / WEIGHT_BUDGET_FOLDER)
 
 
 class SettingsError(ValueError):
@@ -63,6 +66,8 @@ class Settings:
     gap_max_runs: int = 2  # gap backfill runs in flight at once (they share the exchange's REST weight limit)
     spool_dir: str = DEFAULT_SPOOL_DIR  # where stream minutes wait while the lake fails
     spool_max_mb: int = DEFAULT_SPOOL_MAX_MB  # the spool's bound; past it, minutes are left to the gap backfill
+    # the REST weight budget's state files, shared by every process on the machine that calls the exchange
+    weight_budget_dir: str = DEFAULT_WEIGHT_BUDGET_DIR
 
     @classmethod
     def from_env(
@@ -110,6 +115,10 @@ class Settings:
                 get("CRYPTO_SPOOL_DIR") or str(Path(get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME) / SPOOL_FOLDER)),
             spool_max_mb=parse_int("CRYPTO_SPOOL_MAX_MB", get("CRYPTO_SPOOL_MAX_MB"), DEFAULT_SPOOL_MAX_MB,
                                    1, 1024 * 1024, "MB"),
+            weight_budget_dir=parse_local_path(
+                "CRYPTO_WEIGHT_BUDGET_DIR",
+                get("CRYPTO_WEIGHT_BUDGET_DIR")
+                or str(Path(get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME) / WEIGHT_BUDGET_FOLDER)),
         )
 
 

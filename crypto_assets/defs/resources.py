@@ -5,23 +5,30 @@ from dagster_aws.s3 import S3Resource
 
 from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.lake import Lake, S3Lake, lake_from_url
-from crypto_assets.settings import DEFAULT_SPOOL_DIR, DEFAULT_SPOOL_MAX_MB, Settings
+from crypto_assets.exchange.weight_budget import WeightBudget
+from crypto_assets.settings import DEFAULT_SPOOL_DIR, DEFAULT_SPOOL_MAX_MB, DEFAULT_WEIGHT_BUDGET_DIR, Settings
 
 
 class ExchangeResource(ConfigurableResource):
-    """Where the Binance (or simulator) endpoints are, and which symbols this deployment captures."""
+    """Where the Binance (or simulator) endpoints are, which symbols this deployment captures, and the folder of
+    the REST weight budget that every process of the machine shares (``CRYPTO_WEIGHT_BUDGET_DIR``)."""
 
     rest_url: str
     ws_url: str
     symbols: list[str]
+    weight_budget_dir: str = DEFAULT_WEIGHT_BUDGET_DIR
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ExchangeResource":
-        return cls(rest_url=settings.binance_rest_url, ws_url=settings.binance_ws_url, symbols=list(settings.symbols))
+        return cls(rest_url=settings.binance_rest_url, ws_url=settings.binance_ws_url, symbols=list(settings.symbols),
+                   weight_budget_dir=settings.weight_budget_dir)
 
     def rest_client(self, timeout: float = 10) -> BinanceRestClient:
-        """A new REST client; the caller closes it (it is a context manager)."""
-        return BinanceRestClient(self.rest_url, timeout=timeout)
+        """A new REST client spending the machine's one weight budget of the exchange host (shared through
+        ``weight_budget_dir`` with every other run and the capture process); the caller closes it (it is a
+        context manager)."""
+        return BinanceRestClient(self.rest_url, timeout=timeout,
+                                 budget=WeightBudget.for_host(self.rest_url, state_dir=self.weight_budget_dir))
 
 
 class LakeResource(ConfigurableResource):

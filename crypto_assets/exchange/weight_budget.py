@@ -1,4 +1,5 @@
-"""Binance's REQUEST_WEIGHT budget, shared by every caller in the process. No Dagster imports.
+"""Binance's REQUEST_WEIGHT budget, shared by every caller in the process, or by every process on the machine that
+names the same state folder. No Dagster imports.
 
 Binance counts request weight per IP per clock minute (6000 by default, the live value is in
 ``exchangeInfo.rateLimits``), answers 429 + ``Retry-After`` past it and bans the IP (418) for clients that keep
@@ -25,21 +26,58 @@ both run on synchronised clocks). A request sent within ``boundary_guard_ms`` (d
 on either side, is charged to both minutes and needs room in both, since the server may count it in either (clock
 skew, latency). This costs no throughput when the budget is the limit: each minute's requests then go out in a
 burst ``boundary_guard_ms`` after it starts.
+
+One budget for the whole machine: ``WeightBudget.for_host(host, state_dir=folder)`` keeps the budget's state in
+``<folder>/<host>.json`` (e.g. ``api.binance.com.json``, ``127.0.0.1_8765.json``), so that every process naming the
+same folder (the live capture process, each Dagster run, benches) spends one budget. The file holds the weight
+charged per exchange minute, the pause after a 429 with its probe, the ban after a 418, and the last limit learnt
+from ``exchangeInfo``. Every operation that reads or changes the state (each ``acquire``, ``observe``, ``pause``,
+``ban``) loads the file, decides and writes it back under an exclusive ``fcntl.flock`` of the file (some 50 µs on a
+local disk; the lock dies with its process, so a killed process never leaves the file locked), and so:
+
+- every process's ``acquire`` charges the shared minute: together they stay within share x limit;
+- a 429 seen by any process pauses all of them until its ``Retry-After``, and the probe rule holds across them (one
+  request, from whichever process comes first, goes before the others);
+- a 418 seen by any process makes every ``acquire`` of every process raise ``ExchangeBanned`` until the ban ends;
+- ``X-MBX-USED-WEIGHT-1M`` resyncs the shared count (the larger wins).
+
+A process waiting for room (or for a pause or a probe) re-reads the file every ``poll_s`` (0.25 s) of real time,
+so it notices another process's pause or ban within that; it sleeps between reads (no busy loop). The file is only
+ever an addition of caution: a file that cannot be parsed (a process killed in the middle of a write, a hand edit)
+or that holds implausible values (a pause over a day or a ban over a week ahead, a probe sent in the future: a
+file written under another clock) is treated as empty for those values, with a log warning naming the file, and is
+rewritten at once; the budget's own counts are kept (the larger of its own and the file's wins), and minutes more
+than two away from now are dropped. Without
+``state_dir`` the budget is the process's alone (tests, benches), exactly as before. The file does not reach other
+machines: see the README's "One weight budget".
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import re
 import threading
 import time
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
 from crypto_assets.exchange.errors import ExchangeBanned
+
+log = logging.getLogger(__name__)
 
 MINUTE_MS = 60_000
 DEFAULT_WEIGHT_LIMIT = 6000  # REQUEST_WEIGHT per minute until exchangeInfo says otherwise
 DEFAULT_SHARE = 0.95
 DEFAULT_BOUNDARY_GUARD_MS = 1000
+DEFAULT_POLL_S = 0.25  # how often a waiting process re-reads the shared state (real seconds)
+STATE_VERSION = 1
+MAX_PAUSE_AHEAD_MS = 86_400_000  # a pause further ahead than a day is not a Retry-After: a stale file
+MAX_BAN_AHEAD_MS = 7 * 86_400_000  # Binance bans for up to 3 days
 
 
 
@@ -51,21 +89,27 @@ class WeightBudget:
     """Request weight per exchange minute for one exchange host (see the module docstring).
 
     ``clock`` returns local milliseconds; ``speed`` is clock milliseconds per real millisecond (1 except for tests
-    that run the exchange and the budget on a fast clock), used to turn waits into real sleeps."""
+    that run the exchange and the budget on a fast clock), used to turn waits into real sleeps. ``state_dir``: the
+    folder whose state file this budget shares with every other process naming it (None: this process only);
+    ``poll_s``: how often, in real seconds, a waiting caller re-reads that file."""
 
     _registry: dict[str, "WeightBudget"] = {}
     _registry_lock = threading.Lock()
 
     def __init__(self, limit: int = DEFAULT_WEIGHT_LIMIT, share: float = DEFAULT_SHARE, *, name: str = "exchange",
                  clock: Callable[[], int] = wall_clock_ms, speed: float = 1.0,
-                 boundary_guard_ms: int = DEFAULT_BOUNDARY_GUARD_MS):
+                 boundary_guard_ms: int = DEFAULT_BOUNDARY_GUARD_MS, state_dir: str | Path | None = None,
+                 poll_s: float = DEFAULT_POLL_S):
         if not 0 < share <= 1:
             raise ValueError(f"share must be in (0, 1], got {share}")
         if limit <= 0:
             raise ValueError(f"limit must be positive, got {limit}")
+        if poll_s <= 0:
+            raise ValueError(f"poll_s must be positive, got {poll_s}")
         self.name = name
         self.share = share
         self.boundary_guard_ms = boundary_guard_ms
+        self.poll_s = poll_s
         self._limit = limit
         self.limit_known = False  # True once set_limit() has been given the exchange's own value
         self.limit_lock = threading.Lock()  # held by the one caller that fetches the limit; others wait on it
@@ -79,19 +123,28 @@ class WeightBudget:
         self._probe_sent_ms: int | None = None
         self._probe_timeout_ms = 10_000
         self._cond = threading.Condition()
+        self._file: _StateFile | None = None
         self._stats = {"acquired_weight": 0, "requests": 0, "waits": 0, "waited_s": 0.0, "max_reported_used": 0,
                        "responses_429": 0, "responses_418": 0}
+        if state_dir is not None:
+            self._file = _StateFile(state_dir, name)
 
     # ---- the registry ------------------------------------------------------------------------------------------
     @classmethod
-    def for_host(cls, host: str, **settings) -> "WeightBudget":
-        """The process-wide budget of ``host`` ('api.binance.com', '127.0.0.1:8765' or a URL), created with
-        ``settings`` on first use (later calls return the existing one unchanged)."""
-        key = host_key(host)
+    def for_host(cls, host_or_url: str, state_dir: str | Path | None = None, **settings) -> "WeightBudget":
+        """The process-wide budget of ``host_or_url`` ('api.binance.com', '127.0.0.1:8765' or a URL), created
+        with ``settings`` on first use (later calls return the existing one unchanged).
+
+        With ``state_dir`` the budget is shared, through ``<state_dir>/<host>.json``, with every process that names
+        the same folder (a budget first made without one is shared from then on); without it, it is this
+        process's own. One host cannot be shared through two folders in one process (ValueError)."""
+        key = host_key(host_or_url)
         with cls._registry_lock:
             budget = cls._registry.get(key)
             if budget is None:
-                budget = cls._registry[key] = cls(name=key, **settings)
+                budget = cls._registry[key] = cls(name=key, state_dir=state_dir, **settings)
+            elif state_dir is not None:
+                budget._share_through(state_dir)
             return budget
 
     @classmethod
@@ -100,6 +153,20 @@ class WeightBudget:
         with cls._registry_lock:
             cls._registry.pop(host_key(host), None)
 
+    def _share_through(self, state_dir: str | Path) -> None:
+        folder = Path(state_dir).expanduser().resolve()
+        with self._cond:
+            if self._file is None:
+                self._file = _StateFile(folder, self.name)
+            elif self._file.folder != folder:
+                raise ValueError(f"the weight budget of {self.name} is already shared through {self._file.folder}; "
+                                 f"it cannot also be shared through {folder}")
+
+    @property
+    def state_path(self) -> Path | None:
+        """The shared state file (None when the budget is this process's own)."""
+        return self._file.path if self._file is not None else None
+
     # ---- configuration -----------------------------------------------------------------------------------------
     @property
     def limit(self) -> int:
@@ -107,11 +174,12 @@ class WeightBudget:
 
     @property
     def ceiling(self) -> int:
-        """The most weight this process spends in one minute: share x limit."""
+        """The most weight spent in one minute (by this process, or by all processes sharing the state file):
+        share x limit."""
         return max(1, int(self._limit * self.share))
 
     def set_limit(self, limit: int) -> None:
-        with self._cond:
+        with self._cond, self._state():
             self._limit = limit
             self.limit_known = True
             self._cond.notify_all()
@@ -139,35 +207,38 @@ class WeightBudget:
         waited_from = None
         with self._cond:
             while True:
-                now = self.now_ms()
-                if self._banned_until_ms > now:
-                    raise ExchangeBanned(self._banned_until_ms, self.name)
-                if self._paused_until_ms > now:
-                    wake = self._paused_until_ms
-                elif self._probe_pending and self._probe_sent_ms is not None \
-                        and now < self._probe_sent_ms + self._probe_timeout_ms:
-                    wake = self._probe_sent_ms + self._probe_timeout_ms  # or until the probe is answered
-                else:
-                    zone = {(now - self.boundary_guard_ms) // MINUTE_MS, now // MINUTE_MS,
-                            (now + self.boundary_guard_ms) // MINUTE_MS}
-                    blocked = [m for m in zone if self._used.get(m, 0) + weight > self.ceiling]
-                    # A request heavier than the whole ceiling can never fit: let it go alone in fresh minutes.
-                    if not blocked or all(self._used.get(m, 0) == 0 for m in zone):
-                        for m in zone:
-                            self._charge(m, weight)
-                        if self._probe_pending:
-                            self._probe_sent_ms = now
-                        self._stats["acquired_weight"] += weight
-                        self._stats["requests"] += 1
-                        if waited_from is not None:
-                            self._stats["waits"] += 1
-                            self._stats["waited_s"] += (self.now_ms() - waited_from) / 1000
-                        return now
-                    wake = (max(blocked) + 1) * MINUTE_MS + self.boundary_guard_ms
+                with self._state():
+                    now = self.now_ms()
+                    if self._banned_until_ms > now:
+                        raise ExchangeBanned(self._banned_until_ms, self.name)
+                    if self._paused_until_ms > now:
+                        wake = self._paused_until_ms
+                    elif self._probe_pending and self._probe_sent_ms is not None \
+                            and now < self._probe_sent_ms + self._probe_timeout_ms:
+                        wake = self._probe_sent_ms + self._probe_timeout_ms  # or until the probe is answered
+                    else:
+                        zone = {(now - self.boundary_guard_ms) // MINUTE_MS, now // MINUTE_MS,
+                                (now + self.boundary_guard_ms) // MINUTE_MS}
+                        blocked = [m for m in zone if self._used.get(m, 0) + weight > self.ceiling]
+                        # A request heavier than the whole ceiling can never fit: let it go alone in fresh minutes.
+                        if not blocked or all(self._used.get(m, 0) == 0 for m in zone):
+                            for m in zone:
+                                self._charge(m, weight)
+                            if self._probe_pending:
+                                self._probe_sent_ms = now
+                            self._stats["acquired_weight"] += weight
+                            self._stats["requests"] += 1
+                            if waited_from is not None:
+                                self._stats["waits"] += 1
+                                self._stats["waited_s"] += (self.now_ms() - waited_from) / 1000
+                            return now
+                        wake = (max(blocked) + 1) * MINUTE_MS + self.boundary_guard_ms
                 if waited_from is None:
                     waited_from = now
-                # Woken early by ban() / set_limit(); otherwise sleep until the minute (or the pause) ends.
-                self._cond.wait(max(0.001, (wake - now + 1) / 1000 / self._speed))
+                # Woken early by ban() / set_limit() in this process; otherwise sleep until the minute (or the
+                # pause) ends, re-reading a shared state every poll_s for what the other processes did.
+                timeout = max(0.001, (wake - now + 1) / 1000 / self._speed)
+                self._cond.wait(min(timeout, self.poll_s) if self._file is not None else timeout)
 
     def _charge(self, minute: int, weight: int) -> None:
         self._used[minute] = self._used.get(minute, 0) + weight
@@ -180,7 +251,7 @@ class WeightBudget:
         then): its ``X-MBX-USED-WEIGHT-1M`` (None when there was none, or no answer at all) resyncs the minute's
         count, applied only when the answer came back in the minute the request was sent in (otherwise the server
         may have counted it in either minute)."""
-        with self._cond:
+        with self._cond, self._state():
             if self._probe_pending and self._probe_sent_ms is not None and sent_ms >= self._probe_sent_ms:
                 self._probe_pending, self._probe_sent_ms = False, None
                 self._cond.notify_all()
@@ -194,7 +265,7 @@ class WeightBudget:
     def pause(self, retry_after_s: float, used_weight: int | None = None) -> None:
         """A 429 (with its ``X-MBX-USED-WEIGHT-1M``): nobody sends before ``retry_after_s`` seconds from now, and
         then one request goes first."""
-        with self._cond:
+        with self._cond, self._state():
             self._stats["responses_429"] += 1
             if used_weight is not None:
                 self._stats["max_reported_used"] = max(self._stats["max_reported_used"], used_weight)
@@ -203,8 +274,9 @@ class WeightBudget:
 
     def ban(self, until_ms: int) -> int:
         """A 418: every acquire() raises ExchangeBanned until ``until_ms`` (exchange clock); waiting callers
-        raise at once. Returns when the ban ends (the later one, if a ban was already running)."""
-        with self._cond:
+        raise at once (in other processes sharing the state: within ``poll_s``). Returns when the ban ends (the
+        later one, if a ban was already running)."""
+        with self._cond, self._state():
             self._stats["responses_418"] += 1
             self._banned_until_ms = max(self._banned_until_ms, until_ms)
             self._cond.notify_all()
@@ -212,19 +284,172 @@ class WeightBudget:
 
     @property
     def banned_until_ms(self) -> int:
-        return self._banned_until_ms
+        with self._cond, self._state():
+            return self._banned_until_ms
 
     def used(self) -> int:
-        """Weight counted in the current exchange minute."""
-        with self._cond:
+        """Weight counted in the current exchange minute (by every process sharing the state)."""
+        with self._cond, self._state():
             return self._used.get(self.now_ms() // MINUTE_MS, 0)
 
     def stats(self) -> dict:
         """Counters for logs and tests: weight acquired, requests, waits (count and seconds), the highest
-        ``X-MBX-USED-WEIGHT-1M`` seen, and the 429 / 418 answers reported to this budget."""
-        with self._cond:
+        ``X-MBX-USED-WEIGHT-1M`` seen, and the 429 / 418 answers reported to this budget (all of this process);
+        ``used``: the current minute's count (of every process sharing the state)."""
+        with self._cond, self._state():
             return dict(self._stats, limit=self._limit, ceiling=self.ceiling, used=self._used.get(
                 self.now_ms() // MINUTE_MS, 0))
+
+    # ---- the shared state ----------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _state(self) -> Iterator[None]:
+        """Around a read or change of the budget's state (the caller holds ``_cond``): with a state file, lock it,
+        merge what it holds into this object, and write the result back if the block changed anything (or the
+        file needed repairing). Without one, nothing."""
+        if self._file is None:
+            yield
+            return
+        with self._file.locked(self.now_ms()) as (stored, repair):
+            self._merge(stored)
+            before = self._shared_fields()
+            yield
+            if repair or self._shared_fields() != before:
+                self._file.write(self._as_stored())
+
+    def _shared_fields(self) -> tuple:
+        return (tuple(sorted(self._used.items())), self._paused_until_ms, self._probe_pending, self._probe_sent_ms,
+                self._banned_until_ms, self._limit if self.limit_known else None)
+
+    def _merge(self, stored: dict) -> None:
+        """Take the file's state: the larger count of each minute, the later pause and ban, the file's probe (a
+        probe is answered in whichever process sent it) and the last limit learnt (unless learnt here)."""
+        now = self.now_ms()
+        current = now // MINUTE_MS
+        used = {m: w for m, w in self._used.items() if current - 2 <= m <= current + 2}
+        for minute, weight in stored.get("used", {}).items():
+            if current - 2 <= minute <= current + 2:
+                used[minute] = max(used.get(minute, 0), weight)
+        self._used = used
+        self._paused_until_ms = max(self._paused_until_ms, stored.get("paused_until_ms", 0))
+        self._banned_until_ms = max(self._banned_until_ms, stored.get("banned_until_ms", 0))
+        self._probe_pending = stored.get("probe_pending", False)
+        self._probe_sent_ms = stored.get("probe_sent_ms")
+        if stored.get("limit") and not self.limit_known:
+            self._limit = stored["limit"]
+
+    def _as_stored(self) -> dict:
+        return {"version": STATE_VERSION, "host": self.name, "updated_ms": self.now_ms(),
+                "used": {str(m): w for m, w in sorted(self._used.items())},
+                "paused_until_ms": self._paused_until_ms, "probe_pending": self._probe_pending,
+                "probe_sent_ms": self._probe_sent_ms, "banned_until_ms": self._banned_until_ms,
+                "limit": self._limit if self.limit_known else None}
+
+    def _after_fork(self) -> None:
+        self._cond = threading.Condition()
+        self.limit_lock = threading.Lock()
+
+
+class _StateFile:
+    """``<folder>/<host>.json``: one budget's shared state, read and written under an exclusive ``flock``.
+
+    The file is opened once per process (reopened after a fork: a descriptor inherited from the parent shares
+    the parent's lock); each ``locked()`` block reads it whole, and ``write`` replaces it in place."""
+
+    def __init__(self, folder: str | Path, host: str):
+        self.folder = Path(folder).expanduser().resolve()
+        self.path = self.folder / (re.sub(r"[^A-Za-z0-9._-]", "_", host) + ".json")
+        self._fd: int | None = None
+        self._pid = 0
+        self._locked_fd: int | None = None
+
+    def _open(self) -> int:
+        if self._fd is None or self._pid != os.getpid():
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot open the shared weight budget file {self.path}: "
+                                         f"{exc.strerror}") from None
+            self._pid = os.getpid()
+        return self._fd
+
+    @contextlib.contextmanager
+    def locked(self, now_ms: int) -> Iterator[tuple[dict, bool]]:
+        """Hold the lock; yield (the state read, True when the file held something unusable and must be
+        rewritten). ``now_ms``: the exchange clock, to tell values that cannot be right."""
+        fd = self._open()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._locked_fd = fd
+        try:
+            yield self._read(fd, now_ms)
+        finally:
+            self._locked_fd = None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def write(self, state: dict) -> None:
+        fd = self._locked_fd
+        assert fd is not None, "write() only inside locked()"
+        data = json.dumps(state, separators=(",", ":")).encode()
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+
+    def _read(self, fd: int, now_ms: int) -> tuple[dict, bool]:
+        raw = b""
+        while True:
+            chunk = os.pread(fd, 65536, len(raw))
+            if not chunk:
+                break
+            raw += chunk
+        if not raw.strip():
+            return {}, False  # a new file
+        try:
+            doc = json.loads(raw)
+            if not isinstance(doc, dict) or doc.get("version") != STATE_VERSION:
+                raise ValueError(f"not a version {STATE_VERSION} state")
+            return self._plausible(doc, now_ms)
+        except (ValueError, TypeError, AttributeError) as exc:
+            log.warning("the shared weight budget file %s is unreadable (%s: %r); treating it as empty and "
+                        "rewriting it", self.path, exc, raw[:80])
+            return {}, True
+
+    def _plausible(self, doc: dict, now: int) -> tuple[dict, bool]:
+        """The state, without values that cannot be right now (they come from another clock or a broken write)."""
+        state: dict = {"used": {int(m): int(w) for m, w in (doc.get("used") or {}).items()},
+                       "probe_pending": bool(doc.get("probe_pending")),
+                       "probe_sent_ms": int(doc["probe_sent_ms"]) if doc.get("probe_sent_ms") is not None else None,
+                       "limit": int(doc["limit"]) if doc.get("limit") else None}
+        repair = False
+        for field, ahead in (("paused_until_ms", MAX_PAUSE_AHEAD_MS), ("banned_until_ms", MAX_BAN_AHEAD_MS)):
+            value = int(doc.get(field) or 0)
+            if value > now + ahead:
+                log.warning("the shared weight budget file %s holds %s=%d, %.1f days ahead: not a real %s; "
+                            "ignoring it", self.path, field, value, (value - now) / 86_400_000,
+                            "pause" if field.startswith("paused") else "ban")
+                value, repair = 0, True
+            state[field] = value
+        if state["probe_sent_ms"] is not None and state["probe_sent_ms"] > now + MINUTE_MS:
+            log.warning("the shared weight budget file %s holds a probe sent %.0f s in the future; taking it as "
+                        "not sent", self.path, (state["probe_sent_ms"] - now) / 1000)
+            state["probe_sent_ms"], repair = None, True
+        if state["limit"] is not None and state["limit"] <= 0:
+            state["limit"] = None
+        return state, repair
+
+    def after_fork(self) -> None:
+        self._fd = None  # the inherited descriptor shares the parent's lock: open our own
+
+
+def _reinit_after_fork() -> None:
+    """In a forked child: fresh locks (a parent thread may have held one at the fork) and own file descriptors."""
+    WeightBudget._registry_lock = threading.Lock()
+    for budget in WeightBudget._registry.values():
+        budget._after_fork()
+        if budget._file is not None:
+            budget._file.after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)
 
 
 def host_key(host_or_url: str) -> str:
