@@ -16,6 +16,8 @@ class SimulatorProcess:
     ``python -m crypto_assets.exchange.simulator`` with those arguments, waits until ``/api/v3/ping`` answers,
     and terminates it on exit."""
 
+    host = "127.0.0.1"
+
     def __init__(self, *cli_args: str, start_timeout_s: float = 30):
         self.cli_args = cli_args
         self.start_timeout_s = start_timeout_s
