@@ -9,8 +9,9 @@ The model, one second at a time (absolute epoch seconds, nothing before ``origin
   side) made of a geometric number of fills (trades); Binance aggregates exactly such groups;
 - a burst is one taker order sweeping several price levels in a single millisecond: hundreds of trades;
 - a quiet minute has no trades at all (the mid price still walks);
-- a symbol's history starts with a trade: its first second has at least one taker order (unless its rate is 0) and
-  its first minute is never quiet, so its first 1m kline holds its first trade, as on Binance after a listing;
+- a symbol's history starts with a trade: its first second has at least one taker order and its first minute is
+  never quiet, so its first 1m kline holds its first trade, as on Binance after a listing; except a symbol that
+  never trades (rate 0, or every minute quiet: ``quiet_minute_probability`` 1), which has no trade at all;
 - hostile mode (``hostile.py``) adds bursts (10-50x the rate for a few seconds) and empty minutes, only to seconds
   not generated yet, so everything read before and after stays one market;
 - prices and quantities are integers in units of 1e-8 (Binance's 8 decimals), on the symbol's grid (tickSize,
@@ -369,6 +370,8 @@ class SymbolMarket:
         self._mean_qty_steps = max(1.0, cfg.mean_qty * UNITS / step)
         self._min_qty_steps, self._max_qty_steps = cfg.min_qty_units // step, cfg.max_qty_units // step
         self.hostile = HostileMarket(seed, self._key)
+        # A symbol that trades at all starts its history with a trade (see the module docstring).
+        self._trades_at_all = self._agg_rate > 0 and cfg.quiet_minute_probability < 1
 
     def set_hostile(self, enabled: bool, now_ms: int, hostile_seed: int = 0, from_origin: bool = False) -> int:
         """Switch hostile market behaviour on or off from the first second nobody can have seen yet: the later of
@@ -391,7 +394,7 @@ class SymbolMarket:
 
     # ---- the random shape of one second ------------------------------------------------------------------------
     def _quiet_minute(self, minute: int) -> bool:
-        if minute == self._index.origin_s // 60:
+        if minute == self._index.origin_s // 60 and self._trades_at_all:
             return False  # the first minute holds the first trade
         if self.hostile.windows and self.hostile.empty_minute(minute):
             return True
@@ -408,7 +411,7 @@ class SymbolMarket:
             return z, np.empty(0, np.int64), 0
         rate = self._agg_rate * (self.hostile.rate_multiplier(second) if self.hostile.windows else 1)
         n_orders = int(rng.poisson(rate))
-        if n_orders == 0 and second == self._index.origin_s and self._agg_rate > 0:
+        if n_orders == 0 and second == self._index.origin_s and self._trades_at_all:
             n_orders = 1  # a history starts with a trade
         fills = rng.geometric(self._fill_p, n_orders).astype(np.int64) if n_orders else np.empty(0, np.int64)
         burst_aggs = 0

@@ -29,8 +29,8 @@ LISTED = {"NEWUSDT": 7, "FRESHBTC": 0, "DOGEBTC": 3}
 @pytest.fixture(scope="module")
 def sim():
     symbols = [symbol_config("BTCUSDT"), symbol_config("NEWUSDT"), symbol_config("FRESHBTC"),
-               # quiet every minute but the first: the listing minute still holds the first trade
-               symbol_config("DOGEBTC", quiet_minute_probability=1.0)]
+               # quiet nearly every minute: the listing minute still holds the first trade
+               symbol_config("DOGEBTC", quiet_minute_probability=0.99)]
     config = SimulatorConfig(symbols=symbols, history_minutes=HISTORY_MINUTES, listed=LISTED)
     with Simulator(config, clock=ManualClock(T0)) as s:
         yield s
@@ -75,7 +75,7 @@ def test_start_time_zero_and_from_id_zero_find_the_listing(sim, symbol):
     assert agg_by_time == agg
 
 
-def test_a_symbol_quiet_after_its_listing_minute_still_starts_with_a_kline_of_trades(sim):
+def test_a_nearly_always_quiet_symbol_still_starts_with_a_kline_of_trades(sim):
     rows = api(sim, "klines", symbol="DOGEBTC", interval="1m", limit=1000).json()
     assert rows[0][8] > 0 and all(r[8] == 0 for r in rows[1:])
     assert all(r[1] == r[2] == r[3] == r[4] == rows[0][4] for r in rows[1:])  # empty minutes hold the last price
@@ -123,3 +123,12 @@ def test_bad_listed_argument_exits_with_a_one_line_message(value, message):
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert done.stderr == message + "\n"
+
+
+@pytest.mark.parametrize("overrides", [{"quiet_minute_probability": 1.0}, {"trades_per_second": 0.0,
+                                                                           "burst_probability": 0.0}])
+def test_a_symbol_that_never_trades_has_no_first_trade(overrides):
+    config = SimulatorConfig(symbols=[symbol_config("BTCUSDT", **overrides)], history_minutes=5)
+    with Simulator(config, clock=ManualClock(T0)) as s:
+        assert api(s, "historicalTrades", symbol="BTCUSDT", fromId=0, limit=1).json() == []
+        assert len(s.trades_between("BTCUSDT", 0, T0 + 1)) == 0
