@@ -189,6 +189,13 @@ class BinanceRestClient:
         return _parsed(answer, parse_rest_klines, symbol, answer.body)
 
     # ---- trades of a time window ---------------------------------------------------------------------------------
+    def first_trade(self, symbol: str) -> Trade | None:
+        """The symbol's first trade ever (its time and id), or None when it has not traded yet (listed, no trade).
+        One historicalTrades request from id 0 (weight 25): spot trade ids start at 0 at the listing, and
+        historicalTrades answers with the trades of id >= fromId, so its first row is the first trade."""
+        page = self.historical_trades(symbol, 0, 1)
+        return page[0] if page else None
+
     def first_trade_id(self, symbol: str, start_ms: int, end_ms: int) -> int | None:
         """Id of the first trade with start_ms <= time < end_ms, or None when the window has none (so far).
         One aggTrades request (weight 4): an aggregate's trades share its time, so the first aggregate of the

@@ -127,6 +127,23 @@ def test_typed_calls(sim, client):
     assert isinstance(rows[0], dict) and len(rows) == 3
 
 
+def test_first_trade_is_the_listing_trade_or_none_before_any_trade():
+    config = SimulatorConfig(symbols=[symbol_config("BTCUSDT"), symbol_config("NEWUSDT"),
+                                      symbol_config("NEVERUSDT", trades_per_second=0, burst_probability=0)],
+                             history_minutes=6, listed={"NEWUSDT": 3})
+    with Simulator(config) as s, BinanceRestClient(s.rest_url) as c:
+        listed = c.first_trade("NEWUSDT")  # listed 3 minutes ago: ids from 0
+        first_minute = truth(s, "NEWUSDT", 0, s.clock())
+        assert listed == first_minute[0] and listed.trade_id == 0
+        assert listed.trade_time >= s.clock() - 3 * MINUTE_MS - MINUTE_MS
+        old = c.first_trade("BTCUSDT")  # traded since the simulator's history start
+        assert old == truth(s, "BTCUSDT", 0, s.clock())[0]
+        assert old.trade_time // MINUTE_MS == s.market.origin_ms // MINUTE_MS
+        assert c.first_trade("NEVERUSDT") is None  # listed, never traded
+        with pytest.raises(ExchangeError, match="NOSUCHUSDT|-1121|[Ii]nvalid symbol"):
+            c.first_trade("NOSUCHUSDT")
+
+
 def test_exchange_info_sets_the_budget_limit(sim, client):
     info = client.exchange_info([BURSTY])
     assert [s["symbol"] for s in info["symbols"]] == [BURSTY]
