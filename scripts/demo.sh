@@ -1,6 +1,18 @@
 #!/usr/bin/env bash
 # `make demo`: start the bundled exchange simulator, wait until it answers, run `dagster dev` against it, and stop
 # the simulator when dagster dev exits (Ctrl-C included).
+#
+# Variables (environment, or `make demo NAME=value`):
+#   DEMO_HISTORY_MINUTES  how long the simulated market has traded before start-up (default 120). The gap sensor
+#                         looks back CRYPTO_GAP_LOOKBACK_HOURS (24 h); 1440 gives it a full day, at a cost. Measured
+#                         2026-12-01, 3 default symbols: the simulator starts as fast (0.3 s, 40 MB), but the first
+#                         read of a whole day makes it generate every second of it: 30-50 s of CPU per symbol, during
+#                         which it answers nothing else (stream, pings, REST), and ~0.42 GB resident in all; then the
+#                         gap sensor backfills ~5.6 million trades over REST (~140k request weight: 20+ minutes at
+#                         6000/min). So the default stays at 120 minutes (the sensor starts at a symbol's first trade).
+#   DEMO_HOSTILE=1        hostile mode: every stream connection cut after 40-100 s (dropped, half-open, or
+#                         serverShutdown), bursts of 10-50x a symbol's rate, empty minutes (default 0: off).
+#   SIM_PORT, DAGSTER_PORT, SIM_START_TIMEOUT, SIM_ARGS (extra simulator options; they come last, so they win).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +20,8 @@ SIM_PORT="${SIM_PORT:-8765}"
 DAGSTER_PORT="${DAGSTER_PORT:-3000}"
 SIM_START_TIMEOUT="${SIM_START_TIMEOUT:-30}"
 SIM_ARGS="${SIM_ARGS:-}"  # extra simulator options, e.g. "--history-minutes 70 --rate BTCUSDT=400"
+DEMO_HISTORY_MINUTES="${DEMO_HISTORY_MINUTES:-120}"
+DEMO_HOSTILE="${DEMO_HOSTILE:-0}"
 export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/.dagster_home}"
 PY=.venv/bin/python
 SIM_URL="http://127.0.0.1:${SIM_PORT}"
@@ -16,6 +30,16 @@ answers_ping() {
     "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
         "$SIM_URL/api/v3/ping" >/dev/null 2>&1
 }
+
+if ! [[ "$DEMO_HISTORY_MINUTES" =~ ^[0-9]+$ ]]; then
+    echo "demo: DEMO_HISTORY_MINUTES must be a whole number of minutes, got '$DEMO_HISTORY_MINUTES'." >&2
+    exit 2
+fi
+case "$DEMO_HOSTILE" in
+    1) hostile_args=(--hostile); echo "demo: hostile mode (DEMO_HOSTILE=1): connections cut after 40-100 s, bursts, empty minutes" ;;
+    0|"") hostile_args=() ;;
+    *) echo "demo: DEMO_HOSTILE must be 1 (on) or 0 (off), got '$DEMO_HOSTILE'." >&2; exit 2 ;;
+esac
 
 if answers_ping; then
     echo "demo: something already answers on $SIM_URL (a simulator left running?)." >&2
@@ -36,7 +60,8 @@ except SettingsError as exc:
 echo "demo: the simulator lists $SIM_SYMBOLS"
 
 # shellcheck disable=SC2086  # SIM_ARGS is a list of options (a --symbols in it wins: it comes last)
-"$PY" -m crypto_assets.exchange.simulator --host 127.0.0.1 --port "$SIM_PORT" --symbols "$SIM_SYMBOLS" $SIM_ARGS &
+"$PY" -m crypto_assets.exchange.simulator --host 127.0.0.1 --port "$SIM_PORT" --symbols "$SIM_SYMBOLS" \
+    --history-minutes "$DEMO_HISTORY_MINUTES" ${hostile_args[@]+"${hostile_args[@]}"} $SIM_ARGS &
 sim_pid=$!
 
 stop_simulator() {

@@ -348,7 +348,8 @@ class _Index:
 class SymbolMarket:
     """The market of one symbol."""
 
-    def __init__(self, cfg: SymbolConfig, seed: int, origin_ms: int, cache_trades: int = 2_000_000):
+    def __init__(self, cfg: SymbolConfig, seed: int, origin_ms: int, cache_trades: int = 2_000_000,
+                 cache_seconds: int = 20_000):
         cfg.validate()
         self.cfg = cfg
         self.seed = seed
@@ -360,6 +361,9 @@ class SymbolMarket:
         self._stats: dict[int, _Stats] = {}  # per-second kline statistics (small; kept for the process's life)
         self._cached_trades = 0
         self._cache_budget = cache_trades
+        # Also a bound on cached seconds: a second of a few trades costs ~2 kB of arrays, so a slow symbol would
+        # otherwise keep days of seconds (~250 MB a day) under the trade budget.
+        self._cache_seconds = cache_seconds
         tick = cfg.tick_units
         self._tick = tick
         self._min_price, self._max_price = cfg.min_price_units, cfg.max_price_units
@@ -482,7 +486,8 @@ class SymbolMarket:
         with self._lock:
             self._cache[second] = block
             self._cached_trades += len(block.trades)
-            while self._cached_trades > self._cache_budget and len(self._cache) > 1:
+            while ((self._cached_trades > self._cache_budget or len(self._cache) > self._cache_seconds)
+                   and len(self._cache) > 1):
                 _, old = self._cache.popitem(last=False)
                 self._cached_trades -= len(old.trades)
         return block
