@@ -5,6 +5,8 @@
 - ``warehouse``: ``WarehouseResource`` (lake, DuckDB file, symbols -> dbt vars; read-only queries);
 - ``assets``: the hourly ``@dbt_assets`` (hour partitions, single-run backfills, pool ``duckdb``) and latest prices;
 - ``charts``: candle chart PNGs for metadata;
+- ``readiness``: what a run needs first (an hour's raw minutes; candles_1m for latest prices), so that the
+  schedules skip with a reason instead of failing on a fresh machine or an empty warehouse;
 - ``schedules`` / ``sensors``: hourly build once an hour is complete; rebuild when late raw minutes arrive.
 """
 
@@ -37,7 +39,7 @@ def build_analytics_definitions(settings: Settings, duckdb_path: str | None = No
     return Definitions(
         assets=[hourly, latest],
         jobs=[hourly_job, latest_job],
-        schedules=build_schedules(hourly_job, latest_job),
+        schedules=build_schedules(hourly_job, latest_job, list(translator.raw_keys), hours),
         sensors=[build_gap_rebuild_sensor(list(translator.raw_keys), hours)],
         resources={
             "dbt": DbtCliResource(project_dir=project, profiles_dir=str(project.profiles_dir),

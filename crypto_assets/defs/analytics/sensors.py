@@ -17,10 +17,8 @@ from datetime import UTC, datetime
 from dagster import (
     AssetKey,
     AssetRecordsFilter,
-    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
-    RunsFilter,
     SensorDefinition,
     SensorEvaluationContext,
     SkipReason,
@@ -29,14 +27,11 @@ from dagster import (
 )
 
 from crypto_assets.defs.analytics.assets import DUCKDB_POOL
+from crypto_assets.defs.analytics.readiness import hours_in_flight, latest_build_started
 from crypto_assets.defs.analytics.schedules import HOURLY_JOB
 from crypto_assets.defs.sensors import RANGE_END_TAG, RANGE_START_TAG
 
-BUILT_MARKER = AssetKey("stg_trade_minutes")
 RECORDS_PER_TICK = 2000
-IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-             DagsterRunStatus.STARTED]
-PARTITION_TAG = "dagster/partition"
 
 
 def ensure_pool_limit(instance, pool: str = DUCKDB_POOL, limit: int = 1) -> bool:
@@ -51,36 +46,6 @@ def ensure_pool_limit(instance, pool: str = DUCKDB_POOL, limit: int = 1) -> bool
 def hour_of_minute(minute_key: str) -> str:
     """'2026-11-21-06:53' -> '2026-11-21-06:00'."""
     return minute_key[:-2] + "00"
-
-
-def build_started(instance, record) -> float:
-    """When the run behind a materialization record started (the event's own time for a run-less event)."""
-    run = instance.get_run_record_by_id(record.run_id) if record.run_id else None
-    if run is not None and run.start_time:
-        return run.start_time
-    if run is not None:
-        return run.create_timestamp.timestamp()
-    return record.timestamp
-
-
-def latest_build_started(instance, hour: str) -> float | None:
-    """Start of the run that last built ``hour``; None when it was never built."""
-    built = instance.fetch_materializations(AssetRecordsFilter(asset_key=BUILT_MARKER, asset_partitions=[hour]),
-                                            limit=1, ascending=False)
-    return build_started(instance, built.records[0]) if built.records else None
-
-
-def hours_in_flight(instance) -> set[str]:
-    """Hours covered by queued or running runs of the hourly job (single partitions and ranges)."""
-    covered: set[str] = set()
-    for run in instance.get_runs(RunsFilter(job_name=HOURLY_JOB, statuses=IN_FLIGHT)):
-        tags = run.tags
-        if PARTITION_TAG in tags:
-            covered.add(tags[PARTITION_TAG])
-        elif RANGE_START_TAG in tags and RANGE_END_TAG in tags:
-            covered.add(tags[RANGE_START_TAG])
-            covered.add(tags[RANGE_END_TAG])  # ranges requested here span at most two hours
-    return covered
 
 
 def build_gap_rebuild_sensor(raw_keys: list[AssetKey], hours: TimeWindowPartitionsDefinition) -> SensorDefinition:
@@ -116,7 +81,7 @@ def build_gap_rebuild_sensor(raw_keys: list[AssetKey], hours: TimeWindowPartitio
                 return False
             return window.start >= hours.start and window.end <= now
 
-        busy = hours_in_flight(instance) if pending else set()
+        busy = hours_in_flight(instance, HOURLY_JOB) if pending else set()
         requests, waiting, requested = [], {}, set()
         for hour, arrived in sorted(pending.items()):
             if hour in requested or not over_and_in_window(hour):

@@ -1,5 +1,5 @@
 """`WarehouseResource`: what the dbt runs read and write (the lake, the DuckDB file, the symbols), as dbt vars, and
-read-only queries of the built tables for the assets' metadata."""
+read-only queries of the built tables for the assets' metadata and for what the schedules wait for (`table_exists`)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ def duckdb_path_from_env(environ=os.environ) -> str:
     value = (environ.get("DBT_DUCKDB_PATH") or "").strip() or DEFAULT_DUCKDB_PATH
     path = Path(value).expanduser()
     return str(path if path.is_absolute() else (DBT_PROJECT_DIR / path).resolve())
+
+
+class WarehouseBusyError(RuntimeError):
+    """Another process (a dbt run) holds the DuckDB file's write lock, so it cannot be read now."""
 
 
 class LakeMissingError(RuntimeError):
@@ -65,6 +69,19 @@ class WarehouseResource(ConfigurableResource):
                     "CRYPTO_LAKE_URL, or materialize raw_trades/<symbol> partitions first"
                 )
         Path(self.duckdb_path).parent.mkdir(parents=True, exist_ok=True)
+
+    def table_exists(self, name: str) -> bool:
+        """Whether the DuckDB file has the table ``name`` (False when the file itself does not exist yet). Raises
+        WarehouseBusyError while a dbt run holds the file (DuckDB allows no reader beside another process's writer)."""
+        if not Path(self.duckdb_path).exists():
+            return False
+        try:
+            rows = self.query("select 1 from information_schema.tables where table_name = ? limit 1", [name])
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            raise WarehouseBusyError(f"the warehouse {self.duckdb_path} is held by another process: {exc}") from exc
+        return bool(rows)
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         """Rows of a read-only query against the DuckDB file (only while no dbt run holds it)."""

@@ -189,15 +189,3 @@ def test_wiring_pool_backfill_policy_lineage_and_freshness(backfilled):
     assert graph.get(AssetKey("stg_trades")).group_name == "silver"
     assert graph.get(AssetKey("candles_1h")).group_name == "gold"
 
-
-def test_schedule_builds_the_hour_that_just_ended(backfilled):
-    from datetime import UTC, datetime, timedelta
-
-    from dagster import build_schedule_context
-
-    defs, _, _ = backfilled
-    schedule = defs.resolve_schedule_def("analytics_every_hour")
-    assert schedule.cron_schedule == "5 * * * *"
-    when = datetime.now(UTC).replace(minute=5, second=0, microsecond=0)
-    (request,) = schedule.evaluate_tick(build_schedule_context(scheduled_execution_time=when)).run_requests
-    assert request.partition_key == (when - timedelta(hours=1)).strftime("%Y-%m-%d-%H:00")
