@@ -4,8 +4,16 @@ Materializing a partition, or a range of them (a UI backfill runs at most an hou
 minutes over REST by trade id in one paging pass (``ingest.stored_minutes.store_range_from_rest``), writes every
 minute proven complete, reads it back and checks it. Each minute that is stored and passes its three checks is
 recorded as its own partition's materialization, with its own metadata and check results. A minute that cannot be
-proven complete is neither written nor recorded: the run fails at the end naming it and why (the gap sensor or a
-retry fetches it again), after recording the good minutes.
+proven complete is neither written nor recorded: its partition gets a failed check (``agrees_with_kline`` when the
+kline is what disagrees or is missing, else ``trade_ids_dense``) whose description and metadata give the proof's
+reasons, and the run fails at the end naming it and why, after recording the good minutes. The gap sensor or a retry
+fetches it again; the passing checks of a later materialization clear the failure.
+
+A minute before the symbol's first trade (before its listing: no trade, no kline, nothing to prove) asked for by
+hand (UI / CLI backfill) is not refused: it is recorded as an empty partition (an empty Parquet file, like any
+proven-empty minute) whose metadata ``note`` says "before the symbol's first trade (first trade <id> at <time>)";
+the first trade is looked up (one REST request) only when a range's first minute has no closed kline. The gap
+sensor never asks for such minutes.
 """
 # No `from __future__ import annotations` in Dagster modules: Dagster inspects the `context` annotation at runtime.
 
@@ -35,10 +43,12 @@ from pydantic import Field
 
 from crypto_assets.defs.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable
-from crypto_assets.ingest.minute_checks import CHECK_DESCRIPTIONS
+from crypto_assets.ingest.minute_checks import CHECK_DESCRIPTIONS, DENSE_IDS, KLINE_AGREEMENT
 from crypto_assets.ingest.minutes import MINUTE_MS, minute_key
 from crypto_assets.ingest.stored_minutes import (
     ALREADY_STORED,
+    BEFORE_FIRST_TRADE,
+    UNPROVEN,
     WRITTEN,
     StoredMinute,
     store_range_from_rest,
@@ -119,9 +129,11 @@ def build_raw_trades_asset(symbol: str, partitions_def: TimeWindowPartitionsDefi
                 context.log_event(event)
             problems.update(dict.fromkeys(outcome.problems))
         recorded = sum(o.ok for o in outcomes)
+        before = sum(o.action == BEFORE_FIRST_TRADE and o.ok for o in outcomes)
         context.log.info(f"{symbol}: {recorded} of {len(outcomes)} minute(s) recorded "
                          f"({sum(o.action == WRITTEN for o in outcomes)} written, "
-                         f"{sum(o.action == ALREADY_STORED for o in outcomes)} already stored and verified)")
+                         f"{sum(o.action == ALREADY_STORED for o in outcomes)} already stored and verified"
+                         f"{f', {before} empty before the first trade' if before else ''})")
         if problems:
             failed = [o for o in outcomes if not o.ok]
             listed = "\n".join(f"- {p}" for p in list(problems)[:MAX_PROBLEMS_LISTED])
@@ -139,9 +151,19 @@ def build_raw_trades_asset(symbol: str, partitions_def: TimeWindowPartitionsDefi
 def minute_events(key: AssetKey, outcome: StoredMinute,
                   record: bool = True) -> list[AssetMaterialization | AssetCheckEvaluation]:
     """The materialization of a good minute's partition (when ``record``) and its check results; for a minute that
-    failed a check, the check results only (so the failure shows on the partition); nothing for an unproven one."""
+    failed a check, the check results only (so the failure shows on the partition); for an UNPROVEN one, a failed
+    evaluation of the check its proof failed (``unproven_check``) with the proof's reasons. (The live stream passes
+    only good minutes: its given-up minutes stay log lines.)"""
     partition = minute_key(outcome.minute_start_ms)
     events: list[AssetMaterialization | AssetCheckEvaluation] = []
+    if outcome.action == UNPROVEN:
+        return [AssetCheckEvaluation(
+            asset_key=key, check_name=unproven_check(outcome.reasons), passed=False, partition=partition,
+            severity=AssetCheckSeverity.ERROR, blocking=True,
+            description=f"minute {partition} could not be proven complete over REST, so it was not written: "
+                        + "; ".join(outcome.reasons),
+            metadata={"action": MetadataValue.text(UNPROVEN), "reasons": MetadataValue.json(list(outcome.reasons))},
+        )]
     if outcome.ok and record:
         events.append(AssetMaterialization(asset_key=key, partition=partition,
                                            metadata=materialization_metadata(outcome)))
@@ -156,6 +178,12 @@ def minute_events(key: AssetKey, outcome: StoredMinute,
     return events
 
 
+def unproven_check(reasons: tuple[str, ...]) -> str:
+    """The check an unproven minute fails: the kline agreement when a reason is about the kline, else dense ids
+    (the boundaries and the ids are what the proof could not establish)."""
+    return KLINE_AGREEMENT if any("kline" in reason for reason in reasons) else DENSE_IDS
+
+
 def materialization_metadata(outcome: StoredMinute) -> dict[str, object]:
     summary = outcome.summary
     assert summary is not None
@@ -168,6 +196,7 @@ def materialization_metadata(outcome: StoredMinute) -> dict[str, object]:
         "source": MetadataValue.text(summary.source),
         "action": MetadataValue.text(outcome.action),
         "lake_path": MetadataValue.path(outcome.path) if outcome.path else None,
+        "note": MetadataValue.text(outcome.note) if outcome.note else None,
     }
     if outcome.written_at_ms is not None:
         minute_end_ms = outcome.minute_start_ms + MINUTE_MS

@@ -13,6 +13,12 @@ Failures stay with their minute: a minute whose trades the lake refuses (a value
 that fails (``LakeError``) stops the lake work of the call: its minutes are ``NOT_STORED`` naming the lake (none is
 recorded); the files written before the failure are whole (writes are atomic), and the next run keeps them.
 
+Minutes before the symbol's first trade (before its listing) hold nothing and have no kline, so no proof can be
+made of them. When the range's first minute has no closed kline, the symbol's first trade is looked up
+(``first_trade``, one request); the minutes before its minute are stored as empty files (like any proven-empty minute)
+and come out ``BEFORE_FIRST_TRADE`` with a note "before the symbol's first trade (first trade <id> at <time>)" that
+stands in for the kline check. Nothing is fetched for them.
+
 ``verify_stored`` is step 4 alone; the live streamer uses it for the minutes it writes. No Dagster imports.
 """
 
@@ -20,12 +26,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 import pyarrow as pa
 
-from crypto_assets.exchange.models import Kline
+from crypto_assets.exchange.errors import utc_text
+from crypto_assets.exchange.models import Kline, Trade
 from crypto_assets.ingest.minute_checks import (
+    KLINE_AGREEMENT,
     SANE_VALUES,
     CheckResult,
     MinuteSummary,
@@ -43,6 +52,7 @@ ALREADY_STORED = "already stored"  # in the lake before, verified, not fetched a
 UNPROVEN = "unproven"  # could not be proven complete: not written
 REFUSED = "refused"  # proven, but the lake refused a value of it: not written (its values_sane check says why)
 NOT_STORED = "not stored"  # the lake failed before the minute was written and verified
+BEFORE_FIRST_TRADE = "before first trade"  # before the symbol's first trade: stored empty, nothing fetched
 NEIGHBOUR_WALK = 10  # minutes looked at on each side of a range to find the nearest earlier / later trade id
 
 
@@ -57,25 +67,39 @@ class StoredMinute:
     checks: tuple[CheckResult, ...] = ()
     reasons: tuple[str, ...] = ()  # why an UNPROVEN minute could not be proven
     written_at_ms: int | None = None
+    note: str | None = None  # BEFORE_FIRST_TRADE: "before the symbol's first trade (first trade <id> at <time>)"
 
     @property
     def ok(self) -> bool:
-        return self.action in (WRITTEN, ALREADY_STORED) and bool(self.checks) and all(c.passed for c in self.checks)
+        return (self.action in (WRITTEN, ALREADY_STORED, BEFORE_FIRST_TRADE) and bool(self.checks)
+                and all(c.passed for c in self.checks))
 
     @property
     def problems(self) -> list[str]:
         return list(self.reasons) + [c.description for c in self.checks if not c.passed]
 
 
-def store_range_from_rest(client: RestClient, lake: Lake, symbol: str, start_ms: int, end_ms: int, *,
+class ListingClient(RestClient, Protocol):  # the REST client, with the symbol's first trade
+    def first_trade(self, symbol: str) -> Trade | None: ...
+
+
+def store_range_from_rest(client: ListingClient, lake: Lake, symbol: str, start_ms: int, end_ms: int, *,
                           refetch: bool = False, clock: Callable[[], float] = time.time) -> list[StoredMinute]:
     """Every minute of [start_ms, end_ms) of ``symbol``, stored and verified (or why not), in order."""
     check_whole_minutes(start_ms, end_ms)
     starts = list(range(start_ms, end_ms, MINUTE_MS))
     klines = closed_klines(client, symbol, start_ms, end_ms)
+    first = client.first_trade(symbol) if start_ms not in klines else None  # a kline: listed by then
+    notes: dict[int, str] = {}  # the minutes before the first trade's minute, and what their note says
+    if first is not None:
+        note = before_first_trade_note(first)
+        first_minute = first.trade_time - first.trade_time % MINUTE_MS
+        notes = {m: note for m in starts if m < first_minute and m not in klines}
     tables: dict[int, pa.Table] = {}  # the minutes kept as stored (verified, not fetched again)
     if not refetch:
         for minute in starts:
+            if minute in notes:
+                continue
             table = lake.read_minute(symbol, minute)
             if table is not None and _verifies_alone(minute, table, klines.get(minute)):
                 tables[minute] = table
@@ -83,7 +107,14 @@ def store_range_from_rest(client: RestClient, lake: Lake, symbol: str, start_ms:
     written_at: dict[int, int] = {}
     failed: dict[int, StoredMinute] = {}  # unproven or refused
     lake_error: LakeError | None = None
-    for run_start, run_end in contiguous_ranges([m for m in starts if m not in tables]):
+    for minute in notes:  # before the first trade: nothing to fetch, an empty file like any proven-empty minute
+        try:
+            lake.write_minute(symbol, minute, [])
+            written_at[minute] = int(clock() * 1000)
+        except LakeError as exc:
+            lake_error = exc
+            break
+    for run_start, run_end in contiguous_ranges([m for m in starts if m not in tables and m not in notes]):
         if lake_error is not None:
             break  # nothing more will be written: spend no more REST weight
         for batch in fetch_minutes(client, symbol, run_start, run_end, klines):
@@ -102,7 +133,8 @@ def store_range_from_rest(client: RestClient, lake: Lake, symbol: str, start_ms:
     checked: dict[int, StoredMinute] = {}
     if lake_error is None:
         try:
-            checked = verify_stored(lake, symbol, [m for m in starts if m not in failed], klines, tables=tables)
+            checked = verify_stored(lake, symbol, [m for m in starts if m not in failed], klines, tables=tables,
+                                    notes=notes)
         except LakeError as exc:
             lake_error = exc
     out: list[StoredMinute] = []
@@ -114,9 +146,13 @@ def store_range_from_rest(client: RestClient, lake: Lake, symbol: str, start_ms:
                 f"the lake failed, so this run stored and recorded nothing more: {lake_error}",)))
         else:
             stored = checked[minute]
-            out.append(StoredMinute(minute, WRITTEN if minute in written_at else ALREADY_STORED, stored.path,
-                                    stored.summary, stored.checks, written_at_ms=written_at.get(minute)))
+            action = BEFORE_FIRST_TRADE if minute in notes else WRITTEN if minute in written_at else ALREADY_STORED
+            out.append(replace(stored, action=action, written_at_ms=written_at.get(minute)))
     return out
+
+
+def before_first_trade_note(first: Trade) -> str:
+    return f"before the symbol's first trade (first trade {first.trade_id} at {utc_text(first.trade_time)})"
 
 
 def refused(symbol: str, minute_start_ms: int, error: ValueError) -> StoredMinute:
@@ -135,9 +171,12 @@ def verify_range(client: RestClient, lake: Lake, symbol: str, start_ms: int, end
 
 
 def verify_stored(lake: Lake, symbol: str, minutes: Sequence[int], klines: dict[int, Kline], *,
-                  tables: dict[int, pa.Table] | None = None) -> dict[int, StoredMinute]:
+                  tables: dict[int, pa.Table] | None = None,
+                  notes: dict[int, str] | None = None) -> dict[int, StoredMinute]:
     """Read back each of ``minutes`` (ascending minute starts) and run the three checks, continuity with the
-    neighbouring minutes in the lake included. ``tables``: files already read (not read again)."""
+    neighbouring minutes in the lake included. ``tables``: files already read (not read again). ``notes``: minutes
+    before the symbol's first trade; an empty file of one passes the kline check with the note (there is no kline)."""
+    notes = notes or {}
     known: dict[int, pa.Table | None] = dict(tables or {})
 
     def table_of(minute: int) -> pa.Table | None:
@@ -168,8 +207,12 @@ def verify_stored(lake: Lake, symbol: str, minutes: Sequence[int], klines: dict[
         if not table.num_rows and minute not in klines and ids.passed and None not in (prev_last, next_first):
             kline = CheckResult(kline.name, True, f"{kline.description}: nothing to compare, the minute has no trade "
                                                   f"and the ids run on across it ({prev_last} -> {next_first})")
+        if not table.num_rows and minute not in klines and minute in notes:
+            kline = CheckResult(KLINE_AGREEMENT, True, f"minute {minute_key(minute)}: {notes[minute]}: no trade and "
+                                                       f"no kline, as expected", {"note": notes[minute]})
         checks = (ids, kline, check_values(minute, table))
-        out[minute] = StoredMinute(minute, ALREADY_STORED, path, summarize(minute, table), checks)
+        out[minute] = StoredMinute(minute, ALREADY_STORED, path, summarize(minute, table), checks,
+                                   note=notes.get(minute))
     return out
 
 

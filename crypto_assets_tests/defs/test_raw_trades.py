@@ -22,6 +22,7 @@ from dagster import (
 from crypto_assets.defs.partitions import minute_partitions
 from crypto_assets.defs.raw_trades import build_raw_trades_asset, raw_trades_key
 from crypto_assets.defs.resources import ExchangeResource, LakeResource
+from crypto_assets.exchange.errors import utc_text
 from crypto_assets.exchange.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.ingest.minute_checks import CHECK_DESCRIPTIONS
 from crypto_assets.ingest.minutes import MINUTE_MS, minute_key
@@ -349,3 +350,91 @@ def test_a_failing_lake_fails_the_run_naming_it_and_records_nothing(simulator, t
     assert str(blocker) in message and "lake" in message
     assert instance.get_materialized_partitions(raw_trades_key("BTCUSDT")) == set()
     assert blocker.read_text() == "a file where the lake's folder should be"
+
+
+# ---- an unproven minute shows on its partition; minutes before a symbol's first trade -------------------------------
+class LyingKlines(ExchangeResource):
+    """The exchange's kline of one minute (``lying_minute``) counts one trade more than the minute held."""
+
+    lying_minute: int
+
+    def rest_client(self, timeout: float = 10):
+        client = super().rest_client(timeout)
+        real_klines = client.klines
+
+        def klines(*args, **kwargs):
+            return [k.__class__(**{**{f: getattr(k, f) for f in k.__struct_fields__},
+                                   "trade_count": k.trade_count + (k.open_time == self.lying_minute)})
+                    for k in real_klines(*args, **kwargs)]
+        client.klines = klines
+        return client
+
+
+def check_evaluation(instance, symbol, check_name, partition):
+    """The latest evaluation of a check on one partition (None if never evaluated)."""
+    records = instance.get_event_records(EventRecordsFilter(DagsterEventType.ASSET_CHECK_EVALUATION),
+                                         ascending=False, limit=10_000)
+    for record in records:
+        evaluation = record.event_log_entry.dagster_event.event_specific_data
+        if (evaluation.asset_key, evaluation.check_name, evaluation.partition) == (
+                raw_trades_key(symbol), check_name, partition):
+            return evaluation
+    return None
+
+
+def test_an_unproven_minute_shows_a_failed_check_that_a_later_success_clears(simulator, tmp_path, instance):
+    first, last = past_minute(simulator, 3), past_minute(simulator, 2)
+    lying = last
+    lake_url = str(tmp_path / "lake")
+    res = resources(simulator.rest_url, lake_url)
+    res["exchange"] = LyingKlines(rest_url=simulator.rest_url, ws_url="ws://127.0.0.1:1", symbols=["BTCUSDT"],
+                                  lying_minute=lying)
+    assert not run("BTCUSDT", first, last, res, instance, raise_on_error=False).success
+    key = minute_key(lying)
+    failed = check_evaluation(instance, "BTCUSDT", "agrees_with_kline", key)
+    assert failed is not None and not failed.passed
+    assert f"minute {key}" in failed.description and "kline trade count" in failed.description
+    assert any("kline trade count" in r for r in failed.metadata["reasons"].value)
+    assert instance.get_materialized_partitions(raw_trades_key("BTCUSDT")) == {minute_key(first)}
+    # the exchange tells the truth again: the same partition is materialized, and its checks pass
+    assert run("BTCUSDT", lying, lying, resources(simulator.rest_url, lake_url), instance).success
+    for check in CHECK_DESCRIPTIONS:
+        assert check_status(instance, "BTCUSDT", check, key) == "SUCCEEDED"
+    assert minute_key(lying) in instance.get_materialized_partitions(raw_trades_key("BTCUSDT"))
+
+
+@pytest.fixture(scope="module")
+def listing():
+    """NEWUSDT listed 3 minutes ago (ids from 0), BTCUSDT trading since 8 minutes ago."""
+    config = SimulatorConfig(symbols=[symbol_config("BTCUSDT"), symbol_config("NEWUSDT")], history_minutes=8,
+                             listed={"NEWUSDT": 3})
+    with Simulator(config) as sim:
+        yield sim
+
+
+def test_minutes_before_the_first_trade_are_recorded_empty_with_a_note(listing, tmp_path, instance):
+    first, last = past_minute(listing, 6), past_minute(listing, 1)
+    lake_url = str(tmp_path / "lake")
+    res = resources(listing.rest_url, lake_url)
+    assert run("NEWUSDT", first, last, res, instance).success
+    opening = truth(listing, "NEWUSDT", 0, listing.clock())[0]
+    assert opening.trade_id == 0
+    listing_minute = opening.trade_time - opening.trade_time % MINUTE_MS
+    assert first < listing_minute <= last
+    recorded = materializations(instance, "NEWUSDT")
+    assert set(recorded) == {minute_key(m) for m in range(first, last + MINUTE_MS, MINUTE_MS)}
+    lake = lake_from_url(lake_url)
+    for minute in range(first, listing_minute, MINUTE_MS):
+        metadata = recorded[minute_key(minute)]
+        assert metadata["dagster/row_count"].value == 0 and lake.read_minute("NEWUSDT", minute).num_rows == 0
+        assert metadata["note"].value == (f"before the symbol's first trade (first trade 0 at "
+                                          f"{utc_text(opening.trade_time)})")
+        assert metadata["action"].value == "before first trade"
+        for check in CHECK_DESCRIPTIONS:
+            assert check_status(instance, "NEWUSDT", check, minute_key(minute)) == "SUCCEEDED"
+    assert_lake_equals_truth(listing, lake_url, "NEWUSDT", listing_minute, last)
+    assert recorded[minute_key(listing_minute)]["first_trade_id"].value == 0
+    assert "note" not in recorded[minute_key(listing_minute)]
+    # a run again keeps them (already stored, still before the first trade)
+    assert run("NEWUSDT", first, first, res, instance).success
+    assert materializations(instance, "NEWUSDT")[minute_key(first)]["note"].value.startswith("before the symbol")
