@@ -14,6 +14,7 @@ import pytest
 
 from crypto_assets.exchange.simulator import Simulator, SimulatorConfig, StreamSettings, symbol_config
 from crypto_assets.exchange.simulator.hostile import CUT_KINDS
+from crypto_assets.exchange.simulator.process import SimulatorProcess
 
 from crypto_assets_tests.exchange._clocks import FastClock
 from crypto_assets_tests.exchange.simulator._support import (
@@ -312,3 +313,21 @@ def test_every_closed_kline_streamed_matches_rest_and_the_ground_truth(hostile_c
             assert k["o"] == k["h"] == k["l"] == k["c"] and float(k["v"]) == float(k["q"]) == 0
             before = sim.trades_between(k["s"], k["t"] - 10 * MINUTE, k["t"])
             assert int(round(float(k["c"]) * 1e8)) == int(before.price[-1])
+
+
+def test_the_hostile_flag_of_the_command_line():
+    with SimulatorProcess("--symbols", "AAAUSDT", "--rate", "AAAUSDT=2", "--history-minutes", "30", "--hostile",
+                          "--seed", "4") as p:
+        with RawWebSocket(p.host, p.port, "/ws/aaausdt@trade"):
+            time.sleep(0.2)
+            state = http(p, "/_sim/state").json()
+        rows = api(p, "klines", symbol="AAAUSDT", interval="1m", limit=1000).json()[:-1]  # the closed minutes
+        truth = http(p, "/_sim/trades", {"symbol": "AAAUSDT", "startTime": rows[0][0],
+                                         "endTime": rows[-1][0] + MINUTE}).json()
+    assert state["hostile"]["enabled"] is True and state["hostile"]["seed"] == 4
+    [connection] = state["connections"]
+    assert 40_000 <= connection["hostile_cut"]["at_ms"] - connection["connected_ms"] <= 100_000
+    per_minute = {r[0]: 0 for r in rows}
+    for t in truth:
+        per_minute[t["time"] // MINUTE * MINUTE] += 1
+    assert [r[8] for r in rows] == list(per_minute.values())  # REST klines and the ground truth agree
