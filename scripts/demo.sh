@@ -36,7 +36,8 @@ if ! [[ "$DEMO_HISTORY_MINUTES" =~ ^[0-9]+$ ]]; then
     exit 2
 fi
 case "$DEMO_HOSTILE" in
-    1) hostile_args=(--hostile); echo "demo: hostile mode (DEMO_HOSTILE=1): connections cut after 40-100 s, bursts, empty minutes" ;;
+    1) hostile_args=(--hostile)
+       echo "demo: hostile mode (DEMO_HOSTILE=1): connections cut after 40-100 s, bursts, empty minutes" ;;
     0|"") hostile_args=() ;;
     *) echo "demo: DEMO_HOSTILE must be 1 (on) or 0 (off), got '$DEMO_HOSTILE'." >&2; exit 2 ;;
 esac

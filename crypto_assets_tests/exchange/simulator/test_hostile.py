@@ -67,7 +67,7 @@ class Watch:
 
 
 def watch(ws: RawWebSocket, clock, out: Watch, until_ms: int, silence_ms: int | None = None) -> None:
-    """Read ``ws`` until EOF, ``until_ms`` (simulated), or ``silence_ms`` without any frame; answer pings and a close."""
+    """Read ``ws`` until EOF, ``until_ms`` (simulated) or ``silence_ms`` without a frame; answer pings and a close."""
     while (now := clock()) < until_ms:
         if silence_ms is not None and now - (out.frames[-1][0] if out.frames else out.opened_ms) > silence_ms:
             break
