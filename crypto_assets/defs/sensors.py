@@ -259,8 +259,8 @@ def build_gap_backfill_sensor(raw_job: JobDefinition, symbols: Sequence[str],
         skipped = "".join(f"; {text}" for text in not_ready)
         if not requests:
             return SensorResult(
-                skip_reason=f"no gap due in {', '.join(starts) or 'no symbol'} up to "
-                            f"{minute_key(window_end - MINUTE_MS)}{skipped}{_waits_text(waiting)}",
+                skip_reason=(f"no gap due in {', '.join(starts)} up to {minute_key(window_end - MINUTE_MS)}"
+                             if starts else "no symbol's first trade is known yet") + skipped + _waits_text(waiting),
                 cursor=state.dump())
         context.log.info(
             f"{missing_total} minute(s) due in {sum(len(q) for q in queues.values())} range(s); requesting "

@@ -111,31 +111,39 @@ def test_ranges_are_contiguous_and_capped():
     assert [(a // MINUTE_MS, b // MINUTE_MS) for a, b in unbounded] == [(0, 3), (5, 7), (10, 80)]
 
 
-def test_missing_minutes_become_one_run_per_range_oldest_first(instance):
-    defs = definitions(CRYPTO_GAP_LOOKBACK_HOURS="1", CRYPTO_GAP_SETTLE_SECONDS="60", CRYPTO_GAP_MAX_RUNS="3")
+def gap_definitions(simulator, tmp_path, **env):
+    """Definitions whose gap sensor asks the (session's) simulator for each symbol's first trade (the start of its
+    history); the default weight budget folder, as the other tests of that simulator use."""
+    return definitions(BINANCE_REST_URL=simulator.rest_url, **env)
+
+
+def test_missing_minutes_become_one_run_per_range_newest_first(simulator, instance, tmp_path):
+    defs = gap_definitions(simulator, tmp_path, CRYPTO_GAP_LOOKBACK_HOURS="1", CRYPTO_GAP_SETTLE_SECONDS="60",
+                           CRYPTO_GAP_MAX_RUNS="3")
     now = floor_minute(int(time.time() * 1000))
-    window = list(range(now - 60 * MINUTE_MS, now - MINUTE_MS, MINUTE_MS))  # minutes ended >= 60 s ago, roughly
-    gap_a = window[10:13]
-    materialize_minutes(instance, "BTCUSDT", [m for m in window if m not in gap_a])
+    origin = simulator.market.origin_ms  # the first trade of both symbols
+    window = list(range(origin, now - MINUTE_MS, MINUTE_MS))  # minutes ended >= 60 s ago, roughly
+    older, newer = window[0:1], window[2:4]
+    materialize_minutes(instance, "BTCUSDT", [m for m in window if m not in older + newer])
     materialize_minutes(instance, "ETHUSDT", window)
     result = evaluate(defs, "raw_trades_gap_backfill", instance)
-    requests = result.run_requests
-    assert requests, result.skip_message
-    first = requests[0]
-    assert first.asset_selection == [raw_trades_key("BTCUSDT")]
-    assert (first.tags[RANGE_START_TAG], first.tags[RANGE_END_TAG]) == (minute_key(gap_a[0]), minute_key(gap_a[-1]))
-    assert first.tags[GAP_TAG] == "BTCUSDT"
-    # nothing older than the window, nothing that has not settled, nothing already materialized
-    for request in requests:
+    requests = [r for r in result.run_requests if r.tags[RANGE_START_TAG] <= minute_key(window[-1])]
+    assert len(requests) >= 2, result.skip_message
+    first, second = requests[0], requests[1]
+    assert first.asset_selection == [raw_trades_key("BTCUSDT")] and first.tags[GAP_TAG] == "BTCUSDT"
+    assert (first.tags[RANGE_START_TAG], first.tags[RANGE_END_TAG]) == (minute_key(newer[0]), minute_key(newer[-1]))
+    assert (second.tags[RANGE_START_TAG], second.tags[RANGE_END_TAG]) == (minute_key(older[0]),) * 2
+    # nothing before the first trade, nothing that has not settled, nothing already materialized
+    for request in result.run_requests:
         start = datetime.strptime(request.tags[RANGE_START_TAG], "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
-        assert start.timestamp() * 1000 >= now - 61 * MINUTE_MS
+        assert start.timestamp() * 1000 >= origin
         end = datetime.strptime(request.tags[RANGE_END_TAG], "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
         assert end.timestamp() * 1000 + MINUTE_MS <= time.time() * 1000 - 60_000
-    assert len(requests) <= 3
+    assert len(result.run_requests) <= 3
 
 
-def test_ranges_in_flight_are_not_asked_for_twice_and_runs_are_capped(instance):
-    defs = definitions(CRYPTO_GAP_LOOKBACK_HOURS="1", CRYPTO_GAP_MAX_RUNS="2")
+def test_ranges_in_flight_are_not_asked_for_twice_and_runs_are_capped(simulator, instance, tmp_path):
+    defs = gap_definitions(simulator, tmp_path, CRYPTO_GAP_LOOKBACK_HOURS="1", CRYPTO_GAP_MAX_RUNS="2")
     job = defs.resolve_job_def(RAW_TRADES_JOB)
     first = evaluate(defs, "raw_trades_gap_backfill", instance).run_requests
     assert len(first) == 2  # every minute of both symbols is missing: one range each, capped at 2 runs
@@ -144,17 +152,16 @@ def test_ranges_in_flight_are_not_asked_for_twice_and_runs_are_capped(instance):
     result = evaluate(defs, "raw_trades_gap_backfill", instance)
     assert not result.run_requests and "in flight" in result.skip_message
     # with room for more runs, the ranges in flight are still not asked for again
-    defs = definitions(CRYPTO_GAP_LOOKBACK_HOURS="1", CRYPTO_GAP_MAX_RUNS="4")
+    defs = gap_definitions(simulator, tmp_path, CRYPTO_GAP_LOOKBACK_HOURS="1", CRYPTO_GAP_MAX_RUNS="4")
     again = evaluate(defs, "raw_trades_gap_backfill", instance).run_requests or []
     in_flight = {(r.tags[GAP_TAG], r.tags[RANGE_START_TAG]) for r in first}
     assert not in_flight & {(r.tags[GAP_TAG], r.tags[RANGE_START_TAG]) for r in again}
 
 
-def test_no_gap_no_run(instance):
-    defs = definitions(CRYPTO_GAP_LOOKBACK_HOURS="1")
+def test_no_gap_no_run(simulator, instance, tmp_path):
+    defs = gap_definitions(simulator, tmp_path, CRYPTO_GAP_LOOKBACK_HOURS="1")
     now = floor_minute(int(time.time() * 1000))
     for symbol in SYMBOLS.split(","):
         materialize_minutes(instance, symbol, range(now - 62 * MINUTE_MS, now, MINUTE_MS))
     result = evaluate(defs, "raw_trades_gap_backfill", instance)
-    assert not result.run_requests and "no gap" in result.skip_message
-
+    assert not result.run_requests and "no gap due in BTCUSDT, ETHUSDT" in result.skip_message
