@@ -19,6 +19,7 @@ from crypto_assets.defs.analytics.schedules import (
     LATEST_PRICES_SCHEDULE,
 )
 from crypto_assets.defs.analytics.warehouse import WarehouseResource
+from crypto_assets.defs.partitions import hour_partitions
 from crypto_assets.settings import Settings
 from crypto_assets_tests.analytics_data import HOUR_MS, MINUTE_MS, SYMBOLS
 
@@ -166,8 +167,9 @@ def test_the_hourly_schedule_catches_up_an_hour_that_was_incomplete_at_its_tick(
 
 
 def test_no_hour_partition_yet(tmp_path):
-    defs = build_analytics_definitions(settings_for(tmp_path), duckdb_path=str(tmp_path / "crypto.duckdb"))
-    start = defs.resolve_job_def(HOURLY_JOB).partitions_def.start
+    settings = settings_for(tmp_path)
+    defs = build_analytics_definitions(settings, duckdb_path=str(tmp_path / "crypto.duckdb"))
+    start = hour_partitions(settings.partition_days).start
     with real_instance(tmp_path / "home") as instance:
         requests, reason = tick(defs, HOURLY_SCHEDULE, instance, start + timedelta(minutes=5))
     assert requests == [] and "no hour partition has ended yet" in reason
