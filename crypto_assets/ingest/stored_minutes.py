@@ -89,12 +89,7 @@ def store_range_from_rest(client: ListingClient, lake: Lake, symbol: str, start_
     check_whole_minutes(start_ms, end_ms)
     starts = list(range(start_ms, end_ms, MINUTE_MS))
     klines = closed_klines(client, symbol, start_ms, end_ms)
-    first = client.first_trade(symbol) if start_ms not in klines else None  # a kline: listed by then
-    notes: dict[int, str] = {}  # the minutes before the first trade's minute, and what their note says
-    if first is not None:
-        note = before_first_trade_note(first)
-        first_minute = first.trade_time - first.trade_time % MINUTE_MS
-        notes = {m: note for m in starts if m < first_minute and m not in klines}
+    notes = _before_first_trade(client, symbol, starts, klines)
     tables: dict[int, pa.Table] = {}  # the minutes kept as stored (verified, not fetched again)
     if not refetch:
         for minute in starts:
@@ -151,6 +146,20 @@ def store_range_from_rest(client: ListingClient, lake: Lake, symbol: str, start_
     return out
 
 
+def _before_first_trade(client: ListingClient, symbol: str, starts: list[int],
+                        klines: dict[int, Kline]) -> dict[int, str]:
+    """The minutes of ``starts`` before the symbol's first trade's minute (without a kline), with their note. The
+    first trade is asked for only when the first minute has no closed kline (with one, the symbol was listed)."""
+    if not starts or starts[0] in klines:
+        return {}
+    first = client.first_trade(symbol)
+    if first is None:
+        return {}
+    note = before_first_trade_note(first)
+    first_minute = first.trade_time - first.trade_time % MINUTE_MS
+    return {m: note for m in starts if m < first_minute and m not in klines}
+
+
 def before_first_trade_note(first: Trade) -> str:
     return f"before the symbol's first trade (first trade {first.trade_id} at {utc_text(first.trade_time)})"
 
@@ -161,12 +170,15 @@ def refused(symbol: str, minute_start_ms: int, error: ValueError) -> StoredMinut
     return StoredMinute(minute_start_ms, REFUSED, checks=(CheckResult(SANE_VALUES, False, description),))
 
 
-def verify_range(client: RestClient, lake: Lake, symbol: str, start_ms: int, end_ms: int) -> list[StoredMinute]:
-    """The minutes of [start_ms, end_ms) as stored, checked against the exchange's klines; nothing is fetched or
-    written. A minute not in the lake fails (its first check says so)."""
+def verify_range(client: ListingClient, lake: Lake, symbol: str, start_ms: int,
+                 end_ms: int) -> list[StoredMinute]:
+    """The minutes of [start_ms, end_ms) as stored, checked against the exchange's klines (an empty file before the
+    symbol's first trade against its note); nothing is fetched or written. A minute not in the lake fails (its
+    first check says so)."""
     check_whole_minutes(start_ms, end_ms)
-    checked = verify_stored(lake, symbol, list(range(start_ms, end_ms, MINUTE_MS)),
-                            closed_klines(client, symbol, start_ms, end_ms))
+    starts = list(range(start_ms, end_ms, MINUTE_MS))
+    klines = closed_klines(client, symbol, start_ms, end_ms)
+    checked = verify_stored(lake, symbol, starts, klines, notes=_before_first_trade(client, symbol, starts, klines))
     return list(checked.values())
 
 
