@@ -3,8 +3,9 @@
 The op starts the capture process (``python -m crypto_assets.ingest.capture_process``: one WebSocket connection,
 ``BinanceStream`` -> ``LiveCapture`` -> lake, no Dagster imported, so it stays small) and records what it reports:
 every minute proven complete, already written to the lake and checked, becomes the materialization of its
-`raw_trades/<symbol>` partition (source `stream`) with its three check results; a minute the stream cannot prove
-is logged and left to the gap sensor. While the lake does not answer, proven minutes wait in the capture process's
+`raw_trades/<symbol>` partition with its three check results (source `stream`, or `stream+rest` for a minute the
+capture process repaired over REST after a reconnect or a restart); a minute the stream cannot prove is logged and
+left to the gap sensor. While the lake does not answer, proven minutes wait in the capture process's
 spool on local disk (``CRYPTO_SPOOL_DIR``, at most ``CRYPTO_SPOOL_MAX_MB``) and are recorded here once written; the
 run logs every minute what waits and why. If the capture process dies, the run fails (and the sensor starts another);
 if the run ends or its process dies, the capture process stops with it.
@@ -42,8 +43,8 @@ STDERR_LINES = 40  # of the capture process, kept for the failure message
 def stream_trades(context: OpExecutionContext, exchange: ExchangeResource, lake: LakeResource) -> None:
     symbols = list(exchange.symbols)
     _check_symbols(context, exchange, symbols)
-    capture = subprocess.Popen(command(exchange.ws_url, symbols, lake.url, lake.endpoint_url, lake.spool_dir,
-                                       lake.spool_max_mb),
+    capture = subprocess.Popen(command(exchange.ws_url, exchange.rest_url, exchange.weight_budget_dir, symbols,
+                                       lake.url, lake.endpoint_url, lake.spool_dir, lake.spool_max_mb),
                                env={**os.environ, **ENVIRONMENT}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
     threading.Thread(target=_collect, args=(capture.stderr, stderr_tail), name="capture-stderr", daemon=True).start()

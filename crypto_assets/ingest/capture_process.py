@@ -29,8 +29,11 @@ import time
 
 import msgspec
 
+from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.exchange.stream import BinanceStream
-from crypto_assets.ingest.live_capture import LiveCapture
+from crypto_assets.exchange.weight_budget import WeightBudget
+from crypto_assets.ingest.live_capture import SILENCE_TIMEOUT_S, LiveCapture
+from crypto_assets.ingest.stream_repair import StreamRepairer
 from crypto_assets.ingest.spool import MinuteSpool, SpoolBusy
 from crypto_assets.ingest.stored_minutes import StoredMinute
 from crypto_assets.lake.store import LakeError, lake_from_url
@@ -65,11 +68,12 @@ decode_message = msgspec.json.Decoder(Message).decode
 _encode = msgspec.json.Encoder().encode
 
 
-def command(ws_url: str, symbols: list[str], lake_url: str, endpoint_url: str | None, spool_dir: str,
-            spool_max_mb: int) -> list[str]:
+def command(ws_url: str, rest_url: str, budget_dir: str, symbols: list[str], lake_url: str,
+            endpoint_url: str | None, spool_dir: str, spool_max_mb: int) -> list[str]:
     """The command line that starts a capture process with this interpreter (start it with ``ENVIRONMENT`` added
     to the environment)."""
     args = [sys.executable, "-m", "crypto_assets.ingest.capture_process", "--ws-url", ws_url,
+            "--rest-url", rest_url, "--budget-dir", budget_dir,
             "--symbols", ",".join(symbols), "--lake-url", lake_url, "--spool-dir", spool_dir,
             "--spool-max-mb", str(spool_max_mb)]
     return args + (["--endpoint-url", endpoint_url] if endpoint_url else [])
@@ -84,8 +88,8 @@ class _Reporter(logging.Handler):
         self.send(LogLine("WARNING" if record.levelno >= logging.WARNING else "INFO", record.getMessage()))
 
 
-def run(ws_url: str, symbols: list[str], lake_url: str, endpoint_url: str | None, spool_dir: str,
-        spool_max_mb: int) -> None:
+def run(ws_url: str, rest_url: str, budget_dir: str, symbols: list[str], lake_url: str,
+        endpoint_url: str | None, spool_dir: str, spool_max_mb: int) -> None:
     out = sys.stdout.buffer
     sending = threading.Lock()  # the capture loop and the spool's drainer both report
 
@@ -95,16 +99,18 @@ def run(ws_url: str, symbols: list[str], lake_url: str, endpoint_url: str | None
             out.flush()
 
     lake = lake_from_url(lake_url, endpoint_url)
-    for name in ("crypto_assets.exchange.stream", "crypto_assets.ingest"):
+    for name in ("crypto_assets.exchange.stream", "crypto_assets.exchange.rest", "crypto_assets.ingest"):
         logger = logging.getLogger(name)
         logger.setLevel(logging.INFO)  # connects are INFO lines; the root logger's default would drop them
         logger.addHandler(_Reporter(send))
     spool = MinuteSpool(spool_dir, spool_max_mb * 2**20)
     if len(spool):
         send(LogLine("INFO", f"{len(spool)} minute(s) found in the spool {spool.folder}: written first"))
-    stream = BinanceStream(ws_url, symbols)
+    stream = BinanceStream(ws_url, symbols, silence_timeout_s=SILENCE_TIMEOUT_S)
     signal.signal(signal.SIGTERM, lambda *_: stream.close())
-    capture = LiveCapture(lake, symbols, spool=spool)
+    rest = BinanceRestClient(rest_url, budget=WeightBudget.for_host(rest_url, state_dir=budget_dir))
+    capture = LiveCapture(lake, symbols, spool=spool, repairer=StreamRepairer(rest))
+    capture.resume_from_lake()
     stopping = threading.Event()
     drainer = threading.Thread(target=_drain, args=(capture, send, stopping), name="spool-drainer", daemon=True)
     drainer.start()
@@ -175,6 +181,8 @@ def _die_with_parent() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Stream trades into the lake, reporting each minute on stdout.")
     parser.add_argument("--ws-url", required=True)
+    parser.add_argument("--rest-url", required=True, help="where the stream repairs what it missed")
+    parser.add_argument("--budget-dir", required=True, help="the REST weight budget shared with every other caller")
     parser.add_argument("--symbols", required=True, help="comma-separated, e.g. BTCUSDT,ETHUSDT")
     parser.add_argument("--lake-url", required=True)
     parser.add_argument("--endpoint-url", default=None)
@@ -183,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _die_with_parent()
     try:
-        run(args.ws_url, args.symbols.split(","), args.lake_url, args.endpoint_url, args.spool_dir,
-            args.spool_max_mb)
+        run(args.ws_url, args.rest_url, args.budget_dir, args.symbols.split(","), args.lake_url, args.endpoint_url,
+            args.spool_dir, args.spool_max_mb)
     except BrokenPipeError:  # the parent is gone
         return 0
     except (SpoolBusy, LakeError, OSError) as exc:  # e.g. the spool folder busy or not writable: one line, no trace

@@ -1,6 +1,8 @@
 """The stream path into the lake: records from ``BinanceStream`` in, decided minutes out, complete ones written.
 
-    capture = LiveCapture(lake, ["BTCUSDT", "ETHUSDT"], spool=MinuteSpool(folder, max_bytes))
+    capture = LiveCapture(lake, ["BTCUSDT", "ETHUSDT"], spool=MinuteSpool(folder, max_bytes),
+                          repairer=StreamRepairer(rest_client))
+    capture.resume_from_lake()                # after a restart: on from the last minute the lake holds
     for record in stream.records():
         for minute in capture.feed(record):   # StoredMinute: WRITTEN and checked, or UNPROVEN with the reasons
             ...
@@ -8,7 +10,10 @@
 
 Each complete minute (``MinuteAssembler``) is written to the lake with its trades' ``received_at``, read back and
 checked against the stream's own closed kline (``verify_stored``), so the stream and the REST path leave the same
-files and the same checks. A given-up minute is not written: the REST gap backfill fetches it. Nothing a minute
+files and the same checks. With a ``StreamRepairer`` (the capture process always has one) the capture repairs its
+own holes: after every reconnect, and after a restart from the last minute the lake holds (up to
+``RESUME_MAX_MINUTES`` back), the ids it missed are fetched over REST and the touched minutes proven like any other
+(``stream_repair.py``). A given-up minute is not written: the REST gap backfill fetches it. Nothing a minute
 holds stops the capture:
 - trades the lake refuses (``TradeValueError`` or another ValueError from the write): the minute is given up as
   ``REFUSED`` (``stored_minutes.refused``, as on the REST path), naming the symbol, minute, trade and value;
@@ -22,28 +27,36 @@ from __future__ import annotations
 
 import logging
 import time
+
+import pyarrow.compute as pc
 from collections.abc import Callable, Iterator, Sequence
 
 from crypto_assets.exchange.errors import utc_text
 from crypto_assets.exchange.models import Connected, Disconnected, Kline, MalformedFrame, Trade
 from crypto_assets.ingest.minute_assembler import DEFAULT_GRACE_MS, DecidedMinute, MinuteAssembler
-from crypto_assets.ingest.minutes import minute_key
+from crypto_assets.ingest.minutes import MINUTE_MS, floor_minute, minute_key
 from crypto_assets.ingest.spool import MinuteSpool, SpooledMinute
 from crypto_assets.ingest.stored_minutes import NOT_STORED, UNPROVEN, WRITTEN, StoredMinute, refused, verify_stored
+from crypto_assets.ingest.stream_repair import StreamRepairer
 from crypto_assets.lake.store import CorruptMinuteFile, Lake, LakeError
 
 log = logging.getLogger(__name__)
 
-HALF_OPEN_LOOKBACK_MS = 30_000  # a lost connection may have been silent this long before it was noticed
+SILENCE_TIMEOUT_S = 6.0  # the stream's kline_1m pushes every ~2 s: three missed pushes means a half-open connection
+HALF_OPEN_LOOKBACK_MS = 10_000  # a lost connection may have been silent this long before it was noticed
+RESUME_MAX_MINUTES = 30  # after a restart, a hole up to this old is repaired by the stream (older: gap backfill)
 
 
 class LiveCapture:
     def __init__(self, lake: Lake, symbols: Sequence[str], *, spool: MinuteSpool | None = None,
-                 grace_ms: int = DEFAULT_GRACE_MS, clock: Callable[[], float] = time.time):
+                 repairer: StreamRepairer | None = None, grace_ms: int = DEFAULT_GRACE_MS,
+                 clock: Callable[[], float] = time.time):
         self.lake = lake
         self.spool = spool
+        self.repairer = repairer
         self.clock = clock
-        self.assemblers = {symbol: MinuteAssembler(symbol, grace_ms) for symbol in symbols}
+        self.assemblers = {symbol: MinuteAssembler(symbol, grace_ms, repairs=repairer is not None)
+                           for symbol in symbols}
         self.lake_error: str | None = None  # why minutes wait in the spool (the lake's last error), None: it answers
 
     def feed(self, record: object) -> list[tuple[str, StoredMinute]]:
@@ -58,7 +71,9 @@ class LiveCapture:
                 assembler.add_kline(record)
         elif isinstance(record, Connected):
             for assembler in self.assemblers.values():
-                assembler.connected(record.at)
+                request = assembler.connected(record.at)
+                if request is not None and self.repairer is not None:
+                    self.repairer.submit(request, lambda a=assembler: a.first_stream_id)
         elif isinstance(record, Disconnected):
             for assembler in self.assemblers.values():
                 assembler.disconnected(record.at, record.at - HALF_OPEN_LOOKBACK_MS)
@@ -69,7 +84,31 @@ class LiveCapture:
                 assembler.malformed(record.at)
         return self.decide()
 
+    def resume_from_lake(self, max_minutes: int = RESUME_MAX_MINUTES) -> None:
+        """Before streaming: each symbol goes on from the newest minute the lake holds within ``max_minutes`` (the
+        repair fetches the ids after its last trade), so a restart loses nothing. A lake that does not answer, or
+        a hole before a symbol's newest minute, leaves that symbol to start at its join minute."""
+        now_minute = floor_minute(int(self.clock() * 1000))
+        for symbol, assembler in self.assemblers.items():
+            try:
+                found = _last_recorded(self.lake, symbol, now_minute - max_minutes * MINUTE_MS, now_minute)
+            except (LakeError, OSError) as exc:
+                log.warning(f"{symbol}: the lake's last minute could not be read ({exc}): streaming from the join")
+                continue
+            if found is not None:
+                minute, last_id = found
+                assembler.resume(minute, last_id)
+                log.info(f"{symbol}: the lake holds up to {minute_key(minute)} (last trade id {last_id}): the "
+                         f"stream repairs from there")
+
     def decide(self) -> list[tuple[str, StoredMinute]]:
+        if self.repairer is not None:
+            for repair in self.repairer.done():
+                assembler = self.assemblers[repair.request.symbol]
+                if repair.error is None:
+                    assembler.repaired(repair.request, repair.trades, repair.klines, repair.first_id)
+                else:
+                    assembler.repair_failed(repair.request, repair.error)
         now_ms = int(self.clock() * 1000)
         out: list[tuple[str, StoredMinute]] = []
         for assembler in self.assemblers.values():
@@ -166,6 +205,22 @@ class LiveCapture:
                 "decided minutes are given up (no spool)"
             log.warning(f"the lake does not answer ({exc}): {waiting} until it does")
         self.lake_error = str(exc)
+
+
+def _last_recorded(lake: Lake, symbol: str, since_ms: int, before_ms: int) -> tuple[int, int] | None:
+    """The newest minute of ``symbol`` in the lake in [since_ms, before_ms) and the last trade id up to it (walking
+    back over stored empty minutes), or None (nothing stored, or a missing minute before the first trade found)."""
+    newest = None
+    for minute in range(before_ms - MINUTE_MS, since_ms - 1, -MINUTE_MS):
+        if not lake.exists(symbol, minute):
+            if newest is not None:
+                return None  # an empty stored minute with a hole behind it: no last id to repair from
+            continue
+        newest = minute if newest is None else newest
+        table = lake.read_minute(symbol, minute)
+        if table is not None and table.num_rows:
+            return newest, int(pc.max(table.column("trade_id")).as_py())
+    return None
 
 
 def _stuck(symbol: str, minute_start_ms: int, error: CorruptMinuteFile) -> StoredMinute:

@@ -54,7 +54,7 @@ class MinuteSummary:
     last_trade_id: int | None
     base_volume: str
     quote_volume: str  # sum of price x qty, exact (up to 16 decimals)
-    source: str  # "stream" when the trades carry received_at, else "rest"
+    source: str  # "stream" (every trade carries received_at), "rest" (none does) or "stream+rest" (a repaired minute)
 
 
 def summarize(minute_start_ms: int, table: pa.Table) -> MinuteSummary:
@@ -67,8 +67,14 @@ def summarize(minute_start_ms: int, table: pa.Table) -> MinuteSummary:
         last_trade_id=pc.max(ids).as_py(),
         base_volume=_decimal_sum(table.column("qty")),
         quote_volume=_decimal_sum(quote_amounts(table)),
-        source="stream" if table.num_rows and received.null_count < table.num_rows else "rest",
+        source=_source(table.num_rows, received.null_count),
     )
+
+
+def _source(rows: int, from_rest: int) -> str:
+    if not rows or from_rest == rows:
+        return "rest"
+    return "stream" if not from_rest else "stream+rest"
 
 
 def check_ids(minute_start_ms: int, table: pa.Table, prev_last_id: int | None,

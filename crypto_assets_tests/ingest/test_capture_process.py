@@ -19,8 +19,8 @@ pytestmark = pytest.mark.integration
 
 
 def start(simulator, tmp_path):
-    return subprocess.Popen(command(simulator.ws_url, ["BTCUSDT", "ETHUSDT"], str(tmp_path / "lake"), None,
-                                    str(tmp_path / "spool"), 64),
+    return subprocess.Popen(command(simulator.ws_url, simulator.rest_url, str(tmp_path / "budget"),
+                                    ["BTCUSDT", "ETHUSDT"], str(tmp_path / "lake"), None, str(tmp_path / "spool"), 64),
                             env={**os.environ, **ENVIRONMENT}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -47,7 +47,8 @@ def test_stops_when_its_parent_stops_reading(simulator, tmp_path):
 
 
 def test_bad_arguments_fail_with_a_message(tmp_path):
-    args = command("ws://127.0.0.1:1", ["BTCUSDT"], "ftp://nowhere", None, str(tmp_path / "spool"), 64)
+    args = command("ws://127.0.0.1:1", "http://127.0.0.1:1", str(tmp_path / "budget"), ["BTCUSDT"], "ftp://nowhere",
+                   None, str(tmp_path / "spool"), 64)
     result = subprocess.run(args, capture_output=True, timeout=60)
     assert result.returncode != 0
     assert b"CRYPTO_LAKE_URL" in result.stderr or b"ftp://nowhere" in result.stderr
