@@ -42,16 +42,38 @@ def stream_minutes_recorded(instance, symbol: str, after_ms: int) -> list[str]:
             and r.partition_key >= minute_key(after_ms)]
 
 
-def missing_partitions(instance, first_ms: int, end_ms: int) -> dict[str, list[str]]:
+def missing_partitions(instance, first_ms: int, end_ms: int, symbols=SYMBOLS) -> dict[str, list[str]]:
     from crypto_assets.defs.raw_trades import raw_trades_key
 
     out = {}
-    for symbol in SYMBOLS:
+    for symbol in symbols:
         done = instance.get_materialized_partitions(raw_trades_key(symbol))
         missing = [minute_key(m) for m in range(first_ms, end_ms, MINUTE_MS) if minute_key(m) not in done]
         if missing:
             out[symbol] = missing
     return out
+
+
+def step_pids(instance, run) -> set[int]:
+    """The pids of a run's step processes (from its STEP_START events): what a kill -9 of the run's process hits."""
+    return {e.dagster_event.pid for e in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_START)}
+
+
+def assert_lake_equals_exchange(demo: Demo, symbols, first_ms: int, end_ms: int) -> dict[str, list[int]]:
+    """Every minute file of [first_ms, end_ms) equals the simulator's ground truth (``GET /_sim/trades``) trade by
+    trade; returns each symbol's trade ids in the order the files hold them."""
+    lake = LocalLake(demo.lake_path)
+    ids: dict[str, list[int]] = {}
+    for symbol in symbols:
+        for minute in range(first_ms, end_ms, MINUTE_MS):
+            truth = parse_rest_trades(symbol, json.dumps(demo.sim_get(
+                f"/_sim/trades?symbol={symbol}&startTime={minute}&endTime={minute + MINUTE_MS}")).encode())
+            stored = lake.read_minute(symbol, minute)
+            assert stored is not None, f"{symbol} {minute_key(minute)} not in the lake"
+            assert stored.drop_columns("received_at").equals(
+                trades_to_table(truth).drop_columns("received_at")), f"{symbol} {minute_key(minute)} differs"
+            ids.setdefault(symbol, []).extend(stored.column("trade_id").to_pylist())
+    return ids
 
 
 @pytest.mark.integration
@@ -85,7 +107,7 @@ def test_the_pipeline_heals_itself_and_the_lake_equals_the_exchange(tmp_path):
 
         # -- the streaming run's process dies hard; the keep-alive sensor starts another one
         victim = stream_runs(instance, [DagsterRunStatus.STARTED])[0]
-        pids = {e.dagster_event.pid for e in instance.all_logs(victim.run_id, of_type=DagsterEventType.STEP_START)}
+        pids = step_pids(instance, victim)
         assert pids
         killed_ms = int(time.time() * 1000)
         for pid in pids:
@@ -104,15 +126,7 @@ def test_the_pipeline_heals_itself_and_the_lake_equals_the_exchange(tmp_path):
                       lambda: not missing_partitions(instance, first_ms, end_ms), 240, every_s=5)
 
         # -- the lake equals the exchange's ground truth, minute by minute
-        lake = LocalLake(demo.lake_path)
-        for symbol in SYMBOLS:
-            for minute in range(first_ms, end_ms, MINUTE_MS):
-                truth = parse_rest_trades(symbol, json.dumps(demo.sim_get(
-                    f"/_sim/trades?symbol={symbol}&startTime={minute}&endTime={minute + MINUTE_MS}")).encode())
-                stored = lake.read_minute(symbol, minute)
-                assert stored is not None, f"{symbol} {minute_key(minute)} not in the lake"
-                assert stored.drop_columns("received_at").equals(
-                    trades_to_table(truth).drop_columns("received_at")), f"{symbol} {minute_key(minute)} differs"
+        assert_lake_equals_exchange(demo, SYMBOLS, first_ms, end_ms)
 
         weights = demo.sim_get("/_sim/state")["weights"]
         assert all(ip["bans"] == 0 for ip in weights.values()), weights  # the 429 storm never became a 418

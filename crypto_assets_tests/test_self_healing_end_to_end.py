@@ -1,0 +1,127 @@
+"""`make demo` against a hostile exchange, and the streaming run killed twice: the pipeline still heals itself.
+
+Runs `scripts/demo.sh` (the simulator beside `dagster dev`, as `make demo` does) with ``DEMO_HOSTILE=1`` on free
+ports with a throw-away DAGSTER_HOME and lake: every WebSocket connection is cut after 40-100 s (dropped, half-open
+or serverShutdown), symbols burst to 10-50x their rate and have empty minutes. Nobody clicks anything. For about
+8.5 minutes the test only watches, except twice, a few minutes apart, when it kills the streaming run's step process
+with SIGKILL (its capture process dies with it; the keep-alive sensor starts the next run, which repairs the hole
+from the lake's last minute over REST, and the gap sensor backfills what is left).
+
+At the end:
+- every minute from the first whole minute after start-up to 3 minutes before the end is materialized, per symbol;
+- every one of those minute files equals the simulator's ground truth trade by trade (``GET /_sim/trades``, read
+  from this process), and no trade id appears in two files;
+- no REST caller was ever banned (no 418 in the simulator's rate-limit counters);
+- most minutes were recorded by the streaming runs themselves (the run of a partition's first materialization is a
+  ``live_trades_stream`` run, not a gap backfill run; its ``source`` says ``stream``, ``stream+rest`` for a minute the
+  stream repaired, ``rest`` for an empty one): the share is printed, and must be at least ``MIN_STREAM_SHARE``.
+Everything the test started is stopped, also when it fails (``Demo.stop`` kills the demo's process group).
+"""
+
+import time
+from collections import Counter
+
+import pytest
+from dagster import DagsterRunStatus
+
+from crypto_assets.ingest.minutes import MINUTE_MS, floor_minute, minute_key
+from crypto_assets_tests.demo_process import Demo
+from crypto_assets_tests.test_end_to_end import (
+    SYMBOLS,
+    assert_lake_equals_exchange,
+    missing_partitions,
+    step_pids,
+    stream_runs,
+)
+
+KILL_AT_S = (150, 330)  # seconds after start-up: the two kill -9 of the streaming run's step process
+OBSERVE_S = 510  # the end of the run the minutes are checked against: 8.5 minutes after start-up
+CHECK_BEFORE_END = 3  # minutes before the end left out of the check (the sensors' settle time and lag)
+MIN_STREAM_SHARE = 0.6  # of the checked minutes, recorded by the streaming run itself
+
+
+def first_recorders(instance, symbol: str, partitions: set[str], stream_run_ids: set[str]) -> dict[str, str]:
+    """For each of ``partitions``, who recorded it first: ``"stream run (<source>)"`` when its first materialization
+    came from a streaming run, else ``"gap run (<source>)"``. The run, not the ``source`` alone, says who: an empty
+    minute, or one whose every trade the stream's repair fetched, has the source ``rest`` whoever wrote it."""
+    from crypto_assets.defs.raw_trades import raw_trades_key
+
+    out: dict[str, str] = {}
+    for record in instance.fetch_materializations(raw_trades_key(symbol), limit=10_000, ascending=True).records:
+        if record.partition_key in partitions and record.partition_key not in out:
+            who = "stream run" if record.run_id in stream_run_ids else "gap run"
+            out[record.partition_key] = f"{who} ({record.asset_materialization.metadata['source'].value})"
+    return out
+
+
+def kill_stream_step(demo: Demo, instance, not_before_s: float, previous_run_ids: set[str]) -> str:
+    """SIGKILL the step process of the streaming run that is running (a new one, not in ``previous_run_ids``) at
+    ``not_before_s`` (epoch seconds); returns the killed run's id."""
+    import os
+    import signal
+
+    run = demo.wait_for("a new streaming run with its step process",
+                        lambda: [r for r in stream_runs(instance, [DagsterRunStatus.STARTED])
+                                 if r.run_id not in previous_run_ids and step_pids(instance, r)], 180)[0]
+    time.sleep(max(0.0, not_before_s - time.time()))
+    pids = step_pids(instance, run)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    print(f"kill -9 of the streaming run {run.run_id[:8]}'s step process (pid {sorted(pids)}) at "
+          f"{time.strftime('%H:%M:%S')}", flush=True)
+    return run.run_id
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(780)
+def test_the_pipeline_heals_itself_under_a_hostile_exchange_and_two_kills(tmp_path):
+    demo = Demo(tmp_path, {"DEMO_HOSTILE": "1", "CRYPTO_PARTITION_DAYS": "1", "CRYPTO_GAP_LOOKBACK_HOURS": "1",
+                           "CRYPTO_GAP_SETTLE_SECONDS": "30", "CRYPTO_SYMBOLS": ",".join(SYMBOLS),
+                           "SIM_ARGS": "--history-minutes 10"})
+    started = time.time()
+    first_ms = floor_minute(int(started * 1000)) + MINUTE_MS  # the first whole minute after start-up
+    demo.start()
+    try:
+        instance = demo.wait_for("Dagster instance", lambda: (demo.home / "history").exists() and demo.instance(),
+                                 120)
+        killed = {kill_stream_step(demo, instance, started + KILL_AT_S[0], set())}
+        killed.add(kill_stream_step(demo, instance, started + KILL_AT_S[1], killed))
+        replacement = demo.wait_for(
+            "the third streaming run",
+            lambda: [r for r in stream_runs(instance, [DagsterRunStatus.STARTED]) if r.run_id not in killed], 180)
+        assert len(stream_runs(instance, [DagsterRunStatus.STARTED])) == 1  # never two at once
+        time.sleep(max(0.0, started + OBSERVE_S - time.time()))
+        end_ms = floor_minute(int(started * 1000) + OBSERVE_S * 1000) - CHECK_BEFORE_END * MINUTE_MS
+        assert end_ms - first_ms >= 4 * MINUTE_MS, "too short a window to prove anything"
+
+        # -- every minute of the window materialized, by the stream or by the gap backfill
+        demo.wait_for("every partition of the window materialized",
+                      lambda: not missing_partitions(instance, first_ms, end_ms, SYMBOLS), 90, every_s=5)
+
+        # -- the lake equals the exchange's ground truth, minute by minute, and no trade is stored twice
+        ids = assert_lake_equals_exchange(demo, SYMBOLS, first_ms, end_ms)
+        for symbol, symbol_ids in ids.items():
+            twice = [i for i, n in Counter(symbol_ids).items() if n > 1]
+            assert not twice, f"{symbol}: trade ids in two minute files: {twice[:10]}"
+
+        # -- no REST caller was banned, and the exchange really was hostile
+        state = demo.sim_get("/_sim/state")
+        assert state["hostile"]["enabled"] and len(state["hostile"]["cuts"]) >= 3, state["hostile"]
+        assert all(ip["bans"] == 0 and "418" not in ip["responses"] and 418 not in ip["responses"]
+                   for ip in state["weights"].values()), state["weights"]
+
+        # -- who recorded the minutes: the streaming run itself, mostly
+        window = {minute_key(m) for m in range(first_ms, end_ms, MINUTE_MS)}
+        stream_run_ids = {r.run_id for r in stream_runs(instance)}
+        recorders = Counter(who for symbol in SYMBOLS
+                            for who in first_recorders(instance, symbol, window, stream_run_ids).values())
+        total = sum(recorders.values())
+        share = sum(n for who, n in recorders.items() if who.startswith("stream run")) / total
+        print(f"{total} minutes checked ({len(window)} x {len(SYMBOLS)} symbols), first recorded by: "
+              f"{dict(recorders)}; by the streaming runs: {share:.0%}; {len(state['hostile']['cuts'])} connections "
+              f"cut by the exchange; {len(stream_run_ids)} streaming runs (the last {replacement[0].run_id[:8]})",
+              flush=True)
+        assert total == len(window) * len(SYMBOLS)
+        assert share >= MIN_STREAM_SHARE, f"only {share:.0%} of the minutes recorded by the stream: {dict(recorders)}"
+    finally:
+        demo.stop()
