@@ -98,8 +98,8 @@ class LiveCapture:
             if found is not None:
                 minute, last_id = found
                 assembler.resume(minute, last_id)
-                log.info(f"{symbol}: the lake holds up to {minute_key(minute)} (last trade id {last_id}): the "
-                         f"stream repairs from there")
+                log.info(f"{symbol}: the lake holds up to {minute_key(minute)} (last trade id "
+                         f"{'not found' if last_id is None else last_id}): the stream repairs from there")
 
     def decide(self) -> list[tuple[str, StoredMinute]]:
         if self.repairer is not None:
@@ -207,20 +207,20 @@ class LiveCapture:
         self.lake_error = str(exc)
 
 
-def _last_recorded(lake: Lake, symbol: str, since_ms: int, before_ms: int) -> tuple[int, int] | None:
-    """The newest minute of ``symbol`` in the lake in [since_ms, before_ms) and the last trade id up to it (walking
-    back over stored empty minutes), or None (nothing stored, or a missing minute before the first trade found)."""
-    newest = None
-    for minute in range(before_ms - MINUTE_MS, since_ms - 1, -MINUTE_MS):
-        if not lake.exists(symbol, minute):
-            if newest is not None:
-                return None  # an empty stored minute with a hole behind it: no last id to repair from
-            continue
-        newest = minute if newest is None else newest
+def _last_recorded(lake: Lake, symbol: str, since_ms: int, before_ms: int) -> tuple[int, int | None] | None:
+    """The newest minute of ``symbol`` in the lake in [since_ms, before_ms), and the last trade id up to it, found
+    walking back over the stored empty minutes before it (None when a missing minute or the window's start comes
+    first). None when no minute is stored."""
+    newest = next((m for m in range(before_ms - MINUTE_MS, since_ms - 1, -MINUTE_MS) if lake.exists(symbol, m)), None)
+    if newest is None:
+        return None
+    for minute in range(newest, since_ms - 1, -MINUTE_MS):
         table = lake.read_minute(symbol, minute)
-        if table is not None and table.num_rows:
+        if table is None:
+            break
+        if table.num_rows:
             return newest, int(pc.max(table.column("trade_id")).as_py())
-    return None
+    return newest, None
 
 
 def _stuck(symbol: str, minute_start_ms: int, error: CorruptMinuteFile) -> StoredMinute:

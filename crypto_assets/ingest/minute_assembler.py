@@ -83,9 +83,10 @@ class MinuteAssembler:
         self._prev_last_id: int | None = None  # last trade id of the previous minute, when that one was complete
 
     # ---- what the stream says --------------------------------------------------------------------------------------
-    def resume(self, last_minute_ms: int, last_trade_id: int) -> None:
+    def resume(self, last_minute_ms: int, last_trade_id: int | None) -> None:
         """Before the first connection: the minutes up to ``last_minute_ms`` are recorded already (the lake), the
-        last with trade id ``last_trade_id``; with ``repairs`` the stream repairs from the next one on."""
+        last trade among them has id ``last_trade_id`` (None: not known); with ``repairs`` the stream repairs from
+        the next minute on."""
         self._resume_after, self._last_id = last_minute_ms, last_trade_id
 
     def connected(self, at_ms: int) -> RepairRequest | None:
@@ -122,14 +123,15 @@ class MinuteAssembler:
     def repaired(self, request: RepairRequest, trades: list[Trade], klines: dict[int, Kline],
                  first_id: int | None = None) -> None:
         """The trades (ids from the request's ``from_id`` on) and closed klines fetched for ``request``;
-        ``first_id``: the first trade id of ``request.from_minute_ms`` when ``from_id`` was not known."""
+        ``first_id``: when ``from_id`` was not known, the first trade id since ``request.from_minute_ms`` (it
+        confirms the start of its minute; the minutes before it are empty if their klines say so)."""
         for trade in trades:
             self.add_trade(trade)
         for open_time, kline in klines.items():
             if self._next_minute is not None and open_time >= self._next_minute:
                 self._klines.setdefault(open_time, kline)  # the stream's own closed kline (with f / L) wins
-        if first_id is not None:
-            self._first_known[request.from_minute_ms] = first_id
+        if first_id is not None and trades and trades[0].trade_id == first_id:
+            self._first_known[floor_minute(trades[0].trade_time)] = first_id
         if self._repair is request:
             self._repair = None
 

@@ -50,7 +50,7 @@ class Repair:
     request: RepairRequest
     trades: list[Trade] = field(default_factory=list)
     klines: dict[int, Kline] = field(default_factory=dict)
-    first_id: int | None = None  # the first trade id of request.from_minute_ms, when request.from_id was unknown
+    first_id: int | None = None  # when request.from_id was unknown: the first trade id since from_minute_ms
     error: str | None = None
 
 
@@ -119,9 +119,9 @@ def fetch_repair(client: RepairClient, request: RepairRequest, first_stream_id: 
     symbol = request.symbol
     repair = Repair(request)
     from_id = request.from_id
-    if from_id is None:
-        from_id = repair.first_id = client.first_trade_id(symbol, request.from_minute_ms,
-                                                          request.from_minute_ms + MINUTE_MS)
+    if from_id is None:  # the first trade since from_minute_ms (aggTrades answers windows of up to an hour)
+        window_end = min(request.from_minute_ms + 60 * MINUTE_MS, floor_minute(request.connected_at) + MINUTE_MS)
+        from_id = repair.first_id = client.first_trade_id(symbol, request.from_minute_ms, window_end)
     if from_id is not None:
         while True:
             page = client.historical_trades(symbol, from_id, 1000)
