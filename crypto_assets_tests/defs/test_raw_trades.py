@@ -73,14 +73,8 @@ def materializations(instance, symbol):
 
 def check_status(instance, symbol, check_name, partition):
     """'SUCCEEDED' / 'FAILED' for the latest evaluation of a check on one partition, None if never evaluated."""
-    records = instance.get_event_records(EventRecordsFilter(DagsterEventType.ASSET_CHECK_EVALUATION),
-                                         ascending=False, limit=10_000)
-    for record in records:
-        evaluation = record.event_log_entry.dagster_event.event_specific_data
-        if (evaluation.asset_key, evaluation.check_name, evaluation.partition) == (
-                raw_trades_key(symbol), check_name, partition):
-            return "SUCCEEDED" if evaluation.passed else "FAILED"
-    return None
+    evaluation = check_evaluation(instance, symbol, check_name, partition)
+    return None if evaluation is None else "SUCCEEDED" if evaluation.passed else "FAILED"
 
 
 def test_one_minute_partition_equals_the_exchanges_trades(simulator, tmp_path, instance):
