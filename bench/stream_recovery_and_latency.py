@@ -19,6 +19,10 @@ outage (gap window CRYPTO_GAP_LOOKBACK_HOURS=1, other settings at their defaults
    the gap backfill's), minute end -> written (``written_at_ms``) p50 / p95, the time from the last kill until every
    minute up to the kill is recorded again, and the REST weight it spent (the budget file's per-minute counts, read
    every few seconds). Every minute it recorded is compared with the simulator's ground truth (``/_sim/trades``).
+   Measured 2026-12-01 (10 min, 8 connections cut: 4 dropped, 2 half-open, 2 serverShutdown): 24 of 24 minutes
+   recorded by the stream (14 ``stream+rest``, 8 ``stream``, 2 empty), all equal to the ground truth; minute end ->
+   written p50 0.07 s, p95 0.16 s; every minute up to the restart's minute recorded 7.5 s after the last kill (that
+   minute ended 7.4 s after it); 1,318 REST weight for 30 repairs in 8 minutes, no 429 or 418.
 
     .venv/bin/python bench/stream_recovery_and_latency.py [--minutes 5] [--hostile-minutes 10] [--only-hostile]
 """
