@@ -29,10 +29,9 @@ from collections import Counter
 import pytest
 from dagster import DagsterRunStatus, RunsFilter
 
-from crypto_assets.exchange.models import parse_rest_trades
 from crypto_assets.ingest.minutes import MINUTE_MS, floor_minute, minute_key
-from crypto_assets.lake import LocalLake, trades_to_table
 from crypto_assets_tests.demo_process import Demo
+from crypto_assets_tests.test_end_to_end import assert_lake_equals_exchange
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 RATES = {"BTCUSDT": 8, "ETHUSDT": 4, "SOLUSDT": 2}  # trades/s; with the hostile bursts ~5000 weight of paging
@@ -106,31 +105,40 @@ def used_weight(demo: Demo) -> int:
     return max((ip["used_weight"] for ip in demo.sim_get("/_sim/state")["weights"].values()), default=0)
 
 
-def stop_session(demo: Demo) -> None:
-    """Stop the demo (SIGINT to its process group, SIGKILL after 30 s), then SIGKILL whatever of its session is still
-    alive (a run worker or code server `dagster dev` left behind), by pid: nothing outlives the test."""
+def stop_session(demo: Demo, grace_s: float = 15) -> None:
+    """Stop the demo (SIGINT to its process group, SIGKILL after 30 s); give what is still shutting down in its
+    session (`dagster dev`'s webserver, daemon, code servers, run workers, the capture process) ``grace_s`` to exit,
+    then SIGKILL each one left, by pid, and wait until none is: nothing outlives the test."""
     session = demo.process.pid
     try:
         demo.stop()
     finally:
+        deadline = time.time() + grace_s
+        while session_members(session) and time.time() < deadline:
+            time.sleep(0.5)
         for pid in session_members(session):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        deadline = time.time() + 10
+        while session_members(session) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not session_members(session), f"still alive after SIGKILL: {session_members(session)}"
 
 
 def session_members(session: int) -> list[int]:
+    """Live processes (zombies excluded) whose session id is ``session``."""
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
+                fields = stat.read().rsplit(")", 1)[1].split()  # fields[0]: the state, fields[3]: the session
         except OSError:
             continue
-        if int(fields[3]) == session and int(entry) != os.getpid():  # fields[3]: the session id
+        if int(fields[3]) == session and fields[0] != "Z" and int(entry) != os.getpid():
             pids.append(int(entry))
     return pids
 
@@ -205,15 +213,7 @@ def test_a_ui_backfill_and_the_stream_repairs_share_the_budget_without_a_418(tmp
         assert not any(missing.values()), f"not materialized by backfill {backfill_id}: {missing}"
 
         # -- the lake equals the exchange's ground truth, trade by trade
-        lake = LocalLake(demo.lake_path)
-        for symbol in SYMBOLS:
-            for minute in range(first_ms, end_ms, MINUTE_MS):
-                truth = parse_rest_trades(symbol, json.dumps(demo.sim_get(
-                    f"/_sim/trades?symbol={symbol}&startTime={minute}&endTime={minute + MINUTE_MS}")).encode())
-                stored = lake.read_minute(symbol, minute)
-                assert stored is not None, f"{symbol} {minute_key(minute)} not in the lake"
-                assert stored.drop_columns("received_at").equals(
-                    trades_to_table(truth).drop_columns("received_at")), f"{symbol} {minute_key(minute)} differs"
+        assert_lake_equals_exchange(demo, SYMBOLS, first_ms, end_ms)
 
         # -- no ban, at most a handful of 429s, over the whole session (stream repairs, backfill, sensors)
         answers = rate_limit_answers(demo)
