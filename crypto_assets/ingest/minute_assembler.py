@@ -2,9 +2,10 @@
 
 Fed with the stream's records in arrival order (``BinanceStream.records()``), the assembler decides minutes in
 time order once they have ended:
-- a minute is **complete** when ``prove_minute`` proves it: dense ids, the start confirmed (the previous complete
-  minute's last id + 1, or the closed kline's first id ``f``), the end confirmed (the kline's last id ``L``, or
-  the first trade after the minute), and the closed kline's trade count and volume equal to what was received;
+- a minute is **complete** when ``prove_minute`` proves it (every rule of ``completeness``): dense ids, the start
+  confirmed (the previous complete minute's last id + 1, or the closed kline's first id ``f``), the end confirmed
+  (the kline's last id ``L``, or the first trade after the minute), and the closed kline's trade count and volume
+  equal to what was received. The assembler only gathers what the rules look at; it applies none itself;
 - a minute is **given up** (left for the REST gap backfill) when a malformed frame of its symbol touched it, or it
   is still unproven ``grace_ms`` after its end (trades or the closed kline never came, or the kline disagrees).
 

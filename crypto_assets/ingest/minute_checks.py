@@ -1,13 +1,16 @@
 """The three checks of a minute file as stored in the lake, and its summary. No Dagster imports.
 
 They look at what was actually written (the table read back from the lake), independently of the proof that let
-the minute be written:
-- ``trade_ids_dense``: ids strictly consecutive inside the minute, and continuous with the neighbouring minutes in
-  the lake (the last id of the nearest earlier minute + 1 = this minute's first id; empty minutes in between are
-  skipped, a missing file breaks the chain and leaves that side unchecked);
-- ``agrees_with_kline``: the exchange's closed 1m kline has the same trade count and base volume (exact), and the
-  same first / last trade id when it carries them (stream klines do, REST klines do not);
-- ``values_sane``: price > 0, qty > 0, every trade_time inside the minute, no duplicate trade id.
+the minute be written, but with the same rules: each check calls the rule functions of ``completeness`` (numbered
+there), the neighbouring minutes in the lake standing in for the trades before and after the minute:
+- ``trade_ids_dense``: rules 2, 3, 4 and 6: ids strictly consecutive inside the minute, and continuous with the
+  neighbouring minutes in the lake (the last id of the nearest earlier minute + 1 = this minute's first id; empty
+  minutes in between are skipped, a missing file breaks the chain and leaves that side unchecked);
+- ``agrees_with_kline``: rule 5: the exchange's closed 1m kline has the same trade count and base volume (exact),
+  and the same first / last trade id when it carries them (stream klines do, REST klines do not); an empty minute
+  the ids run on across needs no kline (rule 6);
+- ``values_sane``: rule 1 (every trade_time inside the minute), and the file's own values: price > 0, qty > 0, no
+  duplicate trade id.
 """
 
 from __future__ import annotations
@@ -20,8 +23,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crypto_assets.exchange.models import Kline
-from crypto_assets.ingest.completeness import MAX_LISTED, decimal_text
-from crypto_assets.ingest.minutes import MINUTE_MS, minute_key
+from crypto_assets.ingest.completeness import (
+    agrees_with_kline,
+    decimal_text,
+    dense_ids,
+    empty_minute,
+    end_boundary,
+    inside_minute,
+    kline_needed,
+    minute_name,
+    start_boundary,
+)
 from crypto_assets.lake.schema import quote_amounts
 
 DENSE_IDS = "trade_ids_dense"
@@ -79,82 +91,85 @@ def _source(rows: int, from_rest: int) -> str:
 
 def check_ids(minute_start_ms: int, table: pa.Table, prev_last_id: int | None,
               next_first_id: int | None) -> CheckResult:
-    """``prev_last_id``: last trade id of the nearest earlier non-empty minute in the lake with no missing file
-    between (None: unknown); ``next_first_id``: first id of the nearest later one (None: unknown)."""
-    name = f"minute {minute_key(minute_start_ms)}"
+    """Rules 2, 3, 4 and 6 of ``completeness`` on the stored file. ``prev_last_id``: last trade id of the nearest
+    earlier non-empty minute in the lake with no missing file between (None: unknown); ``next_first_id``: first id
+    of the nearest later one (None: unknown). An unknown neighbour leaves its boundary unchecked."""
+    name = minute_name(minute_start_ms)
     ids = _ids(table)
-    problems: list[str] = []
-    breaks = np.nonzero(np.diff(ids) != 1)[0]
-    if breaks.size:
-        listed = ", ".join(f"{ids[i]} -> {ids[i + 1]}" for i in breaks[:MAX_LISTED])
-        more = f" and {breaks.size - MAX_LISTED} more" if breaks.size > MAX_LISTED else ""
-        problems.append(f"ids not consecutive: {listed}{more}")
+    first = int(ids[0]) if ids.size else None
+    last = int(ids[-1]) if ids.size else None
+    problems = dense_ids(minute_start_ms, ids)
     if ids.size:
-        if prev_last_id is not None and ids[0] != prev_last_id + 1:
-            problems.append(f"first id {ids[0]} does not follow the previous minute's last id {prev_last_id}")
-        if next_first_id is not None and next_first_id != ids[-1] + 1:
-            problems.append(f"the next minute starts at id {next_first_id}, not at {ids[-1] + 1}")
-    elif prev_last_id is not None and next_first_id is not None and next_first_id != prev_last_id + 1:
-        problems.append(f"no trade, but the ids jump across the minute from {prev_last_id} to {next_first_id}")
+        problems += start_boundary(minute_start_ms, first, prev_trade_id=prev_last_id, required=False)
+        problems += end_boundary(minute_start_ms, last, next_trade_id=next_first_id, required=False)
+    else:
+        problems += empty_minute(minute_start_ms, prev_trade_id=prev_last_id, next_trade_id=next_first_id)
     sides = [side for side, known in (("previous", prev_last_id), ("next", next_first_id)) if known is None]
     note = f" ({' and '.join(sides)} neighbour not in the lake: that side unchecked)" if sides else ""
     metadata = {"rows": int(ids.size), "previous_last_id": prev_last_id, "next_first_id": next_first_id}
     if problems:
-        return CheckResult(DENSE_IDS, False, f"{name}: " + "; ".join(problems), metadata)
+        return CheckResult(DENSE_IDS, False, _described(name, problems), metadata)
     return CheckResult(DENSE_IDS, True, f"{name}: {ids.size} dense trade ids, continuous with its neighbours{note}",
                        metadata)
 
 
-def check_kline(minute_start_ms: int, table: pa.Table, kline: Kline | None) -> CheckResult:
-    name = f"minute {minute_key(minute_start_ms)}"
-    if kline is None:
-        return CheckResult(KLINE_AGREEMENT, False, f"{name}: no closed 1m kline from the exchange to compare with")
+def check_kline(minute_start_ms: int, table: pa.Table, kline: Kline | None, prev_last_id: int | None = None,
+                next_first_id: int | None = None) -> CheckResult:
+    """Rule 5 of ``completeness`` on the stored file. Without a kline it fails, unless the minute has no trade and
+    the ids run on across it (``prev_last_id`` / ``next_first_id`` as for ``check_ids``; rule 6 needs no kline)."""
+    name = minute_name(minute_start_ms)
+    if kline is None and not kline_needed(table.num_rows, prev_last_id, next_first_id):
+        return CheckResult(KLINE_AGREEMENT, True, f"{name}: no closed 1m kline to compare with, and none needed: the "
+                                                  f"minute has no trade and the ids run on across it "
+                                                  f"({prev_last_id} -> {next_first_id})")
     ids = _ids(table)
-    volume = _decimal_sum(table.column("qty"))
-    problems: list[str] = []
-    if kline.open_time != minute_start_ms:
-        problems.append(f"the kline opens at {minute_key(kline.open_time)}")
-    if kline.trade_count != table.num_rows:
-        problems.append(f"kline trade count {kline.trade_count} != {table.num_rows} rows")
-    if Decimal(kline.volume) != Decimal(volume):
-        problems.append(f"kline volume {kline.volume} != sum of qty {volume}")
-    if ids.size:
-        if kline.first_trade_id is not None and kline.first_trade_id != ids[0]:
-            problems.append(f"kline first id {kline.first_trade_id} != {ids[0]}")
-        if kline.last_trade_id is not None and kline.last_trade_id != ids[-1]:
-            problems.append(f"kline last id {kline.last_trade_id} != {ids[-1]}")
+    problems = agrees_with_kline(minute_start_ms, kline, count=table.num_rows, volume=_qty_sum(table),
+                                 first_id=int(ids[0]) if ids.size else None,
+                                 last_id=int(ids[-1]) if ids.size else None)
+    if kline is None:
+        return CheckResult(KLINE_AGREEMENT, False, _described(name, problems))
     metadata = {"kline_trade_count": kline.trade_count, "kline_volume": kline.volume,
                 "kline_first_id": kline.first_trade_id, "kline_last_id": kline.last_trade_id}
     if problems:
-        return CheckResult(KLINE_AGREEMENT, False, f"{name}: " + "; ".join(problems), metadata)
+        return CheckResult(KLINE_AGREEMENT, False, _described(name, problems), metadata)
     return CheckResult(KLINE_AGREEMENT, True,
                        f"{name}: {kline.trade_count} trades and volume {kline.volume}, as the exchange's kline says",
                        metadata)
 
 
 def check_values(minute_start_ms: int, table: pa.Table) -> CheckResult:
-    name = f"minute {minute_key(minute_start_ms)}"
-    problems: list[str] = []
+    """Rule 1 of ``completeness`` on the stored file, and the file's own values: price > 0, qty > 0, no duplicate
+    trade id."""
+    name = minute_name(minute_start_ms)
+    ids = _ids(table)
+    problems = inside_minute(minute_start_ms, ids, table.column("trade_time").cast(pa.int64()).to_numpy())
     for column in ("price", "qty"):
         bad = pc.sum(pc.less_equal(table.column(column), pa.scalar(0, table.schema.field(column).type))).as_py()
         if bad:
-            problems.append(f"{bad} trade(s) with {column} <= 0")
-    times = table.column("trade_time").cast(pa.int64()).to_numpy()
-    outside = int(np.count_nonzero((times < minute_start_ms) | (times >= minute_start_ms + MINUTE_MS)))
-    if outside:
-        problems.append(f"{outside} trade(s) with trade_time outside the minute")
-    ids = _ids(table)
+            problems.append(f"{name}: {bad} trade(s) with {column} <= 0")
     duplicates = int(ids.size - np.unique(ids).size)
     if duplicates:
-        problems.append(f"{duplicates} duplicate trade id(s)")
+        problems.append(f"{name}: {duplicates} duplicate trade id(s)")
     if problems:
-        return CheckResult(SANE_VALUES, False, f"{name}: " + "; ".join(problems))
+        return CheckResult(SANE_VALUES, False, _described(name, problems))
     return CheckResult(SANE_VALUES, True, f"{name}: {table.num_rows} trades with positive price and qty, all inside "
                                           f"the minute, no duplicate id")
 
 
+def _described(name: str, problems: list[str]) -> str:
+    """The problems of one check as one description naming the minute once: 'minute X: p1; p2'."""
+    prefix = f"{name}: "
+    return prefix + "; ".join(p[len(prefix):] if p.startswith(prefix) else p for p in problems)
+
+
 def _ids(table: pa.Table) -> np.ndarray:
     return table.column("trade_id").to_numpy()
+
+
+def _qty_sum(table: pa.Table) -> Decimal:
+    """The exact sum of qty (0 without trades)."""
+    total = pc.sum(table.column("qty")).as_py()
+    return Decimal(total) if total is not None else Decimal(0)
 
 
 def _decimal_sum(column: pa.ChunkedArray) -> str:

@@ -215,10 +215,7 @@ def verify_stored(lake: Lake, symbol: str, minutes: Sequence[int], klines: dict[
         prev_last = _nearest_id(neighbour, minute, -1)
         next_first = _nearest_id(neighbour, minute, +1)
         ids = check_ids(minute, table, prev_last, next_first)
-        kline = check_kline(minute, table, klines.get(minute))
-        if not table.num_rows and minute not in klines and ids.passed and None not in (prev_last, next_first):
-            kline = CheckResult(kline.name, True, f"{kline.description}: nothing to compare, the minute has no trade "
-                                                  f"and the ids run on across it ({prev_last} -> {next_first})")
+        kline = check_kline(minute, table, klines.get(minute), prev_last, next_first)  # rule 6: maybe none needed
         if not table.num_rows and minute not in klines and minute in notes:
             kline = CheckResult(KLINE_AGREEMENT, True, f"minute {minute_key(minute)}: {notes[minute]}: no trade and "
                                                        f"no kline, as expected", {"note": notes[minute]})

@@ -165,3 +165,41 @@ def test_empty_minute_without_proof():
 def test_minute_start_must_be_aligned():
     with pytest.raises(ValueError):
         prove_minute(M + 1, [])
+
+
+# ---- the rules one by one, on plain values (what both the proof and the stored-file checks call) -----------------
+def test_rules_hold_on_plain_values_as_lists_or_numpy():
+    import numpy as np
+
+    from crypto_assets.ingest.completeness import (agrees_with_kline, dense_ids, empty_minute, end_boundary,
+                                                   inside_minute, start_boundary)
+
+    for ids in ([100, 101, 102], np.array([100, 101, 102], dtype=np.int64)):
+        assert dense_ids(M, ids) == []
+        assert inside_minute(M, ids, [M, M + 1, M + 59_999]) == []
+    assert dense_ids(M, []) == [] and inside_minute(M, [], []) == []
+    assert start_boundary(M, 100, prev_trade_id=99) == []
+    assert end_boundary(M, 102, next_trade_id=103) == []
+    assert agrees_with_kline(M, kline(3, "0.303"), count=3, volume=Decimal("0.3030"), first_id=100, last_id=102) == []
+    assert empty_minute(M, prev_trade_id=99, next_trade_id=100) == []
+
+
+def test_each_rule_names_the_minute_and_what_disagreed():
+    import numpy as np
+
+    from crypto_assets.ingest.completeness import dense_ids, end_boundary, inside_minute, start_boundary
+
+    assert dense_ids(M, np.array([1, 2, 5, 5, 4, 9, 11, 13, 20])) == [
+        f"{NAME}: trade ids not consecutive: hole after 2 (2 missing, next is 5), duplicate id 5, 4 after 5 (out of "
+        f"order), hole after 4 (4 missing, next is 9), hole after 9 (1 missing, next is 11) and 2 more"]
+    assert inside_minute(M, [7], [M + 60_000]) == [
+        f"{NAME}: 1 trade(s) outside the minute [2026-11-21T10:05:00.000Z, 2026-11-21T10:06:00.000Z): "
+        f"trade 7 at 2026-11-21T10:06:00.000Z"]
+    # a boundary nothing vouches for: a problem for the proof, not for a stored file whose neighbour is unknown
+    assert start_boundary(M, 100, required=False) == []
+    assert end_boundary(M, 102, required=False) == []
+    assert "start boundary not confirmed" in start_boundary(M, 100)[0]
+    assert "end boundary not confirmed" in end_boundary(M, 102)[0]
+    # the end pinned by a confirmed start and the closed kline's n
+    assert end_boundary(M, 102, kline=kline(3, "1"), count=3, start_is_confirmed=True) == []
+    assert end_boundary(M, 102, kline=kline(3, "1", last=102), count=3) == []

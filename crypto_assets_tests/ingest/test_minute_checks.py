@@ -27,9 +27,12 @@ def test_hole_and_broken_continuity_are_named():
     table = trades_to_table(trades(11, 12, 15))
     result = check_ids(M, table, prev_last_id=9, next_first_id=17)
     assert not result.passed
-    assert "12 -> 15" in result.description
-    assert "does not follow the previous minute's last id 9" in result.description
-    assert "next minute starts at id 17, not at 16" in result.description
+    # the messages of completeness's rules (the same as the proof's), the minute named once
+    assert result.description.count("minute 2023-11-14-22:14") == 1
+    assert "trade ids not consecutive: hole after 12 (2 missing, next is 15)" in result.description
+    assert "start boundary: first trade id 11 != 10 expected from the last trade before the minute" in result.description
+    assert ("end boundary: the next trade after the minute is 17, expected 16 (last trade id 15 + 1)"
+            in result.description)
 
 
 def test_empty_minute_continuity():
@@ -44,16 +47,40 @@ def test_kline_agreement():
     assert check_kline(M, table, kline(3, "0.3", first=11, last=13)).passed
     wrong = check_kline(M, table, kline(4, "0.4", first=10, last=13))
     assert not wrong.passed
-    for text in ("trade count 4 != 3 rows", "volume 0.4 != sum of qty 0.3", "first id 10 != 11"):
+    for text in ("trade count 4 != 3 trade(s) held", "volume 0.4 != sum of qty 0.3",
+                 "kline first trade id 10 != first trade id held 11"):
         assert text in wrong.description
     assert not check_kline(M, table, None).passed
+    assert not check_kline(M, table, None, 10, 14).passed  # a minute with trades always needs its kline
+
+
+def test_an_empty_minute_the_ids_run_on_across_needs_no_kline():
+    empty = trades_to_table([])
+    result = check_kline(M, empty, None, prev_last_id=10, next_first_id=11)
+    assert result.passed and "(10 -> 11)" in result.description
+    for prev, nxt in ((10, 13), (None, 11), (10, None)):
+        assert not check_kline(M, empty, None, prev, nxt).passed
+    assert check_kline(M, empty, kline(0, "0", first=-1, last=-1)).passed
+    assert "first trade id is 11" in check_kline(M, empty, kline(0, "0", first=11)).description
+
+
+def test_the_stored_checks_and_the_proof_say_the_same():
+    """Both run completeness's rules: a hole, a boundary and a kline disagreement read alike before and after."""
+    from crypto_assets.ingest.completeness import prove_minute
+
+    held = trades(11, 12, 15)
+    reasons = prove_minute(M, held, prev_trade_id=9, next_trade_id=17, kline=kline(4, "0.3")).reasons
+    described = check_ids(M, trades_to_table(held), 9, 17).description + check_kline(
+        M, trades_to_table(held), kline(4, "0.3")).description
+    name = "minute 2023-11-14-22:14: "
+    assert len(reasons) == 4 and all(r.startswith(name) and r[len(name):] in described for r in reasons)
 
 
 def test_values_sane():
     assert check_values(M, trades_to_table(trades(1, 2))).passed
     assert "price <= 0" in check_values(M, trades_to_table(trades(1, price="0"))).description
     outside = check_values(M, trades_to_table(trades(1, at=M + 60_000)))
-    assert "outside the minute" in outside.description
+    assert "1 trade(s) outside the minute" in outside.description and "trade 1 at" in outside.description
 
 
 def test_summary_is_exact():
