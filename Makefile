@@ -29,10 +29,10 @@ dev: $(VENV_STAMP)
 demo: $(VENV_STAMP)
 	SIM_PORT="$(SIM_PORT)" DAGSTER_PORT="$(DAGSTER_PORT)" DAGSTER_HOME="$(DAGSTER_HOME_ABS)" scripts/demo.sh
 
-# Three workers, one test file per worker at a time: most integration tests wait on real-time exchange minutes, so
-# they overlap well on two cores (about 8 minutes instead of 14 serially).
+# Four workers, one test file per worker at a time, the long end-to-end files first (conftest.py): most integration
+# tests wait on real-time exchange minutes, so they overlap well on two cores.
 test: $(VENV_STAMP)
-	$(VENV)/bin/pytest -n 3 --dist loadfile
+	$(VENV)/bin/pytest -n 4 --dist loadfile
 
 # Every bench/*.py in turn; each prints its own figures.
 bench: $(VENV_STAMP)

@@ -69,3 +69,14 @@ def local_lake(hours, tmp_path_factory):
     root = tmp_path_factory.mktemp("lake")
     write_hours(LocalLake(root), hours.sim, (hours.h1, hours.h2))
     return root
+
+
+# ---- scheduling ------------------------------------------------------------------------------------------------------
+# The end-to-end files run for 5 to 10 minutes each against `dagster dev`. With `--dist loadfile` a file goes to one
+# worker as a whole, in collection order: these go first, so the rest of the suite runs beside them, not after them.
+LONGEST_FIRST = ("test_self_healing_end_to_end.py", "test_ui_backfill_under_load.py", "test_end_to_end.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the others keep their order

@@ -37,8 +37,10 @@ def stream_runs(instance, statuses=None):
 def stream_minutes_recorded(instance, symbol: str, after_ms: int) -> list[str]:
     from crypto_assets.defs.raw_trades import raw_trades_key
 
-    records = instance.fetch_materializations(raw_trades_key(symbol), limit=50).records
-    return [r.partition_key for r in records if r.asset_materialization.metadata["source"].value == "stream"
+    # the gap backfill records up to an hour of minutes at once: read far enough back not to miss the stream's
+    records = instance.fetch_materializations(raw_trades_key(symbol), limit=2000).records
+    return [r.partition_key for r in records
+            if r.asset_materialization.metadata["source"].value in ("stream", "stream+rest")
             and r.partition_key >= minute_key(after_ms)]
 
 

@@ -5,7 +5,7 @@ from dagster_aws.s3 import S3Resource
 
 from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.lake import Lake, S3Lake, lake_from_url
-from crypto_assets.exchange.weight_budget import WeightBudget
+from crypto_assets.exchange.weight_budget import URGENT_RESERVE, WeightBudget
 from crypto_assets.settings import DEFAULT_SPOOL_DIR, DEFAULT_SPOOL_MAX_MB, DEFAULT_WEIGHT_BUDGET_DIR, Settings
 
 
@@ -28,7 +28,8 @@ class ExchangeResource(ConfigurableResource):
         ``weight_budget_dir`` with every other run and the capture process); the caller closes it (it is a
         context manager)."""
         return BinanceRestClient(self.rest_url, timeout=timeout,
-                                 budget=WeightBudget.for_host(self.rest_url, state_dir=self.weight_budget_dir))
+                                 budget=WeightBudget.for_host(self.rest_url, state_dir=self.weight_budget_dir,
+                                                              urgent_reserve=URGENT_RESERVE))
 
 
 class LakeResource(ConfigurableResource):

@@ -65,13 +65,14 @@ class TradeWindow:
 class BinanceRestClient:
     """A REST client for one exchange, given one base URL or several mirrors to fail over across.
 
+    ``urgent``: the client may spend the budget's ``urgent_reserve`` (see ``WeightBudget.ceiling_for``);
     ``max_attempts``: rounds over all base URLs for 5xx / timeouts / connection errors (default 4);
     ``backoff_base_s`` / ``backoff_max_s``: the wait before round n+1 is min(max, base x 2^(n-1)) scaled by a random
     factor in [0.5, 1]; ``max_rate_limit_waits``: 429s waited out per call before giving up (default 20)."""
 
     def __init__(self, base_urls: str | Sequence[str], timeout: float = 10, *, budget: WeightBudget | None = None,
                  max_attempts: int = 4, backoff_base_s: float = 0.2, backoff_max_s: float = 5.0,
-                 max_rate_limit_waits: int = 20):
+                 max_rate_limit_waits: int = 20, urgent: bool = False):
         urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
         if not urls:
             raise ValueError("at least one base URL is needed")
@@ -85,6 +86,7 @@ class BinanceRestClient:
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.max_rate_limit_waits = max_rate_limit_waits
+        self.urgent = urgent  # spends the budget's reserve too (the live stream's repairs)
         self._preferred = 0  # index of the base URL that answered last
         self._limit_tried = False
         self._session = requests.Session()
@@ -306,7 +308,7 @@ class BinanceRestClient:
             for k in range(n):
                 i = (self._preferred + k) % n
                 url = self.base_urls[i] + path
-                sent = self.budget.acquire(weight)
+                sent = self.budget.acquire(weight, self.urgent)
                 sent_local = self.budget.local_ms()
                 try:
                     response = self._session.get(url, params=params, timeout=self.timeout)

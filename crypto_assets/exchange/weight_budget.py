@@ -36,6 +36,9 @@ from ``exchangeInfo``. Every operation that reads or changes the state (each ``a
 local disk; the lock dies with its process, so a killed process never leaves the file locked), and so:
 
 - every process's ``acquire`` charges the shared minute: together they stay within share x limit;
+- ``urgent_reserve`` (``URGENT_RESERVE`` = 10 % for the deployment's budget) of that is kept for urgent callers
+  (``acquire(weight, urgent=True)``: the live stream's repairs): backfills stop short of it, so a repair is never
+  queued behind a backfill that took the whole minute;
 - a 429 seen by any process pauses all of them until its ``Retry-After``, and the probe rule holds across them (one
   request, from whichever process comes first, goes before the others);
 - a 418 seen by any process makes every ``acquire`` of every process raise ``ExchangeBanned`` until the ban ends;
@@ -73,6 +76,7 @@ log = logging.getLogger(__name__)
 MINUTE_MS = 60_000
 DEFAULT_WEIGHT_LIMIT = 6000  # REQUEST_WEIGHT per minute until exchangeInfo says otherwise
 DEFAULT_SHARE = 0.95
+URGENT_RESERVE = 0.1  # of the ceiling, kept for the live stream's repairs by the deployment's budget
 DEFAULT_BOUNDARY_GUARD_MS = 1000
 DEFAULT_POLL_S = 0.25  # how often a waiting process re-reads the shared state (real seconds)
 STATE_VERSION = 1
@@ -99,9 +103,12 @@ class WeightBudget:
     def __init__(self, limit: int = DEFAULT_WEIGHT_LIMIT, share: float = DEFAULT_SHARE, *, name: str = "exchange",
                  clock: Callable[[], int] = wall_clock_ms, speed: float = 1.0,
                  boundary_guard_ms: int = DEFAULT_BOUNDARY_GUARD_MS, state_dir: str | Path | None = None,
-                 poll_s: float = DEFAULT_POLL_S):
+                 poll_s: float = DEFAULT_POLL_S, urgent_reserve: float = 0.0):
         if not 0 < share <= 1:
             raise ValueError(f"share must be in (0, 1], got {share}")
+        if not 0 <= urgent_reserve < 1:
+            raise ValueError(f"urgent_reserve must be in [0, 1), got {urgent_reserve}")
+        self.urgent_reserve = urgent_reserve
         if limit <= 0:
             raise ValueError(f"limit must be positive, got {limit}")
         if poll_s <= 0:
@@ -178,6 +185,11 @@ class WeightBudget:
         share x limit."""
         return max(1, int(self._limit * self.share))
 
+    def ceiling_for(self, urgent: bool) -> int:
+        """An urgent caller (the live stream's repair) may spend the whole ceiling; the others leave
+        ``urgent_reserve`` of it free, so a repair never waits for a backfill to give the minute back."""
+        return self.ceiling if urgent else max(1, int(self.ceiling * (1 - self.urgent_reserve)))
+
     def set_limit(self, limit: int) -> None:
         with self._cond, self._state():
             self._limit = limit
@@ -201,10 +213,12 @@ class WeightBudget:
         return self._clock() + self._offset_ms
 
     # ---- spending ----------------------------------------------------------------------------------------------
-    def acquire(self, weight: int) -> int:
-        """Wait until the current exchange minute has room for ``weight``, charge it and return the exchange time
-        of the charge (hand it to ``observe``). Raises ExchangeBanned while the IP is banned."""
+    def acquire(self, weight: int, urgent: bool = False) -> int:
+        """Wait until the current exchange minute has room for ``weight`` (below ``ceiling_for(urgent)``), charge it
+        and return the exchange time of the charge (hand it to ``observe``). Raises ExchangeBanned while the IP is
+        banned."""
         waited_from = None
+        ceiling = self.ceiling_for(urgent)
         with self._cond:
             while True:
                 with self._state():
@@ -219,7 +233,7 @@ class WeightBudget:
                     else:
                         zone = {(now - self.boundary_guard_ms) // MINUTE_MS, now // MINUTE_MS,
                                 (now + self.boundary_guard_ms) // MINUTE_MS}
-                        blocked = [m for m in zone if self._used.get(m, 0) + weight > self.ceiling]
+                        blocked = [m for m in zone if self._used.get(m, 0) + weight > ceiling]
                         # A request heavier than the whole ceiling can never fit: let it go alone in fresh minutes.
                         if not blocked or all(self._used.get(m, 0) == 0 for m in zone):
                             for m in zone:

@@ -31,7 +31,7 @@ import msgspec
 
 from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.exchange.stream import BinanceStream
-from crypto_assets.exchange.weight_budget import WeightBudget
+from crypto_assets.exchange.weight_budget import URGENT_RESERVE, WeightBudget
 from crypto_assets.ingest.live_capture import SILENCE_TIMEOUT_S, LiveCapture
 from crypto_assets.ingest.stream_repair import StreamRepairer
 from crypto_assets.ingest.spool import MinuteSpool, SpoolBusy
@@ -108,7 +108,8 @@ def run(ws_url: str, rest_url: str, budget_dir: str, symbols: list[str], lake_ur
         send(LogLine("INFO", f"{len(spool)} minute(s) found in the spool {spool.folder}: written first"))
     stream = BinanceStream(ws_url, symbols, silence_timeout_s=SILENCE_TIMEOUT_S)
     signal.signal(signal.SIGTERM, lambda *_: stream.close())
-    rest = BinanceRestClient(rest_url, budget=WeightBudget.for_host(rest_url, state_dir=budget_dir))
+    rest = BinanceRestClient(rest_url, urgent=True, budget=WeightBudget.for_host(
+        rest_url, state_dir=budget_dir, urgent_reserve=URGENT_RESERVE))
     capture = LiveCapture(lake, symbols, spool=spool, repairer=StreamRepairer(rest))
     capture.resume_from_lake()
     stopping = threading.Event()

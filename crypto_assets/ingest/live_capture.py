@@ -33,7 +33,8 @@ from collections.abc import Callable, Iterator, Sequence
 
 from crypto_assets.exchange.errors import utc_text
 from crypto_assets.exchange.models import Connected, Disconnected, Kline, MalformedFrame, Trade
-from crypto_assets.ingest.minute_assembler import DEFAULT_GRACE_MS, DecidedMinute, MinuteAssembler
+from crypto_assets.ingest.minute_assembler import (BLIND_WAIT_MS, DEFAULT_GRACE_MS, REPAIR_WAIT_MS, DecidedMinute,
+                                                   MinuteAssembler)
 from crypto_assets.ingest.minutes import MINUTE_MS, floor_minute, minute_key
 from crypto_assets.ingest.spool import MinuteSpool, SpooledMinute
 from crypto_assets.ingest.stored_minutes import NOT_STORED, UNPROVEN, WRITTEN, StoredMinute, refused, verify_stored
@@ -50,12 +51,14 @@ RESUME_MAX_MINUTES = 30  # after a restart, a hole up to this old is repaired by
 class LiveCapture:
     def __init__(self, lake: Lake, symbols: Sequence[str], *, spool: MinuteSpool | None = None,
                  repairer: StreamRepairer | None = None, grace_ms: int = DEFAULT_GRACE_MS,
+                 repair_wait_ms: int = REPAIR_WAIT_MS, blind_wait_ms: int = BLIND_WAIT_MS,
                  clock: Callable[[], float] = time.time):
         self.lake = lake
         self.spool = spool
         self.repairer = repairer
         self.clock = clock
-        self.assemblers = {symbol: MinuteAssembler(symbol, grace_ms, repairs=repairer is not None)
+        self.assemblers = {symbol: MinuteAssembler(symbol, grace_ms, repairs=repairer is not None,
+                                                   repair_wait_ms=repair_wait_ms, blind_wait_ms=blind_wait_ms)
                            for symbol in symbols}
         self.lake_error: str | None = None  # why minutes wait in the spool (the lake's last error), None: it answers
 

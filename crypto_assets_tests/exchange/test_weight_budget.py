@@ -166,3 +166,18 @@ def test_threads_never_spend_more_than_the_ceiling_in_any_minute():
     assert sum(per_minute.values()) == 5 * 12 * 25
     assert max(per_minute.values()) <= 190  # floor(200 x 0.95) = 190: seven requests of 25 = 175
     assert len(per_minute) >= 1500 // 175
+
+
+def test_backfills_leave_the_urgent_reserve_to_the_stream_repair():
+    now = [10 * MINUTE_MS + 5_000]
+    budget = WeightBudget(limit=1000, share=1.0, urgent_reserve=0.1, clock=lambda: now[0], boundary_guard_ms=0)
+    for _ in range(36):
+        budget.acquire(25)  # 900: the most a backfill may take
+    assert budget.used() == 900
+    waiter = threading.Thread(target=budget.acquire, args=(25,), daemon=True)
+    waiter.start()
+    waiter.join(0.3)
+    assert waiter.is_alive()  # a backfill's next page waits for the next minute ...
+    for _ in range(3):
+        budget.acquire(25, urgent=True)  # ... while the repair still gets through at once
+    assert budget.used() == 975 and waiter.is_alive()
