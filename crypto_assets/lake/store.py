@@ -5,8 +5,9 @@
   S3: one ``put_object`` of the whole file). A failing write leaves the previous file as it was;
 - idempotent: the trades already in the minute's file are merged with the new ones and de-duplicated by trade_id,
   so writing a minute twice (or overlapping parts of it) holds each trade once;
-- strict: trades of another symbol, or with a trade_time outside the minute (``completeness.outside_minute``), are
-  refused with ValueError before anything is written.
+- strict: trades of another symbol, or with a trade_time outside the minute the file is named for, are refused
+  with ValueError before anything is written (the lake's own invariant; whether a minute is complete is
+  ``ingest.completeness``'s question, not the lake's).
 
 It is not a lock: two processes writing the same minute at the same moment may lose one of the two merges (the
 last ``replace``/``put`` wins). One writer per symbol and minute is the contract.
@@ -24,10 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from crypto_assets.exchange.models import Trade
-from crypto_assets.ingest.completeness import outside_minute
 from crypto_assets.lake.paths import MS_PER_MINUTE, minute_file_path
 from crypto_assets.lake.schema import normalize, parquet_to_table, table_to_parquet, trades_to_table
 
@@ -101,7 +102,7 @@ class Lake(ABC):
         new = trades_to_table(trades)
         if new.num_rows:
             times = new.column("trade_time").cast(pa.int64()).to_numpy()
-            outside = outside_minute(minute_start_ms, times)  # the completeness rule "inside the minute"
+            outside = np.nonzero((times < minute_start_ms) | (times >= minute_start_ms + MS_PER_MINUTE))[0]
             if outside.size:
                 i = int(outside[0])
                 raise ValueError(
