@@ -17,6 +17,12 @@ from crypto_assets_tests.ports import free_port
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
+LOCATIONS_QUERY = """
+{ workspaceOrError { ... on Workspace { locationEntries { name
+    locationOrLoadError { __typename ... on PythonError { message } } } } } }
+"""
+
+
 class Demo:
     def __init__(self, workdir: Path, env: dict[str, str]):
         self.sim_port, self.dagster_port = free_port(), free_port()
@@ -57,12 +63,29 @@ class Demo:
         with urllib.request.urlopen(self.sim_url + path, timeout=30) as response:
             return json.loads(response.read())
 
-    def graphql(self, query: str) -> dict:
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        """POST a query to the webserver as the UI does; GraphQL errors fail the test with their messages."""
         request = urllib.request.Request(f"http://127.0.0.1:{self.dagster_port}/graphql",
-                                         data=json.dumps({"query": query}).encode(),
+                                         data=json.dumps({"query": query, "variables": variables or {}}).encode(),
                                          headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())["data"]
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.loads(response.read())
+        assert not answer.get("errors"), f"GraphQL errors: {answer['errors']}"
+        return answer["data"]
+
+    def loaded_instance(self) -> DagsterInstance:
+        """The demo's Dagster instance, opened once `dagster dev` has loaded the code location: opening it while
+        dagster dev's own processes still create the SQLite storage can race them (seen: alembic "more than one
+        head" in the code server, which then never starts a run). A location that failed to load fails here."""
+        def loaded():
+            entries = self.graphql(LOCATIONS_QUERY)["workspaceOrError"]["locationEntries"]
+            errors = [e for e in entries if (e["locationOrLoadError"] or {}).get("__typename") == "PythonError"]
+            assert not errors, f"the code location failed to load: {errors}"
+            return entries and all((e["locationOrLoadError"] or {}).get("__typename") == "RepositoryLocation"
+                                   for e in entries)
+
+        self.wait_for("dagster dev with its code location loaded", loaded, 120, every_s=1)
+        return self.instance()
 
     def wait_for(self, what: str, condition, timeout_s: float, every_s: float = 3):
         deadline = time.time() + timeout_s

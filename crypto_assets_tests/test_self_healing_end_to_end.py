@@ -72,27 +72,6 @@ def kill_stream_step(demo: Demo, instance, not_before_s: float, previous_run_ids
     return run.run_id
 
 
-LOCATIONS_QUERY = """
-{ workspaceOrError { ... on Workspace { locationEntries { name
-    locationOrLoadError { __typename ... on PythonError { message } } } } } }
-"""
-
-
-def loaded_instance(demo: Demo):
-    """The demo's Dagster instance, opened once `dagster dev` has loaded the code location: opening it while
-    dagster dev's own processes still create the SQLite storage can race them (seen: alembic "more than one head" in
-    the code server, which then never starts a run). A location that failed to load fails here, with its error."""
-    def loaded():
-        entries = demo.graphql(LOCATIONS_QUERY)["workspaceOrError"]["locationEntries"]
-        errors = [e for e in entries if (e["locationOrLoadError"] or {}).get("__typename") == "PythonError"]
-        assert not errors, f"the code location failed to load: {errors}"
-        return entries and all((e["locationOrLoadError"] or {}).get("__typename") == "RepositoryLocation"
-                               for e in entries)
-
-    demo.wait_for("dagster dev with its code location loaded", loaded, 120, every_s=1)
-    return demo.instance()
-
-
 def capture_processes(lake_path: Path) -> list[int]:
     """The pids of the capture processes writing to ``lake_path`` (from /proc: their command line names it)."""
     pids = []
@@ -116,7 +95,7 @@ def test_the_pipeline_heals_itself_under_a_hostile_exchange_and_two_kills(tmp_pa
     first_ms = floor_minute(int(started * 1000)) + MINUTE_MS  # the first whole minute after start-up
     demo.start()
     try:
-        instance = loaded_instance(demo)
+        instance = demo.loaded_instance()
         killed = {kill_stream_step(demo, instance, started + KILL_AT_S[0], set())}
         killed.add(kill_stream_step(demo, instance, started + KILL_AT_S[1], killed))
         replacement = demo.wait_for(

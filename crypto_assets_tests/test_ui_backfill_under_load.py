@@ -19,7 +19,6 @@ recorded from stream + REST). Whatever happens, everything the test started is s
 code server and runs, the capture process and the simulator (they all live in the demo's own session).
 """
 
-import json
 import os
 import signal
 import time
@@ -67,28 +66,17 @@ query BackfillStatus($backfillId: String!) {
 """
 
 
-def graphql(demo: Demo, query: str, variables: dict) -> dict:
-    """POST a query to the webserver as the UI does; GraphQL errors fail the test with their messages."""
-    request = urllib.request.Request(f"http://127.0.0.1:{demo.dagster_port}/graphql",
-                                     data=json.dumps({"query": query, "variables": variables}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        answer = json.loads(response.read())
-    assert not answer.get("errors"), f"GraphQL errors: {answer['errors']}"
-    return answer["data"]
-
-
 def launch_ui_backfill(demo: Demo, keys: list[str]) -> str:
     """The UI dialog's mutation for the raw_trades assets of SYMBOLS over ``keys``; returns the backfill id."""
     params = {"assetSelection": [{"path": ["raw_trades", s.lower()]} for s in SYMBOLS], "partitionNames": keys,
               "fromFailure": False, "tags": [], "title": "test: UI backfill under load"}
-    result = graphql(demo, LAUNCH_BACKFILL, {"backfillParams": params})["launchPartitionBackfill"]
+    result = demo.graphql(LAUNCH_BACKFILL, {"backfillParams": params})["launchPartitionBackfill"]
     assert result["__typename"] == "LaunchBackfillSuccess", f"the backfill was not launched: {result}"
     return result["backfillId"]
 
 
 def backfill_status(demo: Demo, backfill_id: str) -> dict:
-    backfill = graphql(demo, BACKFILL_STATUS, {"backfillId": backfill_id})["partitionBackfillOrError"]
+    backfill = demo.graphql(BACKFILL_STATUS, {"backfillId": backfill_id})["partitionBackfillOrError"]
     assert backfill["__typename"] == "PartitionBackfill", backfill
     return backfill
 
@@ -175,8 +163,7 @@ def test_a_ui_backfill_and_the_stream_repairs_share_the_budget_without_a_418(tmp
     demo.start()
     try:
         # -- no click: the keep-alive sensor starts the stream (hostile: cut every 40-100 s, repaired over REST)
-        instance = demo.wait_for("Dagster instance", lambda: (demo.home / "history").exists() and demo.instance(),
-                                 120)
+        instance = demo.loaded_instance()
         demo.wait_for("stream run", lambda: instance.get_runs(
             RunsFilter(job_name="live_trades_stream", statuses=[DagsterRunStatus.STARTED])), 150)
 

@@ -218,7 +218,6 @@ class WeightBudget:
         and return the exchange time of the charge (hand it to ``observe``). Raises ExchangeBanned while the IP is
         banned."""
         waited_from = None
-        ceiling = self.ceiling_for(urgent)
         with self._cond:
             while True:
                 with self._state():
@@ -233,6 +232,7 @@ class WeightBudget:
                     else:
                         zone = {(now - self.boundary_guard_ms) // MINUTE_MS, now // MINUTE_MS,
                                 (now + self.boundary_guard_ms) // MINUTE_MS}
+                        ceiling = self.ceiling_for(urgent)  # after the state is read: it may carry the limit
                         blocked = [m for m in zone if self._used.get(m, 0) + weight > ceiling]
                         # A request heavier than the whole ceiling can never fit: let it go alone in fresh minutes.
                         if not blocked or all(self._used.get(m, 0) == 0 for m in zone):

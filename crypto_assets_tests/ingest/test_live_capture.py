@@ -56,8 +56,8 @@ def capture(tmp_path, minutes: int, faults=None, *, repair: bool = False, sim=No
     if repair:
         live.resume_from_lake()
     decided = {}
-    # a half-open connection is noticed after 20 s of exchange time (1 s here), as the capture process's 6 s would
-    stream = BinanceStream(sim.ws_url, ["BTCUSDT", QUIET], clock=clock, silence_timeout_s=1.0)
+    # a half-open connection is noticed after 40 s of exchange time (2 s here)
+    stream = BinanceStream(sim.ws_url, ["BTCUSDT", QUIET], clock=clock, silence_timeout_s=2.0)
     if faults:
         threading.Thread(target=faults, args=(sim, clock), daemon=True).start()
     try:
