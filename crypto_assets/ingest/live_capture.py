@@ -60,15 +60,18 @@ class LiveCapture:
         self.assemblers = {symbol: MinuteAssembler(symbol, grace_ms, repairs=repairer is not None,
                                                    repair_wait_ms=repair_wait_ms, blind_wait_ms=blind_wait_ms)
                            for symbol in symbols}
+        self._last_heard_ms: int | None = None  # when the last trade or kline arrived (stream clock)
         self.lake_error: str | None = None  # why minutes wait in the spool (the lake's last error), None: it answers
 
     def feed(self, record: object) -> list[tuple[str, StoredMinute]]:
         """Take one stream record; return the minutes decided since the last call, (symbol, stored or given up)."""
         if isinstance(record, Trade):
+            self._last_heard_ms = record.received_at
             assembler = self.assemblers.get(record.symbol)
             if assembler is not None:
                 assembler.add_trade(record)
         elif isinstance(record, Kline):
+            self._last_heard_ms = record.received_at
             assembler = self.assemblers.get(record.symbol)
             if assembler is not None:
                 assembler.add_kline(record)
@@ -79,7 +82,11 @@ class LiveCapture:
                     self.repairer.submit(request, lambda a=assembler: a.first_stream_id)
         elif isinstance(record, Disconnected):
             for assembler in self.assemblers.values():
-                assembler.disconnected(record.at, record.at - HALF_OPEN_LOOKBACK_MS)
+                # silent since the last record heard (a half-open socket), or a little before the drop
+                lost_since = record.at - HALF_OPEN_LOOKBACK_MS
+                if self._last_heard_ms is not None:
+                    lost_since = min(lost_since, self._last_heard_ms)
+                assembler.disconnected(record.at, lost_since)
         elif isinstance(record, MalformedFrame):
             targets = [self.assemblers[record.symbol]] if record.symbol in self.assemblers else \
                 list(self.assemblers.values())  # no readable symbol: any of them may have lost a record
