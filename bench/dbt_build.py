@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from crypto_assets.exchange.simulator.market import Market, symbol_config
+from crypto_assets.simulator.market import Market, symbol_config
 from crypto_assets.lake.paths import minute_file_path
 from crypto_assets.lake.schema import DECIMAL, TIMESTAMP, TRADE_SCHEMA, table_to_parquet
 from crypto_assets.settings import PROJECT_ROOT

@@ -15,7 +15,7 @@ import tempfile
 import time
 
 from crypto_assets.exchange.models import Trade
-from crypto_assets.exchange.simulator.market import Market, symbol_config, units_to_decimal
+from crypto_assets.simulator.market import Market, symbol_config, units_to_decimal
 from crypto_assets.lake import LocalLake
 
 ORIGIN_MS = 1_763_683_200_000  # 2025-11-21 00:00 UTC

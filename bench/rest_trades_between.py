@@ -24,7 +24,7 @@ import urllib.request
 from collections import Counter
 
 from crypto_assets.exchange.rest import BinanceRestClient
-from crypto_assets.exchange.simulator.process import SimulatorProcess
+from crypto_assets.simulator.process import SimulatorProcess
 
 SYMBOL = "BTCUSDT"
 MINUTE_MS = 60_000

@@ -23,7 +23,7 @@ import time
 import websocket
 
 from crypto_assets.exchange.models import Kline, Trade
-from crypto_assets.exchange.simulator.process import SimulatorProcess
+from crypto_assets.simulator.process import SimulatorProcess
 from crypto_assets.exchange.stream import BinanceStream
 
 SYMBOL = "BTCUSDT"

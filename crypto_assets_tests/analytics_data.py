@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from crypto_assets.defs.analytics.dbt_project import DBT_PROJECT_DIR, dbt_executable
-from crypto_assets.exchange.simulator import Simulator, SimulatorConfig, symbol_config
+from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.lake import Lake, LocalLake
 from crypto_assets_tests.ground_truth import truth
 

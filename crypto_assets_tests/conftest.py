@@ -5,7 +5,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from crypto_assets.exchange.simulator import Simulator, SimulatorConfig, symbol_config
+from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.lake import LocalLake
 from crypto_assets_tests.analytics_data import Hours, start_simulator, write_hours
 

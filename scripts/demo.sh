@@ -61,7 +61,7 @@ except SettingsError as exc:
 echo "demo: the simulator lists $SIM_SYMBOLS"
 
 # shellcheck disable=SC2086  # SIM_ARGS is a list of options (a --symbols in it wins: it comes last)
-"$PY" -m crypto_assets.exchange.simulator --host 127.0.0.1 --port "$SIM_PORT" --symbols "$SIM_SYMBOLS" \
+"$PY" -m crypto_assets.simulator --host 127.0.0.1 --port "$SIM_PORT" --symbols "$SIM_SYMBOLS" \
     --history-minutes "$DEMO_HISTORY_MINUTES" ${hostile_args[@]+"${hostile_args[@]}"} $SIM_ARGS &
 sim_pid=$!
 

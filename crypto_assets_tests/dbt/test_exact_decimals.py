@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from crypto_assets.exchange.rest import BinanceRestClient
-from crypto_assets.exchange.simulator import Simulator, SimulatorConfig, symbol_config
+from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.lake import LocalLake
 from crypto_assets_tests.analytics_data import (
     HOUR_MS,

@@ -23,7 +23,7 @@ from crypto_assets.defs.partitions import minute_partitions
 from crypto_assets.defs.raw_trades import build_raw_trades_asset, raw_trades_key
 from crypto_assets.defs.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.errors import utc_text
-from crypto_assets.exchange.simulator import Simulator, SimulatorConfig, symbol_config
+from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.ingest.minute_checks import CHECK_DESCRIPTIONS
 from crypto_assets.ingest.minutes import MINUTE_MS, minute_key
 from crypto_assets.lake import lake_from_url

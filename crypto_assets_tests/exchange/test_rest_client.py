@@ -11,11 +11,11 @@ import pytest
 
 from crypto_assets.exchange.errors import ExchangeBanned, ExchangeError, ExchangeUnreachable, UnknownSymbol
 from crypto_assets.exchange.rest import BinanceRestClient
-from crypto_assets.exchange.simulator import Simulator, SimulatorConfig, symbol_config
+from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.exchange.weight_budget import MINUTE_MS, WeightBudget
 
 from crypto_assets_tests.exchange._clocks import FastClock
-from crypto_assets_tests.exchange.simulator._support import api
+from crypto_assets_tests.simulator._support import api
 from crypto_assets_tests.ports import free_port
 from crypto_assets_tests.ground_truth import past_minute, truth
 

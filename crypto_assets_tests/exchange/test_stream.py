@@ -15,11 +15,11 @@ import websocket
 from crypto_assets.exchange.models import (
     Connected, Disconnected, Kline, MalformedFrame, Trade, parse_rest_trades,
 )
-from crypto_assets.exchange.simulator import Simulator, SimulatorConfig, StreamSettings, symbol_config
-from crypto_assets.exchange.simulator.market import units_to_decimal
+from crypto_assets.simulator import Simulator, SimulatorConfig, StreamSettings, symbol_config
+from crypto_assets.simulator.market import units_to_decimal
 from crypto_assets.exchange.stream import AttemptWindow, BinanceStream, stream_url
 
-from crypto_assets_tests.exchange.simulator._support import ManualClock
+from crypto_assets_tests.simulator._support import ManualClock
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import pytest
 
 from crypto_assets.exchange.models import Connected, Kline, Trade
 from crypto_assets.exchange.rest import BinanceRestClient
-from crypto_assets.exchange.simulator import Simulator, SimulatorConfig, symbol_config
+from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.exchange.stream import BinanceStream
 from crypto_assets.exchange.weight_budget import WeightBudget
 from crypto_assets.ingest.live_capture import LiveCapture

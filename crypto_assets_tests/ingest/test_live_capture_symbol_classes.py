@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from crypto_assets.exchange.simulator import Simulator, SimulatorConfig, symbol_config
+from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.exchange.stream import BinanceStream
 from crypto_assets.ingest.live_capture import LiveCapture
 from crypto_assets.ingest.minutes import MINUTE_MS, minute_key

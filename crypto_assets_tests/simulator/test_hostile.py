@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from crypto_assets.exchange.simulator import Simulator, SimulatorConfig, StreamSettings, symbol_config
-from crypto_assets.exchange.simulator.hostile import CUT_KINDS
-from crypto_assets.exchange.simulator.process import SimulatorProcess
+from crypto_assets.simulator import Simulator, SimulatorConfig, StreamSettings, symbol_config
+from crypto_assets.simulator.hostile import CUT_KINDS
+from crypto_assets.simulator.process import SimulatorProcess
 
 from crypto_assets_tests.exchange._clocks import FastClock
-from crypto_assets_tests.exchange.simulator._support import (
+from crypto_assets_tests.simulator._support import (
     OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Closed, ManualClock, RawWebSocket, api, close_code, http, now_ms,
 )
 

@@ -1,4 +1,4 @@
-"""``python -m crypto_assets.exchange.simulator --host 127.0.0.1 --port 8765``: run the exchange simulator."""
+"""``python -m crypto_assets.simulator --host 127.0.0.1 --port 8765``: run the exchange simulator."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import logging
 import math
 import sys
 
-from crypto_assets.exchange.simulator.market import DEFAULT_SYMBOLS, symbol_config
-from crypto_assets.exchange.simulator.payloads import TRADE_SHAPES
-from crypto_assets.exchange.simulator.server import Simulator, SimulatorConfig
-from crypto_assets.exchange.simulator.streams import StreamSettings
+from crypto_assets.simulator.market import DEFAULT_SYMBOLS, symbol_config
+from crypto_assets.simulator.payloads import TRADE_SHAPES
+from crypto_assets.simulator.server import Simulator, SimulatorConfig
+from crypto_assets.simulator.streams import StreamSettings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m crypto_assets.exchange.simulator", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m crypto_assets.simulator", description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--symbols", default="BTCUSDT,ETHUSDT,SOLUSDT",

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from crypto_assets.exchange.models import parse_rest_trades, parse_stream_frame
-from crypto_assets.exchange.simulator import DEFAULT_SYMBOLS, Simulator, SimulatorConfig, StreamSettings, symbol_config
-from crypto_assets.exchange.simulator.market import Market, units_to_decimal
+from crypto_assets.simulator import DEFAULT_SYMBOLS, Simulator, SimulatorConfig, StreamSettings, symbol_config
+from crypto_assets.simulator.market import Market, units_to_decimal
 
-from crypto_assets_tests.exchange.simulator._support import (
+from crypto_assets_tests.simulator._support import (
     api, collect, connect, http, messages, now_ms, truncated_product, truncated_sum,
 )
 

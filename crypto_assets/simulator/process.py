@@ -13,7 +13,7 @@ import urllib.request
 
 class SimulatorProcess:
     """``with SimulatorProcess("--symbols", "BTCUSDT", "--rate", "BTCUSDT=5000") as sim:`` starts
-    ``python -m crypto_assets.exchange.simulator`` with those arguments, waits until ``/api/v3/ping`` answers,
+    ``python -m crypto_assets.simulator`` with those arguments, waits until ``/api/v3/ping`` answers,
     and terminates it on exit."""
 
     host = "127.0.0.1"
@@ -38,7 +38,7 @@ class SimulatorProcess:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "crypto_assets.exchange.simulator", "--host", "127.0.0.1", "--port",
+            [sys.executable, "-m", "crypto_assets.simulator", "--host", "127.0.0.1", "--port",
              str(self.port), *self.cli_args], stdout=subprocess.DEVNULL, stderr=self._log)
         deadline = time.monotonic() + self.start_timeout_s
         while True:

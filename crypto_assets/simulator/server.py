@@ -6,7 +6,7 @@
     http://HOST:PORT/_sim/...                   control: faults, ground truth, state (no weight)
 
 ``Simulator`` runs its event loop in a background thread (``with Simulator(...) as sim:`` in tests) or in the
-foreground (``python -m crypto_assets.exchange.simulator``). Every fault can be injected in process
+foreground (``python -m crypto_assets.simulator``). Every fault can be injected in process
 (``sim.drop_connections()``) or over HTTP (``POST /_sim/faults/drop``); both call the same code.
 
 Hostile mode (``SimulatorConfig.hostile``, ``--hostile``, ``sim.hostile()``, ``POST /_sim/faults/hostile``) is
@@ -24,14 +24,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from crypto_assets.exchange.simulator import payloads, wire
-from crypto_assets.exchange.simulator.faults import Faults, nine_decimals
-from crypto_assets.exchange.simulator.market import (
+from crypto_assets.simulator import payloads, wire
+from crypto_assets.simulator.faults import Faults, nine_decimals
+from crypto_assets.simulator.market import (
     DEFAULT_SYMBOLS, Market, SymbolConfig, Trades, symbol_config, units_to_decimal,
 )
-from crypto_assets.exchange.simulator.rate_limits import ConnectionAttemptLimiter, RequestWeightLimiter
-from crypto_assets.exchange.simulator.rest_api import RestApi
-from crypto_assets.exchange.simulator.streams import StreamHub, StreamSettings
+from crypto_assets.simulator.rate_limits import ConnectionAttemptLimiter, RequestWeightLimiter
+from crypto_assets.simulator.rest_api import RestApi
+from crypto_assets.simulator.streams import StreamHub, StreamSettings
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ import re
 
 import pytest
 
-from crypto_assets.exchange.simulator import Simulator, SimulatorConfig, StreamSettings, payloads, symbol_config
-from crypto_assets.exchange.simulator.market import UNITS, Market, units_to_decimal
+from crypto_assets.simulator import Simulator, SimulatorConfig, StreamSettings, payloads, symbol_config
+from crypto_assets.simulator.market import UNITS, Market, units_to_decimal
 
-from crypto_assets_tests.exchange.simulator._support import api, collect, connect, http, messages, now_ms
+from crypto_assets_tests.simulator._support import api, collect, connect, http, messages, now_ms
 
 # ---- the documented examples -------------------------------------------------------------------------------------
 TRADE_EVENT = json.loads('{"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,"p":"0.001","q":"100",'

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Iterator
 
-from crypto_assets.exchange.simulator.market import AggTrades, Kline, Trades, UNITS, units_to_decimal
+from crypto_assets.simulator.market import AggTrades, Kline, Trades, UNITS, units_to_decimal
 
 TRADE_SHAPES = ("current", "pre-2024", "without-M")
 

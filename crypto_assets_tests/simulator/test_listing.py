@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from crypto_assets.exchange.simulator import Simulator, SimulatorConfig, symbol_config
-from crypto_assets.exchange.simulator.process import SimulatorProcess
+from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
+from crypto_assets.simulator.process import SimulatorProcess
 
-from crypto_assets_tests.exchange.simulator._support import ManualClock, api, http
+from crypto_assets_tests.simulator._support import ManualClock, api, http
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 MINUTE = 60_000
 T0 = 1_800_000_000_000 // MINUTE * MINUTE + 25_000  # a fixed clock, 25 s into a minute: a deterministic market
 HISTORY_MINUTES = 20
@@ -118,7 +118,7 @@ def test_the_listed_flag_of_the_command_line():
     ("DOGEUSDT=5", "--listed names DOGEUSDT, which is not in --symbols (BTCUSDT,SOLUSDT)"),
 ])
 def test_bad_listed_argument_exits_with_a_one_line_message(value, message):
-    done = subprocess.run([sys.executable, "-m", "crypto_assets.exchange.simulator", "--port", "0",
+    done = subprocess.run([sys.executable, "-m", "crypto_assets.simulator", "--port", "0",
                            "--symbols", "BTCUSDT,SOLUSDT", "--listed", value],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0

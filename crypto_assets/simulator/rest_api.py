@@ -9,10 +9,10 @@ from typing import Callable
 
 from crypto_assets.exchange import endpoints
 from crypto_assets.exchange.endpoints import MAX_LIMIT
-from crypto_assets.exchange.simulator import payloads
-from crypto_assets.exchange.simulator.faults import Faults
-from crypto_assets.exchange.simulator.market import Market, units_to_decimal
-from crypto_assets.exchange.simulator.rate_limits import RequestWeightLimiter
+from crypto_assets.simulator import payloads
+from crypto_assets.simulator.faults import Faults
+from crypto_assets.simulator.market import Market, units_to_decimal
+from crypto_assets.simulator.rate_limits import RequestWeightLimiter
 
 DEFAULT_LIMIT = 500
 SYMBOL_PATTERN = "^[A-Z0-9-_.]{1,20}$"

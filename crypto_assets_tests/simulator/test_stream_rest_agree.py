@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from crypto_assets.exchange.simulator import Simulator, SimulatorConfig, StreamSettings, symbol_config
-from crypto_assets.exchange.simulator.market import units_to_decimal
+from crypto_assets.simulator import Simulator, SimulatorConfig, StreamSettings, symbol_config
+from crypto_assets.simulator.market import units_to_decimal
 
-from crypto_assets_tests.exchange.simulator._support import api, collect, connect, messages, now_ms
+from crypto_assets_tests.simulator._support import api, collect, connect, messages, now_ms
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""``python -m crypto_assets.exchange.simulator`` as a real subprocess: listening line, REST, streams, the control
+"""``python -m crypto_assets.simulator`` as a real subprocess: listening line, REST, streams, the control
 path, and clear failures for bad arguments."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from crypto_assets_tests.exchange.simulator._support import api, collect, connect, http, messages
+from crypto_assets_tests.simulator._support import api, collect, connect, http, messages
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[3]
-MODULE = [sys.executable, "-m", "crypto_assets.exchange.simulator"]
+REPO = Path(__file__).resolve().parents[2]
+MODULE = [sys.executable, "-m", "crypto_assets.simulator"]
 
 
 def free_port() -> int:

@@ -21,10 +21,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from crypto_assets.exchange.simulator import payloads, wire
-from crypto_assets.exchange.simulator.faults import Faults, corrupt
-from crypto_assets.exchange.simulator.hostile import ConnectionCutter, Cut
-from crypto_assets.exchange.simulator.market import Market
+from crypto_assets.simulator import payloads, wire
+from crypto_assets.simulator.faults import Faults, corrupt
+from crypto_assets.simulator.hostile import ConnectionCutter, Cut
+from crypto_assets.simulator.market import Market
 
 log = logging.getLogger(__name__)
 

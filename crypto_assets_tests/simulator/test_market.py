@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crypto_assets.exchange.simulator.market import (
+from crypto_assets.simulator.market import (
     DEFAULT_SYMBOLS, UNITS, Market, SymbolMarket, SymbolConfig, symbol_config, units_to_decimal,
 )
 
-from crypto_assets_tests.exchange.simulator._support import truncated_product
+from crypto_assets_tests.simulator._support import truncated_product
 
 ORIGIN = 1_767_225_600_000  # 2026-01-01 00:00:00 UTC
 MINUTE = 60_000

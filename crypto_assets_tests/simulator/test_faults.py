@@ -11,11 +11,11 @@ import time
 import pytest
 import websocket
 
-from crypto_assets.exchange.simulator import Simulator, SimulatorConfig, StreamSettings, symbol_config
-from crypto_assets.exchange.simulator.faults import MALFORMED_KINDS
-from crypto_assets.exchange.simulator.market import units_to_decimal
+from crypto_assets.simulator import Simulator, SimulatorConfig, StreamSettings, symbol_config
+from crypto_assets.simulator.faults import MALFORMED_KINDS
+from crypto_assets.simulator.market import units_to_decimal
 
-from crypto_assets_tests.exchange.simulator._support import (
+from crypto_assets_tests.simulator._support import (
     OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Closed, RawWebSocket, api, close_code, collect, connect, http,
     messages, now_ms,
 )

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from crypto_assets.exchange.simulator import Simulator, SimulatorConfig, symbol_config
+from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 
-from crypto_assets_tests.exchange.simulator._support import ManualClock, RawWebSocket, api, http, weight
+from crypto_assets_tests.simulator._support import ManualClock, RawWebSocket, api, http, weight
 
 pytestmark = pytest.mark.integration
 
