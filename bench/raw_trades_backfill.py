@@ -47,8 +47,9 @@ import pyarrow as pa
 from dagster import DagsterInstance, materialize
 
 from crypto_assets.defs.partitions import minute_partitions
-from crypto_assets.defs.raw_trades import build_raw_trades_asset, raw_trades_key
-from crypto_assets.defs.resources import ExchangeResource, LakeResource
+from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
+from crypto_assets.defs.raw.assets import build_raw_trades_asset
+from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange import endpoints
 from crypto_assets.exchange.models import parse_rest_trades
 from crypto_assets.exchange.rest import BinanceRestClient
@@ -96,8 +97,8 @@ def run_symbol(symbol: str, rest_url: str, lake_url: str, home: str, first_ms: i
     asset = build_raw_trades_asset(symbol, minute_partitions(1))
     resources = {"exchange": RecordingExchange(rest_url=rest_url, ws_url="ws://127.0.0.1:1", symbols=list(SYMBOLS)),
                  "lake": LakeResource(url=lake_url)}
-    tags = {"dagster/asset_partition_range_start": minute_key(first_ms),
-            "dagster/asset_partition_range_end": minute_key(last_ms)}
+    tags = {RANGE_START_TAG: minute_key(first_ms),
+            RANGE_END_TAG: minute_key(last_ms)}
     own = instance is None
     if own:  # a process of its own (a pool worker): its responses are this run's
         instance = DagsterInstance.from_config(home)

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dagster import DagsterEventType, DagsterRunStatus, RunsFilter  # noqa: E402
 
-from crypto_assets.defs.raw_trades import raw_trades_key  # noqa: E402
+from crypto_assets.defs.names import raw_trades_key  # noqa: E402
 from crypto_assets_tests.demo_process import Demo  # noqa: E402
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")

@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dagster import DagsterEventType, EventRecordsFilter  # noqa: E402
 
-from crypto_assets.defs.raw_trades import raw_trades_key  # noqa: E402
+from crypto_assets.defs.names import raw_trades_key  # noqa: E402
 from crypto_assets.simulator.process import SimulatorProcess  # noqa: E402
 from crypto_assets.ingest.capture_process import ENVIRONMENT, LogLine, MinuteDecided, command, decode_message  # noqa: E402,E501
 from crypto_assets.lake import LocalLake  # noqa: E402

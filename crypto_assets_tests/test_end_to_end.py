@@ -35,7 +35,7 @@ def stream_runs(instance, statuses=None):
 
 
 def stream_minutes_recorded(instance, symbol: str, after_ms: int) -> list[str]:
-    from crypto_assets.defs.raw_trades import raw_trades_key
+    from crypto_assets.defs.names import raw_trades_key
 
     # the gap backfill records up to an hour of minutes at once: read far enough back not to miss the stream's
     records = instance.fetch_materializations(raw_trades_key(symbol), limit=2000).records
@@ -45,7 +45,7 @@ def stream_minutes_recorded(instance, symbol: str, after_ms: int) -> list[str]:
 
 
 def missing_partitions(instance, first_ms: int, end_ms: int, symbols=SYMBOLS) -> dict[str, list[str]]:
-    from crypto_assets.defs.raw_trades import raw_trades_key
+    from crypto_assets.defs.names import raw_trades_key
 
     out = {}
     for symbol in symbols:

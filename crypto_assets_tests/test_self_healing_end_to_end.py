@@ -47,7 +47,7 @@ def first_recorders(instance, symbol: str, partitions: set[str], stream_run_ids:
     """For each of ``partitions``, who recorded it first: ``"stream run (<source>)"`` when its first materialization
     came from a streaming run, else ``"gap run (<source>)"``. The run, not the ``source`` alone, says who: an empty
     minute, or one whose every trade the stream's repair fetched, has the source ``rest`` whoever wrote it."""
-    from crypto_assets.defs.raw_trades import raw_trades_key
+    from crypto_assets.defs.names import raw_trades_key
 
     out: dict[str, str] = {}
     for record in instance.fetch_materializations(raw_trades_key(symbol), limit=10_000, ascending=True).records:

@@ -133,7 +133,7 @@ def session_members(session: int) -> list[int]:
 
 def backfill_materialized(instance, backfill_run_ids: set[str], symbol: str) -> set[str]:
     """The partitions of ``symbol`` that a run of the backfill recorded as materialized."""
-    from crypto_assets.defs.raw_trades import raw_trades_key
+    from crypto_assets.defs.names import raw_trades_key
 
     records = instance.fetch_materializations(raw_trades_key(symbol), limit=1000).records
     return {r.partition_key for r in records if r.run_id in backfill_run_ids}
@@ -141,7 +141,7 @@ def backfill_materialized(instance, backfill_run_ids: set[str], symbol: str) -> 
 
 def repaired_minutes(instance, symbol: str, after_s: float, before_s: float) -> list[str]:
     """Minutes the stream recorded with trades repaired over REST (source stream+rest) between two times."""
-    from crypto_assets.defs.raw_trades import raw_trades_key
+    from crypto_assets.defs.names import raw_trades_key
 
     records = instance.fetch_materializations(raw_trades_key(symbol), limit=200).records
     return [r.partition_key for r in records if after_s <= r.timestamp <= before_s

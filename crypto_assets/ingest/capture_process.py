@@ -13,7 +13,7 @@ lake keeps failing, and reports each drained minute like any other. While minute
 how many, since when and why. A restarted process finds the spooled minutes and drains them first.
 
 It imports no Dagster: about 80 MB resident, where a process that loads the Dagster code location starts near 300 MB
-(dagster, dagster-dbt, pyarrow, boto3...). The Dagster op that starts it (``defs/live_stream.py``) records what it
+(dagster, dagster-dbt, pyarrow, boto3...). The Dagster op that starts it (``defs/raw/live_stream.py``) records what it
 reports. It stops on SIGTERM, and when its parent goes away (its stdout breaks; on Linux also the parent-death
 signal). Errors go to stderr with a non-zero exit. No Dagster imports.
 """

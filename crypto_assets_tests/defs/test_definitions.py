@@ -1,7 +1,7 @@
 from dagster import AssetKey, DefaultScheduleStatus, DefaultSensorStatus, Definitions, PartitionKeyRange
 
 from crypto_assets.definitions import build_definitions, defs
-from crypto_assets.defs.resources import ExchangeResource
+from crypto_assets.defs.raw.resources import ExchangeResource
 from crypto_assets.settings import Settings
 
 

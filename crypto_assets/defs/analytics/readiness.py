@@ -17,13 +17,10 @@ from pathlib import Path
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from crypto_assets.defs.analytics.warehouse import WarehouseBusyError, WarehouseResource
-from crypto_assets.defs.sensors import RANGE_END_TAG, RANGE_START_TAG
+from crypto_assets.defs.names import IN_FLIGHT_STATUSES, PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 
 BUILT_MARKER = AssetKey("stg_trade_minutes")
 LATEST_PRICES_UPSTREAM = AssetKey("candles_1m")
-IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-             DagsterRunStatus.STARTED]
-PARTITION_TAG = "dagster/partition"
 MINUTES_PER_HOUR = 60
 
 
@@ -72,7 +69,7 @@ def latest_build_started(instance: DagsterInstance, hour: str) -> float | None:
 def hours_in_flight(instance: DagsterInstance, job_name: str) -> set[str]:
     """Hours covered by queued or running runs of the hourly job (single partitions and ranges)."""
     covered: set[str] = set()
-    for run in instance.get_runs(RunsFilter(job_name=job_name, statuses=IN_FLIGHT)):
+    for run in instance.get_runs(RunsFilter(job_name=job_name, statuses=IN_FLIGHT_STATUSES)):
         tags = run.tags
         if PARTITION_TAG in tags:
             covered.add(tags[PARTITION_TAG])

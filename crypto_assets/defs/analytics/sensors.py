@@ -29,7 +29,7 @@ from dagster import (
 from crypto_assets.defs.analytics.assets import DUCKDB_POOL
 from crypto_assets.defs.analytics.readiness import hours_in_flight, latest_build_started
 from crypto_assets.defs.analytics.schedules import HOURLY_JOB
-from crypto_assets.defs.sensors import RANGE_END_TAG, RANGE_START_TAG
+from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG
 
 RECORDS_PER_TICK = 2000
 

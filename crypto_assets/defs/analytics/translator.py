@@ -10,6 +10,8 @@ from typing import Any
 from dagster import AssetDep, AssetKey, AssetSpec, FreshnessPolicy, TimeWindowPartitionMapping
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
+from crypto_assets.defs.names import raw_trades_key
+
 LAKE_SOURCE = "source.dbt_crypto_pipeline.lake.raw_trades"
 # Gold is built hourly, five minutes after each hour ends: warn when the newest build is over 75 minutes old, fail
 # over 2 hours (one missed hour).
@@ -17,7 +19,7 @@ GOLD_FRESHNESS = FreshnessPolicy.time_window(fail_window=timedelta(hours=2), war
 
 
 def raw_trades_key(symbol: str) -> AssetKey:
-    """The raw asset of one symbol (crypto_assets.defs.raw_trades defines it)."""
+    """The raw asset of one symbol (crypto_assets.defs.raw.assets defines it)."""
     return AssetKey(["raw_trades", symbol.lower()])
 
 

@@ -5,6 +5,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, Definitions
 
 from crypto_assets.defs.analytics import build_analytics_definitions
+from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG
 from crypto_assets.defs.analytics.schedules import HOURLY_JOB, LATEST_PRICES_JOB
 from crypto_assets.settings import Settings
 from crypto_assets_tests.analytics_data import MINUTE_MS, SYMBOLS, copy_lake
@@ -37,7 +38,7 @@ def backfilled(instance, hours, local_lake, tmp_path_factory):
     h1, h2 = hours.keys
     hourly = defs.resolve_job_def(HOURLY_JOB).execute_in_process(
         instance=instance, raise_on_error=False,
-        tags={"dagster/asset_partition_range_start": h1, "dagster/asset_partition_range_end": h2})
+        tags={RANGE_START_TAG: h1, RANGE_END_TAG: h2})
     latest = defs.resolve_job_def(LATEST_PRICES_JOB).execute_in_process(instance=instance, raise_on_error=False)
     return defs, hourly, latest
 
@@ -162,7 +163,7 @@ def test_gap_sensor_rebuilds_an_already_built_hour_when_raw_minutes_arrive(backf
                                                              partition=minute_key(hours.h1 + 42 * MINUTE_MS)))
     (request,), cursor = tick(cursor)
     assert request.partition_key is None
-    assert (request.tags["dagster/asset_partition_range_start"], request.tags["dagster/asset_partition_range_end"]) \
+    assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) \
         == (h1, h2)
 
 

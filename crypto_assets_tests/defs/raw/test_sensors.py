@@ -12,10 +12,12 @@ from dagster import (
     build_sensor_context,
 )
 
-from crypto_assets.definitions import RAW_TRADES_JOB, build_definitions
-from crypto_assets.defs.live_stream import HEARTBEAT_TAG, SYMBOLS_TAG
-from crypto_assets.defs.raw_trades import raw_trades_key
-from crypto_assets.defs.sensors import GAP_TAG, RANGE_END_TAG, RANGE_START_TAG
+from crypto_assets.definitions import build_definitions
+from crypto_assets.defs.raw import RAW_TRADES_JOB
+from crypto_assets.defs.raw.live_stream import HEARTBEAT_TAG, SYMBOLS_TAG
+from crypto_assets.defs.names import raw_trades_key
+from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG
+from crypto_assets.defs.raw.sensors import GAP_TAG
 from crypto_assets.ingest.minutes import MINUTE_MS, contiguous_ranges, floor_minute, minute_key
 from crypto_assets.settings import Settings
 

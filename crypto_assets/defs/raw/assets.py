@@ -41,7 +41,8 @@ from dagster import (
 )
 from pydantic import Field
 
-from crypto_assets.defs.resources import ExchangeResource, LakeResource
+from crypto_assets.defs.names import raw_trades_key
+from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable
 from crypto_assets.ingest.minute_checks import CHECK_DESCRIPTIONS, DENSE_IDS, KLINE_AGREEMENT
 from crypto_assets.ingest.minutes import MINUTE_MS, minute_key
@@ -61,10 +62,6 @@ warnings.filterwarnings("ignore", message="Specifying a partitions_def on an Ass
 
 MINUTES_PER_RUN = 60  # a backfill of many minutes runs in ranges of up to an hour, each one paging pass
 MAX_PROBLEMS_LISTED = 20
-
-
-def raw_trades_key(symbol: str) -> AssetKey:
-    return AssetKey(["raw_trades", symbol.lower()])
 
 
 class RawTradesConfig(Config):

@@ -20,8 +20,9 @@ from dagster import (
 )
 
 from crypto_assets.defs.partitions import minute_partitions
-from crypto_assets.defs.raw_trades import build_raw_trades_asset, raw_trades_key
-from crypto_assets.defs.resources import ExchangeResource, LakeResource
+from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
+from crypto_assets.defs.raw.assets import build_raw_trades_asset
+from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.errors import utc_text
 from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.ingest.minute_checks import CHECK_DESCRIPTIONS
@@ -51,8 +52,8 @@ def run(symbol, first_ms, last_ms, res, instance, refetch=False, raise_on_error=
     """Materialize the minutes first_ms..last_ms (inclusive) of raw_trades/<symbol> in one run."""
     asset = build_raw_trades_asset(symbol, minute_partitions(1))
     kwargs = ({"partition_key": minute_key(first_ms)} if first_ms == last_ms else
-              {"tags": {"dagster/asset_partition_range_start": minute_key(first_ms),
-                        "dagster/asset_partition_range_end": minute_key(last_ms)}})
+              {"tags": {RANGE_START_TAG: minute_key(first_ms),
+                        RANGE_END_TAG: minute_key(last_ms)}})
     config = {"ops": {asset.op.name: {"config": {"refetch": refetch}}}}
     return materialize([asset], resources=res, instance=instance, run_config=config,
                        raise_on_error=raise_on_error, **kwargs)
@@ -253,8 +254,8 @@ def test_running_the_checks_alone_reverifies_the_lake_without_fetching(simulator
     asset = build_raw_trades_asset("BTCUSDT", minute_partitions(1))
     result = materialize([asset], selection=AssetSelection.checks_for_assets(asset), resources=res,
                          instance=instance, raise_on_error=False,
-                         tags={"dagster/asset_partition_range_start": minute_key(first),
-                               "dagster/asset_partition_range_end": minute_key(last)})
+                         tags={RANGE_START_TAG: minute_key(first),
+                               RANGE_END_TAG: minute_key(last)})
     assert not result.success
     assert check_status(instance, "BTCUSDT", "trade_ids_dense", minute_key(last)) == "FAILED"
     assert check_status(instance, "BTCUSDT", "agrees_with_kline", minute_key(last)) == "FAILED"
@@ -435,5 +436,5 @@ def test_minutes_before_the_first_trade_are_recorded_empty_with_a_note(listing, 
     # the checks alone pass on them too (no kline to compare with: the note stands in)
     asset = build_raw_trades_asset("NEWUSDT", minute_partitions(1))
     assert materialize([asset], selection=AssetSelection.checks_for_assets(asset), resources=res, instance=instance,
-                       tags={"dagster/asset_partition_range_start": minute_key(first),
-                             "dagster/asset_partition_range_end": minute_key(listing_minute)}).success
+                       tags={RANGE_START_TAG: minute_key(first),
+                             RANGE_END_TAG: minute_key(listing_minute)}).success

@@ -8,14 +8,14 @@ import json
 import pytest
 from dagster import AssetMaterialization, DagsterInstance, build_sensor_context, materialize
 
-from crypto_assets.definitions import RAW_TRADES_JOB, build_definitions
+from crypto_assets.definitions import build_definitions
+from crypto_assets.defs.raw import RAW_TRADES_JOB
 from crypto_assets.defs.partitions import minute_partitions
-from crypto_assets.defs.raw_trades import build_raw_trades_asset, raw_trades_key
-from crypto_assets.defs.resources import ExchangeResource, LakeResource
-from crypto_assets.defs.sensors import (
+from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
+from crypto_assets.defs.raw.assets import build_raw_trades_asset
+from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
+from crypto_assets.defs.raw.sensors import (
     GAP_TAG,
-    RANGE_END_TAG,
-    RANGE_START_TAG,
     backoff_s,
     build_gap_backfill_sensor,
     newest_first_ranges,

@@ -26,8 +26,9 @@ import time
 import msgspec
 from dagster import Failure, OpExecutionContext, job, op
 
-from crypto_assets.defs.raw_trades import minute_events, raw_trades_key
-from crypto_assets.defs.resources import ExchangeResource, LakeResource
+from crypto_assets.defs.names import raw_trades_key
+from crypto_assets.defs.raw.assets import minute_events
+from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable, UnknownSymbol
 from crypto_assets.ingest.capture_process import ENVIRONMENT, LogLine, MinuteDecided, command, decode_message
 from crypto_assets.ingest.minutes import minute_key

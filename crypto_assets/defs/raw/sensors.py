@@ -52,9 +52,10 @@ from dagster import (
     sensor,
 )
 
-from crypto_assets.defs.live_stream import HEARTBEAT_TAG, STREAM_JOB, SYMBOLS_TAG
-from crypto_assets.defs.raw_trades import MINUTES_PER_RUN, raw_trades_key
-from crypto_assets.defs.resources import ExchangeResource
+from crypto_assets.defs.raw.live_stream import HEARTBEAT_TAG, STREAM_JOB, SYMBOLS_TAG
+from crypto_assets.defs.names import IN_FLIGHT_STATUSES, RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
+from crypto_assets.defs.raw.assets import MINUTES_PER_RUN
+from crypto_assets.defs.raw.resources import ExchangeResource
 from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable, utc_text
 from crypto_assets.ingest.minutes import MINUTE_MS, contiguous_ranges, floor_minute, minute_key, minute_start_ms
 from crypto_assets.settings import Settings
@@ -63,8 +64,6 @@ STALE_AFTER_S = 45  # no heartbeat for this long (it beats every 15 s: three mis
 FAILURE_BACKOFF_AFTER = 3  # failed stream runs in a row before starts are spaced out
 MAX_BACKOFF_S = 15 * 60
 GAP_TAG = "crypto_assets/gap_backfill"  # value: the symbol
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 MAX_RUNS_PER_TICK = 6
 BACKOFF_FIRST_S = 300  # a minute still missing after its run ended waits 5 min, then 10, 20 ... up to 4 h
 BACKOFF_MAX_S = 4 * 3600
@@ -76,8 +75,6 @@ SEEN_SLACK_S = 60  # ended runs are read from this long before the newest one se
 WAITS_LISTED = 10  # waiting ranges named in a tick's log / skip reason
 WHY_MAX_CHARS = 300
 ENDED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
-IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-             DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 
 
 def build_live_stream_keepalive(stream_job: JobDefinition, symbols: Sequence[str]) -> SensorDefinition:
@@ -90,7 +87,7 @@ def build_live_stream_keepalive(stream_job: JobDefinition, symbols: Sequence[str
         instance = context.instance
         now = time.time()
         alive = []
-        for record in instance.get_run_records(RunsFilter(job_name=STREAM_JOB, statuses=IN_FLIGHT)):
+        for record in instance.get_run_records(RunsFilter(job_name=STREAM_JOB, statuses=IN_FLIGHT_STATUSES)):
             run = record.dagster_run
             if run.status == DagsterRunStatus.STARTED:
                 beat = float(run.tags.get(HEARTBEAT_TAG) or record.start_time or record.create_timestamp.timestamp())
@@ -225,7 +222,7 @@ def build_gap_backfill_sensor(raw_job: JobDefinition, symbols: Sequence[str],
                            or minute_key(m) in materialized[symbol]]:
                 del minutes[minute]
 
-        in_flight = instance.get_run_records(RunsFilter(tags={GAP_TAG: symbols}, statuses=IN_FLIGHT))
+        in_flight = instance.get_run_records(RunsFilter(tags={GAP_TAG: symbols}, statuses=IN_FLIGHT_STATUSES))
         busy: dict[str, set[int]] = {symbol: set() for symbol in symbols}
         for record in in_flight:
             tags = record.dagster_run.tags

@@ -1,0 +1,38 @@
+"""Raw: every trade of every configured symbol, as minute partitions of ``raw_trades/<symbol>``.
+
+- ``assets``: the ``raw_trades/<symbol>`` assets and their three blocking checks (a minute fetched over REST and
+  proven, or re-verified in the lake);
+- ``live_stream``: the ``live_trades_stream`` job, whose op runs the capture process and records its minutes;
+- ``sensors``: ``live_stream_keepalive`` (exactly one streaming run, alive) and ``raw_trades_gap_backfill`` (every
+  minute the stream did not record, over REST);
+- ``resources``: ``ExchangeResource`` (endpoints, symbols, the shared REST weight budget) and ``LakeResource``.
+"""
+
+from dagster import AssetSelection, Definitions, define_asset_job
+
+from crypto_assets.defs.partitions import minute_partitions
+from crypto_assets.defs.raw.assets import build_raw_trades_asset
+from crypto_assets.defs.raw.live_stream import live_trades_stream
+from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
+from crypto_assets.defs.raw.sensors import build_gap_backfill_sensor, build_live_stream_keepalive
+from crypto_assets.settings import Settings
+
+__all__ = ["RAW_TRADES_JOB", "build_raw_definitions"]
+
+RAW_TRADES_JOB = "raw_trades_from_rest"
+
+
+def build_raw_definitions(settings: Settings) -> Definitions:
+    """The raw assets, the stream and REST jobs, both sensors and the resources (`exchange`, `lake`) for
+    ``settings``."""
+    minutes = minute_partitions(settings.partition_days)
+    raw_trades = [build_raw_trades_asset(symbol, minutes) for symbol in settings.symbols]
+    raw_job = define_asset_job(RAW_TRADES_JOB, selection=AssetSelection.assets(*raw_trades), partitions_def=minutes,
+                               description="raw_trades minutes fetched over REST (what the gap sensor launches)")
+    return Definitions(
+        assets=raw_trades,
+        jobs=[raw_job, live_trades_stream],
+        sensors=[build_live_stream_keepalive(live_trades_stream, settings.symbols),
+                 build_gap_backfill_sensor(raw_job, settings.symbols, minutes, settings)],
+        resources={"exchange": ExchangeResource.from_settings(settings), "lake": LakeResource.from_settings(settings)},
+    )
