@@ -14,6 +14,7 @@
 | CRYPTO_SPOOL_DIR      | <DAGSTER_HOME>/lake_spool (DAGSTER_HOME defaulting to <project root>/.dagster_home) |
 | CRYPTO_SPOOL_MAX_MB   | 1024                             |
 | CRYPTO_WEIGHT_BUDGET_DIR | <DAGSTER_HOME>/weight_budget (DAGSTER_HOME defaulting to <project root>/.dagster_home) |
+| DBT_DUCKDB_PATH   | dbt_crypto_pipeline/.dbt/crypto.duckdb (relative paths from dbt_crypto_pipeline/, as dbt resolves them) |
 
 A variable that is unset or blank takes its default. A `.env` file in the project root fills in variables that
 the real environment does not set (the real environment wins). No Dagster imports here.
@@ -47,6 +48,8 @@ DEFAULT_SPOOL_DIR = str(DEFAULT_DAGSTER_HOME / SPOOL_FOLDER)
 DEFAULT_SPOOL_MAX_MB = 1024
 WEIGHT_BUDGET_FOLDER = "weight_budget"  # under DAGSTER_HOME unless CRYPTO_WEIGHT_BUDGET_DIR says otherwise
 DEFAULT_WEIGHT_BUDGET_DIR = str(DEFAULT_DAGSTER_HOME / WEIGHT_BUDGET_FOLDER)
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_crypto_pipeline"
+DEFAULT_DUCKDB_PATH = str(DBT_PROJECT_DIR / ".dbt" / "crypto.duckdb")
 
 
 class SettingsError(ValueError):
@@ -68,6 +71,7 @@ class Settings:
     spool_max_mb: int = DEFAULT_SPOOL_MAX_MB  # the spool's bound; past it, minutes are left to the gap backfill
     # the REST weight budget's state files, shared by every process on the machine that calls the exchange
     weight_budget_dir: str = DEFAULT_WEIGHT_BUDGET_DIR
+    duckdb_path: str = DEFAULT_DUCKDB_PATH  # the warehouse file dbt builds (silver and gold)
 
     @classmethod
     def from_env(
@@ -119,6 +123,8 @@ class Settings:
                 "CRYPTO_WEIGHT_BUDGET_DIR",
                 get("CRYPTO_WEIGHT_BUDGET_DIR")
                 or str(Path(get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME) / WEIGHT_BUDGET_FOLDER)),
+            duckdb_path=parse_local_path("DBT_DUCKDB_PATH", get("DBT_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH,
+                                         relative_to=DBT_PROJECT_DIR),
         )
 
 
@@ -152,12 +158,12 @@ def parse_int(variable: str, value: str | None, default: int, low: int, high: in
     return number
 
 
-def parse_local_path(variable: str, value: str) -> str:
-    """A local folder, absolute (relative paths are taken from the project root); URLs are refused."""
+def parse_local_path(variable: str, value: str, relative_to: Path = PROJECT_ROOT) -> str:
+    """A local path, made absolute (relative paths are taken from ``relative_to``); URLs are refused."""
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value):
         raise SettingsError(f"{variable}={value!r} must be a local path, not a URL")
     path = Path(value).expanduser()
-    return str(path if path.is_absolute() else (PROJECT_ROOT / path).resolve())
+    return str(path if path.is_absolute() else (relative_to / path).resolve())
 
 
 def parse_symbols(value: str) -> tuple[str, ...]:

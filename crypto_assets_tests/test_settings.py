@@ -153,3 +153,12 @@ def test_weight_budget_dir_defaults_under_dagster_home_and_can_be_set(tmp_path):
     assert settings(CRYPTO_WEIGHT_BUDGET_DIR="var/wb").weight_budget_dir == str(PROJECT_ROOT / "var" / "wb")
     with pytest.raises(SettingsError, match="CRYPTO_WEIGHT_BUDGET_DIR='s3://b/wb' must be a local path"):
         settings(CRYPTO_WEIGHT_BUDGET_DIR="s3://b/wb")
+
+
+def test_duckdb_path_is_taken_from_the_dbt_project_folder(tmp_path):
+    dbt_project = PROJECT_ROOT / "dbt_crypto_pipeline"
+    assert settings().duckdb_path == str(dbt_project / ".dbt" / "crypto.duckdb")
+    assert settings(DBT_DUCKDB_PATH="wh/x.duckdb").duckdb_path == str(dbt_project / "wh" / "x.duckdb")
+    assert settings(DBT_DUCKDB_PATH=str(tmp_path / "x.duckdb")).duckdb_path == str(tmp_path / "x.duckdb")
+    with pytest.raises(SettingsError, match="DBT_DUCKDB_PATH='s3://b/x.duckdb' must be a local path"):
+        settings(DBT_DUCKDB_PATH="s3://b/x.duckdb")
