@@ -55,7 +55,7 @@ from crypto_assets.exchange.models import parse_rest_trades
 from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.simulator.market import symbol_config
 from crypto_assets.simulator.process import SimulatorProcess
-from crypto_assets.ingest.minutes import MINUTE_MS, minute_key
+from crypto_assets.minutes import MINUTE_MS, minute_key
 from crypto_assets.lake import lake_from_url
 from crypto_assets.lake.schema import trades_to_table
 

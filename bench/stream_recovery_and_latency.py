@@ -52,7 +52,7 @@ from crypto_assets.defs.names import raw_trades_key  # noqa: E402
 from crypto_assets.simulator.process import SimulatorProcess  # noqa: E402
 from crypto_assets.ingest.capture_process import ENVIRONMENT, LogLine, MinuteDecided, command, decode_message  # noqa: E402,E501
 from crypto_assets.lake import LocalLake  # noqa: E402
-from crypto_assets.ingest.minutes import MINUTE_MS, floor_minute, minute_key, minute_start_ms  # noqa: E402
+from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key, minute_start_ms  # noqa: E402
 from crypto_assets_tests.demo_process import Demo  # noqa: E402
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")

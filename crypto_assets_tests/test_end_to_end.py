@@ -18,7 +18,7 @@ import pytest
 from dagster import DagsterEventType, DagsterRunStatus, RunsFilter
 
 from crypto_assets.exchange.models import parse_rest_trades
-from crypto_assets.ingest.minutes import MINUTE_MS, floor_minute, minute_key
+from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key
 from crypto_assets.lake import LocalLake, trades_to_table
 from crypto_assets_tests.demo_process import Demo
 

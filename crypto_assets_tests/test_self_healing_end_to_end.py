@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterRunStatus
 
-from crypto_assets.ingest.minutes import MINUTE_MS, floor_minute, minute_key
+from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key
 from crypto_assets_tests.demo_process import Demo
 from crypto_assets_tests.test_end_to_end import (
     SYMBOLS,

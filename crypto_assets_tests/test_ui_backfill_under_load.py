@@ -28,7 +28,7 @@ from collections import Counter
 import pytest
 from dagster import DagsterRunStatus, RunsFilter
 
-from crypto_assets.ingest.minutes import MINUTE_MS, floor_minute, minute_key
+from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key
 from crypto_assets_tests.demo_process import Demo
 from crypto_assets_tests.test_end_to_end import assert_lake_equals_exchange
 

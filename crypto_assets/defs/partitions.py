@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from dagster import TimeWindowPartitionsDefinition
 
-from crypto_assets.ingest.minutes import KEY_FORMAT
+from crypto_assets.minutes import KEY_FORMAT
 
 HOUR_KEY_FORMAT = "%Y-%m-%d-%H:00"
 

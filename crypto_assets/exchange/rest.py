@@ -37,7 +37,8 @@ from crypto_assets.exchange.models import (AggTrade, Kline, MalformedPayload, Tr
                                            parse_rest_klines, parse_rest_trades)
 from crypto_assets.exchange import endpoints
 from crypto_assets.exchange.endpoints import MAX_LIMIT
-from crypto_assets.exchange.weight_budget import MINUTE_MS, WeightBudget
+from crypto_assets.exchange.weight_budget import WeightBudget
+from crypto_assets.minutes import MINUTE_MS
 
 __all__ = ["BinanceRestClient", "ExchangeBanned", "ExchangeError", "ExchangeUnreachable", "UnknownSymbol"]
 

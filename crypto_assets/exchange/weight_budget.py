@@ -70,10 +70,10 @@ from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
 from crypto_assets.exchange.errors import ExchangeBanned
+from crypto_assets.minutes import MINUTE_MS
 
 log = logging.getLogger(__name__)
 
-MINUTE_MS = 60_000
 DEFAULT_WEIGHT_LIMIT = 6000  # REQUEST_WEIGHT per minute until exchangeInfo says otherwise
 DEFAULT_SHARE = 0.95
 URGENT_RESERVE = 0.1  # of the ceiling, kept for the live stream's repairs by the deployment's budget

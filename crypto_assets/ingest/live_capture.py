@@ -35,7 +35,7 @@ from crypto_assets.exchange.errors import utc_text
 from crypto_assets.exchange.models import Connected, Disconnected, Kline, MalformedFrame, Trade
 from crypto_assets.ingest.minute_assembler import (BLIND_WAIT_MS, DEFAULT_GRACE_MS, REPAIR_WAIT_MS, DecidedMinute,
                                                    MinuteAssembler)
-from crypto_assets.ingest.minutes import MINUTE_MS, floor_minute, minute_key
+from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key
 from crypto_assets.ingest.spool import MinuteSpool, SpooledMinute
 from crypto_assets.ingest.stored_minutes import NOT_STORED, UNPROVEN, WRITTEN, StoredMinute, refused, verify_stored
 from crypto_assets.ingest.stream_repair import StreamRepairer

@@ -21,7 +21,7 @@ from typing import Protocol, Sequence
 from crypto_assets.exchange.models import Kline, Trade
 from crypto_assets.exchange.rest import TradeWindow
 from crypto_assets.ingest.completeness import MinuteProof, prove_minute
-from crypto_assets.ingest.minutes import MINUTE_MS, check_whole_minutes, minute_key
+from crypto_assets.minutes import MINUTE_MS, check_whole_minutes, minute_key
 
 KLINES_PER_CALL = 1000
 

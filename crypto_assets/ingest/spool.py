@@ -34,7 +34,7 @@ from pathlib import Path
 import msgspec
 
 from crypto_assets.exchange.models import Kline, Trade
-from crypto_assets.ingest.minutes import minute_key
+from crypto_assets.minutes import minute_key
 
 log = logging.getLogger(__name__)
 

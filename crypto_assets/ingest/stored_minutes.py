@@ -43,7 +43,7 @@ from crypto_assets.ingest.minute_checks import (
     check_values,
     summarize,
 )
-from crypto_assets.ingest.minutes import MINUTE_MS, check_whole_minutes, contiguous_ranges, minute_key
+from crypto_assets.minutes import MINUTE_MS, check_whole_minutes, contiguous_ranges, minute_key
 from crypto_assets.ingest.rest_backfill import RestClient, closed_klines, fetch_minutes
 from crypto_assets.lake.store import CorruptMinuteFile, Lake, LakeError
 

@@ -25,7 +25,7 @@ from crypto_assets.exchange.errors import utc_text
 from crypto_assets.exchange.models import Kline, Trade
 from crypto_assets.exchange.weight_budget import WeightBudget
 from crypto_assets.ingest.minute_assembler import RepairRequest
-from crypto_assets.ingest.minutes import MINUTE_MS, floor_minute, minute_key
+from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key
 from crypto_assets.ingest.rest_backfill import closed_klines
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from crypto_assets.exchange.endpoints import SYMBOL_PATTERN
+from crypto_assets.minutes import MINUTE_MS
 
-MS_PER_MINUTE = 60_000
 TABLE = "raw_trades"
 
 
@@ -29,9 +29,9 @@ def validate_minute(minute_start_ms: int) -> int:
     """Return ``minute_start_ms`` if it is a non-negative int on a minute boundary; raise ValueError otherwise."""
     if isinstance(minute_start_ms, bool) or not isinstance(minute_start_ms, int):
         raise ValueError(f"minute start must be an int of milliseconds, got {minute_start_ms!r}")
-    if minute_start_ms < 0 or minute_start_ms % MS_PER_MINUTE:
+    if minute_start_ms < 0 or minute_start_ms % MINUTE_MS:
         raise ValueError(
-            f"minute start {minute_start_ms} ms is not minute-aligned (must be a non-negative multiple of 60000 ms)"
+            f"minute start {minute_start_ms} ms is not minute-aligned (must be a non-negative multiple of {MINUTE_MS} ms)"
         )
     return minute_start_ms
 

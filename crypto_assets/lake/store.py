@@ -29,7 +29,8 @@ import numpy as np
 import pyarrow as pa
 
 from crypto_assets.exchange.models import Trade
-from crypto_assets.lake.paths import MS_PER_MINUTE, minute_file_path
+from crypto_assets.lake.paths import minute_file_path
+from crypto_assets.minutes import MINUTE_MS
 from crypto_assets.lake.schema import normalize, parquet_to_table, table_to_parquet, trades_to_table
 
 
@@ -102,12 +103,12 @@ class Lake(ABC):
         new = trades_to_table(trades)
         if new.num_rows:
             times = new.column("trade_time").cast(pa.int64()).to_numpy()
-            outside = np.nonzero((times < minute_start_ms) | (times >= minute_start_ms + MS_PER_MINUTE))[0]
+            outside = np.nonzero((times < minute_start_ms) | (times >= minute_start_ms + MINUTE_MS))[0]
             if outside.size:
                 i = int(outside[0])
                 raise ValueError(
                     f"trade {symbol} #{new.column('trade_id')[i].as_py()} has trade_time {int(times[i])}, outside the "
-                    f"minute [{minute_start_ms}, {minute_start_ms + MS_PER_MINUTE}): refusing to write "
+                    f"minute [{minute_start_ms}, {minute_start_ms + MINUTE_MS}): refusing to write "
                     f"{self.location(key)}"
                 )
         existing = self.read_minute(symbol, minute_start_ms)

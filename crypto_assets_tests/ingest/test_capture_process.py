@@ -9,7 +9,7 @@ import pytest
 
 from crypto_assets.exchange.models import Kline
 from crypto_assets.ingest.capture_process import ENVIRONMENT, Alive, LogLine, MinuteDecided, command, decode_message
-from crypto_assets.ingest.minutes import MINUTE_MS
+from crypto_assets.minutes import MINUTE_MS
 from crypto_assets.ingest.spool import MinuteSpool, SpooledMinute
 from crypto_assets.ingest.stored_minutes import WRITTEN
 from crypto_assets.lake import LocalLake, trades_to_table

@@ -14,7 +14,7 @@ from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.exchange.stream import BinanceStream
 from crypto_assets.exchange.weight_budget import WeightBudget
 from crypto_assets.ingest.live_capture import LiveCapture
-from crypto_assets.ingest.minutes import MINUTE_MS, minute_key
+from crypto_assets.minutes import MINUTE_MS, minute_key
 from crypto_assets.ingest.spool import MinuteSpool
 from crypto_assets.ingest.stored_minutes import REFUSED, UNPROVEN, WRITTEN
 from crypto_assets.ingest.stream_repair import StreamRepairer

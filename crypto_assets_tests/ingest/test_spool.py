@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from crypto_assets.exchange.models import Kline, Trade
-from crypto_assets.ingest.minutes import MINUTE_MS
+from crypto_assets.minutes import MINUTE_MS
 from crypto_assets.ingest.spool import MinuteSpool, SpoolBusy, SpooledMinute
 
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % MINUTE_MS

@@ -45,7 +45,7 @@ from crypto_assets.defs.names import raw_trades_key
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable
 from crypto_assets.ingest.minute_checks import CHECK_DESCRIPTIONS, DENSE_IDS, KLINE_AGREEMENT
-from crypto_assets.ingest.minutes import MINUTE_MS, minute_key
+from crypto_assets.minutes import MINUTE_MS, minute_key
 from crypto_assets.ingest.stored_minutes import (
     ALREADY_STORED,
     BEFORE_FIRST_TRADE,

@@ -31,7 +31,7 @@ from crypto_assets.defs.raw.assets import minute_events
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable, UnknownSymbol
 from crypto_assets.ingest.capture_process import ENVIRONMENT, LogLine, MinuteDecided, command, decode_message
-from crypto_assets.ingest.minutes import minute_key
+from crypto_assets.minutes import minute_key
 
 STREAM_JOB = "live_trades_stream"
 SYMBOLS_TAG = "crypto_assets/symbols"

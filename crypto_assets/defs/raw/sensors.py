@@ -57,7 +57,7 @@ from crypto_assets.defs.names import IN_FLIGHT_STATUSES, RANGE_END_TAG, RANGE_ST
 from crypto_assets.defs.raw.assets import MINUTES_PER_RUN
 from crypto_assets.defs.raw.resources import ExchangeResource
 from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable, utc_text
-from crypto_assets.ingest.minutes import MINUTE_MS, contiguous_ranges, floor_minute, minute_key, minute_start_ms
+from crypto_assets.minutes import MINUTE_MS, contiguous_ranges, floor_minute, minute_key, minute_start_ms
 from crypto_assets.settings import Settings
 
 STALE_AFTER_S = 45  # no heartbeat for this long (it beats every 15 s: three missed beats): the process is gone

@@ -26,7 +26,7 @@ from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.errors import utc_text
 from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.ingest.minute_checks import CHECK_DESCRIPTIONS
-from crypto_assets.ingest.minutes import MINUTE_MS, minute_key
+from crypto_assets.minutes import MINUTE_MS, minute_key
 from crypto_assets.lake import lake_from_url
 from crypto_assets.lake.schema import trades_to_table
 from crypto_assets_tests.conftest import SILENT_SYMBOL

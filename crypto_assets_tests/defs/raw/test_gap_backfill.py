@@ -23,7 +23,7 @@ from crypto_assets.defs.raw.sensors import (
 )
 from crypto_assets.exchange.errors import utc_text
 from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
-from crypto_assets.ingest.minutes import MINUTE_MS, floor_minute, minute_key, minute_start_ms
+from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key, minute_start_ms
 from crypto_assets.settings import Settings
 from crypto_assets_tests.ports import free_port
 

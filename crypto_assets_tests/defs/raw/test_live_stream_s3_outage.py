@@ -21,7 +21,7 @@ from moto.server import ThreadedMotoServer
 from crypto_assets.defs.raw.live_stream import live_trades_stream
 from crypto_assets.defs.names import raw_trades_key
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
-from crypto_assets.ingest.minutes import MINUTE_MS, floor_minute, minute_key, minute_start_ms
+from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key, minute_start_ms
 from crypto_assets.lake import S3Lake
 from crypto_assets.lake.schema import trades_to_table
 from crypto_assets_tests.ground_truth import truth

@@ -18,7 +18,7 @@ from crypto_assets.defs.raw.live_stream import HEARTBEAT_TAG, SYMBOLS_TAG
 from crypto_assets.defs.names import raw_trades_key
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG
 from crypto_assets.defs.raw.sensors import GAP_TAG
-from crypto_assets.ingest.minutes import MINUTE_MS, contiguous_ranges, floor_minute, minute_key
+from crypto_assets.minutes import MINUTE_MS, contiguous_ranges, floor_minute, minute_key
 from crypto_assets.settings import Settings
 
 SYMBOLS = "BTCUSDT,ETHUSDT"

@@ -1,6 +1,6 @@
 import pytest
 
-from crypto_assets.ingest.minutes import (MINUTE_MS, check_whole_minutes, floor_minute, key_range_ms, minute_key,
+from crypto_assets.minutes import (MINUTE_MS, check_whole_minutes, floor_minute, key_range_ms, minute_key,
                                           minute_keys, minute_start_ms, minute_starts)
 
 NOV_21_1005 = 1795255500000  # 2026-11-21T10:05:00Z
