@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values, load_dotenv
 
 from crypto_assets.exchange.endpoints import SYMBOL_PATTERN
+from crypto_assets.lake import normalize_lake_url
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DOTENV_PATH = PROJECT_ROOT / ".env"
@@ -188,19 +189,7 @@ def parse_symbols(value: str) -> tuple[str, ...]:
 def parse_lake_url(value: str) -> str:
     """Accept `s3://bucket[/prefix]`, `file:///abs/path` or a local path (relative paths are taken from the project
     root). Return `s3://bucket/prefix` without a trailing slash, or an absolute local path."""
-    if value.lower().startswith("s3://"):
-        parts = urlsplit(value)
-        if not parts.netloc:
-            raise SettingsError(f"CRYPTO_LAKE_URL={value!r} has no bucket; expected s3://bucket/prefix")
-        return f"s3://{parts.netloc}{parts.path}".rstrip("/")
-    if value.lower().startswith("file://"):
-        parts = urlsplit(value)
-        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
-            raise SettingsError(f"CRYPTO_LAKE_URL={value!r}: a file:// URL must hold an absolute path")
-        return str(Path(parts.path))
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value):
-        raise SettingsError(
-            f"CRYPTO_LAKE_URL={value!r} uses an unsupported scheme; expected a local path or s3://bucket/prefix"
-        )
-    path = Path(value).expanduser()
-    return str(path if path.is_absolute() else (PROJECT_ROOT / path).resolve())
+    try:
+        return normalize_lake_url(value, relative_to=PROJECT_ROOT)
+    except ValueError as exc:
+        raise SettingsError(f"CRYPTO_LAKE_URL={exc}") from None

@@ -19,11 +19,13 @@ the path or URL. Credentials for S3 come from boto3's usual chain (environment, 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pyarrow as pa
@@ -199,15 +201,7 @@ class S3Lake(Lake):
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
-        if client is None:
-            import boto3
-            from botocore.config import Config
-
-            client = boto3.client(
-                "s3", endpoint_url=endpoint_url,
-                config=Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"}),
-            )
-        self.client = client
+        self.client = client if client is not None else s3_client(endpoint_url)
 
     def __repr__(self) -> str:
         return f"S3Lake({self.url!r}, endpoint_url={self.endpoint_url!r})"
@@ -270,12 +264,42 @@ class S3Lake(Lake):
             raise self._error("write", key, exc) from exc
 
 
+def normalize_lake_url(value: str, relative_to: Path | None = None) -> str:
+    """``s3://bucket[/prefix]`` -> ``s3://bucket/prefix`` without a trailing slash; a local path or ``file://`` URL ->
+    an absolute path (a relative path is taken from ``relative_to``, else the working directory). Anything else
+    raises ValueError saying what a lake URL looks like."""
+    if value.lower().startswith("s3://"):
+        parts = urlsplit(value)
+        if not parts.netloc:
+            raise ValueError(f"{value!r} has no bucket; expected s3://bucket/prefix")
+        return f"s3://{parts.netloc}{parts.path}".rstrip("/")
+    if value.lower().startswith("file://"):
+        parts = urlsplit(value)
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise ValueError(f"{value!r}: a file:// URL must hold an absolute path")
+        return str(Path(parts.path))
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value):
+        raise ValueError(f"{value!r} uses an unsupported scheme; expected a local path or s3://bucket/prefix")
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else ((relative_to or Path.cwd()) / path).resolve())
+
+
+def s3_client(endpoint_url: str | None = None):
+    """The lake's one S3 client configuration (every process that writes or reads the lake uses it): boto3's usual
+    credential chain, ``endpoint_url`` for S3-compatible stores (None: AWS itself), short connect timeout, three
+    attempts."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", endpoint_url=endpoint_url,
+                        config=Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"}))
+
+
 def lake_from_url(url: str, endpoint_url: str | None = None) -> Lake:
     """The lake at ``url``: ``s3://bucket[/prefix]`` (with ``endpoint_url``, e.g. AWS_ENDPOINT_URL) or a local
-    path / ``file://`` URL (as ``CRYPTO_LAKE_URL`` accepts them)."""
-    from crypto_assets.settings import parse_lake_url
-
-    normalized = parse_lake_url(url)
+    path / ``file://`` URL (as ``CRYPTO_LAKE_URL`` accepts them). The one way the capture process and the Dagster
+    resource build their lake."""
+    normalized = normalize_lake_url(url)
     if normalized.startswith("s3://"):
         bucket, _, prefix = normalized[len("s3://"):].partition("/")
         return S3Lake(bucket, prefix, endpoint_url=endpoint_url)

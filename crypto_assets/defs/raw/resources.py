@@ -1,10 +1,9 @@
 """Dagster resources. Their values come from `Settings.from_env()` when the definitions load."""
 
 from dagster import ConfigurableResource
-from dagster_aws.s3 import S3Resource
 
 from crypto_assets.exchange.rest import BinanceRestClient
-from crypto_assets.lake import Lake, S3Lake, lake_from_url
+from crypto_assets.lake import Lake, lake_from_url
 from crypto_assets.exchange.weight_budget import URGENT_RESERVE, WeightBudget
 from crypto_assets.settings import DEFAULT_SPOOL_DIR, DEFAULT_SPOOL_MAX_MB, DEFAULT_WEIGHT_BUDGET_DIR, Settings
 
@@ -33,8 +32,8 @@ class ExchangeResource(ConfigurableResource):
 
 
 class LakeResource(ConfigurableResource):
-    """The trade lake: a local folder, or ``s3://bucket/prefix`` through dagster-aws's S3 client (boto3's usual
-    credential chain; ``endpoint_url`` for S3-compatible stores, from AWS_ENDPOINT_URL)."""
+    """The trade lake: a local folder, or ``s3://bucket/prefix`` (boto3's usual credential chain; ``endpoint_url``
+    for S3-compatible stores, from AWS_ENDPOINT_URL)."""
 
     url: str
     endpoint_url: str | None = None
@@ -48,8 +47,5 @@ class LakeResource(ConfigurableResource):
                    spool_max_mb=settings.spool_max_mb)
 
     def lake(self) -> Lake:
-        if not self.url.startswith("s3://"):
-            return lake_from_url(self.url)
-        bucket, _, prefix = self.url[len("s3://"):].partition("/")
-        client = S3Resource(endpoint_url=self.endpoint_url, max_attempts=3).get_client()
-        return S3Lake(bucket, prefix, endpoint_url=self.endpoint_url, client=client)
+        """The lake, built as the capture process builds it (``lake_from_url``: one S3 client configuration)."""
+        return lake_from_url(self.url, self.endpoint_url)
