@@ -1,9 +1,17 @@
-"""Binance spot market-data endpoints and channels, declared once for the client and the simulator."""
+"""Binance spot market-data endpoints and channels, as the client calls them.
+
+The simulator declares what it serves in its own ``crypto_assets.simulator.endpoints``, on purpose: a test
+(``crypto_assets_tests/simulator/test_client_agrees.py``) compares the two tables entry by entry.
+"""
 
 import re
 
-# A spot symbol as this project accepts it (configuration, lake paths): 5 to 20 upper-case letters or digits.
-SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{5,20}$")
+# A spot symbol as this project accepts it (configuration, lake paths, spool file names): 5 to 20 upper-case letters
+# or digits. SYMBOL is the bare expression, for patterns that embed a symbol.
+SYMBOL = r"[A-Z0-9]{5,20}"
+SYMBOL_PATTERN = re.compile(rf"^{SYMBOL}$")
+# What Binance itself accepts in a `symbol` parameter (wider): anything else is answered -1100 without a lookup.
+LEGAL_SYMBOL_PARAMETER = re.compile(r"^[A-Z0-9-_.]{1,20}$")
 
 PING = "/api/v3/ping"
 TIME = "/api/v3/time"
@@ -13,7 +21,7 @@ HISTORICAL_TRADES = "/api/v3/historicalTrades"
 AGG_TRADES = "/api/v3/aggTrades"
 KLINES = "/api/v3/klines"
 
-# REQUEST_WEIGHT of each endpoint as Binance documents it (see ../shared/binance-api.md).
+# REQUEST_WEIGHT of each endpoint as Binance documents it.
 REST_WEIGHTS = {
     PING: 1,
     TIME: 1,

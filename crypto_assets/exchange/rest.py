@@ -44,8 +44,6 @@ __all__ = ["BinanceRestClient", "ExchangeBanned", "ExchangeError", "ExchangeUnre
 
 log = logging.getLogger(__name__)
 
-SYMBOL_RE = re.compile(r"^[A-Z0-9-_.]{1,20}$")  # Binance's legal range for a symbol parameter
-
 
 @dataclass
 class _Answer:
@@ -131,8 +129,8 @@ class BinanceRestClient:
         naming every unknown symbol (Binance -1121, or not a legal symbol name) and every symbol whose status is
         not TRADING (with its status)."""
         symbols = list(dict.fromkeys(symbols))
-        illegal = [s for s in symbols if not SYMBOL_RE.match(s)]
-        legal = [s for s in symbols if SYMBOL_RE.match(s)]
+        illegal = [s for s in symbols if not endpoints.LEGAL_SYMBOL_PARAMETER.match(s)]
+        legal = [s for s in symbols if endpoints.LEGAL_SYMBOL_PARAMETER.match(s)]
         listed: dict[str, dict[str, Any]] = {}
         url = self.base_url + endpoints.EXCHANGE_INFO
         if legal:

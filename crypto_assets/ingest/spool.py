@@ -33,6 +33,7 @@ from pathlib import Path
 
 import msgspec
 
+from crypto_assets.exchange.endpoints import SYMBOL
 from crypto_assets.exchange.models import Kline, Trade
 from crypto_assets.minutes import minute_key
 
@@ -42,7 +43,7 @@ MAGIC = b"CAMINUT1"  # format version 1
 SUFFIX = ".minute"
 CORRUPT = "corrupt"  # subfolder for files set aside
 LOCK_WAIT_S = 30.0  # how long a new spool waits for the previous capture process to let go of the folder
-_NAME = re.compile(r"^(\d{8}T\d{4})Z-([A-Z0-9]{5,20})\.minute$")
+_NAME = re.compile(rf"^(\d{{8}}T\d{{4}})Z-({SYMBOL})\.minute$")
 
 
 class SpooledMinute(msgspec.Struct, frozen=True):

@@ -14,10 +14,11 @@ An hour counts as built when its first silver model (`stg_trade_minutes`) has a 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, RunsFilter
 
 from crypto_assets.defs.analytics.warehouse import WarehouseBusyError, WarehouseResource
 from crypto_assets.defs.names import IN_FLIGHT_STATUSES, PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
+from crypto_assets.minutes import MINUTE_MS, minute_keys, minute_start_ms
 
 BUILT_MARKER = AssetKey("stg_trade_minutes")
 LATEST_PRICES_UPSTREAM = AssetKey("candles_1m")
@@ -26,8 +27,10 @@ MINUTES_PER_HOUR = 60
 
 # ---- hours ----------------------------------------------------------------------------------------------------------
 def minute_keys_of_hour(hour: str) -> list[str]:
-    """'2026-11-21-06:00' -> ['2026-11-21-06:00', ..., '2026-11-21-06:59'] (the raw minute partitions)."""
-    return [f"{hour[:-2]}{minute:02d}" for minute in range(MINUTES_PER_HOUR)]
+    """'2026-11-21-06:00' -> ['2026-11-21-06:00', ..., '2026-11-21-06:59'] (the raw minute partitions). An hour
+    partition key is the key of its first minute."""
+    start = minute_start_ms(hour)
+    return minute_keys(start, start + MINUTES_PER_HOUR * MINUTE_MS)
 
 
 def materialized_raw_minutes(instance: DagsterInstance, raw_keys: Iterable[AssetKey]) -> dict[AssetKey, set[str]]:

@@ -45,7 +45,7 @@ from crypto_assets.defs.names import raw_trades_key
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable
 from crypto_assets.ingest.minute_checks import CHECK_DESCRIPTIONS, DENSE_IDS, KLINE_AGREEMENT
-from crypto_assets.minutes import MINUTE_MS, minute_key
+from crypto_assets.minutes import KEY_FORMAT, MINUTE_MS, minute_key
 from crypto_assets.ingest.stored_minutes import (
     ALREADY_STORED,
     BEFORE_FIRST_TRADE,
@@ -85,7 +85,7 @@ def build_raw_trades_asset(symbol: str, partitions_def: TimeWindowPartitionsDefi
             kinds={"parquet", "binance"},
             metadata={"symbol": symbol},
             description=(
-                f"Every {symbol} spot trade, one partition per UTC minute (key %Y-%m-%d-%H:%M), stored as "
+                f"Every {symbol} spot trade, one partition per UTC minute (key {KEY_FORMAT}), stored as "
                 f"raw_trades/symbol={symbol}/date=<YYYY-MM-DD>/<HH-MM>.parquet in the lake. Materializing fetches "
                 f"the minute(s) over REST by trade id; only minutes proven complete (dense ids, both boundaries, "
                 f"the exchange's 1m kline) are written and recorded."

@@ -2,7 +2,6 @@
 materializations."""
 
 import time
-from datetime import UTC, datetime
 
 import pytest
 from dagster import (
@@ -15,10 +14,9 @@ from dagster import (
 from crypto_assets.definitions import build_definitions
 from crypto_assets.defs.raw import RAW_TRADES_JOB
 from crypto_assets.defs.raw.live_stream import HEARTBEAT_TAG, SYMBOLS_TAG
-from crypto_assets.defs.names import raw_trades_key
-from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG
+from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
 from crypto_assets.defs.raw.sensors import GAP_TAG
-from crypto_assets.minutes import MINUTE_MS, contiguous_ranges, floor_minute, minute_key
+from crypto_assets.minutes import MINUTE_MS, contiguous_ranges, floor_minute, minute_key, minute_start_ms
 from crypto_assets.settings import Settings
 
 SYMBOLS = "BTCUSDT,ETHUSDT"
@@ -137,10 +135,8 @@ def test_missing_minutes_become_one_run_per_range_newest_first(simulator, instan
     assert (second.tags[RANGE_START_TAG], second.tags[RANGE_END_TAG]) == (minute_key(older[0]),) * 2
     # nothing before the first trade, nothing that has not settled, nothing already materialized
     for request in result.run_requests:
-        start = datetime.strptime(request.tags[RANGE_START_TAG], "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
-        assert start.timestamp() * 1000 >= origin
-        end = datetime.strptime(request.tags[RANGE_END_TAG], "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
-        assert end.timestamp() * 1000 + MINUTE_MS <= time.time() * 1000 - 60_000
+        assert minute_start_ms(request.tags[RANGE_START_TAG]) >= origin
+        assert minute_start_ms(request.tags[RANGE_END_TAG]) + MINUTE_MS <= time.time() * 1000 - 60_000
     assert len(result.run_requests) <= 3
 
 
