@@ -41,30 +41,31 @@ _FOREVER_S = 2**40
 
 
 @dataclass(frozen=True)
-class Burst:
-    """Seconds ``start_s`` .. ``start_s + seconds - 1`` trade ``multiplier`` times the symbol's rate."""
-
-    start_s: int
-    seconds: int
-    multiplier: int
-
-    def covers(self, second: int) -> bool:
-        return self.start_s <= second < self.start_s + self.seconds
-
-
-@dataclass(frozen=True)
-class Window:
-    """Seconds ``start_s`` <= s < ``end_s`` of one symbol are hostile, drawn with ``seed``."""
+class Seconds:
+    """The epoch seconds ``start_s`` <= s < ``end_s``."""
 
     start_s: int
     end_s: int
-    seed: int
 
     def covers(self, second: int) -> bool:
         return self.start_s <= second < self.end_s
 
     def covers_minute(self, minute: int) -> bool:
         return self.start_s <= minute * 60 and minute * 60 + 60 <= self.end_s
+
+
+@dataclass(frozen=True)
+class Burst(Seconds):
+    """These seconds trade ``multiplier`` times the symbol's rate."""
+
+    multiplier: int
+
+
+@dataclass(frozen=True)
+class Window(Seconds):
+    """These seconds of one symbol are hostile, drawn with ``seed``."""
+
+    seed: int
 
 
 class HostileMarket:
@@ -114,7 +115,7 @@ class HostileMarket:
             if rng.random() < BURST_PROBABILITY:
                 seconds = int(rng.integers(BURST_SECONDS[0], BURST_SECONDS[1] + 1))
                 start = minute * 60 + int(rng.integers(0, 60 - seconds + 1))
-                burst = Burst(start, seconds, int(rng.integers(BURST_MULTIPLIER[0], BURST_MULTIPLIER[1] + 1)))
+                burst = Burst(start, start + seconds, int(rng.integers(BURST_MULTIPLIER[0], BURST_MULTIPLIER[1] + 1)))
             self._bursts[key] = burst
         return self._bursts[key]
 
@@ -133,7 +134,7 @@ class HostileMarket:
             for w in self.windows:
                 b = self.burst(minute, w.seed) if w.covers(minute * 60) or w.covers(minute * 60 + 59) else None
                 if b is not None:
-                    out.update({s: b.multiplier for s in range(b.start_s, b.start_s + b.seconds)
+                    out.update({s: b.multiplier for s in range(b.start_s, b.end_s)
                                 if start_s <= s < end_s and self._window(s) is w})
         return out
 

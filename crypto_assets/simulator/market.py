@@ -36,11 +36,11 @@ from typing import Callable
 
 import numpy as np
 
+from crypto_assets.simulator.endpoints import MINUTE_MS
 from crypto_assets.simulator.hostile import HostileMarket
 
 UNITS = 100_000_000  # 1e8: prices and quantities are integers in units of 1e-8
 MAX_UNITS = 2**63 - 1  # Binance keeps prices and quantities as int64 counts of 1e-8: 92,233,720,368.54775807
-MS_PER_MINUTE = 60_000
 DEFAULT_MAX_PRICE = "1000000.00000000"
 DEFAULT_MAX_QTY = "9000.00000000"
 
@@ -781,8 +781,8 @@ class Market:
         if unknown:
             raise ValueError(f"listed symbols not in the market: {', '.join(sorted(unknown))}")
         self.seed = seed
-        self.origin_ms = origin_ms - origin_ms % MS_PER_MINUTE
-        self.listings = {s: ms - ms % MS_PER_MINUTE for s, ms in listings.items()}
+        self.origin_ms = origin_ms - origin_ms % MINUTE_MS
+        self.listings = {s: ms - ms % MINUTE_MS for s, ms in listings.items()}
         self.symbols: dict[str, SymbolMarket] = {}
         for cfg in symbols:
             if cfg.symbol in self.listings:

@@ -1,5 +1,5 @@
-"""The simulator's command line as a child process on a free 127.0.0.1 port, for benchmarks that must not share
-a Python interpreter (and its GIL) with what they measure."""
+"""The simulator's command line as a child process on a free 127.0.0.1 port, for benchmarks and tests that must not
+share a Python interpreter (and its GIL) with what they measure, or that test the command line itself."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import tempfile
 import time
 import urllib.request
 
+from crypto_assets.simulator.endpoints import ServedAt
 
-class SimulatorProcess:
+
+class SimulatorProcess(ServedAt):
     """``with SimulatorProcess("--symbols", "BTCUSDT", "--rate", "BTCUSDT=5000") as sim:`` starts
     ``python -m crypto_assets.simulator`` with those arguments, waits until ``/api/v3/ping`` answers,
-    and terminates it on exit."""
+    and terminates it on exit (or at ``stop()``). ``output()`` is what it has printed so far."""
 
     host = "127.0.0.1"
 
@@ -23,23 +25,22 @@ class SimulatorProcess:
         self.start_timeout_s = start_timeout_s
         self.port = 0
         self._proc: subprocess.Popen | None = None
-        self._log = tempfile.TemporaryFile()  # its log: a pipe nobody reads would block it once full
+        # Its output and its log go to files: a pipe nobody reads would block it once full.
+        self._out = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()
 
-    @property
-    def rest_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+    def output(self) -> str:
+        """What the simulator has printed on stdout so far (its listening line first)."""
+        self._out.seek(0)
+        return self._out.read().decode()
 
     def __enter__(self) -> "SimulatorProcess":
         with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
+            s.bind((self.host, 0))
             self.port = s.getsockname()[1]
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "crypto_assets.simulator", "--host", "127.0.0.1", "--port",
-             str(self.port), *self.cli_args], stdout=subprocess.DEVNULL, stderr=self._log)
+            [sys.executable, "-m", "crypto_assets.simulator", "--host", self.host, "--port",
+             str(self.port), *self.cli_args], stdout=self._out, stderr=self._log)
         deadline = time.monotonic() + self.start_timeout_s
         while True:
             try:
@@ -48,13 +49,17 @@ class SimulatorProcess:
             except OSError:
                 if self._proc.poll() is not None:
                     self._log.seek(0)
-                    raise RuntimeError(f"the simulator exited at start-up: {self._log.read().decode()[-2000:]}")
-                if time.monotonic() > deadline:
-                    self.__exit__()
-                    raise RuntimeError(f"the simulator did not answer {self.rest_url} within {self.start_timeout_s} s")
-                time.sleep(0.1)
+                    problem = f"the simulator exited at start-up: {self._log.read().decode()[-2000:]}"
+                elif time.monotonic() > deadline:
+                    problem = f"the simulator did not answer {self.rest_url} within {self.start_timeout_s} s"
+                else:
+                    time.sleep(0.1)
+                    continue
+                self.__exit__()
+                raise RuntimeError(problem)
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> None:
+        """Terminate the simulator (killed if it has not exited 10 s later) and wait for it."""
         if self._proc is None:
             return
         self._proc.terminate()
@@ -64,4 +69,8 @@ class SimulatorProcess:
             self._proc.kill()
             self._proc.wait(10)
         self._proc = None
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        self._out.close()
         self._log.close()

@@ -14,7 +14,7 @@ import math
 import threading
 from dataclasses import dataclass, field
 
-MINUTE_MS = 60_000
+from crypto_assets.simulator.endpoints import MINUTE_MS
 
 
 @dataclass(frozen=True)

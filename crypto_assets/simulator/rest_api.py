@@ -7,15 +7,12 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from crypto_assets.exchange import endpoints
-from crypto_assets.exchange.endpoints import MAX_LIMIT
-from crypto_assets.simulator import payloads
+from crypto_assets.simulator import endpoints, payloads
+from crypto_assets.simulator.endpoints import DEFAULT_LIMIT, LEGAL_SYMBOL_PARAMETER, MAX_LIMIT
 from crypto_assets.simulator.faults import Faults
 from crypto_assets.simulator.market import Market, units_to_decimal
 from crypto_assets.simulator.rate_limits import RequestWeightLimiter
 
-DEFAULT_LIMIT = 500
-SYMBOL_PATTERN = "^[A-Z0-9-_.]{1,20}$"
 INTERVALS_MS = {"1s": 1_000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
                 "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000, "8h": 28_800_000,
                 "12h": 43_200_000, "1d": 86_400_000}
@@ -202,8 +199,9 @@ class RestApi:
         symbol = params.get("symbol")
         if not symbol:
             raise ApiError(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
-        if not re.fullmatch(SYMBOL_PATTERN[1:-1], symbol):
-            raise ApiError(-1100, f"Illegal characters found in parameter 'symbol'; legal range is '{SYMBOL_PATTERN}'.")
+        if not re.fullmatch(LEGAL_SYMBOL_PARAMETER[1:-1], symbol):
+            raise ApiError(-1100, "Illegal characters found in parameter 'symbol'; legal range is "
+                                  f"'{LEGAL_SYMBOL_PARAMETER}'.")
         if symbol not in self.market:
             raise ApiError(-1121, "Invalid symbol.")
         return symbol

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from crypto_assets.simulator import payloads, wire
+from crypto_assets.simulator.endpoints import MINUTE_MS, ServedAt
 from crypto_assets.simulator.faults import Faults, nine_decimals
 from crypto_assets.simulator.market import (
     DEFAULT_SYMBOLS, Market, SymbolConfig, Trades, symbol_config, units_to_decimal,
@@ -56,7 +57,7 @@ class SimulatorConfig:
     listed: dict[str, int] = field(default_factory=dict)  # symbol -> listed this many minutes before start-up
 
 
-class Simulator:
+class Simulator(ServedAt):
     def __init__(self, config: SimulatorConfig | None = None, host: str = "127.0.0.1", port: int = 0,
                  clock: Callable[[], int] = wall_clock_ms):
         self.config = config or SimulatorConfig()
@@ -64,13 +65,13 @@ class Simulator:
         self.clock = clock
         origin = self.config.origin_ms
         if origin is None:
-            origin = clock() - self.config.history_minutes * 60_000
+            origin = clock() - self.config.history_minutes * MINUTE_MS
         now = clock()
         for symbol, minutes in self.config.listed.items():
             if not isinstance(minutes, int) or isinstance(minutes, bool) or minutes < 0:
                 raise ValueError(f"listed {symbol}: minutes must be an integer >= 0, got {minutes!r}")
         self.market = Market(self.config.symbols, self.config.seed, origin,
-                             listings={s: now - m * 60_000 for s, m in self.config.listed.items()})
+                             listings={s: now - m * MINUTE_MS for s, m in self.config.listed.items()})
         self.faults = Faults()
         self.limiter = RequestWeightLimiter(self.config.weight_per_minute, self.config.tolerated_violations,
                                             self.config.ban_seconds)
@@ -85,15 +86,6 @@ class Simulator:
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._start_error: BaseException | None = None
-
-    # ---- addresses ----------------------------------------------------------------------------------------------
-    @property
-    def rest_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}"
 
     # ---- lifecycle ----------------------------------------------------------------------------------------------
     async def start_async(self) -> None:

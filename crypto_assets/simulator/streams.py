@@ -22,14 +22,16 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from crypto_assets.simulator import payloads, wire
+from crypto_assets.simulator.endpoints import (
+    AGG_TRADE_CHANNEL, KLINE_1M_CHANNEL, MINUTE_MS, STREAM_CHANNELS, TRADE_CHANNEL,
+)
 from crypto_assets.simulator.faults import Faults, corrupt
 from crypto_assets.simulator.hostile import ConnectionCutter, Cut
 from crypto_assets.simulator.market import Market
 
 log = logging.getLogger(__name__)
 
-STREAM_RE = re.compile(r"^([a-z0-9]{1,20})@(trade|aggTrade|kline_1m)$")
-STREAM_KINDS = ("trade", "aggTrade", "kline_1m")  # the order payloads go out within one tick
+STREAM_RE = re.compile(rf"^([a-z0-9]{{1,20}})@({'|'.join(STREAM_CHANNELS)})$")
 MAX_STREAMS = 1024
 MAX_INCOMING_PER_SECOND = 5
 MAX_BUFFERED_BYTES = 64 * 1024 * 1024  # a client this far behind is dropped, as Binance drops slow consumers
@@ -236,7 +238,7 @@ class StreamHub:
                 m = self.market[symbol]
                 until = now - self.faults.stream_latency_ms
                 self._cursors[symbol] = _Cursor(next_trade_id=m.last_trade_id_at(until) + 1, next_agg_id=None,
-                                                kline_minute=until // 60_000, last_kline_push_ms=0)
+                                                kline_minute=until // MINUTE_MS, last_kline_push_ms=0)
 
     def _forget_unwatched_symbols(self) -> None:
         watched = set().union(*(s.symbols() for s in self.sessions.values())) if self.sessions else set()
@@ -269,11 +271,12 @@ class StreamHub:
         for symbol, cur in self._cursors.items():
             m = self.market[symbol]
             low = symbol.lower()
+            trade_stream, agg_stream = f"{low}@{TRADE_CHANNEL}", f"{low}@{AGG_TRADE_CHANNEL}"
             trades = m.trades_from_id(cur.next_trade_id, 1_000_000, until)
             if len(trades):
                 cur.next_trade_id = int(trades.id[-1]) + 1
             aggs = None
-            if self._watched(low + "@aggTrade"):
+            if self._watched(agg_stream):
                 if cur.next_agg_id is None:
                     cur.next_agg_id = m.last_agg_id_at(until) + 1
                 aggs = m.aggs_from_id(cur.next_agg_id, 1_000_000, until)
@@ -284,37 +287,37 @@ class StreamHub:
             klines = self._klines_due(symbol, cur, until)
             if self.faults.is_paused(symbol, now):
                 continue  # the stream skips what trades while paused: ids jump when it resumes
-            if len(trades) and self._watched(low + "@trade"):
-                stream = low + "@trade"
+            if len(trades) and self._watched(trade_stream):
                 events = list(payloads.trade_events(symbol, trades, now, self.settings.trade_shape))
                 payloads.with_bad_values(events, trades, self.faults.bad_values.get(symbol), payloads.STREAM_KEYS)
                 bad = self.faults.malformed_left.get(symbol)
                 while bad and events:  # each malformed frame replaces one real trade, oldest first
-                    malformed.setdefault(stream, []).append(corrupt(events.pop(0), bad.pop(0)))
+                    malformed.setdefault(trade_stream, []).append(corrupt(events.pop(0), bad.pop(0)))
                     self.malformed_sent += 1
-                out.setdefault(stream, []).extend(events)
+                out.setdefault(trade_stream, []).extend(events)
             if aggs is not None and len(aggs):
-                out[low + "@aggTrade"] = list(payloads.agg_trade_events(symbol, aggs, now))
+                out[agg_stream] = list(payloads.agg_trade_events(symbol, aggs, now))
             if klines:
-                out[low + "@kline_1m"] = klines
+                out[f"{low}@{KLINE_1M_CHANNEL}"] = klines
         if out or malformed:
             self._fan_out(out, malformed)
 
     def _klines_due(self, symbol: str, cur: _Cursor, until: int) -> list[bytes]:
         """Closed klines of every minute that has ended, then the open one every two seconds."""
-        if not self._watched(symbol.lower() + "@kline_1m"):
-            cur.kline_minute = until // 60_000
+        if not self._watched(f"{symbol.lower()}@{KLINE_1M_CHANNEL}"):
+            cur.kline_minute = until // MINUTE_MS
             return []
         m = self.market[symbol]
         events = []
         now = self.clock()
-        while (cur.kline_minute + 1) * 60_000 <= until:
-            events.append(payloads.kline_event(symbol, m.kline(cur.kline_minute * 60_000, 60_000), now, closed=True))
+        while (cur.kline_minute + 1) * MINUTE_MS <= until:
+            events.append(payloads.kline_event(symbol, m.kline(cur.kline_minute * MINUTE_MS, MINUTE_MS), now,
+                                               closed=True))
             cur.kline_minute += 1
             cur.last_kline_push_ms = now
         if now - cur.last_kline_push_ms >= KLINE_PUSH_MS:
-            open_ms = cur.kline_minute * 60_000
-            events.append(payloads.kline_event(symbol, m.kline(open_ms, 60_000, until_ms=until), now, closed=False))
+            open_ms = cur.kline_minute * MINUTE_MS
+            events.append(payloads.kline_event(symbol, m.kline(open_ms, MINUTE_MS, until_ms=until), now, closed=False))
             cur.last_kline_push_ms = now
         return events
 
@@ -435,7 +438,7 @@ class StreamHub:
 
 def _stream_order(stream: str) -> tuple[int, str]:
     match = STREAM_RE.match(stream)
-    return (STREAM_KINDS.index(match.group(2)), stream) if match else (len(STREAM_KINDS), stream)
+    return (STREAM_CHANNELS.index(match.group(2)), stream) if match else (len(STREAM_CHANNELS), stream)
 
 
 def _error(code: int, msg: str, req_id=None) -> bytes:

@@ -1,7 +1,7 @@
 """Every payload against the documented Binance examples, field by field: same keys, same order, same JSON types.
 
-The examples are copied from /work/shared/binance-api.md and the Binance Spot API docs (values are Binance's;
-only keys, their order and the JSON types are compared). Values are checked against the market model separately.
+The examples are copied from the Binance Spot API docs (values are Binance's; only keys, their order and the JSON
+types are compared). Values are checked against the market model separately.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from crypto_assets_tests.simulator._support import api, collect, connect, http, 
 # ---- the documented examples -------------------------------------------------------------------------------------
 TRADE_EVENT = json.loads('{"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,"p":"0.001","q":"100",'
                          '"T":1672515782136,"m":true,"M":true}')
-TRADE_EVENT_PRE_2024 = json.loads('{"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,"p":"0.001","q":"100",'
-                                  '"b":88,"a":50,"T":1672515782136,"m":true,"M":true}')
-TRADE_EVENT_WITHOUT_M = json.loads('{"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,"p":"0.001","q":"100",'
-                                   '"T":1672515782136,"m":true}')
+# The older trade shapes: before 2024 with the buyer's and the seller's order ids ("b", "a") after "q"; without "M".
+_TRADE_FIELDS = list(TRADE_EVENT.items())
+TRADE_EVENT_PRE_2024 = dict(_TRADE_FIELDS[:6] + [("b", 88), ("a", 50)] + _TRADE_FIELDS[6:])
+TRADE_EVENT_WITHOUT_M = {key: value for key, value in _TRADE_FIELDS if key != "M"}
 AGG_TRADE_EVENT = json.loads('{"e":"aggTrade","E":1672515782136,"s":"BNBBTC","a":12345,"p":"0.001","q":"100",'
                              '"f":100,"l":105,"T":1672515782136,"m":true,"M":true}')
 KLINE_EVENT = json.loads('{"e":"kline","E":1672515782136,"s":"BNBBTC","k":{"t":1672515780000,"T":1672515839999,'

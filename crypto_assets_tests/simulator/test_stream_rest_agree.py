@@ -39,6 +39,18 @@ class Capture:
         return self.by_stream[symbol.lower() + "@aggTrade"]
 
 
+def rows_from_id(sim: Simulator, endpoint: str, id_key: str, symbol: str, first: int, last: int) -> list[dict]:
+    """``endpoint``'s rows from id ``first`` on, paged by ``fromId`` until a page reaches id ``last``."""
+    rows, next_id = [], first
+    while next_id <= last:
+        page = api(sim, endpoint, symbol=symbol, fromId=next_id, limit=1000)
+        assert page.status == 200
+        assert page.json(), f"{endpoint} returned nothing for ids the stream already delivered"
+        rows += page.json()
+        next_id = rows[-1][id_key] + 1
+    return rows
+
+
 @pytest.fixture(scope="module")
 def capture():
     clock = clock_before_a_minute_boundary()
@@ -104,14 +116,7 @@ def test_streamed_trade_ids_are_dense_and_times_ascend(capture, symbol):
 @pytest.mark.parametrize("symbol", SYMBOLS)
 def test_streamed_trades_equal_rest_historical_trades(capture, symbol):
     trades = capture.trades(symbol)
-    first, last = trades[0]["t"], trades[-1]["t"]
-    rows, next_id = [], first
-    while next_id <= last:
-        page = api(capture.sim, "historicalTrades", symbol=symbol, fromId=next_id, limit=1000)
-        assert page.status == 200
-        assert page.json(), "historicalTrades returned nothing for ids the stream already delivered"
-        rows += page.json()
-        next_id = rows[-1]["id"] + 1
+    rows = rows_from_id(capture.sim, "historicalTrades", "id", symbol, trades[0]["t"], trades[-1]["t"])
     assert [rest_trade_key(r) for r in rows[: len(trades)]] == [trade_key(t) for t in trades]
 
 
@@ -154,12 +159,7 @@ def test_streamed_aggs_equal_rest_agg_trades_by_from_id(capture, symbol):
     aggs = capture.aggs(symbol)
     assert len(aggs) >= 10
     assert [a["a"] for a in aggs] == list(range(aggs[0]["a"], aggs[0]["a"] + len(aggs)))
-    rows, next_id = [], aggs[0]["a"]
-    while next_id <= aggs[-1]["a"]:
-        page = api(capture.sim, "aggTrades", symbol=symbol, fromId=next_id, limit=1000).json()
-        assert page
-        rows += page
-        next_id = rows[-1]["a"] + 1
+    rows = rows_from_id(capture.sim, "aggTrades", "a", symbol, aggs[0]["a"], aggs[-1]["a"])
     assert [agg_key(r) for r in rows[: len(aggs)]] == [agg_key(a) for a in aggs]
 
 
