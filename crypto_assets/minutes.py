@@ -54,14 +54,6 @@ def minute_keys(start_ms: int, end_ms: int) -> list[str]:
     return [minute_key(m) for m in minute_starts(start_ms, end_ms)]
 
 
-def key_range_ms(first_key: str, last_key: str) -> tuple[int, int]:
-    """[start of ``first_key``, end of ``last_key``) in ms; both keys inclusive."""
-    start, last = minute_start_ms(first_key), minute_start_ms(last_key)
-    if last < start:
-        raise ValueError(f"minute range {first_key!r}..{last_key!r} ends before it starts")
-    return start, last + MINUTE_MS
-
-
 def contiguous_ranges(starts: Sequence[int], max_minutes: int | None = None) -> list[tuple[int, int]]:
     """Ascending minute starts as [start, end) ranges of consecutive minutes, each at most ``max_minutes`` long
     (None: no limit)."""

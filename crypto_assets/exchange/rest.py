@@ -33,7 +33,7 @@ from requests.adapters import HTTPAdapter
 
 from crypto_assets.exchange.errors import (ExchangeBanned, ExchangeError, ExchangeUnreachable, UnknownSymbol,
                                            utc_text)
-from crypto_assets.exchange.models import (AggTrade, Kline, MalformedPayload, Trade, parse_rest_agg_trades,
+from crypto_assets.exchange.models import (Kline, MalformedPayload, Trade, parse_rest_agg_trades,
                                            parse_rest_klines, parse_rest_trades)
 from crypto_assets.exchange import endpoints
 from crypto_assets.exchange.endpoints import MAX_LIMIT
@@ -148,34 +148,11 @@ class BinanceRestClient:
             raise UnknownSymbol(sorted(unknown, key=symbols.index), not_trading, url)
         return {s: listed[s] for s in symbols}
 
-    def recent_trades(self, symbol: str, limit: int = 50) -> list[dict[str, Any]]:
-        """GET /api/v3/trades: the most recent `limit` (1..1000) trades of `symbol`, oldest first, as Binance's
-        rows (dicts)."""
-        _check_limit(limit)
-        url, body = self._get(endpoints.TRADES, {"symbol": symbol, "limit": limit})
-        if not isinstance(body, list):
-            raise ExchangeError(200, None, f"expected a list of trades, got {_snippet(body)}", url)
-        return body
-
     def historical_trades(self, symbol: str, from_id: int, limit: int = MAX_LIMIT) -> list[Trade]:
         """GET /api/v3/historicalTrades: up to ``limit`` trades with id >= ``from_id``, ascending."""
         _check_limit(limit)
         answer = self._request(endpoints.HISTORICAL_TRADES, {"symbol": symbol, "fromId": from_id, "limit": limit})
         return _parsed(answer, parse_rest_trades, symbol, answer.body)
-
-    def agg_trades(self, symbol: str, *, from_id: int | None = None, start_time: int | None = None,
-                   end_time: int | None = None, limit: int = MAX_LIMIT) -> list[AggTrade]:
-        """GET /api/v3/aggTrades: aggregate trades from ``from_id``, or within [start_time, end_time] (both bounds
-        inclusive), oldest first; rows Binance marks invalid are left out."""
-        _check_limit(limit)
-        if from_id is not None and (start_time is not None or end_time is not None):
-            raise ValueError("from_id cannot be combined with start_time / end_time (Binance -1128)")
-        params: dict[str, Any] = {"symbol": symbol, "limit": limit}
-        for name, value in (("fromId", from_id), ("startTime", start_time), ("endTime", end_time)):
-            if value is not None:
-                params[name] = value
-        answer = self._request(endpoints.AGG_TRADES, params)
-        return _parsed(answer, parse_rest_agg_trades, answer.body)
 
     def klines(self, symbol: str, interval: str, start_time: int | None = None, end_time: int | None = None,
                limit: int = MAX_LIMIT) -> list[Kline]:

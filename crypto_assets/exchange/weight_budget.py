@@ -169,11 +169,6 @@ class WeightBudget:
                 raise ValueError(f"the weight budget of {self.name} is already shared through {self._file.folder}; "
                                  f"it cannot also be shared through {folder}")
 
-    @property
-    def state_path(self) -> Path | None:
-        """The shared state file (None when the budget is this process's own)."""
-        return self._file.path if self._file is not None else None
-
     # ---- configuration -----------------------------------------------------------------------------------------
     @property
     def limit(self) -> int:

@@ -282,7 +282,7 @@ def test_a_corrupt_state_file_is_treated_as_empty_with_a_warning_and_repaired(tm
     with caplog.at_level(logging.WARNING, logger="crypto_assets.exchange.weight_budget"):
         budget.acquire(10)
     assert str(path) in caplog.text and "unreadable" in caplog.text and "treating it as empty" in caplog.text
-    assert budget.used() == 10 and budget.state_path == path
+    assert budget.used() == 10
     assert '"used":{"' in path.read_text()  # rewritten whole
 
 
@@ -306,9 +306,9 @@ def test_for_host_with_a_folder_shares_and_refuses_a_second_folder(tmp_path):
     WeightBudget.forget(url)
     try:
         local = WeightBudget.for_host(url)
-        assert local.state_path is None
+        assert local._file is None  # this process's own budget
         shared = WeightBudget.for_host(url, state_dir=tmp_path / "a")
-        assert shared is local and shared.state_path == tmp_path / "a" / "127.0.0.1_1.json"
+        assert shared is local and shared._file.path == tmp_path / "a" / "127.0.0.1_1.json"
         assert WeightBudget.for_host("127.0.0.1:1", state_dir=tmp_path / "a") is local
         with pytest.raises(ValueError, match="already shared through"):
             WeightBudget.for_host(url, state_dir=tmp_path / "b")
