@@ -11,7 +11,7 @@ anything from the next connection, so trades between a ``Connected`` and the fol
 contiguous per symbol, except around a ``MalformedFrame`` of that symbol (the frame replaced a trade or kline).
 Whatever fell between two connections is the REST backfill's job; this module never fetches anything.
 
-Connection rules kept (see ../shared/binance-api.md): connection attempts are capped in a sliding window well below
+Connection rules kept (Binance's WebSocket limits): connection attempts are capped in a sliding window well below
 Binance's 300 per 5 minutes per IP, with exponential backoff and jitter between failing attempts; a connection is
 renewed before Binance's 24 h cut and at once on ``serverShutdown``; a connection that stays silent (no data and
 no ping, Binance pings every 20 s) for ``silence_timeout_s`` is taken for half-open and replaced. Pings are answered

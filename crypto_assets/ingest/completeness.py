@@ -1,6 +1,6 @@
 """When a minute of one symbol's spot trades is complete: every rule, in one place, one function each.
 
-Binance spot trade ids are dense per symbol (see shared/binance-api.md, "Completeness"). The rules:
+Binance spot trade ids are dense per symbol (one id per trade, no reuse, no gaps). The rules:
 
 1. ``inside_minute``: every trade's time lies in [start, start + 60 000).
 2. ``dense_ids``: the ids run strictly consecutively (no hole, no duplicate, none out of order).
