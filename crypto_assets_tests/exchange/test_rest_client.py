@@ -12,7 +12,8 @@ import pytest
 from crypto_assets.exchange.errors import ExchangeBanned, ExchangeError, ExchangeUnreachable, UnknownSymbol
 from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
-from crypto_assets.exchange.weight_budget import MINUTE_MS, WeightBudget
+from crypto_assets.exchange.weight_budget import WeightBudget
+from crypto_assets.minutes import MINUTE_MS
 
 from crypto_assets_tests.exchange._clocks import FastClock
 from crypto_assets_tests.simulator._support import api

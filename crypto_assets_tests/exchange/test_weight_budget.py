@@ -9,7 +9,8 @@ from collections import Counter
 import pytest
 
 from crypto_assets.exchange.errors import ExchangeBanned
-from crypto_assets.exchange.weight_budget import MINUTE_MS, WeightBudget, host_key
+from crypto_assets.exchange.weight_budget import WeightBudget, host_key
+from crypto_assets.minutes import MINUTE_MS
 
 from crypto_assets_tests.exchange._clocks import FastClock
 
