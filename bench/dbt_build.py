@@ -1,5 +1,5 @@
-"""dbt build time of the hourly silver and gold models, as Dagster runs them (`dbt build --select tag:hourly` with
-the partition's window as vars, dbt start-up included), on a temporary local lake.
+"""dbt build time of the hourly silver and gold models, as Dagster runs them (`dbt build --select tag:hourly
+--exclude tag:unpartitioned` with the partition's window as vars, dbt start-up included), on a temporary local lake.
 
 The lake holds one UTC day of three symbols at BTC's rate (about 40 trades/s each, the simulator's market model,
 10.4 million trades in 4,320 minute files, written in the lake's own Parquet format). Printed:
@@ -24,16 +24,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from crypto_assets.simulator.market import Market, symbol_config
 from crypto_assets.lake.paths import minute_file_path
 from crypto_assets.lake.schema import DECIMAL, TIMESTAMP, TRADE_SCHEMA, table_to_parquet
-from crypto_assets.settings import PROJECT_ROOT
-
-DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_crypto_pipeline"
+from crypto_assets.minutes import MINUTE_MS
+from crypto_assets.settings import DBT_PROJECT_DIR
+from crypto_assets.simulator.market import Market, symbol_config
 
 DAY_MS = 1_763_683_200_000  # 2025-11-21 00:00 UTC
 HOUR_MS = 3_600_000
-MINUTE_MS = 60_000
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 
 
@@ -78,9 +76,9 @@ def dbt_build(lake: Path, db: Path, start_ms: int, end_ms: int, scratch: Path) -
     values = {"lake_url": str(lake), "duckdb_path": str(db), "symbols": ",".join(SYMBOLS),
               "window_start": window(start_ms), "window_end": window(end_ms)}
     dbt = Path(sys.executable).with_name("dbt")
-    args = [str(dbt) if dbt.exists() else "dbt", "build", "--select", "tag:hourly", "--project-dir", str(DBT_PROJECT_DIR),
-            "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(scratch / "target"),
-            "--log-path", str(scratch / "logs"), "--vars", json.dumps(values)]
+    args = [str(dbt) if dbt.exists() else "dbt", "build", "--select", "tag:hourly", "--exclude", "tag:unpartitioned",
+            "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+            "--target-path", str(scratch / "target"), "--log-path", str(scratch / "logs"), "--vars", json.dumps(values)]
     started = time.perf_counter()
     done = subprocess.run(args, cwd=DBT_PROJECT_DIR, capture_output=True, text=True)
     elapsed = time.perf_counter() - started

@@ -12,18 +12,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from crypto_assets.defs.analytics.dbt_project import DBT_PROJECT_DIR, dbt_executable
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
+from crypto_assets.defs.analytics.dbt_project import dbt_executable
 from crypto_assets.lake import Lake, LocalLake
+from crypto_assets.minutes import MINUTE_MS, minute_key
+from crypto_assets.settings import DBT_PROJECT_DIR
+from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.ground_truth import truth
 
 HOUR_MS = 3_600_000
-MINUTE_MS = 60_000
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")  # 40, 20 and 5 trades/s; SOLUSDT has quiet minutes (5 %)
 
 
 def hour_key(hour_ms: int) -> str:
-    return datetime.fromtimestamp(hour_ms / 1000, UTC).strftime("%Y-%m-%d-%H:00")
+    """The hour partition key of the hour starting at ``hour_ms`` (the key of its first minute)."""
+    return minute_key(hour_ms)
 
 
 def window_text(ms: int) -> str:

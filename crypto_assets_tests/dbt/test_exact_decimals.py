@@ -14,18 +14,18 @@ import pyarrow.parquet as pq
 import pytest
 
 from crypto_assets.exchange.rest import BinanceRestClient
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.lake import LocalLake
+from crypto_assets.minutes import MINUTE_MS
+from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.analytics_data import (
     HOUR_MS,
-    MINUTE_MS,
     copy_lake,
     minute_trades,
     run_dbt,
     window_text,
     write_hours,
 )
-from crypto_assets_tests.dbt.test_models import naive, rows
+from crypto_assets_tests.dbt.test_models import HOURLY, naive, rows
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +67,7 @@ def built(tmp_path_factory):
         root = tmp_path_factory.mktemp("exact_lake")
         write_hours(LocalLake(root), sim, [hour], symbols=CLASSES)
         scratch = tmp_path_factory.mktemp("exact_dbt")
-        run = run_dbt(["build", "--select", "tag:hourly"], scratch / "crypto.duckdb", scratch, {
+        run = run_dbt(["build", *HOURLY], scratch / "crypto.duckdb", scratch, {
             "lake_url": str(root), "symbols": ",".join(CLASSES),
             "window_start": window_text(hour), "window_end": window_text(hour + HOUR_MS)})
         assert run.returncode == 0, run.output

@@ -5,7 +5,8 @@ import time
 import pytest
 
 from crypto_assets.lake import LocalLake
-from crypto_assets_tests.analytics_data import MINUTE_MS, run_dbt
+from crypto_assets.minutes import MINUTE_MS
+from crypto_assets_tests.analytics_data import run_dbt
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,12 @@ import duckdb
 import pytest
 
 from crypto_assets.exchange.rest import BinanceRestClient
-from crypto_assets_tests.analytics_data import HOUR_MS, MINUTE_MS, SYMBOLS, minute_trades, run_dbt, window_text
+from crypto_assets.minutes import MINUTE_MS
+from crypto_assets_tests.analytics_data import HOUR_MS, SYMBOLS, minute_trades, run_dbt, window_text
 
 pytestmark = pytest.mark.integration
+
+HOURLY = ["--select", "tag:hourly", "--exclude", "tag:unpartitioned"]  # what Dagster's dbt_hourly builds
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +22,8 @@ def warehouse(hours, local_lake, tmp_path_factory):
     scratch = tmp_path_factory.mktemp("dbt_local")
     db = scratch / "crypto.duckdb"
     runs = []
-    for hour, select in ((hours.h1, "tag:hourly"), (hours.h2, "fqn:*")):
-        runs.append(run_dbt(["build", "--select", select], db, scratch / f"run{len(runs)}", {
+    for hour, select in ((hours.h1, HOURLY), (hours.h2, ["--select", "fqn:*"])):
+        runs.append(run_dbt(["build", *select], db, scratch / f"run{len(runs)}", {
             "lake_url": str(local_lake), "symbols": ",".join(SYMBOLS),
             "window_start": window_text(hour), "window_end": window_text(hour + HOUR_MS)}))
     for run in runs:

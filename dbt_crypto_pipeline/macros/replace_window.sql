@@ -1,7 +1,8 @@
 {#- Incremental strategy `replace_window`: delete the rows of the run's window from the target, then insert the
     freshly built ones. An hour partition is replaced as a whole (rows that vanished from the source vanish here too,
     which delete+insert by unique key would keep). Models set `window_column` (a timestamp column) and optionally
-    `window_grain='day'` (the column is a date: every day the window touches is replaced). -#}
+    `window_grain='day'` (the column is a date: every day the window touches is replaced). Their tests read the same
+    config (get_where_subquery.sql). -#}
 {% macro get_incremental_replace_window_sql(arg_dict) %}
   {%- set target = arg_dict['target_relation'] -%}
   {%- set source = arg_dict['temp_relation'] -%}

@@ -25,9 +25,9 @@ from crypto_assets.settings import Settings
 __all__ = ["build_analytics_definitions"]
 
 
-def build_analytics_definitions(settings: Settings, duckdb_path: str | None = None) -> Definitions:
-    """The dbt assets, jobs, schedules, sensor and resources (`dbt`, `warehouse`) for ``settings``. The DuckDB file
-    is ``duckdb_path``, else DBT_DUCKDB_PATH, else dbt_crypto_pipeline/.dbt/crypto.duckdb."""
+def build_analytics_definitions(settings: Settings) -> Definitions:
+    """The dbt assets, jobs, schedules, sensor and resources (`dbt`, `warehouse`) for ``settings``; the DuckDB file
+    is ``settings.duckdb_path`` (DBT_DUCKDB_PATH)."""
     project = dbt_project()
     ensure_manifest(project)
     translator = AnalyticsTranslator(settings.symbols)
@@ -35,7 +35,7 @@ def build_analytics_definitions(settings: Settings, duckdb_path: str | None = No
     hourly = build_hourly_dbt_assets(project, translator, hours)
     latest = build_latest_prices_assets(project, translator)
     hourly_job, latest_job = build_hourly_job(hourly), build_latest_prices_job(latest)
-    warehouse = WarehouseResource.from_settings(settings, duckdb_path)
+    warehouse = WarehouseResource.from_settings(settings)
     return Definitions(
         assets=[hourly, latest],
         jobs=[hourly_job, latest_job],

@@ -29,6 +29,10 @@ from crypto_assets.defs.analytics.translator import AnalyticsTranslator
 from crypto_assets.defs.analytics.warehouse import WarehouseResource
 
 DUCKDB_POOL = "duckdb"  # one writer per DuckDB file: give this pool a limit of 1 (see README)
+# dbt_project.yml tags every staging model and mart `hourly`; a model over the whole history adds `unpartitioned`
+# (tags add up). Together the two selections hold every model exactly once (test_selections.py checks it).
+HOURLY_SELECT, HOURLY_EXCLUDE = "tag:hourly", "tag:unpartitioned"
+UNPARTITIONED_SELECT = "tag:unpartitioned"
 CHART_ASSETS = (AssetKey("candles_1m"), AssetKey("candles_1h"))
 LATEST_PRICES = AssetKey("latest_prices")
 
@@ -100,8 +104,8 @@ def latest_prices_metadata(warehouse: WarehouseResource) -> MetadataFor:
 
 def build_hourly_dbt_assets(project: DbtProject, translator: AnalyticsTranslator,
                             hours: PartitionsDefinition) -> AssetsDefinition:
-    @dbt_assets(manifest=project.manifest_path, project=project, select="tag:hourly", name="dbt_hourly",
-                partitions_def=hours, backfill_policy=BackfillPolicy.single_run(), pool=DUCKDB_POOL,
+    @dbt_assets(manifest=project.manifest_path, project=project, select=HOURLY_SELECT, exclude=HOURLY_EXCLUDE,
+                name="dbt_hourly", partitions_def=hours, backfill_policy=BackfillPolicy.single_run(), pool=DUCKDB_POOL,
                 dagster_dbt_translator=translator)
     def dbt_hourly(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
         """Silver and gold for the partition's hour (or a backfill's whole range, in one dbt run)."""
@@ -113,7 +117,7 @@ def build_hourly_dbt_assets(project: DbtProject, translator: AnalyticsTranslator
 
 
 def build_latest_prices_assets(project: DbtProject, translator: AnalyticsTranslator) -> AssetsDefinition:
-    @dbt_assets(manifest=project.manifest_path, project=project, select="tag:unpartitioned",
+    @dbt_assets(manifest=project.manifest_path, project=project, select=UNPARTITIONED_SELECT,
                 name="dbt_unpartitioned", pool=DUCKDB_POOL, dagster_dbt_translator=translator)
     def dbt_unpartitioned(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
         """Models over the whole history (latest prices). Refused, naming what is missing, until an hour is built."""

@@ -17,9 +17,8 @@ from pathlib import Path
 
 from dagster_dbt import DbtProject
 
-from crypto_assets.settings import PROJECT_ROOT
+from crypto_assets.settings import DBT_PROJECT_DIR
 
-DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_crypto_pipeline"
 PROJECT_FILES = ("dbt_project.yml", "profiles.yml")
 PROJECT_FOLDERS = ("models", "macros", "tests")
 

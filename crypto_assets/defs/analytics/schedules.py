@@ -6,9 +6,10 @@ that has nothing to build is skipped with a reason that names what it waits for.
 
 - `analytics_every_hour` (HH:05) builds the hour that just ended once all 60 raw minutes of every symbol are
   materialized. An hour still waiting for them at its tick (the stream started mid-hour and the REST gap backfill
-  has not filled its first minutes yet; or nothing was captured at all) is built at a later tick once complete: each tick looks at the last ``CATCH_UP_HOURS`` hours and requests every one that is complete, never
-  built and not in flight (one run per hour, run key = the hour). Older hours are left to a backfill. An hour
-  already built is not requested again: late minutes are `analytics_gap_rebuild_sensor`'s job.
+  has not filled its first minutes yet; or nothing was captured at all) is built at a later tick once complete: each
+  tick looks at the last ``CATCH_UP_HOURS`` hours and requests every one that is complete, never built and not in
+  flight (one run per hour, run key = the hour). Older hours are left to a backfill. An hour already built is not
+  requested again: late minutes are `analytics_gap_rebuild_sensor`'s job.
 - `analytics_latest_prices_every_hour` (HH:15) rebuilds latest_prices once `candles_1m` is in the warehouse.
 """
 # No `from __future__ import annotations` in Dagster modules: Dagster inspects the `context` annotation at runtime.

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from dagster import AssetDep, AssetKey, AssetSpec, FreshnessPolicy, TimeWindowPartitionMapping
+from dagster import AssetDep, AssetSpec, FreshnessPolicy, TimeWindowPartitionMapping
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
 from crypto_assets.defs.names import raw_trades_key
@@ -16,11 +16,6 @@ LAKE_SOURCE = "source.dbt_crypto_pipeline.lake.raw_trades"
 # Gold is built hourly, five minutes after each hour ends: warn when the newest build is over 75 minutes old, fail
 # over 2 hours (one missed hour).
 GOLD_FRESHNESS = FreshnessPolicy.time_window(fail_window=timedelta(hours=2), warn_window=timedelta(minutes=75))
-
-
-def raw_trades_key(symbol: str) -> AssetKey:
-    """The raw asset of one symbol (crypto_assets.defs.raw.assets defines it)."""
-    return AssetKey(["raw_trades", symbol.lower()])
 
 
 class AnalyticsTranslator(DagsterDbtTranslator):

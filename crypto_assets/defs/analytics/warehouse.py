@@ -3,25 +3,15 @@ read-only queries of the built tables for the assets' metadata and for what the 
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 from dagster import ConfigurableResource
 
-from crypto_assets.defs.analytics.dbt_project import DBT_PROJECT_DIR
 from crypto_assets.settings import Settings
 
-DEFAULT_DUCKDB_PATH = ".dbt/crypto.duckdb"  # relative to the dbt project folder, where dbt runs
 WINDOW_FORMAT = "%Y-%m-%d %H:%M:%S"
-
-
-def duckdb_path_from_env(environ=os.environ) -> str:
-    """DBT_DUCKDB_PATH (relative paths from dbt_crypto_pipeline/, as dbt itself resolves them) as an absolute path."""
-    value = (environ.get("DBT_DUCKDB_PATH") or "").strip() or DEFAULT_DUCKDB_PATH
-    path = Path(value).expanduser()
-    return str(path if path.is_absolute() else (DBT_PROJECT_DIR / path).resolve())
 
 
 class WarehouseBusyError(RuntimeError):
@@ -41,9 +31,9 @@ class WarehouseResource(ConfigurableResource):
     duckdb_path: str
 
     @classmethod
-    def from_settings(cls, settings: Settings, duckdb_path: str | None = None) -> "WarehouseResource":
+    def from_settings(cls, settings: Settings) -> "WarehouseResource":
         return cls(lake_url=settings.lake_url, aws_endpoint_url=settings.aws_endpoint_url,
-                   symbols=list(settings.symbols), duckdb_path=duckdb_path or duckdb_path_from_env())
+                   symbols=list(settings.symbols), duckdb_path=settings.duckdb_path)
 
     @property
     def dbt_target(self) -> str:

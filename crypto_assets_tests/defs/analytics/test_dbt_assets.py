@@ -5,10 +5,11 @@ import pytest
 from dagster import AssetKey, DagsterInstance, Definitions
 
 from crypto_assets.defs.analytics import build_analytics_definitions
-from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG
 from crypto_assets.defs.analytics.schedules import HOURLY_JOB, LATEST_PRICES_JOB
+from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG
+from crypto_assets.minutes import MINUTE_MS, minute_key
 from crypto_assets.settings import Settings
-from crypto_assets_tests.analytics_data import MINUTE_MS, SYMBOLS, copy_lake
+from crypto_assets_tests.analytics_data import SYMBOLS, copy_lake
 
 pytestmark = pytest.mark.integration
 
@@ -16,8 +17,9 @@ GOLD = ["candles_1m", "candles_1h", "moving_averages_1m", "volatility_1m", "pric
 SILVER = ["stg_trade_minutes", "stg_trades"]
 
 
-def settings_for(lake) -> Settings:
-    return Settings.from_env({"CRYPTO_LAKE_URL": str(lake), "CRYPTO_SYMBOLS": ",".join(SYMBOLS)}, dotenv_path=None)
+def settings_for(lake, duckdb_path) -> Settings:
+    return Settings.from_env({"CRYPTO_LAKE_URL": str(lake), "CRYPTO_SYMBOLS": ",".join(SYMBOLS),
+                              "DBT_DUCKDB_PATH": str(duckdb_path)}, dotenv_path=None)
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +35,7 @@ def instance(tmp_path_factory):
 @pytest.fixture(scope="module")
 def backfilled(instance, hours, local_lake, tmp_path_factory):
     """Both hours in one run (a range backfill: BackfillPolicy.single_run), then latest prices."""
-    defs = build_analytics_definitions(settings_for(local_lake),
-                                       duckdb_path=str(tmp_path_factory.mktemp("wh") / "crypto.duckdb"))
+    defs = build_analytics_definitions(settings_for(local_lake, tmp_path_factory.mktemp("wh") / "crypto.duckdb"))
     h1, h2 = hours.keys
     hourly = defs.resolve_job_def(HOURLY_JOB).execute_in_process(
         instance=instance, raise_on_error=False,
@@ -87,7 +88,7 @@ def test_an_hour_with_a_missing_minute_fails_then_the_gap_sensor_rebuilds_it(hou
     _, h2 = hours.keys
     gap = hours.h2 + 17 * MINUTE_MS
     lake = copy_lake(local_lake, tmp_path / "lake", skip=[("SOLUSDT", gap)])
-    defs = build_analytics_definitions(settings_for(lake.root), duckdb_path=str(tmp_path / "crypto.duckdb"))
+    defs = build_analytics_definitions(settings_for(lake.root, tmp_path / "crypto.duckdb"))
     job = defs.resolve_job_def(HOURLY_JOB)
     sensor = defs.resolve_sensor_def("analytics_gap_rebuild_sensor")
     with DagsterInstance.ephemeral() as scratch:
@@ -116,7 +117,7 @@ def test_an_hour_with_a_missing_minute_fails_then_the_gap_sensor_rebuilds_it(hou
 
 def test_a_missing_lake_is_named(tmp_path):
     missing = tmp_path / "no_lake_here"
-    defs = build_analytics_definitions(settings_for(missing), duckdb_path=str(tmp_path / "crypto.duckdb"))
+    defs = build_analytics_definitions(settings_for(missing, tmp_path / "crypto.duckdb"))
     with DagsterInstance.ephemeral() as scratch:
         result = defs.resolve_job_def(HOURLY_JOB).execute_in_process(
             instance=scratch, partition_key=defs.resolve_job_def(HOURLY_JOB).partitions_def.get_last_partition_key(),
@@ -144,10 +145,6 @@ def test_gap_sensor_rebuilds_an_already_built_hour_when_raw_minutes_arrive(backf
     requests, cursor = tick(None)  # the first tick starts from now: history is not rebuilt
     assert requests == []
     assert instance.event_log_storage.get_concurrency_info("duckdb").slot_count == 1
-
-    def minute_key(ms):
-        from datetime import UTC, datetime
-        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d-%H:%M")
 
     never_built = hours.h1 - 5 * 3_600_000
     for symbol, ms in (("solusdt", hours.h2 + 17 * MINUTE_MS), ("btcusdt", hours.h2 + 3 * MINUTE_MS),

@@ -6,13 +6,8 @@ import time
 
 import pytest
 
-from crypto_assets.defs.analytics.dbt_project import (
-    DBT_PROJECT_DIR,
-    ManifestError,
-    dbt_project,
-    ensure_manifest,
-    manifest_is_current,
-)
+from crypto_assets.defs.analytics.dbt_project import ManifestError, dbt_project, ensure_manifest, manifest_is_current
+from crypto_assets.settings import DBT_PROJECT_DIR
 
 
 @pytest.fixture

@@ -20,24 +20,22 @@ from crypto_assets.defs.analytics.schedules import (
 )
 from crypto_assets.defs.analytics.warehouse import WarehouseResource
 from crypto_assets.defs.partitions import hour_partitions
+from crypto_assets.minutes import MINUTE_MS, minute_key
 from crypto_assets.settings import Settings
-from crypto_assets_tests.analytics_data import HOUR_MS, MINUTE_MS, SYMBOLS
+from crypto_assets_tests.analytics_data import HOUR_MS, SYMBOLS
 
 pytestmark = pytest.mark.integration
 
 
-def settings_for(lake) -> Settings:
-    return Settings.from_env({"CRYPTO_LAKE_URL": str(lake), "CRYPTO_SYMBOLS": ",".join(SYMBOLS)}, dotenv_path=None)
+def settings_for(lake, duckdb_path) -> Settings:
+    return Settings.from_env({"CRYPTO_LAKE_URL": str(lake), "CRYPTO_SYMBOLS": ",".join(SYMBOLS),
+                              "DBT_DUCKDB_PATH": str(duckdb_path)}, dotenv_path=None)
 
 
 def real_instance(folder):
     """A fresh SQLite instance in ``folder`` (what DAGSTER_HOME gives `dagster dev`)."""
     folder.mkdir(parents=True, exist_ok=True)
     return DagsterInstance.local_temp(tempdir=str(folder))
-
-
-def minute_key(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d-%H:%M")
 
 
 def record_raw_minutes(instance, hour_ms: int, symbols=SYMBOLS, skip=()) -> None:
@@ -63,8 +61,7 @@ def tick(defs, name: str, instance, when: datetime):
 def fresh(local_lake, tmp_path):
     """A fresh Dagster instance and a warehouse file that does not exist yet, on a lake holding two hours."""
     with real_instance(tmp_path / "dagster_home") as instance:
-        defs = build_analytics_definitions(settings_for(local_lake),
-                                           duckdb_path=str(tmp_path / "warehouse" / "crypto.duckdb"))
+        defs = build_analytics_definitions(settings_for(local_lake, tmp_path / "warehouse" / "crypto.duckdb"))
         yield instance, defs
 
 
@@ -122,7 +119,7 @@ def test_a_fresh_machine_skips_both_schedules_with_their_reason_then_builds_once
 def test_latest_prices_waits_for_a_warehouse_without_candles_or_held_by_a_dbt_run(tmp_path):
     path = tmp_path / "crypto.duckdb"
     warehouse = WarehouseResource(lake_url=str(tmp_path), symbols=list(SYMBOLS), duckdb_path=str(path))
-    defs = build_analytics_definitions(settings_for(tmp_path), duckdb_path=str(path))
+    defs = build_analytics_definitions(settings_for(tmp_path, path))
     when = datetime.now(UTC).replace(minute=15, second=0, microsecond=0)
     with real_instance(tmp_path / "home") as instance:
         duckdb.connect(str(path)).close()  # a file, without tables
@@ -167,8 +164,8 @@ def test_the_hourly_schedule_catches_up_an_hour_that_was_incomplete_at_its_tick(
 
 
 def test_no_hour_partition_yet(tmp_path):
-    settings = settings_for(tmp_path)
-    defs = build_analytics_definitions(settings, duckdb_path=str(tmp_path / "crypto.duckdb"))
+    settings = settings_for(tmp_path, tmp_path / "crypto.duckdb")
+    defs = build_analytics_definitions(settings)
     start = hour_partitions(settings.partition_days).start
     with real_instance(tmp_path / "home") as instance:
         requests, reason = tick(defs, HOURLY_SCHEDULE, instance, start + timedelta(minutes=5))

@@ -32,8 +32,9 @@ def s3_lake(moto_endpoint, hours):
 
 def test_an_hour_builds_from_s3(s3_lake, moto_endpoint, hours, tmp_path):
     settings = Settings.from_env({"CRYPTO_LAKE_URL": s3_lake, "AWS_ENDPOINT_URL": moto_endpoint,
-                                  "CRYPTO_SYMBOLS": ",".join(SYMBOLS)}, dotenv_path=None)
-    defs = build_analytics_definitions(settings, duckdb_path=str(tmp_path / "crypto.duckdb"))
+                                  "CRYPTO_SYMBOLS": ",".join(SYMBOLS),
+                                  "DBT_DUCKDB_PATH": str(tmp_path / "crypto.duckdb")}, dotenv_path=None)
+    defs = build_analytics_definitions(settings)
     h1, _ = hours.keys
     with DagsterInstance.ephemeral() as instance:
         result = defs.resolve_job_def(HOURLY_JOB).execute_in_process(instance=instance, partition_key=h1,

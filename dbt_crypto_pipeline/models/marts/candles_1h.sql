@@ -1,4 +1,4 @@
-{{ config(tags=['hourly'], unique_key=['symbol', 'hour_start'], window_column='hour_start') }}
+{{ config(unique_key=['symbol', 'hour_start'], window_column='hour_start') }}
 -- Gold: one OHLCV candle per symbol-hour from the 1m candles. minute_count says how many minutes were captured;
 -- an hour is only complete with 60 (the tests refuse anything else).
 

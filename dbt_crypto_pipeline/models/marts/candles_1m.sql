@@ -1,4 +1,4 @@
-{{ config(tags=['hourly'], unique_key=['symbol', 'minute_start'], window_column='minute_start') }}
+{{ config(unique_key=['symbol', 'minute_start'], window_column='minute_start') }}
 -- Gold: one OHLCV candle per captured symbol-minute, exact decimals, equal to the exchange's own 1m kline.
 -- A minute without trades (an empty minute file) carries the previous close as open/high/low/close, like Binance.
 

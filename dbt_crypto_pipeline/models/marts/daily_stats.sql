@@ -1,4 +1,4 @@
-{{ config(tags=['hourly'], unique_key=['symbol', 'trade_date'], window_column='trade_date', window_grain='day') }}
+{{ config(unique_key=['symbol', 'trade_date'], window_column='trade_date', window_grain='day') }}
 -- Gold: per symbol and UTC day, the trade price range, mean and count. Every day the window touches is rebuilt
 -- from silver, so a day reflects all of its hours built so far.
 -- Built after candles_1m so that an hour failing the 60-candles test blocks this model too:

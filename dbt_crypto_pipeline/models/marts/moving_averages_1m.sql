@@ -1,4 +1,4 @@
-{{ config(tags=['hourly'], unique_key=['symbol', 'minute_start'], window_column='minute_start') }}
+{{ config(unique_key=['symbol', 'minute_start'], window_column='minute_start') }}
 -- Gold: 20- and 60-minute simple moving averages of the 1m close (over the minutes present in each span; the
 -- *_minutes columns say how many there were, fewer at the start of the history or around missing minutes).
 

@@ -1,4 +1,4 @@
-{{ config(tags=['hourly'], unique_key=['symbol', 'to_minute'], window_column='to_minute') }}
+{{ config(unique_key=['symbol', 'to_minute'], window_column='to_minute') }}
 -- Gold: consecutive 1-minute moves (close of one minute to the close of the next) of at least
 -- var('price_jump_threshold_pct') percent, up or down.
 

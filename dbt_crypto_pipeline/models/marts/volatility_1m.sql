@@ -1,4 +1,4 @@
-{{ config(tags=['hourly'], unique_key=['symbol', 'minute_start'], window_column='minute_start') }}
+{{ config(unique_key=['symbol', 'minute_start'], window_column='minute_start') }}
 -- Gold: 1-minute log returns ln(close / previous minute's close) and their rolling sample standard deviation over
 -- 20 and 60 minutes (not annualised). A return needs the previous minute: after a missing minute it is null.
 
