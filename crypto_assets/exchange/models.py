@@ -108,7 +108,7 @@ class ControlReply(msgspec.Struct, frozen=True):
     error: str | None = None
 
 
-StreamRecord = Union[Trade, Kline, Connected, Disconnected, MalformedFrame, ServerShutdown, ControlReply]
+StreamRecord = Trade | Kline | Connected | Disconnected | MalformedFrame | ServerShutdown | ControlReply
 
 
 # ---- wire shapes (Binance's keys) -------------------------------------------------------------------------------
@@ -151,7 +151,7 @@ class _ShutdownEvent(msgspec.Struct, tag_field="e", tag="serverShutdown"):
     E: int
 
 
-_Event = Union[_TradeEvent, _KlineEvent, _ShutdownEvent]
+_Event = _TradeEvent | _KlineEvent | _ShutdownEvent
 
 
 class _Envelope(msgspec.Struct, gc=False):

@@ -146,7 +146,7 @@ def _drain(capture: LiveCapture, send, stopping: threading.Event) -> None:
                 send(MinuteDecided(symbol, outcome))
         except BrokenPipeError:
             return  # the parent is gone; the capture loop notices too
-        except Exception as exc:  # never let the drainer die quietly: say why, retry later
+        except Exception as exc:  # noqa: BLE001 - never let the drainer die quietly: say why, retry later
             send(LogLine("WARNING", f"draining the spool failed ({type(exc).__name__}: {exc}); retrying"))
         status = capture.spool_status()
         if status is None:

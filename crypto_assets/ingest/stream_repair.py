@@ -94,7 +94,7 @@ class StreamRepairer:
             request, first_stream_id = job
             try:
                 repair = fetch_repair(self.client, request, first_stream_id, self.max_trades)
-            except Exception as exc:  # the exchange unreachable, banned, refusing: the minutes are given up
+            except Exception as exc:  # noqa: BLE001 - the exchange unreachable, banned, refusing: the minutes are given up
                 repair = Repair(request, error=f"{type(exc).__name__}: {exc}")
             self.stats.repairs += 1
             if repair.error is not None:

@@ -76,7 +76,7 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
     try:
         configs = [symbol_config(s, **({"trades_per_second": rates[s]} if s in rates else {})) for s in symbols]
     except ValueError as exc:
-        raise SystemExit(f"bad simulator configuration: {exc}")
+        raise SystemExit(f"bad simulator configuration: {exc}") from None
     return SimulatorConfig(
         symbols=configs, seed=args.seed, history_minutes=args.history_minutes, hostile=args.hostile,
         listed=parse_listed(args.listed, symbols),

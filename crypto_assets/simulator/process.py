@@ -56,7 +56,7 @@ class SimulatorProcess(ServedAt):
                     time.sleep(0.1)
                     continue
                 self.__exit__()
-                raise RuntimeError(problem)
+                raise RuntimeError(problem) from None
 
     def stop(self) -> None:
         """Terminate the simulator (killed if it has not exited 10 s later) and wait for it."""

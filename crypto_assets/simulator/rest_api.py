@@ -100,7 +100,7 @@ class RestApi:
                 assert isinstance(wanted, list) and all(isinstance(s, str) for s in wanted)
             except (ValueError, AssertionError):
                 raise ApiError(-1100, "Illegal characters found in parameter 'symbols'; legal range is "
-                                      "'^\\[(\"[A-Z0-9-_.]{1,20}\"(,\"[A-Z0-9-_.]{1,20}\"){0,}){0,1}\\]$'.")
+                                      "'^\\[(\"[A-Z0-9-_.]{1,20}\"(,\"[A-Z0-9-_.]{1,20}\"){0,}){0,1}\\]$'.") from None
             names = [self._symbol({"symbol": s}) for s in wanted]
         elif "symbol" in params:
             names = [self._symbol(params)]

@@ -112,7 +112,7 @@ class Simulator(ServedAt):
         loop = asyncio.new_event_loop()
         try:
             loop.run_until_complete(self.start_async())
-        except BaseException as exc:  # reported to start()'s caller
+        except BaseException as exc:  # noqa: BLE001 - reported to start()'s caller
             self._start_error = exc
             self._started.set()
             return

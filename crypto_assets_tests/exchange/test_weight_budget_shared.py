@@ -197,7 +197,7 @@ def test_a_429_seen_by_one_process_makes_the_others_wait_out_its_retry_after(tmp
             children.close()
     assert seen.get(429) == 1 and 418 not in seen  # nobody called during the back-off
     assert seen[200] == 4  # the test's ping (after the pause) and one ping per child
-    for (started, ended), stats in results.values():
+    for (_started, ended), stats in results.values():
         assert ended - storm_seen >= 1.9  # each child waited out the other process's Retry-After
         assert stats["waits"] == 1 and stats["responses_429"] == 0
 

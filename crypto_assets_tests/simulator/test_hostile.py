@@ -140,13 +140,13 @@ def test_hostile_mode_over_the_control_path():
     clock = ManualClock(now_ms())
     config = SimulatorConfig(symbols=[symbol_config("CUTUSDT", trades_per_second=2.0)], history_minutes=2)
     with Simulator(config, clock=clock) as sim:
-        with RawWebSocket(sim.host, sim.port, "/ws/cutusdt@trade") as early:
+        with RawWebSocket(sim.host, sim.port, "/ws/cutusdt@trade"):
             time.sleep(0.1)
             assert [c["hostile_cut"] for c in sim.state()["connections"]] == [None]
             on = http(sim, "/_sim/faults/hostile", method="POST", body={"enabled": True, "seed": 7})
             assert on.status == 200 and (on.json()["enabled"], on.json()["seed"]) == (True, 7)
             assert sim.state()["hostile"]["enabled"] is True
-            with RawWebSocket(sim.host, sim.port, "/ws/cutusdt@trade") as late:
+            with RawWebSocket(sim.host, sim.port, "/ws/cutusdt@trade"):
                 time.sleep(0.1)
                 connections = sim.state()["connections"]
                 # the open connection is cut 40-100 s from now, the new one 40-100 s after it opened (now too)
@@ -211,8 +211,8 @@ def test_switching_hostile_mode_changes_only_what_nobody_has_seen():
         m = [sim.market[s] for s in SYMBOLS]
         bursts = {s: sm.hostile.burst_seconds(T0 // 1000, hostile_end // 1000) for s, sm in zip(SYMBOLS, m)}
         assert any(bursts.values()), "the hostile half hour has bursts"
-        for s, seconds in bursts.items():
-            for second, multiplier in seconds.items():
+        for seconds in bursts.values():
+            for multiplier in seconds.values():
                 assert 10 <= multiplier <= 50
         empty = [(s, r[0]) for s in SYMBOLS for r in rest_klines(sim, s, T0, hostile_end) if r[8] == 0]
         assert empty, "the hostile half hour has empty minutes"

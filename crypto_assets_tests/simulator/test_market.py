@@ -171,7 +171,7 @@ def test_each_aggregate_covers_trades_of_one_time_price_and_side(bursty):
     aggs = bursty.aggs_between(start, end, 10**9)
     first_id = int(t.id[0])
     multi = 0
-    for a, f, last, ts, p, q, m in zip(aggs.agg_id.tolist(), aggs.first_id.tolist(), aggs.last_id.tolist(),
+    for _a, f, last, ts, p, q, m in zip(aggs.agg_id.tolist(), aggs.first_id.tolist(), aggs.last_id.tolist(),
                                        aggs.time.tolist(), aggs.price.tolist(), aggs.qty.tolist(),
                                        aggs.is_buyer_maker.tolist()):
         assert f <= last

@@ -58,7 +58,7 @@ def run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, warehouse
     try:
         if built:
             metadata_for = extra_metadata()
-    except Exception as exc:  # a chart must never hide the data's own outcome
+    except Exception as exc:  # noqa: BLE001 - a chart must never hide the data's own outcome
         context.log.warning(f"could not build the metadata charts/tables: {exc!r}")
     for event in events:
         if isinstance(event, Output):

@@ -97,7 +97,7 @@ def _heartbeat(context: OpExecutionContext, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             context.instance.add_run_tags(context.run_id, {HEARTBEAT_TAG: str(int(time.time()))})
-        except Exception as exc:  # a busy SQLite storage must not kill the stream: the next beat will do
+        except Exception as exc:  # noqa: BLE001 - a busy SQLite storage must not kill the stream: the next beat will do
             context.log.warning(f"heartbeat not written: {exc}")
         stop.wait(HEARTBEAT_S)
 
