@@ -1,5 +1,6 @@
 import time
 import uuid
+from pathlib import Path
 
 import boto3
 import pytest
@@ -72,11 +73,57 @@ def local_lake(hours, tmp_path_factory):
 
 
 # ---- scheduling ------------------------------------------------------------------------------------------------------
-# The end-to-end files run for 5 to 10 minutes each against `dagster dev`. With `--dist loadfile` a file goes to one
-# worker as a whole, in collection order: these go first, so the rest of the suite runs beside them, not after them.
-LONGEST_FIRST = ("test_self_healing_end_to_end.py", "test_ui_backfill_under_load.py", "test_end_to_end.py")
+# With `--dist loadfile` a file goes to one worker as a whole, in collection order (xdist's own reordering by test
+# count is turned off below). The end-to-end files run for 5 to 10 minutes each against `dagster dev`: they go first,
+# so the rest of the suite runs beside them, not after them; the slowest of the other files (dbt builds, S3 outages)
+# come next, so that no long file starts last. Paths are relative to this folder, measured with `--durations`.
+LONGEST_FIRST = (
+    "test_self_healing_end_to_end.py", "test_ui_backfill_under_load.py", "test_end_to_end.py",
+    "defs/analytics/test_dbt_assets.py", "dbt/test_models.py", "defs/raw/test_live_stream_s3_outage.py",
+    "defs/analytics/test_s3.py", "defs/analytics/test_empty_warehouse.py", "dbt/test_exact_decimals.py",
+)
+END_TO_END = tuple(f"/{name}" for name in LONGEST_FIRST[:3])
+# Files of quick tests (a few seconds) that a worker running an end-to-end file holds as its next file.
+FILLERS = ("/test_minutes.py", "/test_settings.py", "/test_preflight.py", "/test_settings_spool.py")
+TESTS_DIR = Path(__file__).parent
 
 
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the others keep their order
+
+    def key(item):
+        path = item.path
+        return rank.get(path.relative_to(TESTS_DIR).as_posix() if path.is_relative_to(TESTS_DIR) else "", len(rank))
+
+    items.sort(key=key)  # stable: the others keep their order
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    # xdist would otherwise hand out the files with the most tests first: the one-test end-to-end files came last
+    config.option.loadscopereorder = False
+
+    class EndToEndBesideSmallFiles(LoadFileScheduling):
+        """`--dist loadfile`, except that a worker running an end-to-end file is handed one of the small FILLERS in
+        advance, not the next file in order. A worker only starts a test once it holds the one after it, so xdist
+        hands every worker a second file in advance: the next in order would wait 5 to 10 minutes behind the
+        end-to-end file instead of running on a free worker."""
+
+        def _reschedule(self, node):
+            work = self.assigned_work.get(node, {})
+            pending = [scope for scope, tests in work.items() if self._pending_of({scope: tests})]
+            if self.workqueue and not node.shutting_down and any(scope.endswith(END_TO_END) for scope in pending):
+                if len(pending) > 1:
+                    return  # it holds its next file already
+                fillers = [scope for scope in self.workqueue if scope.endswith(FILLERS)]
+                if fillers:
+                    self.workqueue.move_to_end(fillers[0], last=False)  # what _assign_work_unit takes
+                self._assign_work_unit(node)
+                return
+            super()._reschedule(node)
+
+    return EndToEndBesideSmallFiles(config, log)
