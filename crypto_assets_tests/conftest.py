@@ -127,3 +127,15 @@ def pytest_xdist_make_scheduler(config, log):
             super()._reschedule(node)
 
     return EndToEndBesideSmallFiles(config, log)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_defs_state_storage():
+    """Each test loads definitions as a fresh process would. Entering a DagsterInstance sets Dagster's current
+    defs-state storage (a context variable); when instances are entered and left out of order (a fixture's and a
+    test's), a disposed instance's storage can stay current, and a later test loading definitions in the same worker
+    fails with "undefined DagsterInstance weakref"."""
+    yield
+    from dagster._core.storage.defs_state.base import _current_storage
+
+    _current_storage.set(None)
