@@ -29,9 +29,12 @@ dev: $(VENV_STAMP)
 demo: $(VENV_STAMP)
 	SIM_PORT="$(SIM_PORT)" DAGSTER_PORT="$(DAGSTER_PORT)" DAGSTER_HOME="$(DAGSTER_HOME_ABS)" scripts/demo.sh
 
-# Four workers, one test file per worker at a time, the long end-to-end files first (conftest.py): most integration
-# tests wait on real-time exchange minutes, so they overlap well on two cores.
+# Lint and format check first (ruff, configured in pyproject.toml: a lint error fails the run), then the tests on four
+# workers, one test file per worker at a time, the long end-to-end files first (conftest.py): most integration tests
+# wait on real-time exchange minutes, so they overlap well on two cores.
 test: $(VENV_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest -n 4 --dist loadfile
 
 # Every bench/*.py in turn; each prints its own figures.

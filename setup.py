@@ -37,7 +37,9 @@ setup(
         "dev": [
             "pytest>=8",
             "pytest-timeout>=2.3",
-            "pytest-xdist>=3.5",  # `make test` runs the suite on three workers
+            "pytest-xdist>=3.5",  # `make test` runs the suite on several workers
+            # lint and format, run by `make test` before pytest; pinned because formatting changes between releases
+            "ruff==0.17.6",
             "hypothesis>=6.100",
             # A real S3 server on 127.0.0.1 for the lake's S3 tests (ThreadedMotoServer), not mocks.
             "moto[server]>=5.0",

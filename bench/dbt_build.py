@@ -46,8 +46,11 @@ def decimal_column(units: np.ndarray) -> pa.Array:
 
 def write_lake(root: Path, hours: int, rate: float) -> int:
     """Minute files for ``hours`` hours from DAY_MS of every symbol; returns the number of trades."""
-    market = Market([symbol_config(s, trades_per_second=rate, quiet_minute_probability=0.0) for s in SYMBOLS],
-                    seed=1, origin_ms=DAY_MS - HOUR_MS)
+    market = Market(
+        [symbol_config(s, trades_per_second=rate, quiet_minute_probability=0.0) for s in SYMBOLS],
+        seed=1,
+        origin_ms=DAY_MS - HOUR_MS,
+    )
     total = 0
     for symbol in SYMBOLS:
         for hour in range(DAY_MS, DAY_MS + hours * HOUR_MS, HOUR_MS):
@@ -56,8 +59,10 @@ def write_lake(root: Path, hours: int, rate: float) -> int:
             price, qty = decimal_column(t.price), decimal_column(t.qty)
             times = pa.array(t.time, pa.int64()).cast(TIMESTAMP)
             received = pa.array(t.time + 5, pa.int64()).cast(TIMESTAMP)
-            table = pa.Table.from_arrays([pa.array(t.id, pa.int64()), price, qty, times,
-                                          pa.array(t.is_buyer_maker, pa.bool_()), received], schema=TRADE_SCHEMA)
+            table = pa.Table.from_arrays(
+                [pa.array(t.id, pa.int64()), price, qty, times, pa.array(t.is_buyer_maker, pa.bool_()), received],
+                schema=TRADE_SCHEMA,
+            )
             for k in range(60):
                 minute = hour + k * MINUTE_MS
                 rows = table.slice(int(bounds[k]), int(bounds[k + 1] - bounds[k]))
@@ -73,12 +78,32 @@ def window(ms: int) -> str:
 
 
 def dbt_build(lake: Path, db: Path, start_ms: int, end_ms: int, scratch: Path) -> float:
-    values = {"lake_url": str(lake), "duckdb_path": str(db), "symbols": ",".join(SYMBOLS),
-              "window_start": window(start_ms), "window_end": window(end_ms)}
+    values = {
+        "lake_url": str(lake),
+        "duckdb_path": str(db),
+        "symbols": ",".join(SYMBOLS),
+        "window_start": window(start_ms),
+        "window_end": window(end_ms),
+    }
     dbt = Path(sys.executable).with_name("dbt")
-    args = [str(dbt) if dbt.exists() else "dbt", "build", "--select", "tag:hourly", "--exclude", "tag:unpartitioned",
-            "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-            "--target-path", str(scratch / "target"), "--log-path", str(scratch / "logs"), "--vars", json.dumps(values)]
+    args = [
+        str(dbt) if dbt.exists() else "dbt",
+        "build",
+        "--select",
+        "tag:hourly",
+        "--exclude",
+        "tag:unpartitioned",
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--target-path",
+        str(scratch / "target"),
+        "--log-path",
+        str(scratch / "logs"),
+        "--vars",
+        json.dumps(values),
+    ]
     started = time.perf_counter()
     done = subprocess.run(args, cwd=DBT_PROJECT_DIR, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
@@ -98,8 +123,10 @@ def main() -> None:
         started = time.perf_counter()
         trades = write_lake(lake, args.hours, args.rate)
         files = len(SYMBOLS) * args.hours * 60
-        print(f"lake: {trades:,} trades in {files:,} minute files ({len(SYMBOLS)} symbols x {args.hours} h at "
-              f"~{args.rate:g} trades/s), written in {time.perf_counter() - started:.1f} s")
+        print(
+            f"lake: {trades:,} trades in {files:,} minute files ({len(SYMBOLS)} symbols x {args.hours} h at "
+            f"~{args.rate:g} trades/s), written in {time.perf_counter() - started:.1f} s"
+        )
         last_hour = DAY_MS + (args.hours - 1) * HOUR_MS
         one = dbt_build(lake, root / "hour.duckdb", last_hour, last_hour + HOUR_MS, root / "s1")
         print(f"one hour partition, fresh DuckDB file: {one:.1f} s (goal <= 15 s)")

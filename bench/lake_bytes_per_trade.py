@@ -15,8 +15,8 @@ import tempfile
 import time
 
 from crypto_assets.exchange.models import Trade
-from crypto_assets.simulator.market import Market, symbol_config, units_to_decimal
 from crypto_assets.lake import LocalLake
+from crypto_assets.simulator.market import Market, symbol_config, units_to_decimal
 
 ORIGIN_MS = 1_763_683_200_000  # 2025-11-21 00:00 UTC
 MINUTE_MS = 60_000
@@ -25,9 +25,12 @@ MINUTE_MS = 60_000
 def minute_trades(market: Market, symbol: str, start_ms: int) -> list[Trade]:
     t = market[symbol].trades_between(start_ms, start_ms + MINUTE_MS - 1)
     received = [ms + 5 for ms in t.time.tolist()]
-    return [Trade(symbol, i, units_to_decimal(p), units_to_decimal(q), ms, m, r)
-            for i, p, q, ms, m, r in zip(t.id.tolist(), t.price.tolist(), t.qty.tolist(), t.time.tolist(),
-                                         t.is_buyer_maker.tolist(), received)]
+    return [
+        Trade(symbol, i, units_to_decimal(p), units_to_decimal(q), ms, m, r)
+        for i, p, q, ms, m, r in zip(
+            t.id.tolist(), t.price.tolist(), t.qty.tolist(), t.time.tolist(), t.is_buyer_maker.tolist(), received
+        )
+    ]
 
 
 def run(symbol: str, rate: float, minutes: int) -> tuple[int, int, float]:
@@ -58,9 +61,11 @@ def main() -> None:
 
 def report(symbol: str, rate: float, minutes: int) -> None:
     trades, size, elapsed = run(symbol, rate, minutes)
-    print(f"lake minute files, {symbol} at {rate:g} trades/s x {minutes} min: {trades} trades, "
-          f"{size / trades:.1f} bytes/trade (goal <= 20), write {trades / elapsed:,.0f} trades/s "
-          f"({elapsed / minutes * 1000:.0f} ms per minute file)")
+    print(
+        f"lake minute files, {symbol} at {rate:g} trades/s x {minutes} min: {trades} trades, "
+        f"{size / trades:.1f} bytes/trade (goal <= 20), write {trades / elapsed:,.0f} trades/s "
+        f"({elapsed / minutes * 1000:.0f} ms per minute file)"
+    )
 
 
 if __name__ == "__main__":

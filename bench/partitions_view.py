@@ -68,7 +68,8 @@ query PartitionHealthQuery($assetKey: AssetKeyInput!) {
       }
     }
   }
-}""" % {"time": TIME_STATUSES},
+}"""
+    % {"time": TIME_STATUSES},
     "FullPartitionsQuery": """
 query FullPartitionsQuery($assetKey: AssetKeyInput!) {
   assetNodeOrError(assetKey: $assetKey) {
@@ -116,9 +117,11 @@ def free_port() -> int:
 
 def graphql(port: int, query: str, variables: dict | None = None, timeout: float = 120) -> tuple[dict, int]:
     """The query's data and the response's size in bytes; raises on a GraphQL error."""
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql",
-                                     data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         body = response.read()
     answer = json.loads(body)
@@ -150,18 +153,36 @@ class Webserver:
     def __init__(self, days: int, home: str, lake: str):
         self.port = free_port()
         self.days = days
-        self.env = {**os.environ, "DAGSTER_HOME": home, "CRYPTO_PARTITION_DAYS": str(days),
-                    "CRYPTO_LAKE_URL": lake, "BINANCE_REST_URL": "http://127.0.0.1:9",
-                    "BINANCE_WS_URL": "ws://127.0.0.1:9"}
+        self.env = {
+            **os.environ,
+            "DAGSTER_HOME": home,
+            "CRYPTO_PARTITION_DAYS": str(days),
+            "CRYPTO_LAKE_URL": lake,
+            "BINANCE_REST_URL": "http://127.0.0.1:9",
+            "BINANCE_WS_URL": "ws://127.0.0.1:9",
+        }
         self.log_path = Path(home) / "webserver.log"
         self.proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "Webserver":
+    def __enter__(self) -> Webserver:
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [str(PROJECT_ROOT / ".venv/bin/dagster-webserver"), "-h", "127.0.0.1", "-p", str(self.port),
-             "-w", "workspace.yaml"], cwd=PROJECT_ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+            [
+                str(PROJECT_ROOT / ".venv/bin/dagster-webserver"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-w",
+                "workspace.yaml",
+            ],
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         started = time.monotonic()
         probe = "query { assetNodeOrError(assetKey: {path: %s}) { __typename } }" % json.dumps(ASSET_KEY)
         while True:
@@ -169,8 +190,9 @@ class Webserver:
                 raise RuntimeError(f"dagster-webserver exited: {self.log_path.read_text()[-3000:]}")
             if time.monotonic() - started > START_TIMEOUT_S:
                 self.__exit__()
-                raise RuntimeError(f"no asset over GraphQL within {START_TIMEOUT_S} s: "
-                                   f"{self.log_path.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"no asset over GraphQL within {START_TIMEOUT_S} s: {self.log_path.read_text()[-3000:]}"
+                )
             try:
                 data, _ = graphql(self.port, probe, timeout=10)
                 if data["assetNodeOrError"]["__typename"] == "AssetNode":
@@ -216,8 +238,10 @@ def measure(days: int, reps: int) -> None:
                 goal = ""
                 if name == "PartitionHealthQuery" and days == DEFAULT_PARTITION_DAYS:
                     goal = f" (goal <= {GOAL_S:g} s: {'met' if statistics.median(times) <= GOAL_S else 'NOT met'})"
-                print(f"  {name:31s} {keys:>7,} keys {size / 1e6:6.2f} MB  first {times[0]:5.2f} s  median "
-                      f"{statistics.median(times):5.2f} s  max {max(times):5.2f} s  ({reps} runs){goal}")
+                print(
+                    f"  {name:31s} {keys:>7,} keys {size / 1e6:6.2f} MB  first {times[0]:5.2f} s  median "
+                    f"{statistics.median(times):5.2f} s  max {max(times):5.2f} s  ({reps} runs){goal}"
+                )
 
 
 def main(argv: list[str] | None = None) -> int:

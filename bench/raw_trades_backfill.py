@@ -1,9 +1,9 @@
 """One-run REST backfill of an hour of BTC-rate trades for three symbols: time and share of the weight ceiling.
 
 The simulator runs as its own process (no shared GIL) with BTCUSDT, ETHUSDT and SOLUSDT all trading at BTCUSDT's
-default rate (40 trades/s plus bursts: ~155,000 trades an hour each) and 75 minutes of history. The bench then does what a UI
-backfill of the last hour does with raw_trades' backfill policy (at most 60 minutes per run): one Dagster run per
-symbol over the 60 complete minutes that ended most recently (tags dagster/asset_partition_range_start/end), the
+default rate (40 trades/s plus bursts: ~155,000 trades an hour each) and 75 minutes of history. The bench then does
+what a UI backfill of the last hour does with raw_trades' backfill policy (at most 60 minutes per run): one Dagster
+run per symbol over the 60 complete minutes that ended most recently (tags dagster/asset_partition_range_start/end), the
 three runs at the same time (``--mode threads``: three ``materialize()`` calls in this process, sharing the
 process's weight budget; ``--mode processes``: one process each, as Dagster's run launcher would, each with its own
 budget that learns the others' weight only from X-MBX-USED-WEIGHT-1M), on a real DagsterInstance in a temporary
@@ -46,18 +46,18 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 from dagster import DagsterInstance, materialize
 
-from crypto_assets.defs.partitions import minute_partitions
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
+from crypto_assets.defs.partitions import minute_partitions
 from crypto_assets.defs.raw.assets import build_raw_trades_asset
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange import endpoints
 from crypto_assets.exchange.models import parse_rest_trades
 from crypto_assets.exchange.rest import BinanceRestClient
-from crypto_assets.simulator.market import symbol_config
-from crypto_assets.simulator.process import SimulatorProcess
-from crypto_assets.minutes import MINUTE_MS, minute_key
 from crypto_assets.lake import lake_from_url
 from crypto_assets.lake.schema import trades_to_table
+from crypto_assets.minutes import MINUTE_MS, minute_key
+from crypto_assets.simulator.market import symbol_config
+from crypto_assets.simulator.process import SimulatorProcess
 
 NO_CAPTURE = """compute_logs:
   module: dagster._core.storage.noop_compute_log_manager
@@ -78,8 +78,14 @@ _responses_lock = threading.Lock()
 def _record(response, *args, **kwargs):
     used = response.headers.get("X-MBX-USED-WEIGHT-1M")
     with _responses_lock:
-        _responses.append((time.time_ns() // 1_000_000, urlsplit(response.url).path, response.status_code,
-                           int(used) if used else None))
+        _responses.append(
+            (
+                time.time_ns() // 1_000_000,
+                urlsplit(response.url).path,
+                response.status_code,
+                int(used) if used else None,
+            )
+        )
 
 
 class RecordingExchange(ExchangeResource):
@@ -91,14 +97,22 @@ class RecordingExchange(ExchangeResource):
         return client
 
 
-def run_symbol(symbol: str, rest_url: str, lake_url: str, home: str, first_ms: int, last_ms: int,
-               instance: DagsterInstance | None = None) -> dict:
+def run_symbol(
+    symbol: str,
+    rest_url: str,
+    lake_url: str,
+    home: str,
+    first_ms: int,
+    last_ms: int,
+    instance: DagsterInstance | None = None,
+) -> dict:
     """One run of raw_trades/<symbol> over the minutes first_ms..last_ms (inclusive), as a backfill launches it."""
     asset = build_raw_trades_asset(symbol, minute_partitions(1))
-    resources = {"exchange": RecordingExchange(rest_url=rest_url, ws_url="ws://127.0.0.1:1", symbols=list(SYMBOLS)),
-                 "lake": LakeResource(url=lake_url)}
-    tags = {RANGE_START_TAG: minute_key(first_ms),
-            RANGE_END_TAG: minute_key(last_ms)}
+    resources = {
+        "exchange": RecordingExchange(rest_url=rest_url, ws_url="ws://127.0.0.1:1", symbols=list(SYMBOLS)),
+        "lake": LakeResource(url=lake_url),
+    }
+    tags = {RANGE_START_TAG: minute_key(first_ms), RANGE_END_TAG: minute_key(last_ms)}
     own = instance is None
     if own:  # a process of its own (a pool worker): its responses are this run's
         instance = DagsterInstance.from_config(home)
@@ -106,18 +120,37 @@ def run_symbol(symbol: str, rest_url: str, lake_url: str, home: str, first_ms: i
             _responses.clear()
     try:
         started = time.time()
-        result = materialize([asset], resources=resources, instance=instance, tags=tags, raise_on_error=False,
-                             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+        result = materialize(
+            [asset],
+            resources=resources,
+            instance=instance,
+            tags=tags,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
         ended = time.time()
         error = None
         if not result.success:
             failures = [e for e in result.all_events if e.event_type_value in ("STEP_FAILURE", "RUN_FAILURE")]
-            error = "; ".join(str((e.step_failure_data.error.message if e.step_failure_data and
-                                   e.step_failure_data.error else e.message))[:800] for e in failures)
+            error = "; ".join(
+                str(
+                    e.step_failure_data.error.message
+                    if e.step_failure_data and e.step_failure_data.error
+                    else e.message
+                )[:800]
+                for e in failures
+            )
         with _responses_lock:
             responses = list(_responses) if own else []
-        return {"symbol": symbol, "success": result.success, "started": started, "ended": ended, "error": error,
-                "run_id": result.run_id, "responses": responses}
+        return {
+            "symbol": symbol,
+            "success": result.success,
+            "started": started,
+            "ended": ended,
+            "error": error,
+            "run_id": result.run_id,
+            "responses": responses,
+        }
     finally:
         if own:
             instance.dispose()
@@ -150,8 +183,10 @@ def wait_for_start(sim_url: str, start_second: float) -> int:
         time.sleep(max(0.0, target - time.time()))
         minute_ms = minute * 1000
         now_ms = time.time_ns() // 1_000_000  # the ground truth ignores the clock: ask only up to now
-        traded = all(get_bytes(f"{sim_url}/_sim/trades?symbol={s}&startTime={minute_ms}&endTime={now_ms}")
-                     .strip() != b"[]" for s in SYMBOLS)
+        traded = all(
+            get_bytes(f"{sim_url}/_sim/trades?symbol={s}&startTime={minute_ms}&endTime={now_ms}").strip() != b"[]"
+            for s in SYMBOLS
+        )
         if traded:
             return minute_ms
         print(f"  (a symbol has not traded yet in minute {minute_key(minute_ms)}: waiting for the next minute)")
@@ -160,8 +195,12 @@ def wait_for_start(sim_url: str, start_second: float) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mode", choices=("threads", "processes"), default="threads",
-                   help="the three runs as threads of this process (one weight budget) or as processes (one each)")
+    p.add_argument(
+        "--mode",
+        choices=("threads", "processes"),
+        default="threads",
+        help="the three runs as threads of this process (one weight budget) or as processes (one each)",
+    )
     p.add_argument("--start-second", type=float, default=3.0, help="second of the exchange minute to start at")
     args = p.parse_args(argv)
 
@@ -208,8 +247,10 @@ def main(argv: list[str] | None = None) -> int:
         written = truth_total = 0
         mismatches: list[str] = []
         for s in SYMBOLS:
-            truth = parse_rest_trades(s, get_bytes(
-                f"{sim.rest_url}/_sim/trades?symbol={s}&startTime={first_ms}&endTime={last_ms + MINUTE_MS}"))
+            truth = parse_rest_trades(
+                s,
+                get_bytes(f"{sim.rest_url}/_sim/trades?symbol={s}&startTime={first_ms}&endTime={last_ms + MINUTE_MS}"),
+            )
             truth_total += len(truth)
             tables = [lake.read_minute(s, m) for m in range(first_ms, last_ms + 1, MINUTE_MS)]
             missing = sum(t is None for t in tables)
@@ -240,26 +281,39 @@ def main(argv: list[str] | None = None) -> int:
     per_minute = ", ".join(f"{used_by_minute[m]:,}" for m in minutes_used)
     ceiling = int(WEIGHT_LIMIT * 0.95)
     rate_achieved = written / wall
-    runs = "; ".join(f"{r['symbol']} {'ok' if r['success'] else 'FAILED'} {r['ended'] - r['started']:.1f} s"
-                     for r in results)
-    calls = ", ".join(f"{path.rsplit('/', 1)[-1]} {calls_by_path[path]} x {endpoints.REST_WEIGHTS.get(path, 1)}"
-                      for path in sorted(calls_by_path, key=lambda p: -weight_by_path[p]))
+    runs = "; ".join(
+        f"{r['symbol']} {'ok' if r['success'] else 'FAILED'} {r['ended'] - r['started']:.1f} s" for r in results
+    )
+    calls = ", ".join(
+        f"{path.rsplit('/', 1)[-1]} {calls_by_path[path]} x {endpoints.REST_WEIGHTS.get(path, 1)}"
+        for path in sorted(calls_by_path, key=lambda p: -weight_by_path[p])
+    )
 
-    print(f"raw_trades backfill ({args.mode}): {len(SYMBOLS)} symbols x {MINUTES} min at {rate:g} trades/s, "
-          f"{minute_key(first_ms)}..{minute_key(last_ms)} UTC, started at second {(began % 60):.1f} of the minute")
+    print(
+        f"raw_trades backfill ({args.mode}): {len(SYMBOLS)} symbols x {MINUTES} min at {rate:g} trades/s, "
+        f"{minute_key(first_ms)}..{minute_key(last_ms)} UTC, started at second {(began % 60):.1f} of the minute"
+    )
     print(f"  wall time {wall:.1f} s (runs: {runs})")
-    print(f"  trades written {written:,} (simulator ground truth {truth_total:,}; "
-          f"{'identical, trade for trade' if not mismatches else 'MISMATCH: ' + '; '.join(mismatches)}); "
-          f"partitions recorded {sum(len(v & expected_keys) for v in materialized.values())} of "
-          f"{len(SYMBOLS) * MINUTES}")
-    print(f"  throughput {rate_achieved:,.0f} trades/s = {rate_achieved / CEILING_TRADES_PER_S:.1%} of the "
-          f"{CEILING_TRADES_PER_S:,.0f}/s the {WEIGHT_LIMIT}/min weight limit allows "
-          f"({rate_achieved / (CEILING_TRADES_PER_S * 0.95):.1%} of the client's 95 % ceiling)")
-    print(f"  weight {weight:,} in {len(minutes_used)} exchange minute(s), used per minute (X-MBX-USED-WEIGHT-1M): "
-          f"{per_minute} of {WEIGHT_LIMIT:,} (client ceiling {ceiling:,}); calls: {calls}")
-    print(f"  {written / weight:.1f} trades per weight ({written / weight / (TRADES_PER_PAGE / PAGE_WEIGHT):.1%} of a "
-          f"full page's {TRADES_PER_PAGE // PAGE_WEIGHT}); at the client's ceiling the hour's weight takes "
-          f"{weight / ceiling * 60:.0f} s of budget, at the full limit {weight / WEIGHT_LIMIT * 60:.0f} s")
+    print(
+        f"  trades written {written:,} (simulator ground truth {truth_total:,}; "
+        f"{'identical, trade for trade' if not mismatches else 'MISMATCH: ' + '; '.join(mismatches)}); "
+        f"partitions recorded {sum(len(v & expected_keys) for v in materialized.values())} of "
+        f"{len(SYMBOLS) * MINUTES}"
+    )
+    print(
+        f"  throughput {rate_achieved:,.0f} trades/s = {rate_achieved / CEILING_TRADES_PER_S:.1%} of the "
+        f"{CEILING_TRADES_PER_S:,.0f}/s the {WEIGHT_LIMIT}/min weight limit allows "
+        f"({rate_achieved / (CEILING_TRADES_PER_S * 0.95):.1%} of the client's 95 % ceiling)"
+    )
+    print(
+        f"  weight {weight:,} in {len(minutes_used)} exchange minute(s), used per minute (X-MBX-USED-WEIGHT-1M): "
+        f"{per_minute} of {WEIGHT_LIMIT:,} (client ceiling {ceiling:,}); calls: {calls}"
+    )
+    print(
+        f"  {written / weight:.1f} trades per weight ({written / weight / (TRADES_PER_PAGE / PAGE_WEIGHT):.1%} of a "
+        f"full page's {TRADES_PER_PAGE // PAGE_WEIGHT}); at the client's ceiling the hour's weight takes "
+        f"{weight / ceiling * 60:.0f} s of budget, at the full limit {weight / WEIGHT_LIMIT * 60:.0f} s"
+    )
     print(f"  responses: {dict(sorted(statuses.items()))} (429: {statuses.get(429, 0)}, 418: {statuses.get(418, 0)})")
     for r in results:
         if r["error"]:

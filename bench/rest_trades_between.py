@@ -51,8 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--history-minutes", type=int, default=30)
     args = p.parse_args(argv)
 
-    with SimulatorProcess("--symbols", SYMBOL, "--rate", f"{SYMBOL}={args.rate:g}", "--history-minutes",
-                          str(args.history_minutes)) as sim, CountingClient(sim.rest_url) as client:
+    with (
+        SimulatorProcess(
+            "--symbols", SYMBOL, "--rate", f"{SYMBOL}={args.rate:g}", "--history-minutes", str(args.history_minutes)
+        ) as sim,
+        CountingClient(sim.rest_url) as client,
+    ):
         url = sim.rest_url
         client.pages = []
         state = json.loads(urllib.request.urlopen(f"{url}/_sim/state", timeout=5).read())
@@ -82,17 +86,21 @@ def main(argv: list[str] | None = None) -> int:
     wall_rate = returned / elapsed
     if len(full):
         full_rate = in_full * useful / (60 * len(full))
-        full_text = (f"{full_rate:,.0f} trades/s = {full_rate / CEILING_TRADES_PER_S:.1%} of the "
-                     f"{CEILING_TRADES_PER_S:,}/s weight ceiling over {len(full)} full exchange minute(s)")
+        full_text = (
+            f"{full_rate:,.0f} trades/s = {full_rate / CEILING_TRADES_PER_S:.1%} of the "
+            f"{CEILING_TRADES_PER_S:,}/s weight ceiling over {len(full)} full exchange minute(s)"
+        )
     else:
         full_text = "no full exchange minute in the run (use --seconds >= 120)"
-    print(f"rest_trades_between: {full_text}; wall clock {wall_rate:,.0f} trades/s "
-          f"({wall_rate / CEILING_TRADES_PER_S:.1%}): {returned:,} trades in {windows} windows of "
-          f"{args.window_seconds} s over {elapsed:.1f} s ({fetched:,} fetched in {len(pages)} historicalTrades "
-          f"pages, {useful:.1%} inside windows); responses 429: {statuses.get(429, 0)}, "
-          f"418: {statuses.get(418, 0)}; limit {budget['limit']}/min, client ceiling {budget['ceiling']}, "
-          f"highest used weight reported {budget['max_reported_used']}, {budget['waits']} budget waits "
-          f"({len(per_minute)} minutes touched)")
+    print(
+        f"rest_trades_between: {full_text}; wall clock {wall_rate:,.0f} trades/s "
+        f"({wall_rate / CEILING_TRADES_PER_S:.1%}): {returned:,} trades in {windows} windows of "
+        f"{args.window_seconds} s over {elapsed:.1f} s ({fetched:,} fetched in {len(pages)} historicalTrades "
+        f"pages, {useful:.1%} inside windows); responses 429: {statuses.get(429, 0)}, "
+        f"418: {statuses.get(418, 0)}; limit {budget['limit']}/min, client ceiling {budget['ceiling']}, "
+        f"highest used weight reported {budget['max_reported_used']}, {budget['waits']} budget waits "
+        f"({len(per_minute)} minutes touched)"
+    )
     return 0
 
 

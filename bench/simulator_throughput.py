@@ -23,8 +23,12 @@ def count_frames(port: int, seconds: float, warmup: float = 2.0) -> tuple[int, i
     """(text frames, payload bytes, elapsed seconds) received after a warm-up, on a raw socket."""
     sock = socket.create_connection(("127.0.0.1", port))
     key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall((f"GET /ws/benchusdt@trade HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    sock.sendall(
+        (
+            f"GET /ws/benchusdt@trade HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
     buf = b""
     while b"\r\n\r\n" not in buf:
         buf += sock.recv(4096)
@@ -75,16 +79,21 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=500_000, help="simulated trades per second")
     p.add_argument("--seconds", type=float, default=10)
     args = p.parse_args()
-    with SimulatorProcess("--symbols", "BENCHUSDT", "--rate", f"BENCHUSDT={args.rate:g}", "--history-minutes",
-                          "0") as sim:
+    with SimulatorProcess(
+        "--symbols", "BENCHUSDT", "--rate", f"BENCHUSDT={args.rate:g}", "--history-minutes", "0"
+    ) as sim:
         frames, payload, elapsed = count_frames(sim.port, args.seconds)
     rate = frames / elapsed
     if elapsed < args.seconds * 0.9:
-        print(f"the connection ended after {elapsed:.1f} s: the reader fell behind and the simulator dropped it "
-              "as a slow consumer (lower --rate)")
-    print(f"simulator stream throughput: {rate:,.0f} trades/s over one connection "
-          f"({payload / elapsed / 1e6:.1f} MB/s payload, {frames:,} trades in {elapsed:.1f} s; "
-          f"market rate {args.rate:,.0f}/s; goal >= 100,000/s: {'MET' if rate >= 100_000 else 'NOT MET'})")
+        print(
+            f"the connection ended after {elapsed:.1f} s: the reader fell behind and the simulator dropped it "
+            "as a slow consumer (lower --rate)"
+        )
+    print(
+        f"simulator stream throughput: {rate:,.0f} trades/s over one connection "
+        f"({payload / elapsed / 1e6:.1f} MB/s payload, {frames:,} trades in {elapsed:.1f} s; "
+        f"market rate {args.rate:,.0f}/s; goal >= 100,000/s: {'MET' if rate >= 100_000 else 'NOT MET'})"
+    )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,8 @@ import time
 import websocket
 
 from crypto_assets.exchange.models import Kline, Trade
-from crypto_assets.simulator.process import SimulatorProcess
 from crypto_assets.exchange.stream import BinanceStream
+from crypto_assets.simulator.process import SimulatorProcess
 
 SYMBOL = "BTCUSDT"
 
@@ -87,14 +87,15 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=150_000, help="the simulated market's trades a second")
     p.add_argument("--seconds", type=float, default=10.0, help="each measurement's duration")
     args = p.parse_args()
-    with SimulatorProcess("--symbols", SYMBOL, "--rate", f"{SYMBOL}={args.rate:g}", "--history-minutes",
-                          "0") as sim:
+    with SimulatorProcess("--symbols", SYMBOL, "--rate", f"{SYMBOL}={args.rate:g}", "--history-minutes", "0") as sim:
         ws_url = sim.ws_url
         results = {}
         for name, measure in [
             ("(a)  raw websocket-client recv()", lambda: raw_rate(ws_url, args.seconds)),
-            ("(a') raw recv(), skip_utf8_validation", lambda: raw_rate(ws_url, args.seconds,
-                                                                        skip_utf8_validation=True)),
+            (
+                "(a') raw recv(), skip_utf8_validation",
+                lambda: raw_rate(ws_url, args.seconds, skip_utf8_validation=True),
+            ),
             ("(b)  BinanceStream.records()", lambda: stream_rate(ws_url, args.seconds, args.rate)),
         ]:
             time.sleep(1.0)  # let the simulator forget the previous connection
@@ -102,8 +103,10 @@ def main() -> None:
             results[name[:4].strip()] = rate
             print(f"{name:40s} {rate:10,.0f} msgs/s  ({n:,} in ~{args.seconds:g} s){note}")
         raw, raw_skip, captured = results["(a)"], results["(a')"], results["(b)"]
-        print(f"market rate {args.rate:,.0f} trades/s; BinanceStream / raw recv(): {captured / raw:.0%} (goal >= 75%);"
-              f" / raw recv() without UTF-8 validation: {captured / raw_skip:.0%}")
+        print(
+            f"market rate {args.rate:,.0f} trades/s; BinanceStream / raw recv(): {captured / raw:.0%} (goal >= 75%);"
+            f" / raw recv() without UTF-8 validation: {captured / raw_skip:.0%}"
+        )
 
 
 if __name__ == "__main__":

@@ -66,12 +66,20 @@ def main() -> None:
     args = parser.parse_args()
     rates = " ".join(f"--rate {s}=400" for s in SYMBOLS)
     with tempfile.TemporaryDirectory() as workdir:
-        demo = Demo(Path(workdir), {"CRYPTO_SYMBOLS": ",".join(SYMBOLS), "CRYPTO_GAP_LOOKBACK_HOURS": "1",
-                                    "CRYPTO_PARTITION_DAYS": "1", "SIM_ARGS": f"--history-minutes 2 {rates}"})
+        demo = Demo(
+            Path(workdir),
+            {
+                "CRYPTO_SYMBOLS": ",".join(SYMBOLS),
+                "CRYPTO_GAP_LOOKBACK_HOURS": "1",
+                "CRYPTO_PARTITION_DAYS": "1",
+                "SIM_ARGS": f"--history-minutes 2 {rates}",
+            },
+        )
         demo.start()
         try:
-            instance = demo.wait_for("Dagster instance", lambda: (demo.home / "history").exists() and demo.instance(),
-                                     120, every_s=1)
+            instance = demo.wait_for(
+                "Dagster instance", lambda: (demo.home / "history").exists() and demo.instance(), 120, every_s=1
+            )
             step = demo.wait_for("stream step process", lambda: stream_pid(instance), 180, every_s=2)
             pid = demo.wait_for("capture process", lambda: capture_pid(step), 60, every_s=1)
             samples: list[tuple[float, float]] = []
@@ -80,31 +88,42 @@ def main() -> None:
             while time.time() - t0 < args.minutes * 60:
                 rss, step_rss = rss_mb(pid), rss_mb(step)
                 if rss is None or step_rss is None:
-                    print(f"the capture process {pid} or its step process {step} is gone after "
-                          f"{time.time() - t0:.0f} s")
+                    print(
+                        f"the capture process {pid} or its step process {step} is gone after {time.time() - t0:.0f} s"
+                    )
                     break
                 samples.append((time.time() - t0, rss))
                 step_samples.append((time.time() - t0, step_rss))
                 time.sleep(10)
-            recorded = sum(1 for r in instance.fetch_materializations(raw_trades_key("BTCUSDT"), limit=1000).records
-                           if r.asset_materialization.metadata["source"].value == "stream")
+            recorded = sum(
+                1
+                for r in instance.fetch_materializations(raw_trades_key("BTCUSDT"), limit=1000).records
+                if r.asset_materialization.metadata["source"].value == "stream"
+            )
         finally:
             demo.stop()
     if not samples:
         print("no memory sample")
         return
-    print(f"3 symbols x 400 trades/s over {samples[-1][0] / 60:.1f} min ({len(samples)} samples, {recorded} BTCUSDT "
-          f"minutes recorded from the stream):")
+    print(
+        f"3 symbols x 400 trades/s over {samples[-1][0] / 60:.1f} min ({len(samples)} samples, {recorded} BTCUSDT "
+        f"minutes recorded from the stream):"
+    )
     print("  capture process (the streaming process): " + describe(samples) + " (goal <= 200 MB and flat)")
     print("  Dagster step process recording its minutes: " + describe(step_samples))
 
 
 def describe(samples: list[tuple[float, float]]) -> str:
     second_half = [s for s in samples if s[0] >= samples[-1][0] / 2]
-    slope = ((second_half[-1][1] - second_half[0][1]) / ((second_half[-1][0] - second_half[0][0]) / 60)
-             if len(second_half) > 1 and second_half[-1][0] > second_half[0][0] else 0.0)
-    return (f"RSS start {samples[0][1]:.0f} MB, max {max(s[1] for s in samples):.0f} MB, end {samples[-1][1]:.0f} MB, "
-            f"second-half slope {slope:+.2f} MB/min")
+    slope = (
+        (second_half[-1][1] - second_half[0][1]) / ((second_half[-1][0] - second_half[0][0]) / 60)
+        if len(second_half) > 1 and second_half[-1][0] > second_half[0][0]
+        else 0.0
+    )
+    return (
+        f"RSS start {samples[0][1]:.0f} MB, max {max(s[1] for s in samples):.0f} MB, end {samples[-1][1]:.0f} MB, "
+        f"second-half slope {slope:+.2f} MB/min"
+    )
 
 
 if __name__ == "__main__":

@@ -49,10 +49,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dagster import DagsterEventType, EventRecordsFilter  # noqa: E402
 
 from crypto_assets.defs.names import raw_trades_key  # noqa: E402
-from crypto_assets.simulator.process import SimulatorProcess  # noqa: E402
 from crypto_assets.ingest.capture_process import ENVIRONMENT, LogLine, MinuteDecided, command, decode_message  # noqa: E402,E501
 from crypto_assets.lake import LocalLake  # noqa: E402
 from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key, minute_start_ms  # noqa: E402
+from crypto_assets.simulator.process import SimulatorProcess  # noqa: E402
 from crypto_assets_tests.demo_process import Demo  # noqa: E402
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
@@ -63,8 +63,9 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)  # get_event_reco
 def verified_minutes(instance) -> dict[str, set[str]]:
     """Per symbol, the partitions that are materialized and have all three checks passed."""
     passed: Counter = Counter()
-    for record in instance.get_event_records(EventRecordsFilter(DagsterEventType.ASSET_CHECK_EVALUATION),
-                                             limit=1_000_000):
+    for record in instance.get_event_records(
+        EventRecordsFilter(DagsterEventType.ASSET_CHECK_EVALUATION), limit=1_000_000
+    ):
         evaluation = record.event_log_entry.dagster_event.event_specific_data
         if evaluation.passed:
             passed[(evaluation.asset_key, evaluation.partition)] += 1
@@ -85,15 +86,23 @@ def outage_and_latency(minutes: float) -> None:
     """Parts 1 and 2: `make demo`'s script after a one-hour outage, then the stream's latency under Dagster."""
     rates = " ".join(f"--rate {s}=40" for s in SYMBOLS)
     with tempfile.TemporaryDirectory() as workdir:
-        demo = Demo(Path(workdir), {"CRYPTO_SYMBOLS": ",".join(SYMBOLS), "CRYPTO_GAP_LOOKBACK_HOURS": "1",
-                                    "CRYPTO_PARTITION_DAYS": "1", "SIM_ARGS": f"--history-minutes 65 {rates}"})
+        demo = Demo(
+            Path(workdir),
+            {
+                "CRYPTO_SYMBOLS": ",".join(SYMBOLS),
+                "CRYPTO_GAP_LOOKBACK_HOURS": "1",
+                "CRYPTO_PARTITION_DAYS": "1",
+                "SIM_ARGS": f"--history-minutes 65 {rates}",
+            },
+        )
         started = time.time()
         start_minute = floor_minute(int(started * 1000))
         outage = [minute_key(m) for m in range(start_minute - 59 * MINUTE_MS, start_minute + MINUTE_MS, MINUTE_MS)]
         demo.start()
         try:
-            instance = demo.wait_for("Dagster instance", lambda: (demo.home / "history").exists() and demo.instance(),
-                                     120, every_s=1)
+            instance = demo.wait_for(
+                "Dagster instance", lambda: (demo.home / "history").exists() and demo.instance(), 120, every_s=1
+            )
             hour_s = recovered_s = None  # the outage hour alone; with the minute the stream joined during
             deadline = started + 600
             while time.time() < deadline:
@@ -105,17 +114,28 @@ def outage_and_latency(minutes: float) -> None:
                     recovered_s = time.time() - started
                     break
                 time.sleep(2)
-            trades = sum(r.asset_materialization.metadata["dagster/row_count"].value for s in SYMBOLS
-                         for r in instance.fetch_materializations(raw_trades_key(s), limit=10_000).records
-                         if r.partition_key in outage)
-            print("recovery after a 1 h outage, 3 symbols at 40 trades/s: "
-                  + (f"{recovered_s:.0f} s until all {3 * len(outage)} minutes were materialized and verified "
-                     f"({trades:,} trades; goal <= 180 s); the {len(outage) - 1} minutes before the start-up minute "
-                     f"alone after {hour_s:.0f} s" if recovered_s else
-                     f"NOT recovered within 600 s, {left} minutes left: "
-                     f"{ {s: sorted(set(outage) - verified[s]) for s in SYMBOLS} }"), flush=True)
+            trades = sum(
+                r.asset_materialization.metadata["dagster/row_count"].value
+                for s in SYMBOLS
+                for r in instance.fetch_materializations(raw_trades_key(s), limit=10_000).records
+                if r.partition_key in outage
+            )
+            print(
+                "recovery after a 1 h outage, 3 symbols at 40 trades/s: "
+                + (
+                    f"{recovered_s:.0f} s until all {3 * len(outage)} minutes were materialized and verified "
+                    f"({trades:,} trades; goal <= 180 s); the {len(outage) - 1} minutes before the start-up minute "
+                    f"alone after {hour_s:.0f} s"
+                    if recovered_s
+                    else f"NOT recovered within 600 s, {left} minutes left: "
+                    f"{ {s: sorted(set(outage) - verified[s]) for s in SYMBOLS} }"
+                ),
+                flush=True,
+            )
             gap_runs = [r for r in instance.get_runs(limit=1000) if r.job_name == "raw_trades_from_rest"]
-            print(f"  gap backfill runs: {len(gap_runs)} ({dict(Counter(r.status.value for r in gap_runs))})", flush=True)
+            print(
+                f"  gap backfill runs: {len(gap_runs)} ({dict(Counter(r.status.value for r in gap_runs))})", flush=True
+            )
 
             measure_from = floor_minute(int(time.time() * 1000)) + MINUTE_MS
             time.sleep(max(0.0, measure_from / 1000 - time.time()) + minutes * 60 + 15)
@@ -127,9 +147,12 @@ def outage_and_latency(minutes: float) -> None:
                     if metadata["source"].value == "stream" and minute_end > measure_from:
                         lags.append(record.timestamp - minute_end / 1000)
             if lags:
-                print(f"stream path, minute end -> recorded materialization over {len(lags)} minutes: "
-                      f"p50 {statistics.median(lags):.2f} s, p95 {percentile(lags, 0.95):.2f} s, max {max(lags):.2f} s "
-                      f"(goal p95 <= 3 s)", flush=True)
+                print(
+                    f"stream path, minute end -> recorded materialization over {len(lags)} minutes: "
+                    f"p50 {statistics.median(lags):.2f} s, p95 {percentile(lags, 0.95):.2f} s, max {max(lags):.2f} s "
+                    f"(goal p95 <= 3 s)",
+                    flush=True,
+                )
             else:
                 print("stream path: no minute recorded from the stream during the measurement", flush=True)
         finally:
@@ -152,8 +175,9 @@ class CaptureProcess:
     def start(self) -> None:
         self.starts += 1
         stderr = open(self.workdir / f"capture-{self.starts}.stderr", "wb")
-        self.process = subprocess.Popen(self.args, env={**os.environ, **ENVIRONMENT}, stdout=subprocess.PIPE,
-                                        stderr=stderr)
+        self.process = subprocess.Popen(
+            self.args, env={**os.environ, **ENVIRONMENT}, stdout=subprocess.PIPE, stderr=stderr
+        )
         stderr.close()
         threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
 
@@ -164,8 +188,10 @@ class CaptureProcess:
                 if isinstance(message, MinuteDecided):
                     outcome, key = message.outcome, (message.symbol, message.outcome.minute_start_ms)
                     if outcome.ok and key not in self.recorded:
-                        self.recorded[key] = (outcome.written_at_ms or int(time.time() * 1000),
-                                              outcome.summary.source if outcome.summary else "?")
+                        self.recorded[key] = (
+                            outcome.written_at_ms or int(time.time() * 1000),
+                            outcome.summary.source if outcome.summary else "?",
+                        )
                     elif not outcome.ok:
                         self.given_up[key] += 1
                 elif isinstance(message, LogLine) and "repaired over REST" in message.message:
@@ -230,13 +256,26 @@ def sim_get(base_url: str, path: str):
 def hostile(minutes: float) -> None:
     """Part 3: see the module docstring."""
     rates = [arg for s in SYMBOLS for arg in ("--rate", f"{s}=40")]
-    with tempfile.TemporaryDirectory() as tmp, \
-            SimulatorProcess("--symbols", ",".join(SYMBOLS), "--history-minutes", "5", "--hostile", *rates) as sim:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        SimulatorProcess("--symbols", ",".join(SYMBOLS), "--history-minutes", "5", "--hostile", *rates) as sim,
+    ):
         workdir = Path(tmp)
         lake_path, budget_dir = workdir / "lake", workdir / "budget"
         budget_dir.mkdir()
-        capture = CaptureProcess(command(sim.ws_url, sim.rest_url, str(budget_dir), list(SYMBOLS), str(lake_path),
-                                         None, str(workdir / "spool"), 256), workdir)
+        capture = CaptureProcess(
+            command(
+                sim.ws_url,
+                sim.rest_url,
+                str(budget_dir),
+                list(SYMBOLS),
+                str(lake_path),
+                None,
+                str(workdir / "spool"),
+                256,
+            ),
+            workdir,
+        )
         watcher = BudgetWatcher(budget_dir)
         started = time.time()
         first_ms = floor_minute(int(started * 1000)) + MINUTE_MS  # the first whole minute
@@ -265,46 +304,77 @@ def hostile(minutes: float) -> None:
         responses = Counter()
         for ip in state["weights"].values():
             responses.update(ip["responses"])
-        print(f"hostile exchange, capture process alone, {minutes:g} min, 3 symbols at 40 trades/s, kill -9 at "
-              f"{', '.join(f'{(k / 1000 - started):.0f} s' for k in kills_ms)} (restart {RESTART_AFTER_S:.0f} s later); "
-              f"connections cut by the exchange: {dict(cuts)}", flush=True)
-        print(f"  minutes recorded by the stream: {len(done)} of {len(window)} ({len(done) / max(1, len(window)):.0%}; "
-              f"sources {dict(sources)}); left to the gap backfill: "
-              f"{sorted(f'{s} {minute_key(m)}' for s, m in set(window) - set(done))}", flush=True)
+        print(
+            f"hostile exchange, capture process alone, {minutes:g} min, 3 symbols at 40 trades/s, kill -9 at "
+            f"{', '.join(f'{(k / 1000 - started):.0f} s' for k in kills_ms)} (restart {RESTART_AFTER_S:.0f} s later); "
+            f"connections cut by the exchange: {dict(cuts)}",
+            flush=True,
+        )
+        print(
+            f"  minutes recorded by the stream: {len(done)} of {len(window)} ({len(done) / max(1, len(window)):.0%}; "
+            f"sources {dict(sources)}); left to the gap backfill: "
+            f"{sorted(f'{s} {minute_key(m)}' for s, m in set(window) - set(done))}",
+            flush=True,
+        )
         if lags:
-            print(f"  minute end -> written: p50 {statistics.median(lags):.2f} s, p95 {percentile(lags, 0.95):.2f} s, "
-                  f"max {max(lags):.2f} s over {len(lags)} minutes", flush=True)
+            print(
+                f"  minute end -> written: p50 {statistics.median(lags):.2f} s, p95 {percentile(lags, 0.95):.2f} s, "
+                f"max {max(lags):.2f} s over {len(lags)} minutes",
+                flush=True,
+            )
         last_kill = kills_ms[-1]
         restart_minute = floor_minute(last_kill + int(RESTART_AFTER_S * 1000))  # the new process joins in it
         hit = [k for k in window if k[1] <= restart_minute]  # up to the minute the restarted process joined in
         if restart_minute >= end_ms:
-            print("  after the last kill: the restart's minute is past the window; run longer to measure healing",
-                  flush=True)
+            print(
+                "  after the last kill: the restart's minute is past the window; run longer to measure healing",
+                flush=True,
+            )
         elif all(k in recorded for k in hit):
             healed_s = (max(recorded[k][0] for k in hit) - last_kill) / 1000
-            print(f"  after the last kill: every minute up to the restart's minute recorded {healed_s:.1f} s later "
-                  f"(that minute ended {(restart_minute + MINUTE_MS - last_kill) / 1000:.1f} s after the kill; "
-                  f"restart after {RESTART_AFTER_S:.0f} s)", flush=True)
+            print(
+                f"  after the last kill: every minute up to the restart's minute recorded {healed_s:.1f} s later "
+                f"(that minute ended {(restart_minute + MINUTE_MS - last_kill) / 1000:.1f} s after the kill; "
+                f"restart after {RESTART_AFTER_S:.0f} s)",
+                flush=True,
+            )
         else:
-            print(f"  after the last kill: NOT healed by the stream, missing "
-                  f"{sorted(f'{s} {minute_key(m)}' for s, m in hit if (s, m) not in recorded)}", flush=True)
-        print(f"  REST weight spent by the capture processes (their budget file): {weight} in {len(watcher.per_minute)} "
-              f"minute(s), {capture.repairs} repair(s); simulator responses {dict(responses)}", flush=True)
+            print(
+                f"  after the last kill: NOT healed by the stream, missing "
+                f"{sorted(f'{s} {minute_key(m)}' for s, m in hit if (s, m) not in recorded)}",
+                flush=True,
+            )
+        print(
+            f"  REST weight spent by the capture processes (their budget file): {weight} in {len(watcher.per_minute)} "
+            f"minute(s), {capture.repairs} repair(s); simulator responses {dict(responses)}",
+            flush=True,
+        )
         lake, differ = LocalLake(lake_path), []
         for symbol, minute in done:
-            truth = [t["id"] for t in sim_get(sim.rest_url, f"/_sim/trades?symbol={symbol}&startTime={minute}"
-                                                            f"&endTime={minute + MINUTE_MS}")]
+            truth = [
+                t["id"]
+                for t in sim_get(
+                    sim.rest_url, f"/_sim/trades?symbol={symbol}&startTime={minute}&endTime={minute + MINUTE_MS}"
+                )
+            ]
             if lake.read_minute(symbol, minute).column("trade_id").to_pylist() != truth:
                 differ.append(f"{symbol} {minute_key(minute)}")
-        print(f"  recorded minutes equal to the exchange's ground truth: {len(done) - len(differ)} of {len(done)}"
-              + (f"; DIFFERENT: {differ}" if differ else ""), flush=True)
+        print(
+            f"  recorded minutes equal to the exchange's ground truth: {len(done) - len(differ)} of {len(done)}"
+            + (f"; DIFFERENT: {differ}" if differ else ""),
+            flush=True,
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=5, help="how long to measure the stream's latency")
-    parser.add_argument("--hostile-minutes", type=float, default=10,
-                        help="how long the capture process runs against a hostile exchange (0: skip that part)")
+    parser.add_argument(
+        "--hostile-minutes",
+        type=float,
+        default=10,
+        help="how long the capture process runs against a hostile exchange (0: skip that part)",
+    )
     parser.add_argument("--only-hostile", action="store_true", help="skip the outage and latency parts")
     args = parser.parse_args()
     if not args.only_hostile:

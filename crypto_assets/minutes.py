@@ -14,10 +14,11 @@ _KEY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}-\d{2}:\d{2}$")
 def minute_start_ms(key: str) -> int:
     """'2026-11-21-10:05' -> the minute's start in ms (UTC). A malformed key raises ValueError naming it."""
     if not isinstance(key, str) or not _KEY_RE.match(key):
-        raise ValueError(f"malformed minute partition key {key!r}: expected YYYY-MM-DD-HH:MM (UTC), "
-                         f"e.g. '2026-11-21-10:05'")
+        raise ValueError(
+            f"malformed minute partition key {key!r}: expected YYYY-MM-DD-HH:MM (UTC), e.g. '2026-11-21-10:05'"
+        )
     try:
-        moment = dt.datetime.strptime(key, KEY_FORMAT).replace(tzinfo=dt.timezone.utc)
+        moment = dt.datetime.strptime(key, KEY_FORMAT).replace(tzinfo=dt.UTC)
     except ValueError as exc:
         raise ValueError(f"malformed minute partition key {key!r}: {exc}") from None
     return int(moment.timestamp()) * 1000
@@ -25,7 +26,7 @@ def minute_start_ms(key: str) -> int:
 
 def minute_key(ms: int) -> str:
     """The key of the minute holding ``ms`` (ms since the epoch, UTC)."""
-    return dt.datetime.fromtimestamp(floor_minute(ms) // 1000, dt.timezone.utc).strftime(KEY_FORMAT)
+    return dt.datetime.fromtimestamp(floor_minute(ms) // 1000, dt.UTC).strftime(KEY_FORMAT)
 
 
 def floor_minute(ms: int) -> int:
@@ -36,8 +37,9 @@ def floor_minute(ms: int) -> int:
 def check_whole_minutes(start_ms: int, end_ms: int) -> None:
     """Raise ValueError unless [start_ms, end_ms) is a non-empty range of whole minutes."""
     if start_ms % MINUTE_MS or end_ms % MINUTE_MS:
-        raise ValueError(f"[{start_ms}, {end_ms}) is not a range of whole minutes (both ends must be multiples "
-                         f"of {MINUTE_MS} ms)")
+        raise ValueError(
+            f"[{start_ms}, {end_ms}) is not a range of whole minutes (both ends must be multiples of {MINUTE_MS} ms)"
+        )
     if end_ms <= start_ms:
         raise ValueError(f"empty minute range [{minute_key(start_ms)}, {minute_key(end_ms)})")
 
@@ -59,8 +61,11 @@ def contiguous_ranges(starts: Sequence[int], max_minutes: int | None = None) -> 
     (None: no limit)."""
     ranges: list[tuple[int, int]] = []
     for minute in starts:
-        if ranges and ranges[-1][1] == minute and (
-                max_minutes is None or (minute - ranges[-1][0]) // MINUTE_MS < max_minutes):
+        if (
+            ranges
+            and ranges[-1][1] == minute
+            and (max_minutes is None or (minute - ranges[-1][0]) // MINUTE_MS < max_minutes)
+        ):
             ranges[-1] = (ranges[-1][0], minute + MINUTE_MS)
         else:
             ranges.append((minute, minute + MINUTE_MS))

@@ -14,7 +14,7 @@
 | CRYPTO_SPOOL_DIR      | <DAGSTER_HOME>/lake_spool (DAGSTER_HOME defaulting to <project root>/.dagster_home) |
 | CRYPTO_SPOOL_MAX_MB   | 1024                             |
 | CRYPTO_WEIGHT_BUDGET_DIR | <DAGSTER_HOME>/weight_budget (DAGSTER_HOME defaulting to <project root>/.dagster_home) |
-| DBT_DUCKDB_PATH   | dbt_crypto_pipeline/.dbt/crypto.duckdb (relative paths from dbt_crypto_pipeline/, as dbt resolves them) |
+| DBT_DUCKDB_PATH   | dbt_crypto_pipeline/.dbt/crypto.duckdb (relative paths from dbt_crypto_pipeline/) |
 
 A variable that is unset or blank takes its default. A `.env` file in the project root fills in variables that
 the real environment does not set (the real environment wins). No Dagster imports here.
@@ -105,27 +105,37 @@ class Settings:
             ),
             symbols=parse_symbols(get("CRYPTO_SYMBOLS")) if get("CRYPTO_SYMBOLS") else DEFAULT_SYMBOLS,
             lake_url=parse_lake_url(get("CRYPTO_LAKE_URL") or DEFAULT_LAKE_URL),
-            aws_endpoint_url=(
-                parse_url("AWS_ENDPOINT_URL", aws_endpoint, ("http", "https")) if aws_endpoint else None
+            aws_endpoint_url=(parse_url("AWS_ENDPOINT_URL", aws_endpoint, ("http", "https")) if aws_endpoint else None),
+            partition_days=parse_int(
+                "CRYPTO_PARTITION_DAYS",
+                get("CRYPTO_PARTITION_DAYS"),
+                DEFAULT_PARTITION_DAYS,
+                1,
+                MAX_PARTITION_DAYS,
+                "days",
             ),
-            partition_days=parse_int("CRYPTO_PARTITION_DAYS", get("CRYPTO_PARTITION_DAYS"), DEFAULT_PARTITION_DAYS,
-                                     1, MAX_PARTITION_DAYS, "days"),
-            gap_lookback_hours=parse_int("CRYPTO_GAP_LOOKBACK_HOURS", get("CRYPTO_GAP_LOOKBACK_HOURS"), 24,
-                                         1, 24 * MAX_PARTITION_DAYS, "hours"),
-            gap_settle_seconds=parse_int("CRYPTO_GAP_SETTLE_SECONDS", get("CRYPTO_GAP_SETTLE_SECONDS"), 60,
-                                         15, 3600, "seconds"),
+            gap_lookback_hours=parse_int(
+                "CRYPTO_GAP_LOOKBACK_HOURS", get("CRYPTO_GAP_LOOKBACK_HOURS"), 24, 1, 24 * MAX_PARTITION_DAYS, "hours"
+            ),
+            gap_settle_seconds=parse_int(
+                "CRYPTO_GAP_SETTLE_SECONDS", get("CRYPTO_GAP_SETTLE_SECONDS"), 60, 15, 3600, "seconds"
+            ),
             gap_max_runs=parse_int("CRYPTO_GAP_MAX_RUNS", get("CRYPTO_GAP_MAX_RUNS"), 2, 1, 10, "runs"),
             spool_dir=parse_local_path(
                 "CRYPTO_SPOOL_DIR",
-                get("CRYPTO_SPOOL_DIR") or str(Path(get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME) / SPOOL_FOLDER)),
-            spool_max_mb=parse_int("CRYPTO_SPOOL_MAX_MB", get("CRYPTO_SPOOL_MAX_MB"), DEFAULT_SPOOL_MAX_MB,
-                                   1, 1024 * 1024, "MB"),
+                get("CRYPTO_SPOOL_DIR") or str(Path(get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME) / SPOOL_FOLDER),
+            ),
+            spool_max_mb=parse_int(
+                "CRYPTO_SPOOL_MAX_MB", get("CRYPTO_SPOOL_MAX_MB"), DEFAULT_SPOOL_MAX_MB, 1, 1024 * 1024, "MB"
+            ),
             weight_budget_dir=parse_local_path(
                 "CRYPTO_WEIGHT_BUDGET_DIR",
                 get("CRYPTO_WEIGHT_BUDGET_DIR")
-                or str(Path(get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME) / WEIGHT_BUDGET_FOLDER)),
-            duckdb_path=parse_local_path("DBT_DUCKDB_PATH", get("DBT_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH,
-                                         relative_to=DBT_PROJECT_DIR),
+                or str(Path(get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME) / WEIGHT_BUDGET_FOLDER),
+            ),
+            duckdb_path=parse_local_path(
+                "DBT_DUCKDB_PATH", get("DBT_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH, relative_to=DBT_PROJECT_DIR
+            ),
         )
 
 
@@ -136,7 +146,9 @@ def parse_url(variable: str, value: str, schemes: tuple[str, ...]) -> str:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError as exc:
-        raise SettingsError(f"{variable}={value!r} is not a valid URL ({exc}); expected {expected}host[:port]") from None
+        raise SettingsError(
+            f"{variable}={value!r} is not a valid URL ({exc}); expected {expected}host[:port]"
+        ) from None
     if parts.scheme.lower() not in schemes:
         raise SettingsError(f"{variable}={value!r} must start with {expected}")
     if not parts.hostname:

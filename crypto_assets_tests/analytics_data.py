@@ -62,8 +62,13 @@ def minute_trades(sim: Simulator, symbol: str, minute_ms: int) -> list:
     return _TRADES[key]
 
 
-def write_hours(lake: Lake, sim: Simulator, hours_ms: Iterable[int], symbols: Iterable[str] = SYMBOLS,
-                skip: Iterable[tuple[str, int]] = ()) -> int:
+def write_hours(
+    lake: Lake,
+    sim: Simulator,
+    hours_ms: Iterable[int],
+    symbols: Iterable[str] = SYMBOLS,
+    skip: Iterable[tuple[str, int]] = (),
+) -> int:
     """Write every minute of ``hours_ms`` for ``symbols`` (minus the (symbol, minute) pairs in ``skip``)."""
     skipped, rows = set(skip), 0
     for hour in hours_ms:
@@ -92,19 +97,40 @@ class DbtRun:
         return [r["status"] for uid, r in self.results.items() if name_fragment in uid]
 
 
-def run_dbt(command: list[str], duckdb_path: Path, scratch: Path, dbt_vars: dict | None = None,
-            target: str = "dev", env: dict[str, str] | None = None) -> DbtRun:
+def run_dbt(
+    command: list[str],
+    duckdb_path: Path,
+    scratch: Path,
+    dbt_vars: dict | None = None,
+    target: str = "dev",
+    env: dict[str, str] | None = None,
+) -> DbtRun:
     """Run the dbt CLI on the project (its own target and log folders under ``scratch``); the run results."""
     scratch.mkdir(parents=True, exist_ok=True)
     duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     values = {"duckdb_path": str(duckdb_path), **(dbt_vars or {})}
-    args = [dbt_executable(), *command, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-            "--target", target, "--target-path", str(scratch / "target"), "--log-path", str(scratch / "logs"),
-            "--vars", json.dumps(values)]
-    done = subprocess.run(args, cwd=DBT_PROJECT_DIR, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})
-    results_path = scratch / "target" / ("sources.json" if command[:2] == ["source", "freshness"] else
-                                         "run_results.json")
+    args = [
+        dbt_executable(),
+        *command,
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--target",
+        target,
+        "--target-path",
+        str(scratch / "target"),
+        "--log-path",
+        str(scratch / "logs"),
+        "--vars",
+        json.dumps(values),
+    ]
+    done = subprocess.run(
+        args, cwd=DBT_PROJECT_DIR, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
+    )
+    results_path = (
+        scratch / "target" / ("sources.json" if command[:2] == ["source", "freshness"] else "run_results.json")
+    )
     results = {}
     if results_path.exists():
         results = {r["unique_id"]: r for r in json.loads(results_path.read_text())["results"]}

@@ -6,8 +6,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.lake import LocalLake
+from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.analytics_data import Hours, start_simulator, write_hours
 
 # A listed symbol that never trades: what a client sees for an illiquid market.
@@ -17,9 +17,14 @@ SILENT_SYMBOL = "QUIETUSDT"
 @pytest.fixture(scope="session")
 def simulator():
     """One exchange simulator on 127.0.0.1 for tests that only read from it (no fault injection)."""
-    config = SimulatorConfig(symbols=[symbol_config("BTCUSDT"), symbol_config("ETHUSDT"),
-                                      symbol_config(SILENT_SYMBOL, trades_per_second=0, burst_probability=0)],
-                             history_minutes=5)
+    config = SimulatorConfig(
+        symbols=[
+            symbol_config("BTCUSDT"),
+            symbol_config("ETHUSDT"),
+            symbol_config(SILENT_SYMBOL, trades_per_second=0, burst_probability=0),
+        ],
+        history_minutes=5,
+    )
     with Simulator(config) as sim:
         yield sim
 
@@ -78,9 +83,15 @@ def local_lake(hours, tmp_path_factory):
 # so the rest of the suite runs beside them, not after them; the slowest of the other files (dbt builds, S3 outages)
 # come next, so that no long file starts last. Paths are relative to this folder, measured with `--durations`.
 LONGEST_FIRST = (
-    "test_self_healing_end_to_end.py", "test_ui_backfill_under_load.py", "test_end_to_end.py",
-    "defs/analytics/test_dbt_assets.py", "dbt/test_models.py", "defs/raw/test_live_stream_s3_outage.py",
-    "defs/analytics/test_s3.py", "defs/analytics/test_empty_warehouse.py", "dbt/test_exact_decimals.py",
+    "test_self_healing_end_to_end.py",
+    "test_ui_backfill_under_load.py",
+    "test_end_to_end.py",
+    "defs/analytics/test_dbt_assets.py",
+    "dbt/test_models.py",
+    "defs/raw/test_live_stream_s3_outage.py",
+    "defs/analytics/test_s3.py",
+    "defs/analytics/test_empty_warehouse.py",
+    "dbt/test_exact_decimals.py",
 )
 END_TO_END = tuple(f"/{name}" for name in LONGEST_FIRST[:3])
 # Files of quick tests (a few seconds) that a worker running an end-to-end file holds as its next file.

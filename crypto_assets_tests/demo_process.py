@@ -27,17 +27,29 @@ class Demo:
     def __init__(self, workdir: Path, env: dict[str, str]):
         self.sim_port, self.dagster_port = free_port(), free_port()
         self.home, self.lake_path, self.log_path = workdir / "dagster_home", workdir / "lake", workdir / "demo.log"
-        self.env = {**os.environ, "SIM_PORT": str(self.sim_port), "DAGSTER_PORT": str(self.dagster_port),
-                    "DAGSTER_HOME": str(self.home), "CRYPTO_LAKE_URL": str(self.lake_path), **env}
+        self.env = {
+            **os.environ,
+            "SIM_PORT": str(self.sim_port),
+            "DAGSTER_PORT": str(self.dagster_port),
+            "DAGSTER_HOME": str(self.home),
+            "CRYPTO_LAKE_URL": str(self.lake_path),
+            **env,
+        }
         for name in ("BINANCE_REST_URL", "BINANCE_WS_URL", "AWS_ENDPOINT_URL"):
             self.env.pop(name, None)
         self.sim_url = f"http://127.0.0.1:{self.sim_port}"
 
     def start(self) -> None:
         self.log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(["bash", "scripts/demo.sh"], cwd=PROJECT_ROOT, env=self.env, stdout=self.log,
-                                        stderr=subprocess.STDOUT, start_new_session=True,
-                                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        self.process = subprocess.Popen(
+            ["bash", "scripts/demo.sh"],
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
 
     def stop(self) -> None:
         os.killpg(self.process.pid, signal.SIGINT)
@@ -55,8 +67,12 @@ class Demo:
         return DagsterInstance.from_ref(InstanceRef.from_dir(str(self.home)))
 
     def fault(self, name: str, **args) -> None:
-        request = urllib.request.Request(f"{self.sim_url}/_sim/faults/{name}", data=json.dumps(args).encode(),
-                                         headers={"Content-Type": "application/json"}, method="POST")
+        request = urllib.request.Request(
+            f"{self.sim_url}/_sim/faults/{name}",
+            data=json.dumps(args).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
         urllib.request.urlopen(request, timeout=10).read()
 
     def sim_get(self, path: str):
@@ -65,9 +81,11 @@ class Demo:
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
         """POST a query to the webserver as the UI does; GraphQL errors fail the test with their messages."""
-        request = urllib.request.Request(f"http://127.0.0.1:{self.dagster_port}/graphql",
-                                         data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.dagster_port}/graphql",
+            data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             answer = json.loads(response.read())
         assert not answer.get("errors"), f"GraphQL errors: {answer['errors']}"
@@ -77,12 +95,14 @@ class Demo:
         """The demo's Dagster instance, opened once `dagster dev` has loaded the code location: opening it while
         dagster dev's own processes still create the SQLite storage can race them (seen: alembic "more than one
         head" in the code server, which then never starts a run). A location that failed to load fails here."""
+
         def loaded():
             entries = self.graphql(LOCATIONS_QUERY)["workspaceOrError"]["locationEntries"]
             errors = [e for e in entries if (e["locationOrLoadError"] or {}).get("__typename") == "PythonError"]
             assert not errors, f"the code location failed to load: {errors}"
-            return entries and all((e["locationOrLoadError"] or {}).get("__typename") == "RepositoryLocation"
-                                   for e in entries)
+            return entries and all(
+                (e["locationOrLoadError"] or {}).get("__typename") == "RepositoryLocation" for e in entries
+            )
 
         self.wait_for("dagster dev with its code location loaded", loaded, 120, every_s=1)
         return self.instance()

@@ -10,9 +10,12 @@ MINUTE_MS = 60_000
 def truth(sim: Simulator, symbol: str, start_ms: int, end_ms: int) -> list[Trade]:
     """Every trade of ``symbol`` with start_ms <= time < end_ms, as REST would deliver it (no received_at)."""
     t = sim.trades_between(symbol, start_ms, end_ms)
-    return [Trade(symbol, int(i), units_to_decimal(int(p)), units_to_decimal(int(q)), int(ms), bool(m))
-            for i, ms, p, q, m in zip(t.id.tolist(), t.time.tolist(), t.price.tolist(), t.qty.tolist(),
-                                      t.is_buyer_maker.tolist())]
+    return [
+        Trade(symbol, int(i), units_to_decimal(int(p)), units_to_decimal(int(q)), int(ms), bool(m))
+        for i, ms, p, q, m in zip(
+            t.id.tolist(), t.time.tolist(), t.price.tolist(), t.qty.tolist(), t.is_buyer_maker.tolist()
+        )
+    ]
 
 
 def past_minute(sim: Simulator, minutes_ago: int) -> int:

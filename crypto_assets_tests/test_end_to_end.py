@@ -18,8 +18,8 @@ import pytest
 from dagster import DagsterEventType, DagsterRunStatus, RunsFilter
 
 from crypto_assets.exchange.models import parse_rest_trades
-from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key
 from crypto_assets.lake import LocalLake, trades_to_table
+from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key
 from crypto_assets_tests.demo_process import Demo
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
@@ -39,9 +39,12 @@ def stream_minutes_recorded(instance, symbol: str, after_ms: int) -> list[str]:
 
     # the gap backfill records up to an hour of minutes at once: read far enough back not to miss the stream's
     records = instance.fetch_materializations(raw_trades_key(symbol), limit=2000).records
-    return [r.partition_key for r in records
-            if r.asset_materialization.metadata["source"].value in ("stream", "stream+rest")
-            and r.partition_key >= minute_key(after_ms)]
+    return [
+        r.partition_key
+        for r in records
+        if r.asset_materialization.metadata["source"].value in ("stream", "stream+rest")
+        and r.partition_key >= minute_key(after_ms)
+    ]
 
 
 def missing_partitions(instance, first_ms: int, end_ms: int, symbols=SYMBOLS) -> dict[str, list[str]]:
@@ -68,12 +71,17 @@ def assert_lake_equals_exchange(demo: Demo, symbols, first_ms: int, end_ms: int)
     ids: dict[str, list[int]] = {}
     for symbol in symbols:
         for minute in range(first_ms, end_ms, MINUTE_MS):
-            truth = parse_rest_trades(symbol, json.dumps(demo.sim_get(
-                f"/_sim/trades?symbol={symbol}&startTime={minute}&endTime={minute + MINUTE_MS}")).encode())
+            truth = parse_rest_trades(
+                symbol,
+                json.dumps(
+                    demo.sim_get(f"/_sim/trades?symbol={symbol}&startTime={minute}&endTime={minute + MINUTE_MS}")
+                ).encode(),
+            )
             stored = lake.read_minute(symbol, minute)
             assert stored is not None, f"{symbol} {minute_key(minute)} not in the lake"
-            assert stored.drop_columns("received_at").equals(
-                trades_to_table(truth).drop_columns("received_at")), f"{symbol} {minute_key(minute)} differs"
+            assert stored.drop_columns("received_at").equals(trades_to_table(truth).drop_columns("received_at")), (
+                f"{symbol} {minute_key(minute)} differs"
+            )
             ids.setdefault(symbol, []).extend(stored.column("trade_id").to_pylist())
     return ids
 
@@ -81,17 +89,25 @@ def assert_lake_equals_exchange(demo: Demo, symbols, first_ms: int, end_ms: int)
 @pytest.mark.integration
 @pytest.mark.timeout(720)
 def test_the_pipeline_heals_itself_and_the_lake_equals_the_exchange(tmp_path):
-    demo = Demo(tmp_path, {"CRYPTO_PARTITION_DAYS": "1", "CRYPTO_GAP_LOOKBACK_HOURS": "1",
-                           "CRYPTO_GAP_SETTLE_SECONDS": "30", "CRYPTO_SYMBOLS": ",".join(SYMBOLS),
-                           "SIM_ARGS": "--history-minutes 65"})
+    demo = Demo(
+        tmp_path,
+        {
+            "CRYPTO_PARTITION_DAYS": "1",
+            "CRYPTO_GAP_LOOKBACK_HOURS": "1",
+            "CRYPTO_GAP_SETTLE_SECONDS": "30",
+            "CRYPTO_SYMBOLS": ",".join(SYMBOLS),
+            "SIM_ARGS": "--history-minutes 65",
+        },
+    )
     started_ms = int(time.time() * 1000)
     demo.start()
     try:
         # -- no click: the keep-alive sensor starts the stream, which records minutes as they close
         instance = demo.loaded_instance()
         first_stream = demo.wait_for("stream run", lambda: stream_runs(instance, [DagsterRunStatus.STARTED]), 150)[0]
-        streamed = demo.wait_for("minute recorded from the stream",
-                                 lambda: stream_minutes_recorded(instance, "BTCUSDT", started_ms), 150)
+        streamed = demo.wait_for(
+            "minute recorded from the stream", lambda: stream_minutes_recorded(instance, "BTCUSDT", started_ms), 150
+        )
         ui = demo.graphql(STREAM_QUERY, {"partition": streamed[0]})["assetOrError"]["assetMaterializations"]
         assert any(e.get("text") in ("stream", "stream+rest") for m in ui for e in m["metadataEntries"]), ui
 
@@ -102,9 +118,11 @@ def test_the_pipeline_heals_itself_and_the_lake_equals_the_exchange(tmp_path):
         demo.fault("half_open", duration_s=45)  # the stream notices after 30 s of silence and reconnects
         time.sleep(20)
         demo.fault("rate_limit_storm", duration_s=30, retry_after_s=2)  # while gap runs fetch over REST
-        demo.wait_for("stream reconnected after the half-open socket",
-                      lambda: stream_minutes_recorded(instance, "BTCUSDT", int(time.time() * 1000) - 2 * MINUTE_MS),
-                      150)
+        demo.wait_for(
+            "stream reconnected after the half-open socket",
+            lambda: stream_minutes_recorded(instance, "BTCUSDT", int(time.time() * 1000) - 2 * MINUTE_MS),
+            150,
+        )
 
         # -- the streaming run's process dies hard; the keep-alive sensor starts another one
         victim = stream_runs(instance, [DagsterRunStatus.STARTED])[0]
@@ -115,16 +133,22 @@ def test_the_pipeline_heals_itself_and_the_lake_equals_the_exchange(tmp_path):
             os.kill(pid, signal.SIGKILL)
         replacement = demo.wait_for(
             "replacement stream run",
-            lambda: [r for r in stream_runs(instance, [DagsterRunStatus.STARTED]) if r.run_id != victim.run_id], 120)
+            lambda: [r for r in stream_runs(instance, [DagsterRunStatus.STARTED]) if r.run_id != victim.run_id],
+            120,
+        )
         assert len(stream_runs(instance, [DagsterRunStatus.STARTED])) == 1  # never two at once
-        demo.wait_for("minute recorded by the replacement stream",
-                      lambda: stream_minutes_recorded(instance, "BTCUSDT", killed_ms + MINUTE_MS), 150)
+        demo.wait_for(
+            "minute recorded by the replacement stream",
+            lambda: stream_minutes_recorded(instance, "BTCUSDT", killed_ms + MINUTE_MS),
+            150,
+        )
 
         # -- every minute of the window materialized: the sensors filled what the stream could not prove
         first_ms = floor_minute(started_ms) - 50 * MINUTE_MS  # history the gap sensor backfilled at start-up
         end_ms = floor_minute(int(time.time() * 1000)) - MINUTE_MS
-        demo.wait_for("every partition materialized",
-                      lambda: not missing_partitions(instance, first_ms, end_ms), 240, every_s=5)
+        demo.wait_for(
+            "every partition materialized", lambda: not missing_partitions(instance, first_ms, end_ms), 240, every_s=5
+        )
 
         # -- the lake equals the exchange's ground truth, minute by minute
         assert_lake_equals_exchange(demo, SYMBOLS, first_ms, end_ms)

@@ -46,10 +46,12 @@ def imported(source: str, package: str) -> set[str]:
 def forbidden(layer: str, names: set[str]) -> set[str]:
     """The names a module of ``layer`` must not import: Dagster, and the project outside what ``layer`` may use."""
     allowed = ALLOWED[layer] | {layer}
-    return {name for name in names
-            if name.split(".")[0].startswith("dagster")
-            or (name.split(".")[0] == "crypto_assets"
-                and not any(name == a or name.startswith(a + ".") for a in allowed))}
+    return {
+        name
+        for name in names
+        if name.split(".")[0].startswith("dagster")
+        or (name.split(".")[0] == "crypto_assets" and not any(name == a or name.startswith(a + ".") for a in allowed))
+    }
 
 
 LAYERED = sorted(path for path in ROOT.rglob("*.py") if layer_of(module_name(path)))
@@ -64,15 +66,28 @@ def test_a_module_imports_only_what_its_layer_allows(path):
 
 def test_the_check_sees_every_form_of_import():
     package = "crypto_assets.simulator"
-    source = ("from crypto_assets.exchange import endpoints\nimport crypto_assets.lake.store\nfrom .. import settings\n"
-              "from . import wire\nfrom .market import Market\nimport dagster\nimport json\n")
+    source = (
+        "from crypto_assets.exchange import endpoints\nimport crypto_assets.lake.store\nfrom .. import settings\n"
+        "from . import wire\nfrom .market import Market\nimport dagster\nimport json\n"
+    )
     names = imported(source, package)
-    assert names == {"crypto_assets.exchange", "crypto_assets.lake.store", "crypto_assets", package,
-                     f"{package}.market", "dagster", "json"}
-    assert forbidden(package, names) == {"crypto_assets.exchange", "crypto_assets.lake.store", "crypto_assets",
-                                         "dagster"}
-    assert forbidden("crypto_assets.ingest", {"crypto_assets.lake.store", "crypto_assets.defs.names",
-                                              "crypto_assets.settings"}) == {"crypto_assets.defs.names",
-                                                                              "crypto_assets.settings"}
+    assert names == {
+        "crypto_assets.exchange",
+        "crypto_assets.lake.store",
+        "crypto_assets",
+        package,
+        f"{package}.market",
+        "dagster",
+        "json",
+    }
+    assert forbidden(package, names) == {
+        "crypto_assets.exchange",
+        "crypto_assets.lake.store",
+        "crypto_assets",
+        "dagster",
+    }
+    assert forbidden(
+        "crypto_assets.ingest", {"crypto_assets.lake.store", "crypto_assets.defs.names", "crypto_assets.settings"}
+    ) == {"crypto_assets.defs.names", "crypto_assets.settings"}
     layers = {layer_of(module_name(p)) for p in LAYERED}
     assert layers == set(ALLOWED)

@@ -60,15 +60,24 @@ def first_recorders(instance, symbol: str, partitions: set[str], stream_run_ids:
 def kill_stream_step(demo: Demo, instance, not_before_s: float, previous_run_ids: set[str]) -> str:
     """SIGKILL the step process of the streaming run that is running (a new one, not in ``previous_run_ids``) at
     ``not_before_s`` (epoch seconds); returns the killed run's id."""
-    run = demo.wait_for("a new streaming run with its step process",
-                        lambda: [r for r in stream_runs(instance, [DagsterRunStatus.STARTED])
-                                 if r.run_id not in previous_run_ids and step_pids(instance, r)], 180)[0]
+    run = demo.wait_for(
+        "a new streaming run with its step process",
+        lambda: [
+            r
+            for r in stream_runs(instance, [DagsterRunStatus.STARTED])
+            if r.run_id not in previous_run_ids and step_pids(instance, r)
+        ],
+        180,
+    )[0]
     time.sleep(max(0.0, not_before_s - time.time()))
     pids = step_pids(instance, run)
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
-    print(f"kill -9 of the streaming run {run.run_id[:8]}'s step process (pid {sorted(pids)}) at "
-          f"{time.strftime('%H:%M:%S')}", flush=True)
+    print(
+        f"kill -9 of the streaming run {run.run_id[:8]}'s step process (pid {sorted(pids)}) at "
+        f"{time.strftime('%H:%M:%S')}",
+        flush=True,
+    )
     return run.run_id
 
 
@@ -88,9 +97,17 @@ def capture_processes(lake_path: Path) -> list[int]:
 @pytest.mark.integration
 @pytest.mark.timeout(780)
 def test_the_pipeline_heals_itself_under_a_hostile_exchange_and_two_kills(tmp_path):
-    demo = Demo(tmp_path, {"DEMO_HOSTILE": "1", "CRYPTO_PARTITION_DAYS": "1", "CRYPTO_GAP_LOOKBACK_HOURS": "1",
-                           "CRYPTO_GAP_SETTLE_SECONDS": "30", "CRYPTO_SYMBOLS": ",".join(SYMBOLS),
-                           "SIM_ARGS": "--history-minutes 10"})
+    demo = Demo(
+        tmp_path,
+        {
+            "DEMO_HOSTILE": "1",
+            "CRYPTO_PARTITION_DAYS": "1",
+            "CRYPTO_GAP_LOOKBACK_HOURS": "1",
+            "CRYPTO_GAP_SETTLE_SECONDS": "30",
+            "CRYPTO_SYMBOLS": ",".join(SYMBOLS),
+            "SIM_ARGS": "--history-minutes 10",
+        },
+    )
     started = time.time()
     first_ms = floor_minute(int(started * 1000)) + MINUTE_MS  # the first whole minute after start-up
     demo.start()
@@ -100,7 +117,9 @@ def test_the_pipeline_heals_itself_under_a_hostile_exchange_and_two_kills(tmp_pa
         killed.add(kill_stream_step(demo, instance, started + KILL_AT_S[1], killed))
         replacement = demo.wait_for(
             "the third streaming run",
-            lambda: [r for r in stream_runs(instance, [DagsterRunStatus.STARTED]) if r.run_id not in killed], 180)
+            lambda: [r for r in stream_runs(instance, [DagsterRunStatus.STARTED]) if r.run_id not in killed],
+            180,
+        )
         assert len(stream_runs(instance, [DagsterRunStatus.STARTED])) == 1  # never two at once
         # the killed runs' capture processes died with their step processes: one capture process writes the lake
         demo.wait_for("a single capture process", lambda: len(capture_processes(demo.lake_path)) == 1, 30, every_s=1)
@@ -109,8 +128,12 @@ def test_the_pipeline_heals_itself_under_a_hostile_exchange_and_two_kills(tmp_pa
         assert end_ms - first_ms >= 4 * MINUTE_MS, "too short a window to prove anything"
 
         # -- every minute of the window materialized, by the stream or by the gap backfill
-        demo.wait_for("every partition of the window materialized",
-                      lambda: not missing_partitions(instance, first_ms, end_ms, SYMBOLS), 90, every_s=5)
+        demo.wait_for(
+            "every partition of the window materialized",
+            lambda: not missing_partitions(instance, first_ms, end_ms, SYMBOLS),
+            90,
+            every_s=5,
+        )
 
         # -- the lake equals the exchange's ground truth, minute by minute, and no trade is stored twice
         ids = assert_lake_equals_exchange(demo, SYMBOLS, first_ms, end_ms)
@@ -121,20 +144,25 @@ def test_the_pipeline_heals_itself_under_a_hostile_exchange_and_two_kills(tmp_pa
         # -- no REST caller was banned, and the exchange really was hostile
         state = demo.sim_get("/_sim/state")
         assert state["hostile"]["enabled"] and len(state["hostile"]["cuts"]) >= 3, state["hostile"]
-        assert all(ip["bans"] == 0 and "418" not in ip["responses"] and 418 not in ip["responses"]
-                   for ip in state["weights"].values()), state["weights"]
+        assert all(
+            ip["bans"] == 0 and "418" not in ip["responses"] and 418 not in ip["responses"]
+            for ip in state["weights"].values()
+        ), state["weights"]
 
         # -- who recorded the minutes: the streaming run itself, mostly
         window = {minute_key(m) for m in range(first_ms, end_ms, MINUTE_MS)}
         stream_run_ids = {r.run_id for r in stream_runs(instance)}
-        recorders = Counter(who for symbol in SYMBOLS
-                            for who in first_recorders(instance, symbol, window, stream_run_ids).values())
+        recorders = Counter(
+            who for symbol in SYMBOLS for who in first_recorders(instance, symbol, window, stream_run_ids).values()
+        )
         total = sum(recorders.values())
         share = sum(n for who, n in recorders.items() if who.startswith("stream run")) / total
-        print(f"{total} minutes checked ({len(window)} x {len(SYMBOLS)} symbols), first recorded by: "
-              f"{dict(recorders)}; by the streaming runs: {share:.0%}; {len(state['hostile']['cuts'])} connections "
-              f"cut by the exchange; {len(stream_run_ids)} streaming runs (the last {replacement[0].run_id[:8]})",
-              flush=True)
+        print(
+            f"{total} minutes checked ({len(window)} x {len(SYMBOLS)} symbols), first recorded by: "
+            f"{dict(recorders)}; by the streaming runs: {share:.0%}; {len(state['hostile']['cuts'])} connections "
+            f"cut by the exchange; {len(stream_run_ids)} streaming runs (the last {replacement[0].run_id[:8]})",
+            flush=True,
+        )
         assert total == len(window) * len(SYMBOLS)
         assert share >= MIN_STREAM_SHARE, f"only {share:.0%} of the minutes recorded by the stream: {dict(recorders)}"
     finally:

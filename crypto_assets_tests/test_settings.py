@@ -148,8 +148,9 @@ def test_gap_backfill_settings():
 def test_weight_budget_dir_defaults_under_dagster_home_and_can_be_set(tmp_path):
     assert settings().weight_budget_dir == str(PROJECT_ROOT / ".dagster_home" / "weight_budget")
     assert settings(DAGSTER_HOME=str(tmp_path)).weight_budget_dir == str(tmp_path / "weight_budget")
-    assert settings(CRYPTO_WEIGHT_BUDGET_DIR=str(tmp_path / "wb"), DAGSTER_HOME="/elsewhere").weight_budget_dir == \
-        str(tmp_path / "wb")
+    assert settings(CRYPTO_WEIGHT_BUDGET_DIR=str(tmp_path / "wb"), DAGSTER_HOME="/elsewhere").weight_budget_dir == str(
+        tmp_path / "wb"
+    )
     assert settings(CRYPTO_WEIGHT_BUDGET_DIR="var/wb").weight_budget_dir == str(PROJECT_ROOT / "var" / "wb")
     with pytest.raises(SettingsError, match="CRYPTO_WEIGHT_BUDGET_DIR='s3://b/wb' must be a local path"):
         settings(CRYPTO_WEIGHT_BUDGET_DIR="s3://b/wb")

@@ -21,11 +21,14 @@ def test_the_spool_folder_and_bound_can_be_set(tmp_path):
     assert settings(CRYPTO_SPOOL_DIR="var/spool").spool_dir == str(PROJECT_ROOT / "var" / "spool")
 
 
-@pytest.mark.parametrize("name, value, message", [
-    ("CRYPTO_SPOOL_DIR", "s3://bucket/spool", "must be a local path"),
-    ("CRYPTO_SPOOL_MAX_MB", "0", "between 1 and"),
-    ("CRYPTO_SPOOL_MAX_MB", "lots", "whole number of MB"),
-])
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("CRYPTO_SPOOL_DIR", "s3://bucket/spool", "must be a local path"),
+        ("CRYPTO_SPOOL_MAX_MB", "0", "between 1 and"),
+        ("CRYPTO_SPOOL_MAX_MB", "lots", "whole number of MB"),
+    ],
+)
 def test_bad_values_are_refused_naming_the_variable(name, value, message):
     with pytest.raises(SettingsError, match=message) as excinfo:
         settings(**{name: value})

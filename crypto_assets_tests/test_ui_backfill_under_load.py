@@ -68,8 +68,13 @@ query BackfillStatus($backfillId: String!) {
 
 def launch_ui_backfill(demo: Demo, keys: list[str]) -> str:
     """The UI dialog's mutation for the raw_trades assets of SYMBOLS over ``keys``; returns the backfill id."""
-    params = {"assetSelection": [{"path": ["raw_trades", s.lower()]} for s in SYMBOLS], "partitionNames": keys,
-              "fromFailure": False, "tags": [], "title": "test: UI backfill under load"}
+    params = {
+        "assetSelection": [{"path": ["raw_trades", s.lower()]} for s in SYMBOLS],
+        "partitionNames": keys,
+        "fromFailure": False,
+        "tags": [],
+        "title": "test: UI backfill under load",
+    }
     result = demo.graphql(LAUNCH_BACKFILL, {"backfillParams": params})["launchPartitionBackfill"]
     assert result["__typename"] == "LaunchBackfillSuccess", f"the backfill was not launched: {result}"
     return result["backfillId"]
@@ -144,28 +149,40 @@ def repaired_minutes(instance, symbol: str, after_s: float, before_s: float) -> 
     from crypto_assets.defs.names import raw_trades_key
 
     records = instance.fetch_materializations(raw_trades_key(symbol), limit=200).records
-    return [r.partition_key for r in records if after_s <= r.timestamp <= before_s
-            and r.asset_materialization.metadata["source"].value == "stream+rest"]
+    return [
+        r.partition_key
+        for r in records
+        if after_s <= r.timestamp <= before_s and r.asset_materialization.metadata["source"].value == "stream+rest"
+    ]
 
 
 @pytest.mark.integration
 @pytest.mark.timeout(720)
 def test_a_ui_backfill_and_the_stream_repairs_share_the_budget_without_a_418(tmp_path):
-    demo = Demo(tmp_path, {
-        "CRYPTO_SYMBOLS": ",".join(SYMBOLS), "CRYPTO_PARTITION_DAYS": "1",
-        "CRYPTO_WEIGHT_BUDGET_DIR": str(tmp_path / "weight_budget"),
-        # the gap sensor keeps running but never finds a minute due: its window ends an hour ago and is an hour long
-        "CRYPTO_GAP_LOOKBACK_HOURS": "1", "CRYPTO_GAP_SETTLE_SECONDS": "3600",
-        "DEMO_HOSTILE": "1", "DEMO_HISTORY_MINUTES": str(HISTORY_MINUTES),
-        "SIM_ARGS": f"--weight-per-minute {WEIGHT_PER_MINUTE} "
-                    + " ".join(f"--rate {symbol}={rate}" for symbol, rate in RATES.items()),
-    })
+    demo = Demo(
+        tmp_path,
+        {
+            "CRYPTO_SYMBOLS": ",".join(SYMBOLS),
+            "CRYPTO_PARTITION_DAYS": "1",
+            "CRYPTO_WEIGHT_BUDGET_DIR": str(tmp_path / "weight_budget"),
+            # the gap sensor keeps running but never finds a minute due: its window ends an hour ago and is an hour long
+            "CRYPTO_GAP_LOOKBACK_HOURS": "1",
+            "CRYPTO_GAP_SETTLE_SECONDS": "3600",
+            "DEMO_HOSTILE": "1",
+            "DEMO_HISTORY_MINUTES": str(HISTORY_MINUTES),
+            "SIM_ARGS": f"--weight-per-minute {WEIGHT_PER_MINUTE} "
+            + " ".join(f"--rate {symbol}={rate}" for symbol, rate in RATES.items()),
+        },
+    )
     demo.start()
     try:
         # -- no click: the keep-alive sensor starts the stream (hostile: cut every 40-100 s, repaired over REST)
         instance = demo.loaded_instance()
-        demo.wait_for("stream run", lambda: instance.get_runs(
-            RunsFilter(job_name="live_trades_stream", statuses=[DagsterRunStatus.STARTED])), 150)
+        demo.wait_for(
+            "stream run",
+            lambda: instance.get_runs(RunsFilter(job_name="live_trades_stream", statuses=[DagsterRunStatus.STARTED])),
+            150,
+        )
 
         # -- the UI's backfill: 90 minutes x 3 symbols, ending a few minutes before now
         end_ms = floor_minute(int(time.time() * 1000)) - ENDS_BEFORE_NOW_MINUTES * MINUTE_MS
@@ -188,8 +205,8 @@ def test_a_ui_backfill_and_the_stream_repairs_share_the_budget_without_a_418(tmp
         runs = instance.get_runs(RunsFilter(tags={BACKFILL_TAG: backfill_id}))
         failed = {r.run_id: r.status.value for r in runs if r.status != DagsterRunStatus.SUCCESS}
         assert status == "COMPLETED_SUCCESS" and not failed, (
-            f"backfill {backfill_id}: {status} ({backfill.get('error')}); runs not successful: {failed}\n"
-            f"{demo.tail()}")
+            f"backfill {backfill_id}: {status} ({backfill.get('error')}); runs not successful: {failed}\n{demo.tail()}"
+        )
 
         # -- the budget was really contested: the exchange saw the minute's weight near its limit
         assert peak_used >= 0.8 * WEIGHT_PER_MINUTE, f"weight never above {peak_used}/min: no competition"
@@ -210,8 +227,10 @@ def test_a_ui_backfill_and_the_stream_repairs_share_the_budget_without_a_418(tmp
         # -- and the stream repaired its holes over REST while the backfill ran (the two really shared the budget)
         repaired = {s: repaired_minutes(instance, s, launched_s, finished_s + 30) for s in SYMBOLS}
         assert any(repaired.values()), "no minute recorded from stream+rest during the backfill"
-        print(f"backfill {backfill_id}: {len(runs)} runs in {finished_s - launched_s:.0f} s; peak weight "
-              f"{peak_used}/{WEIGHT_PER_MINUTE}; answers {dict(answers)}; repaired minutes {repaired}")
+        print(
+            f"backfill {backfill_id}: {len(runs)} runs in {finished_s - launched_s:.0f} s; peak weight "
+            f"{peak_used}/{WEIGHT_PER_MINUTE}; answers {dict(answers)}; repaired minutes {repaired}"
+        )
     finally:
         stop_session(demo)
     with pytest.raises(OSError):  # the simulator is gone with the demo

@@ -23,11 +23,13 @@ def window_start(partition_days: int, now: datetime | None = None) -> datetime:
 
 def minute_partitions(partition_days: int, now: datetime | None = None) -> TimeWindowPartitionsDefinition:
     """One partition per UTC minute, keyed ``%Y-%m-%d-%H:%M`` (e.g. 2026-11-21-06:53)."""
-    return TimeWindowPartitionsDefinition(start=window_start(partition_days, now), cron_schedule="* * * * *",
-                                          fmt=KEY_FORMAT, timezone="UTC")
+    return TimeWindowPartitionsDefinition(
+        start=window_start(partition_days, now), cron_schedule="* * * * *", fmt=KEY_FORMAT, timezone="UTC"
+    )
 
 
 def hour_partitions(partition_days: int, now: datetime | None = None) -> TimeWindowPartitionsDefinition:
     """One partition per UTC hour over the same window, keyed ``%Y-%m-%d-%H:00`` (e.g. 2026-11-21-06:00)."""
-    return TimeWindowPartitionsDefinition(start=window_start(partition_days, now), cron_schedule="0 * * * *",
-                                          fmt=HOUR_KEY_FORMAT, timezone="UTC")
+    return TimeWindowPartitionsDefinition(
+        start=window_start(partition_days, now), cron_schedule="0 * * * *", fmt=HOUR_KEY_FORMAT, timezone="UTC"
+    )

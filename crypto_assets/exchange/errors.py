@@ -47,8 +47,9 @@ class ExchangeBanned(ExchangeError):
     def __init__(self, until_ms: int, url: str, msg: str | None = None):
         self.until_ms = until_ms
         until = utc_text(until_ms)
-        super().__init__(418, -1003, msg or f"IP banned by the exchange until {until}; no request is sent before "
-                                            f"then", url)
+        super().__init__(
+            418, -1003, msg or f"IP banned by the exchange until {until}; no request is sent before then", url
+        )
         self.until = until
         self.args = (f"{url}: {self.msg}",)  # not "answered": most of these never reached the exchange
 
@@ -71,4 +72,4 @@ class UnknownSymbol(ExchangeError, ValueError):
 
 def utc_text(ms: int) -> str:
     """1767225600000 -> '2026-01-01T00:00:00.000Z'."""
-    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -10,7 +10,7 @@ shape (with ``b``/``a``) and a missing ``M`` both parse. A frame that does not f
 
 from __future__ import annotations
 
-from typing import Annotated, Union
+from typing import Annotated
 
 import msgspec
 
@@ -200,7 +200,7 @@ def stream_symbol(frame: bytes | str) -> str | None:
     start = text.find('"stream":"')
     if start < 0:
         return None
-    name = text[start + 10:].split('"', 1)[0]
+    name = text[start + 10 :].split('"', 1)[0]
     symbol = name.split("@", 1)[0]
     return symbol.upper() if symbol.isalnum() and "@" in name else None
 
@@ -247,8 +247,9 @@ class _RestAggTrade(msgspec.Struct, gc=False):
 
 _rest_trades_decoder = msgspec.json.Decoder(list[_RestTrade])
 _rest_aggs_decoder = msgspec.json.Decoder(list[_RestAggTrade])
-_rest_klines_decoder = msgspec.json.Decoder(list[tuple[int, Decimal, Decimal, Decimal, Decimal, Decimal, int, Decimal,
-                                                     int, Decimal, Decimal, str]])
+_rest_klines_decoder = msgspec.json.Decoder(
+    list[tuple[int, Decimal, Decimal, Decimal, Decimal, Decimal, int, Decimal, int, Decimal, Decimal, str]]
+)
 
 
 def parse_rest_trades(symbol: str, body: bytes) -> list[Trade]:

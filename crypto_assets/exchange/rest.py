@@ -25,18 +25,24 @@ import logging
 import random
 import re
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 
-from crypto_assets.exchange.errors import (ExchangeBanned, ExchangeError, ExchangeUnreachable, UnknownSymbol,
-                                           utc_text)
-from crypto_assets.exchange.models import (Kline, MalformedPayload, Trade, parse_rest_agg_trades,
-                                           parse_rest_klines, parse_rest_trades)
 from crypto_assets.exchange import endpoints
 from crypto_assets.exchange.endpoints import MAX_LIMIT
+from crypto_assets.exchange.errors import ExchangeBanned, ExchangeError, ExchangeUnreachable, UnknownSymbol, utc_text
+from crypto_assets.exchange.models import (
+    Kline,
+    MalformedPayload,
+    Trade,
+    parse_rest_agg_trades,
+    parse_rest_klines,
+    parse_rest_trades,
+)
 from crypto_assets.exchange.weight_budget import WeightBudget
 from crypto_assets.minutes import MINUTE_MS
 
@@ -69,9 +75,18 @@ class BinanceRestClient:
     ``backoff_base_s`` / ``backoff_max_s``: the wait before round n+1 is min(max, base x 2^(n-1)) scaled by a random
     factor in [0.5, 1]; ``max_rate_limit_waits``: 429s waited out per call before giving up (default 20)."""
 
-    def __init__(self, base_urls: str | Sequence[str], timeout: float = 10, *, budget: WeightBudget | None = None,
-                 max_attempts: int = 4, backoff_base_s: float = 0.2, backoff_max_s: float = 5.0,
-                 max_rate_limit_waits: int = 20, urgent: bool = False):
+    def __init__(
+        self,
+        base_urls: str | Sequence[str],
+        timeout: float = 10,
+        *,
+        budget: WeightBudget | None = None,
+        max_attempts: int = 4,
+        backoff_base_s: float = 0.2,
+        backoff_max_s: float = 5.0,
+        max_rate_limit_waits: int = 20,
+        urgent: bool = False,
+    ):
         urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
         if not urls:
             raise ValueError("at least one base URL is needed")
@@ -116,9 +131,14 @@ class BinanceRestClient:
         if not isinstance(body, dict):
             raise ExchangeError(200, None, f"expected an exchangeInfo object, got {_snippet(body)}", answer.url)
         for rule in body.get("rateLimits") or []:
-            if (isinstance(rule, dict) and rule.get("rateLimitType") == "REQUEST_WEIGHT"
-                    and rule.get("interval") == "MINUTE" and rule.get("intervalNum") == 1
-                    and isinstance(rule.get("limit"), int) and rule["limit"] > 0):
+            if (
+                isinstance(rule, dict)
+                and rule.get("rateLimitType") == "REQUEST_WEIGHT"
+                and rule.get("interval") == "MINUTE"
+                and rule.get("intervalNum") == 1
+                and isinstance(rule.get("limit"), int)
+                and rule["limit"] > 0
+            ):
                 self.budget.set_limit(rule["limit"])
         if isinstance(body.get("serverTime"), int):
             self.budget.set_server_time(body["serverTime"], answer.sent_local_ms, answer.received_local_ms)
@@ -142,8 +162,9 @@ class BinanceRestClient:
                 info = self.exchange_info()  # which of them is unknown: compare with the full list
             listed = {s["symbol"]: s for s in info.get("symbols", []) if isinstance(s, dict) and "symbol" in s}
         unknown = illegal + [s for s in legal if s not in listed]
-        not_trading = {s: str(listed[s].get("status")) for s in legal
-                       if s in listed and listed[s].get("status") != "TRADING"}
+        not_trading = {
+            s: str(listed[s].get("status")) for s in legal if s in listed and listed[s].get("status") != "TRADING"
+        }
         if unknown or not_trading:
             raise UnknownSymbol(sorted(unknown, key=symbols.index), not_trading, url)
         return {s: listed[s] for s in symbols}
@@ -154,8 +175,14 @@ class BinanceRestClient:
         answer = self._request(endpoints.HISTORICAL_TRADES, {"symbol": symbol, "fromId": from_id, "limit": limit})
         return _parsed(answer, parse_rest_trades, symbol, answer.body)
 
-    def klines(self, symbol: str, interval: str, start_time: int | None = None, end_time: int | None = None,
-               limit: int = MAX_LIMIT) -> list[Kline]:
+    def klines(
+        self,
+        symbol: str,
+        interval: str,
+        start_time: int | None = None,
+        end_time: int | None = None,
+        limit: int = MAX_LIMIT,
+    ) -> list[Kline]:
         """GET /api/v3/klines: klines of ``interval`` ('1s', '1m', ...) opening in [start_time, end_time]."""
         _check_limit(limit)
         params: dict[str, Any] = {"symbol": symbol, "interval": interval, "limit": limit}
@@ -218,7 +245,7 @@ class BinanceRestClient:
         ask again after end_ms for the complete window. A window in the future returns []."""
         return self.trade_window(symbol, start_ms, end_ms).trades
 
-    def trade_window(self, symbol: str, start_ms: int, end_ms: int) -> "TradeWindow":
+    def trade_window(self, symbol: str, start_ms: int, end_ms: int) -> TradeWindow:
         """The trades of [start_ms, end_ms) as ``trades_between`` fetches them, with the id of the first one and
         the first trade at or after end_ms (the proof that nothing more belongs to the window), when it exists."""
         first = self.first_trade_id(symbol, start_ms, end_ms)
@@ -266,11 +293,17 @@ class BinanceRestClient:
             except (ExchangeBanned, ExchangeUnreachable):
                 raise
             except ExchangeError as exc:
-                log.warning("could not read the weight limit from exchangeInfo (%s); assuming %d a minute",
-                            exc, self.budget.limit)
+                log.warning(
+                    "could not read the weight limit from exchangeInfo (%s); assuming %d a minute",
+                    exc,
+                    self.budget.limit,
+                )
             if not self.budget.limit_known:
-                log.warning("exchangeInfo at %s has no REQUEST_WEIGHT/MINUTE limit; assuming %d a minute",
-                            self.base_url, self.budget.limit)
+                log.warning(
+                    "exchangeInfo at %s has no REQUEST_WEIGHT/MINUTE limit; assuming %d a minute",
+                    self.base_url,
+                    self.budget.limit,
+                )
 
     def _request(self, path: str, params: dict[str, Any] | None = None) -> _Answer:
         weight = endpoints.REST_WEIGHTS.get(path, 1)
@@ -316,9 +349,13 @@ class BinanceRestClient:
                     retry_after = _retry_after_s(response) or 120
                     until = self.budget.ban(self.budget.now_ms() + int(retry_after * 1000))
                     server = _error(response, url)
-                    raise ExchangeBanned(until, url, f"IP banned by the exchange until {utc_text(until)} "
-                                                     f"(Retry-After {retry_after:g} s); no request is sent before "
-                                                     f"then. The exchange said: {server.msg}")
+                    raise ExchangeBanned(
+                        until,
+                        url,
+                        f"IP banned by the exchange until {utc_text(until)} "
+                        f"(Retry-After {retry_after:g} s); no request is sent before "
+                        f"then. The exchange said: {server.msg}",
+                    )
                 if status >= 500:
                     failures.append((url, f"HTTP {status}", _error(response, url)))
                     continue
@@ -332,8 +369,7 @@ class BinanceRestClient:
             if rounds >= self.max_attempts:
                 raise _give_up(failures, rounds)
             delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** (rounds - 1)) * random.uniform(0.5, 1.0)
-            log.info("%s failed (%s); retrying in %.2f s", path, "; ".join(f"{u}: {r}" for u, r, _ in failures),
-                     delay)
+            log.info("%s failed (%s); retrying in %.2f s", path, "; ".join(f"{u}: {r}" for u, r, _ in failures), delay)
             time.sleep(delay)
 
 
@@ -364,8 +400,9 @@ def _json(answer: _Answer) -> Any:
     try:
         return answer.response.json()
     except ValueError:
-        raise ExchangeError(answer.response.status_code, None, _describe_non_binance_body(answer.response),
-                            answer.url) from None
+        raise ExchangeError(
+            answer.response.status_code, None, _describe_non_binance_body(answer.response), answer.url
+        ) from None
 
 
 def _parsed(answer: _Answer, parse, *args):

@@ -29,15 +29,22 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import websocket
 from websocket import ABNF
 
 from crypto_assets.exchange.endpoints import KLINE_1M_CHANNEL, TRADE_CHANNEL
 from crypto_assets.exchange.models import (
-    Connected, Disconnected, Kline, MalformedFrame, MalformedPayload, ServerShutdown, Trade, parse_stream_frame,
+    Connected,
+    Disconnected,
+    Kline,
+    MalformedFrame,
+    MalformedPayload,
+    ServerShutdown,
+    Trade,
+    parse_stream_frame,
     stream_symbol,
 )
 
@@ -114,13 +121,13 @@ class _BufferedRecv:
         if pos >= len(buf):
             try:
                 buf = self.sock.recv(1 << 18)
-            except socket.timeout:
+            except TimeoutError:
                 raise websocket.WebSocketTimeoutException("timed out") from None
             if not buf:
                 raise websocket.WebSocketConnectionClosedException("Connection to remote host was lost.")
             pos = 0
         self.buf, self.pos = buf, pos + size
-        return buf[pos:pos + size]
+        return buf[pos : pos + size]
 
 
 class BinanceStream:
@@ -138,20 +145,36 @@ class BinanceStream:
     simulator's clock).
     """
 
-    def __init__(self, ws_url: str, symbols: list[str], *, silence_timeout_s: float = 30.0,
-                 max_age_s: float = 23 * 3600 + 50 * 60, connect_timeout_s: float = 10.0,
-                 backoff_initial_s: float = 0.5, backoff_max_s: float = 30.0, stable_after_s: float = 60.0,
-                 max_attempts: int = 60, attempt_window_s: float = 300.0, poll_s: float = 1.0,
-                 klines: bool = True, clock: Callable[[], int] = _now_ms):
+    def __init__(
+        self,
+        ws_url: str,
+        symbols: list[str],
+        *,
+        silence_timeout_s: float = 30.0,
+        max_age_s: float = 23 * 3600 + 50 * 60,
+        connect_timeout_s: float = 10.0,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        stable_after_s: float = 60.0,
+        max_attempts: int = 60,
+        attempt_window_s: float = 300.0,
+        poll_s: float = 1.0,
+        klines: bool = True,
+        clock: Callable[[], int] = _now_ms,
+    ):
         symbols = [s.upper() for s in symbols]
         if not symbols:
             raise ValueError("BinanceStream needs at least one symbol")
         if 2 * len(symbols) > MAX_STREAMS_PER_CONNECTION:
-            raise ValueError(f"{len(symbols)} symbols need {2 * len(symbols)} streams; a connection carries at most "
-                             f"{MAX_STREAMS_PER_CONNECTION}")
+            raise ValueError(
+                f"{len(symbols)} symbols need {2 * len(symbols)} streams; a connection carries at most "
+                f"{MAX_STREAMS_PER_CONNECTION}"
+            )
         if max_attempts * 300.0 / attempt_window_s > BINANCE_ATTEMPTS_PER_5MIN:
-            raise ValueError(f"{max_attempts} attempts per {attempt_window_s}s exceeds Binance's "
-                             f"{BINANCE_ATTEMPTS_PER_5MIN} per 5 minutes")
+            raise ValueError(
+                f"{max_attempts} attempts per {attempt_window_s}s exceeds Binance's "
+                f"{BINANCE_ATTEMPTS_PER_5MIN} per 5 minutes"
+            )
         if silence_timeout_s <= 0 or max_age_s <= 0 or backoff_initial_s <= 0 or backoff_max_s < backoff_initial_s:
             raise ValueError("timeouts and backoff delays must be positive (backoff_max_s >= backoff_initial_s)")
         self.symbols = symbols
@@ -204,7 +227,7 @@ class BinanceStream:
         if ws is not None:
             ws.abort()  # wakes a read blocked in another thread
 
-    def __enter__(self) -> "BinanceStream":
+    def __enter__(self) -> BinanceStream:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -224,9 +247,15 @@ class BinanceStream:
             delay = self.backoff_s()
             capped = self.attempts.wait_s()
             if capped > delay:
-                log.warning("stream %s: %d connection attempts in the last %.0fs (own cap; Binance allows %d per "
-                            "5 min): waiting %.1fs", self.url, len(self.attempts), self.attempts.window_s,
-                            BINANCE_ATTEMPTS_PER_5MIN, capped)
+                log.warning(
+                    "stream %s: %d connection attempts in the last %.0fs (own cap; Binance allows %d per "
+                    "5 min): waiting %.1fs",
+                    self.url,
+                    len(self.attempts),
+                    self.attempts.window_s,
+                    BINANCE_ATTEMPTS_PER_5MIN,
+                    capped,
+                )
                 delay = capped
             if delay > 0 and self._wake.wait(delay):
                 return None
@@ -235,14 +264,23 @@ class BinanceStream:
             self.attempts.record()
             self.stats.attempts += 1
             try:
-                ws = websocket.create_connection(self.url, timeout=self.connect_timeout_s,
-                                                 skip_utf8_validation=True,  # msgspec validates UTF-8 itself
-                                                 enable_multithread=False)
+                ws = websocket.create_connection(
+                    self.url,
+                    timeout=self.connect_timeout_s,
+                    skip_utf8_validation=True,  # msgspec validates UTF-8 itself
+                    enable_multithread=False,
+                )
             except (OSError, websocket.WebSocketException) as exc:
                 self._failures += 1
-                log.warning("stream %s: cannot connect (attempt %d, %d in a row): %s: %s; next attempt in up to "
-                            "%.1fs", self.url, self.stats.attempts, self._failures, type(exc).__name__, exc,
-                            min(self.backoff_max_s, self.backoff_initial_s * 2 ** min(self._failures - 1, 30)))
+                log.warning(
+                    "stream %s: cannot connect (attempt %d, %d in a row): %s: %s; next attempt in up to %.1fs",
+                    self.url,
+                    self.stats.attempts,
+                    self._failures,
+                    type(exc).__name__,
+                    exc,
+                    min(self.backoff_max_s, self.backoff_initial_s * 2 ** min(self._failures - 1, 30)),
+                )
                 continue
             ws.settimeout(self.poll_s)
             if getattr(ws, "frame_buffer", None) is not None and hasattr(ws.frame_buffer, "recv"):
@@ -286,8 +324,10 @@ class BinanceStream:
                 if self._closed:
                     return "closed"
                 if now - last_heard >= self.silence_timeout_s:
-                    return (f"silent for {now - last_heard:.1f}s (no data, no ping): half-open connection "
-                            f"(silence_timeout_s={self.silence_timeout_s})")
+                    return (
+                        f"silent for {now - last_heard:.1f}s (no data, no ping): half-open connection "
+                        f"(silence_timeout_s={self.silence_timeout_s})"
+                    )
                 if now >= renew_at:
                     return "renewal"
                 continue
@@ -331,8 +371,14 @@ class BinanceStream:
         text = data[:FRAME_LOG_CHARS]
         text = text if isinstance(text, str) else text.decode("utf-8", "replace")
         symbol = stream_symbol(data)
-        log.warning("stream %s: malformed frame (%s) for %s: %s: %r", self.url, self.stats.malformed,
-                    symbol or "unknown symbol", error, text)
+        log.warning(
+            "stream %s: malformed frame (%s) for %s: %s: %r",
+            self.url,
+            self.stats.malformed,
+            symbol or "unknown symbol",
+            error,
+            text,
+        )
         return MalformedFrame(self.clock(), symbol, error, text)
 
 

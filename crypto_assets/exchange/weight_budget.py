@@ -65,8 +65,8 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
 from crypto_assets.exchange.errors import ExchangeBanned
@@ -84,7 +84,6 @@ MAX_PAUSE_AHEAD_MS = 86_400_000  # a pause further ahead than a day is not a Ret
 MAX_BAN_AHEAD_MS = 7 * 86_400_000  # Binance bans for up to 3 days
 
 
-
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -97,13 +96,22 @@ class WeightBudget:
     folder whose state file this budget shares with every other process naming it (None: this process only);
     ``poll_s``: how often, in real seconds, a waiting caller re-reads that file."""
 
-    _registry: dict[str, "WeightBudget"] = {}
+    _registry: dict[str, WeightBudget] = {}
     _registry_lock = threading.Lock()
 
-    def __init__(self, limit: int = DEFAULT_WEIGHT_LIMIT, share: float = DEFAULT_SHARE, *, name: str = "exchange",
-                 clock: Callable[[], int] = wall_clock_ms, speed: float = 1.0,
-                 boundary_guard_ms: int = DEFAULT_BOUNDARY_GUARD_MS, state_dir: str | Path | None = None,
-                 poll_s: float = DEFAULT_POLL_S, urgent_reserve: float = 0.0):
+    def __init__(
+        self,
+        limit: int = DEFAULT_WEIGHT_LIMIT,
+        share: float = DEFAULT_SHARE,
+        *,
+        name: str = "exchange",
+        clock: Callable[[], int] = wall_clock_ms,
+        speed: float = 1.0,
+        boundary_guard_ms: int = DEFAULT_BOUNDARY_GUARD_MS,
+        state_dir: str | Path | None = None,
+        poll_s: float = DEFAULT_POLL_S,
+        urgent_reserve: float = 0.0,
+    ):
         if not 0 < share <= 1:
             raise ValueError(f"share must be in (0, 1], got {share}")
         if not 0 <= urgent_reserve < 1:
@@ -131,14 +139,21 @@ class WeightBudget:
         self._probe_timeout_ms = 10_000
         self._cond = threading.Condition()
         self._file: _StateFile | None = None
-        self._stats = {"acquired_weight": 0, "requests": 0, "waits": 0, "waited_s": 0.0, "max_reported_used": 0,
-                       "responses_429": 0, "responses_418": 0}
+        self._stats = {
+            "acquired_weight": 0,
+            "requests": 0,
+            "waits": 0,
+            "waited_s": 0.0,
+            "max_reported_used": 0,
+            "responses_429": 0,
+            "responses_418": 0,
+        }
         if state_dir is not None:
             self._file = _StateFile(state_dir, name)
 
     # ---- the registry ------------------------------------------------------------------------------------------
     @classmethod
-    def for_host(cls, host_or_url: str, state_dir: str | Path | None = None, **settings) -> "WeightBudget":
+    def for_host(cls, host_or_url: str, state_dir: str | Path | None = None, **settings) -> WeightBudget:
         """The process-wide budget of ``host_or_url`` ('api.binance.com', '127.0.0.1:8765' or a URL), created
         with ``settings`` on first use (later calls return the existing one unchanged).
 
@@ -166,8 +181,10 @@ class WeightBudget:
             if self._file is None:
                 self._file = _StateFile(folder, self.name)
             elif self._file.folder != folder:
-                raise ValueError(f"the weight budget of {self.name} is already shared through {self._file.folder}; "
-                                 f"it cannot also be shared through {folder}")
+                raise ValueError(
+                    f"the weight budget of {self.name} is already shared through {self._file.folder}; "
+                    f"it cannot also be shared through {folder}"
+                )
 
     # ---- configuration -----------------------------------------------------------------------------------------
     @property
@@ -221,12 +238,18 @@ class WeightBudget:
                         raise ExchangeBanned(self._banned_until_ms, self.name)
                     if self._paused_until_ms > now:
                         wake = self._paused_until_ms
-                    elif self._probe_pending and self._probe_sent_ms is not None \
-                            and now < self._probe_sent_ms + self._probe_timeout_ms:
+                    elif (
+                        self._probe_pending
+                        and self._probe_sent_ms is not None
+                        and now < self._probe_sent_ms + self._probe_timeout_ms
+                    ):
                         wake = self._probe_sent_ms + self._probe_timeout_ms  # or until the probe is answered
                     else:
-                        zone = {(now - self.boundary_guard_ms) // MINUTE_MS, now // MINUTE_MS,
-                                (now + self.boundary_guard_ms) // MINUTE_MS}
+                        zone = {
+                            (now - self.boundary_guard_ms) // MINUTE_MS,
+                            now // MINUTE_MS,
+                            (now + self.boundary_guard_ms) // MINUTE_MS,
+                        }
                         ceiling = self.ceiling_for(urgent)  # after the state is read: it may carry the limit
                         blocked = [m for m in zone if self._used.get(m, 0) + weight > ceiling]
                         # A request heavier than the whole ceiling can never fit: let it go alone in fresh minutes.
@@ -306,8 +329,9 @@ class WeightBudget:
         ``X-MBX-USED-WEIGHT-1M`` seen, and the 429 / 418 answers reported to this budget (all of this process);
         ``used``: the current minute's count (of every process sharing the state)."""
         with self._cond, self._state():
-            return dict(self._stats, limit=self._limit, ceiling=self.ceiling, used=self._used.get(
-                self.now_ms() // MINUTE_MS, 0))
+            return dict(
+                self._stats, limit=self._limit, ceiling=self.ceiling, used=self._used.get(self.now_ms() // MINUTE_MS, 0)
+            )
 
     # ---- the shared state ----------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -326,8 +350,14 @@ class WeightBudget:
                 self._file.write(self._as_stored())
 
     def _shared_fields(self) -> tuple:
-        return (tuple(sorted(self._used.items())), self._paused_until_ms, self._probe_pending, self._probe_sent_ms,
-                self._banned_until_ms, self._limit if self.limit_known else None)
+        return (
+            tuple(sorted(self._used.items())),
+            self._paused_until_ms,
+            self._probe_pending,
+            self._probe_sent_ms,
+            self._banned_until_ms,
+            self._limit if self.limit_known else None,
+        )
 
     def _merge(self, stored: dict) -> None:
         """Take the file's state: the larger count of each minute, the later pause and ban, the file's probe (a
@@ -347,11 +377,17 @@ class WeightBudget:
             self._limit = stored["limit"]
 
     def _as_stored(self) -> dict:
-        return {"version": STATE_VERSION, "host": self.name, "updated_ms": self.now_ms(),
-                "used": {str(m): w for m, w in sorted(self._used.items())},
-                "paused_until_ms": self._paused_until_ms, "probe_pending": self._probe_pending,
-                "probe_sent_ms": self._probe_sent_ms, "banned_until_ms": self._banned_until_ms,
-                "limit": self._limit if self.limit_known else None}
+        return {
+            "version": STATE_VERSION,
+            "host": self.name,
+            "updated_ms": self.now_ms(),
+            "used": {str(m): w for m, w in sorted(self._used.items())},
+            "paused_until_ms": self._paused_until_ms,
+            "probe_pending": self._probe_pending,
+            "probe_sent_ms": self._probe_sent_ms,
+            "banned_until_ms": self._banned_until_ms,
+            "limit": self._limit if self.limit_known else None,
+        }
 
     def _after_fork(self) -> None:
         self._cond = threading.Condition()
@@ -377,8 +413,9 @@ class _StateFile:
                 self.folder.mkdir(parents=True, exist_ok=True)
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
             except OSError as exc:
-                raise OSError(exc.errno, f"cannot open the shared weight budget file {self.path}: "
-                                         f"{exc.strerror}") from None
+                raise OSError(
+                    exc.errno, f"cannot open the shared weight budget file {self.path}: {exc.strerror}"
+                ) from None
             self._pid = os.getpid()
         return self._fd
 
@@ -417,28 +454,42 @@ class _StateFile:
                 raise ValueError(f"not a version {STATE_VERSION} state")
             return self._plausible(doc, now_ms)
         except (ValueError, TypeError, AttributeError) as exc:
-            log.warning("the shared weight budget file %s is unreadable (%s: %r); treating it as empty and "
-                        "rewriting it", self.path, exc, raw[:80])
+            log.warning(
+                "the shared weight budget file %s is unreadable (%s: %r); treating it as empty and rewriting it",
+                self.path,
+                exc,
+                raw[:80],
+            )
             return {}, True
 
     def _plausible(self, doc: dict, now: int) -> tuple[dict, bool]:
         """The state, without values that cannot be right now (they come from another clock or a broken write)."""
-        state: dict = {"used": {int(m): int(w) for m, w in (doc.get("used") or {}).items()},
-                       "probe_pending": bool(doc.get("probe_pending")),
-                       "probe_sent_ms": int(doc["probe_sent_ms"]) if doc.get("probe_sent_ms") is not None else None,
-                       "limit": int(doc["limit"]) if doc.get("limit") else None}
+        state: dict = {
+            "used": {int(m): int(w) for m, w in (doc.get("used") or {}).items()},
+            "probe_pending": bool(doc.get("probe_pending")),
+            "probe_sent_ms": int(doc["probe_sent_ms"]) if doc.get("probe_sent_ms") is not None else None,
+            "limit": int(doc["limit"]) if doc.get("limit") else None,
+        }
         repair = False
         for field, ahead in (("paused_until_ms", MAX_PAUSE_AHEAD_MS), ("banned_until_ms", MAX_BAN_AHEAD_MS)):
             value = int(doc.get(field) or 0)
             if value > now + ahead:
-                log.warning("the shared weight budget file %s holds %s=%d, %.1f days ahead: not a real %s; "
-                            "ignoring it", self.path, field, value, (value - now) / 86_400_000,
-                            "pause" if field.startswith("paused") else "ban")
+                log.warning(
+                    "the shared weight budget file %s holds %s=%d, %.1f days ahead: not a real %s; ignoring it",
+                    self.path,
+                    field,
+                    value,
+                    (value - now) / 86_400_000,
+                    "pause" if field.startswith("paused") else "ban",
+                )
                 value, repair = 0, True
             state[field] = value
         if state["probe_sent_ms"] is not None and state["probe_sent_ms"] > now + MINUTE_MS:
-            log.warning("the shared weight budget file %s holds a probe sent %.0f s in the future; taking it as "
-                        "not sent", self.path, (state["probe_sent_ms"] - now) / 1000)
+            log.warning(
+                "the shared weight budget file %s holds a probe sent %.0f s in the future; taking it as not sent",
+                self.path,
+                (state["probe_sent_ms"] - now) / 1000,
+            )
             state["probe_sent_ms"], repair = None, True
         if state["limit"] is not None and state["limit"] <= 0:
             state["limit"] = None

@@ -33,9 +33,9 @@ from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.exchange.stream import BinanceStream
 from crypto_assets.exchange.weight_budget import URGENT_RESERVE, WeightBudget
 from crypto_assets.ingest.live_capture import SILENCE_TIMEOUT_S, LiveCapture
-from crypto_assets.ingest.stream_repair import StreamRepairer
 from crypto_assets.ingest.spool import MinuteSpool, SpoolBusy
 from crypto_assets.ingest.stored_minutes import StoredMinute
+from crypto_assets.ingest.stream_repair import StreamRepairer
 from crypto_assets.lake.store import LakeError, lake_from_url
 
 ALIVE_S = 5.0
@@ -68,14 +68,37 @@ decode_message = msgspec.json.Decoder(Message).decode
 _encode = msgspec.json.Encoder().encode
 
 
-def command(ws_url: str, rest_url: str, budget_dir: str, symbols: list[str], lake_url: str,
-            endpoint_url: str | None, spool_dir: str, spool_max_mb: int) -> list[str]:
+def command(
+    ws_url: str,
+    rest_url: str,
+    budget_dir: str,
+    symbols: list[str],
+    lake_url: str,
+    endpoint_url: str | None,
+    spool_dir: str,
+    spool_max_mb: int,
+) -> list[str]:
     """The command line that starts a capture process with this interpreter (start it with ``ENVIRONMENT`` added
     to the environment)."""
-    args = [sys.executable, "-m", "crypto_assets.ingest.capture_process", "--ws-url", ws_url,
-            "--rest-url", rest_url, "--budget-dir", budget_dir,
-            "--symbols", ",".join(symbols), "--lake-url", lake_url, "--spool-dir", spool_dir,
-            "--spool-max-mb", str(spool_max_mb)]
+    args = [
+        sys.executable,
+        "-m",
+        "crypto_assets.ingest.capture_process",
+        "--ws-url",
+        ws_url,
+        "--rest-url",
+        rest_url,
+        "--budget-dir",
+        budget_dir,
+        "--symbols",
+        ",".join(symbols),
+        "--lake-url",
+        lake_url,
+        "--spool-dir",
+        spool_dir,
+        "--spool-max-mb",
+        str(spool_max_mb),
+    ]
     return args + (["--endpoint-url", endpoint_url] if endpoint_url else [])
 
 
@@ -88,8 +111,16 @@ class _Reporter(logging.Handler):
         self.send(LogLine("WARNING" if record.levelno >= logging.WARNING else "INFO", record.getMessage()))
 
 
-def run(ws_url: str, rest_url: str, budget_dir: str, symbols: list[str], lake_url: str,
-        endpoint_url: str | None, spool_dir: str, spool_max_mb: int) -> None:
+def run(
+    ws_url: str,
+    rest_url: str,
+    budget_dir: str,
+    symbols: list[str],
+    lake_url: str,
+    endpoint_url: str | None,
+    spool_dir: str,
+    spool_max_mb: int,
+) -> None:
     out = sys.stdout.buffer
     sending = threading.Lock()  # the capture loop and the spool's drainer both report
 
@@ -108,8 +139,11 @@ def run(ws_url: str, rest_url: str, budget_dir: str, symbols: list[str], lake_ur
         send(LogLine("INFO", f"{len(spool)} minute(s) found in the spool {spool.folder}: written first"))
     stream = BinanceStream(ws_url, symbols, silence_timeout_s=SILENCE_TIMEOUT_S)
     signal.signal(signal.SIGTERM, lambda *_: stream.close())
-    rest = BinanceRestClient(rest_url, urgent=True, budget=WeightBudget.for_host(
-        rest_url, state_dir=budget_dir, urgent_reserve=URGENT_RESERVE))
+    rest = BinanceRestClient(
+        rest_url,
+        urgent=True,
+        budget=WeightBudget.for_host(rest_url, state_dir=budget_dir, urgent_reserve=URGENT_RESERVE),
+    )
     capture = LiveCapture(lake, symbols, spool=spool, repairer=StreamRepairer(rest))
     capture.resume_from_lake()
     stopping = threading.Event()
@@ -192,8 +226,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _die_with_parent()
     try:
-        run(args.ws_url, args.rest_url, args.budget_dir, args.symbols.split(","), args.lake_url, args.endpoint_url,
-            args.spool_dir, args.spool_max_mb)
+        run(
+            args.ws_url,
+            args.rest_url,
+            args.budget_dir,
+            args.symbols.split(","),
+            args.lake_url,
+            args.endpoint_url,
+            args.spool_dir,
+            args.spool_max_mb,
+        )
     except BrokenPipeError:  # the parent is gone
         return 0
     except (SpoolBusy, LakeError, OSError) as exc:  # e.g. the spool folder busy or not writable: one line, no trace

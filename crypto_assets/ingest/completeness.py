@@ -93,8 +93,10 @@ def inside_minute(minute_start_ms: int, ids: Ids, times: np.ndarray | Sequence[i
         return []
     end_ms = minute_start_ms + MINUTE_MS
     listed = ", ".join(f"trade {int(ids[i])} at {utc_text(int(times[i]))}" for i in outside[:MAX_LISTED])
-    return [f"{minute_name(minute_start_ms)}: {outside.size} trade(s) outside the minute "
-            f"[{utc_text(minute_start_ms)}, {utc_text(end_ms)}): {listed}{_more(outside.size)}"]
+    return [
+        f"{minute_name(minute_start_ms)}: {outside.size} trade(s) outside the minute "
+        f"[{utc_text(minute_start_ms)}, {utc_text(end_ms)}): {listed}{_more(outside.size)}"
+    ]
 
 
 def dense_ids(minute_start_ms: int, ids: Ids) -> list[str]:
@@ -113,9 +115,15 @@ def start_confirmed(prev_trade_id: int | None, first_trade_id: int | None, kline
     return prev_trade_id is not None or first_trade_id is not None or _kline_first(kline) is not None
 
 
-def start_boundary(minute_start_ms: int, first_id: int | None, *, prev_trade_id: int | None = None,
-                   first_trade_id: int | None = None, kline: Kline | None = None,
-                   required: bool = True) -> list[str]:
+def start_boundary(
+    minute_start_ms: int,
+    first_id: int | None,
+    *,
+    prev_trade_id: int | None = None,
+    first_trade_id: int | None = None,
+    kline: Kline | None = None,
+    required: bool = True,
+) -> list[str]:
     """Rule 3. ``first_id``: the first trade id held (None: no trade, rule 6 applies); ``prev_trade_id``: id of the
     last trade before the minute; ``first_trade_id``: the minute's first trade id as the exchange reports it.
     ``required``: a start nothing confirms is a problem (the proof); otherwise only disagreements are."""
@@ -123,19 +131,30 @@ def start_boundary(minute_start_ms: int, first_id: int | None, *, prev_trade_id:
         return []
     name = minute_name(minute_start_ms)
     problems = []
-    for label, expected in (("the last trade before the minute", None if prev_trade_id is None else prev_trade_id + 1),
-                            ("the exchange's first trade id of the minute", first_trade_id)):
+    for label, expected in (
+        ("the last trade before the minute", None if prev_trade_id is None else prev_trade_id + 1),
+        ("the exchange's first trade id of the minute", first_trade_id),
+    ):
         if expected is not None and first_id != expected:
             problems.append(f"{name}: start boundary: first trade id {first_id} != {expected} expected from {label}")
     if required and not start_confirmed(prev_trade_id, first_trade_id, kline):
-        problems.append(f"{name}: start boundary not confirmed: neither the last trade before the minute nor the "
-                        f"minute's first trade id is known")
+        problems.append(
+            f"{name}: start boundary not confirmed: neither the last trade before the minute nor the "
+            f"minute's first trade id is known"
+        )
     return problems
 
 
-def end_boundary(minute_start_ms: int, last_id: int | None, *, next_trade_id: int | None = None,
-                 kline: Kline | None = None, count: int = 0, start_is_confirmed: bool = False,
-                 required: bool = True) -> list[str]:
+def end_boundary(
+    minute_start_ms: int,
+    last_id: int | None,
+    *,
+    next_trade_id: int | None = None,
+    kline: Kline | None = None,
+    count: int = 0,
+    start_is_confirmed: bool = False,
+    required: bool = True,
+) -> list[str]:
     """Rule 4. ``last_id``: the last trade id held (None: no trade, rule 6 applies); ``next_trade_id``: id of the
     first trade at/after the minute's end (None: not seen yet / not known); ``count``: trades held;
     ``start_is_confirmed``: ``start_confirmed(...)``. ``required``: an end nothing confirms is a problem."""
@@ -144,26 +163,32 @@ def end_boundary(minute_start_ms: int, last_id: int | None, *, next_trade_id: in
     name = minute_name(minute_start_ms)
     if next_trade_id is not None:
         if next_trade_id != last_id + 1:
-            return [f"{name}: end boundary: the next trade after the minute is {next_trade_id}, expected "
-                    f"{last_id + 1} (last trade id {last_id} + 1)"]
+            return [
+                f"{name}: end boundary: the next trade after the minute is {next_trade_id}, expected "
+                f"{last_id + 1} (last trade id {last_id} + 1)"
+            ]
         return []
-    pinned = _kline_last(kline) is not None or (start_is_confirmed and kline is not None
-                                                 and kline.trade_count == count)
+    pinned = _kline_last(kline) is not None or (start_is_confirmed and kline is not None and kline.trade_count == count)
     if required and not pinned:
-        return [f"{name}: end boundary not confirmed: no trade at/after {utc_text(minute_start_ms + MINUTE_MS)} seen "
-                f"yet (last trade id held {last_id})"]
+        return [
+            f"{name}: end boundary not confirmed: no trade at/after {utc_text(minute_start_ms + MINUTE_MS)} seen "
+            f"yet (last trade id held {last_id})"
+        ]
     return []
 
 
-def agrees_with_kline(minute_start_ms: int, kline: Kline | None, *, count: int, volume: Decimal,
-                      first_id: int | None, last_id: int | None) -> list[str]:
+def agrees_with_kline(
+    minute_start_ms: int, kline: Kline | None, *, count: int, volume: Decimal, first_id: int | None, last_id: int | None
+) -> list[str]:
     """Rule 5: the closed 1m kline against what the minute holds (``count`` trades, exact ``volume`` = sum of qty,
     ids ``first_id``..``last_id``, None without trades). No kline is a problem: call it only when one is needed
     (``kline_needed``) or given."""
     name = minute_name(minute_start_ms)
     if kline is None:
-        return [f"{name}: no closed 1m kline to check the trade count and volume against"
-                + ("" if count else " (and the trades around the minute are not both known)")]
+        return [
+            f"{name}: no closed 1m kline to check the trade count and volume against"
+            + ("" if count else " (and the trades around the minute are not both known)")
+        ]
     problems = []
     if kline.open_time != minute_start_ms:
         problems.append(f"{name}: the kline given opens at {utc_text(kline.open_time)}, not at the minute's start")
@@ -198,24 +223,37 @@ def kline_needed(count: int, prev_trade_id: int | None, next_trade_id: int | Non
     return bool(count) or not ids_run_on_across(prev_trade_id, next_trade_id)
 
 
-def empty_minute(minute_start_ms: int, *, prev_trade_id: int | None = None, next_trade_id: int | None = None,
-                 first_trade_id: int | None = None) -> list[str]:
+def empty_minute(
+    minute_start_ms: int,
+    *,
+    prev_trade_id: int | None = None,
+    next_trade_id: int | None = None,
+    first_trade_id: int | None = None,
+) -> list[str]:
     """Rule 6, for a minute without trades: the ids do not jump across it, and the exchange names no first trade
     of it (``first_trade_id``). Whether it is proven at all is ``kline_needed`` + rule 5."""
     name = minute_name(minute_start_ms)
     problems = []
     if prev_trade_id is not None and next_trade_id is not None and next_trade_id != prev_trade_id + 1:
-        problems.append(f"{name}: no trade held, but the ids jump across it: last trade before is {prev_trade_id}, "
-                        f"first after is {next_trade_id} (trades {prev_trade_id + 1}..{next_trade_id - 1} missing)")
+        problems.append(
+            f"{name}: no trade held, but the ids jump across it: last trade before is {prev_trade_id}, "
+            f"first after is {next_trade_id} (trades {prev_trade_id + 1}..{next_trade_id - 1} missing)"
+        )
     if first_trade_id is not None:
         problems.append(f"{name}: no trade held, but the exchange says its first trade id is {first_trade_id}")
     return problems
 
 
 # ---- the proof: all rules, before writing ----------------------------------------------------------------------------
-def prove_minute(minute_start_ms: int, trades: Sequence[Trade], *, prev_trade_id: int | None = None,
-                 first_trade_id: int | None = None, next_trade_id: int | None = None,
-                 kline: Kline | None = None) -> MinuteProof:
+def prove_minute(
+    minute_start_ms: int,
+    trades: Sequence[Trade],
+    *,
+    prev_trade_id: int | None = None,
+    first_trade_id: int | None = None,
+    next_trade_id: int | None = None,
+    kline: Kline | None = None,
+) -> MinuteProof:
     """The proof for the minute starting at ``minute_start_ms`` holding ``trades`` (ascending by id): every rule.
 
     ``prev_trade_id``: id of the last trade before the minute; ``first_trade_id``: the minute's first trade id as
@@ -234,13 +272,21 @@ def prove_minute(minute_start_ms: int, trades: Sequence[Trade], *, prev_trade_id
     if kline is not None or kline_needed(count, prev_trade_id, next_trade_id):
         reasons += agrees_with_kline(minute_start_ms, kline, count=count, volume=volume, first_id=first, last_id=last)
     if count:
-        reasons += start_boundary(minute_start_ms, first, prev_trade_id=prev_trade_id, first_trade_id=first_trade_id,
-                                  kline=kline)
-        reasons += end_boundary(minute_start_ms, last, next_trade_id=next_trade_id, kline=kline, count=count,
-                                start_is_confirmed=start_confirmed(prev_trade_id, first_trade_id, kline))
+        reasons += start_boundary(
+            minute_start_ms, first, prev_trade_id=prev_trade_id, first_trade_id=first_trade_id, kline=kline
+        )
+        reasons += end_boundary(
+            minute_start_ms,
+            last,
+            next_trade_id=next_trade_id,
+            kline=kline,
+            count=count,
+            start_is_confirmed=start_confirmed(prev_trade_id, first_trade_id, kline),
+        )
     else:
-        reasons += empty_minute(minute_start_ms, prev_trade_id=prev_trade_id, next_trade_id=next_trade_id,
-                                first_trade_id=first_trade_id)
+        reasons += empty_minute(
+            minute_start_ms, prev_trade_id=prev_trade_id, next_trade_id=next_trade_id, first_trade_id=first_trade_id
+        )
     return MinuteProof(not reasons, reasons, first, last, count, decimal_text(volume))
 
 

@@ -27,19 +27,24 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator, Sequence
 
 import pyarrow.compute as pc
-from collections.abc import Callable, Iterator, Sequence
 
 from crypto_assets.exchange.errors import utc_text
 from crypto_assets.exchange.models import Connected, Disconnected, Kline, MalformedFrame, Trade
-from crypto_assets.ingest.minute_assembler import (BLIND_WAIT_MS, DEFAULT_GRACE_MS, REPAIR_WAIT_MS, DecidedMinute,
-                                                   MinuteAssembler)
-from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key
+from crypto_assets.ingest.minute_assembler import (
+    BLIND_WAIT_MS,
+    DEFAULT_GRACE_MS,
+    REPAIR_WAIT_MS,
+    DecidedMinute,
+    MinuteAssembler,
+)
 from crypto_assets.ingest.spool import MinuteSpool, SpooledMinute
 from crypto_assets.ingest.stored_minutes import NOT_STORED, UNPROVEN, WRITTEN, StoredMinute, refused, verify_stored
 from crypto_assets.ingest.stream_repair import StreamRepairer
 from crypto_assets.lake.store import CorruptMinuteFile, Lake, LakeError
+from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +54,32 @@ RESUME_MAX_MINUTES = 30  # after a restart, a hole up to this old is repaired by
 
 
 class LiveCapture:
-    def __init__(self, lake: Lake, symbols: Sequence[str], *, spool: MinuteSpool | None = None,
-                 repairer: StreamRepairer | None = None, grace_ms: int = DEFAULT_GRACE_MS,
-                 repair_wait_ms: int = REPAIR_WAIT_MS, blind_wait_ms: int = BLIND_WAIT_MS,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        lake: Lake,
+        symbols: Sequence[str],
+        *,
+        spool: MinuteSpool | None = None,
+        repairer: StreamRepairer | None = None,
+        grace_ms: int = DEFAULT_GRACE_MS,
+        repair_wait_ms: int = REPAIR_WAIT_MS,
+        blind_wait_ms: int = BLIND_WAIT_MS,
+        clock: Callable[[], float] = time.time,
+    ):
         self.lake = lake
         self.spool = spool
         self.repairer = repairer
         self.clock = clock
-        self.assemblers = {symbol: MinuteAssembler(symbol, grace_ms, repairs=repairer is not None,
-                                                   repair_wait_ms=repair_wait_ms, blind_wait_ms=blind_wait_ms)
-                           for symbol in symbols}
+        self.assemblers = {
+            symbol: MinuteAssembler(
+                symbol,
+                grace_ms,
+                repairs=repairer is not None,
+                repair_wait_ms=repair_wait_ms,
+                blind_wait_ms=blind_wait_ms,
+            )
+            for symbol in symbols
+        }
         self._last_heard_ms: int | None = None  # when the last trade or kline arrived (stream clock)
         self.lake_error: str | None = None  # why minutes wait in the spool (the lake's last error), None: it answers
 
@@ -88,8 +108,9 @@ class LiveCapture:
                     lost_since = min(lost_since, self._last_heard_ms)
                 assembler.disconnected(record.at, lost_since)
         elif isinstance(record, MalformedFrame):
-            targets = [self.assemblers[record.symbol]] if record.symbol in self.assemblers else \
-                list(self.assemblers.values())  # no readable symbol: any of them may have lost a record
+            targets = (
+                [self.assemblers[record.symbol]] if record.symbol in self.assemblers else list(self.assemblers.values())
+            )  # no readable symbol: any of them may have lost a record
             for assembler in targets:
                 assembler.malformed(record.at)
         return self.decide()
@@ -108,8 +129,10 @@ class LiveCapture:
             if found is not None:
                 minute, last_id = found
                 assembler.resume(minute, last_id)
-                log.info(f"{symbol}: the lake holds up to {minute_key(minute)} (last trade id "
-                         f"{'not found' if last_id is None else last_id}): the stream repairs from there")
+                log.info(
+                    f"{symbol}: the lake holds up to {minute_key(minute)} (last trade id "
+                    f"{'not found' if last_id is None else last_id}): the stream repairs from there"
+                )
 
     def decide(self) -> list[tuple[str, StoredMinute]]:
         if self.repairer is not None:
@@ -124,8 +147,9 @@ class LiveCapture:
         for assembler in self.assemblers.values():
             for minute in assembler.decide(now_ms):
                 if not minute.complete:
-                    out.append((minute.symbol, StoredMinute(minute.minute_start_ms, UNPROVEN,
-                                                            reasons=tuple(minute.reasons))))
+                    out.append(
+                        (minute.symbol, StoredMinute(minute.minute_start_ms, UNPROVEN, reasons=tuple(minute.reasons)))
+                    )
                 elif (stored := self._store(minute, now_ms)) is not None:
                     out.append((minute.symbol, stored))
         return out
@@ -153,8 +177,10 @@ class LiveCapture:
             self.lake_error = None  # the lake answered
             yield minute.symbol, stored
         if drained and drained_since is not None and self.spool is not None and not len(self.spool):
-            log.info(f"the lake answers: {drained} spooled minute(s) drained, the spool is empty (minutes had "
-                     f"waited since {utc_text(drained_since)})")
+            log.info(
+                f"the lake answers: {drained} spooled minute(s) drained, the spool is empty (minutes had "
+                f"waited since {utc_text(drained_since)})"
+            )
 
     def spool_status(self) -> str | None:
         """What waits in the spool, since when and why, for the run's log; None when nothing waits."""
@@ -162,10 +188,12 @@ class LiveCapture:
         if oldest is None:
             return None
         why = self.lake_error or "not retried yet since the capture process started"
-        return (f"{len(self.spool)} minute(s) wait in the spool {self.spool.folder} for the lake "
-                f"({self.spool.bytes / 2**20:.1f} of {self.spool.max_bytes / 2**20:.0f} MB), the oldest "
-                f"{oldest.symbol} {minute_key(oldest.minute_start_ms)}, waiting since "
-                f"{utc_text(oldest.spooled_at_ms)}: {why}")
+        return (
+            f"{len(self.spool)} minute(s) wait in the spool {self.spool.folder} for the lake "
+            f"({self.spool.bytes / 2**20:.1f} of {self.spool.max_bytes / 2**20:.0f} MB), the oldest "
+            f"{oldest.symbol} {minute_key(oldest.minute_start_ms)}, waiting since "
+            f"{utc_text(oldest.spooled_at_ms)}: {why}"
+        )
 
     def _store(self, minute: DecidedMinute, now_ms: int) -> StoredMinute | None:
         """Write and verify a complete minute; None when it went to the spool instead (reported once drained)."""
@@ -190,29 +218,41 @@ class LiveCapture:
         written_at_ms = int(self.clock() * 1000)
         klines = {minute_start_ms: kline} if kline is not None else {}
         stored = verify_stored(self.lake, symbol, [minute_start_ms], klines)[minute_start_ms]
-        return StoredMinute(minute_start_ms, WRITTEN, stored.path, stored.summary, stored.checks,
-                            written_at_ms=written_at_ms)
+        return StoredMinute(
+            minute_start_ms, WRITTEN, stored.path, stored.summary, stored.checks, written_at_ms=written_at_ms
+        )
 
     def _spool(self, minute: DecidedMinute, now_ms: int) -> StoredMinute | None:
         if self.spool is None:
             where = "there is no spool"
         else:
             try:
-                if self.spool.put(SpooledMinute(minute.symbol, minute.minute_start_ms, minute.trades, minute.kline,
-                                                now_ms)):
+                if self.spool.put(
+                    SpooledMinute(minute.symbol, minute.minute_start_ms, minute.trades, minute.kline, now_ms)
+                ):
                     return None
-                where = (f"the spool {self.spool.folder} is full ({len(self.spool)} minutes, "
-                         f"{self.spool.bytes / 2**20:.1f} of {self.spool.max_bytes / 2**20:.0f} MB)")
+                where = (
+                    f"the spool {self.spool.folder} is full ({len(self.spool)} minutes, "
+                    f"{self.spool.bytes / 2**20:.1f} of {self.spool.max_bytes / 2**20:.0f} MB)"
+                )
             except OSError as exc:
                 where = f"the spool {self.spool.folder} cannot store it ({exc})"
-        return StoredMinute(minute.minute_start_ms, UNPROVEN, reasons=(
-            f"{minute.symbol} {minute.key}: proven complete but not written: the lake does not answer "
-            f"({self.lake_error or 'minutes wait from before a restart'}) and {where}",))
+        return StoredMinute(
+            minute.minute_start_ms,
+            UNPROVEN,
+            reasons=(
+                f"{minute.symbol} {minute.key}: proven complete but not written: the lake does not answer "
+                f"({self.lake_error or 'minutes wait from before a restart'}) and {where}",
+            ),
+        )
 
     def _lake_failed(self, exc: LakeError) -> None:
         if self.lake_error is None:
-            waiting = f"decided minutes wait in the spool {self.spool.folder}" if self.spool is not None else \
-                "decided minutes are given up (no spool)"
+            waiting = (
+                f"decided minutes wait in the spool {self.spool.folder}"
+                if self.spool is not None
+                else "decided minutes are given up (no spool)"
+            )
             log.warning(f"the lake does not answer ({exc}): {waiting} until it does")
         self.lake_error = str(exc)
 
@@ -236,6 +276,11 @@ def _last_recorded(lake: Lake, symbol: str, since_ms: int, before_ms: int) -> tu
 def _stuck(symbol: str, minute_start_ms: int, error: CorruptMinuteFile) -> StoredMinute:
     """A minute whose file in the lake is unreadable: not written (a merge would need it), given up with the file
     named, while the lake itself answers. Nothing waits behind it."""
-    return StoredMinute(minute_start_ms, NOT_STORED, reasons=(
-        f"{symbol} {minute_key(minute_start_ms)}: not written, its file in the lake is unreadable (repair or remove "
-        f"it): {error}",))
+    return StoredMinute(
+        minute_start_ms,
+        NOT_STORED,
+        reasons=(
+            f"{symbol} {minute_key(minute_start_ms)}: not written, its file in the lake is unreadable "
+            f"(repair or remove it): {error}",
+        ),
+    )

@@ -62,8 +62,15 @@ class DecidedMinute:
 
 
 class MinuteAssembler:
-    def __init__(self, symbol: str, grace_ms: int = DEFAULT_GRACE_MS, *, repairs: bool = False,
-                 repair_wait_ms: int = REPAIR_WAIT_MS, blind_wait_ms: int = BLIND_WAIT_MS):
+    def __init__(
+        self,
+        symbol: str,
+        grace_ms: int = DEFAULT_GRACE_MS,
+        *,
+        repairs: bool = False,
+        repair_wait_ms: int = REPAIR_WAIT_MS,
+        blind_wait_ms: int = BLIND_WAIT_MS,
+    ):
         self.symbol = symbol
         self.grace_ms = grace_ms
         self.repairs = repairs
@@ -99,8 +106,11 @@ class MinuteAssembler:
                 self._next_minute = joined
                 self._taint(joined, joined, f"the stream joined during it (connected at {utc_text(at_ms)})")
             elif self._blind_since is not None:
-                self._taint(max(self._blind_since, self._next_minute), joined,
-                            f"the stream was disconnected until {utc_text(at_ms)}")
+                self._taint(
+                    max(self._blind_since, self._next_minute),
+                    joined,
+                    f"the stream was disconnected until {utc_text(at_ms)}",
+                )
             self._blind_since = None
             return None
         if self._next_minute is None:  # the first connection: on from the last recorded minute, if any
@@ -117,12 +127,14 @@ class MinuteAssembler:
         if self._repair is not None:  # a repair still running: the new one covers what it covered too
             from_minute = min(from_minute, self._repair.from_minute_ms)
         self._blind_since = None
-        self._repair = RepairRequest(self.symbol, from_minute, None if self._last_id is None else self._last_id + 1,
-                                     at_ms)
+        self._repair = RepairRequest(
+            self.symbol, from_minute, None if self._last_id is None else self._last_id + 1, at_ms
+        )
         return self._repair
 
-    def repaired(self, request: RepairRequest, trades: list[Trade], klines: dict[int, Kline],
-                 first_id: int | None = None) -> None:
+    def repaired(
+        self, request: RepairRequest, trades: list[Trade], klines: dict[int, Kline], first_id: int | None = None
+    ) -> None:
         """The trades (ids from the request's ``from_id`` on) and closed klines fetched for ``request``;
         ``first_id``: when ``from_id`` was not known, the first trade id since ``request.from_minute_ms`` (it
         confirms the start of its minute; the minutes before it are empty if their klines say so)."""
@@ -141,17 +153,23 @@ class MinuteAssembler:
         if self._repair is request:
             self._repair = None
             if self._next_minute is not None:
-                self._taint(max(request.from_minute_ms, self._next_minute), floor_minute(request.connected_at),
-                            f"the stream missed trades until {utc_text(request.connected_at)} and the repair "
-                            f"over REST failed: {reason}")
+                self._taint(
+                    max(request.from_minute_ms, self._next_minute),
+                    floor_minute(request.connected_at),
+                    f"the stream missed trades until {utc_text(request.connected_at)} and the repair "
+                    f"over REST failed: {reason}",
+                )
 
     def disconnected(self, at_ms: int, lost_since_ms: int) -> None:
         """The connection was lost at ``at_ms``; data may be missing since ``lost_since_ms`` (a half-open socket is
         only noticed after its silence timeout)."""
         self._blind_since = floor_minute(min(lost_since_ms, at_ms))
         if self._next_minute is not None and not self.repairs:
-            self._taint(max(self._blind_since, self._next_minute), floor_minute(at_ms),
-                        f"the stream lost its connection at {utc_text(at_ms)}")
+            self._taint(
+                max(self._blind_since, self._next_minute),
+                floor_minute(at_ms),
+                f"the stream lost its connection at {utc_text(at_ms)}",
+            )
 
     def malformed(self, at_ms: int) -> None:
         """A frame of this symbol could not be read: it may have been one of its trades or its kline."""
@@ -204,15 +222,27 @@ class MinuteAssembler:
         overdue = now_ms >= minute + MINUTE_MS + self.grace_ms
         if minute in self._tainted:
             self._prev_last_id = None
-            return DecidedMinute(self.symbol, minute, _by_id(received), kline, False,
-                                 [f"minute {minute_key(minute)}: {self._tainted[minute]}"])
+            return DecidedMinute(
+                self.symbol,
+                minute,
+                _by_id(received),
+                kline,
+                False,
+                [f"minute {minute_key(minute)}: {self._tainted[minute]}"],
+            )
         next_id = self._first_id_after(minute)
         seen = (len(received), kline is not None, next_id)
         if not overdue and (kline is None or self._attempted.get(minute) == seen):
             return None  # nothing new to prove it with: wait (cheap, this runs on every record)
         trades = _by_id(received)
-        proof = prove_minute(minute, trades, prev_trade_id=self._prev_last_id, next_trade_id=next_id, kline=kline,
-                             first_trade_id=self._first_known.get(minute))
+        proof = prove_minute(
+            minute,
+            trades,
+            prev_trade_id=self._prev_last_id,
+            next_trade_id=next_id,
+            kline=kline,
+            first_trade_id=self._first_known.get(minute),
+        )
         if proof.complete:
             if trades:
                 self._prev_last_id = trades[-1].trade_id

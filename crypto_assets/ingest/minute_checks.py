@@ -41,9 +41,9 @@ KLINE_AGREEMENT = "agrees_with_kline"
 SANE_VALUES = "values_sane"
 CHECK_DESCRIPTIONS = {
     DENSE_IDS: "Trade ids run without holes inside the minute and continue from the previous minute in the lake "
-               "to the next one.",
+    "to the next one.",
     KLINE_AGREEMENT: "The minute agrees with the exchange's closed 1m kline: trade count, base volume (exact), and "
-                     "first / last trade id when the kline carries them.",
+    "first / last trade id when the kline carries them.",
     SANE_VALUES: "price > 0, qty > 0, every trade_time inside the minute, no duplicate trade id.",
 }
 
@@ -89,8 +89,9 @@ def _source(rows: int, from_rest: int) -> str:
     return "stream" if not from_rest else "stream+rest"
 
 
-def check_ids(minute_start_ms: int, table: pa.Table, prev_last_id: int | None,
-              next_first_id: int | None) -> CheckResult:
+def check_ids(
+    minute_start_ms: int, table: pa.Table, prev_last_id: int | None, next_first_id: int | None
+) -> CheckResult:
     """Rules 2, 3, 4 and 6 of ``completeness`` on the stored file. ``prev_last_id``: last trade id of the nearest
     earlier non-empty minute in the lake with no missing file between (None: unknown); ``next_first_id``: first id
     of the nearest later one (None: unknown). An unknown neighbour leaves its boundary unchecked."""
@@ -109,32 +110,54 @@ def check_ids(minute_start_ms: int, table: pa.Table, prev_last_id: int | None,
     metadata = {"rows": int(ids.size), "previous_last_id": prev_last_id, "next_first_id": next_first_id}
     if problems:
         return CheckResult(DENSE_IDS, False, _described(name, problems), metadata)
-    return CheckResult(DENSE_IDS, True, f"{name}: {ids.size} dense trade ids, continuous with its neighbours{note}",
-                       metadata)
+    return CheckResult(
+        DENSE_IDS, True, f"{name}: {ids.size} dense trade ids, continuous with its neighbours{note}", metadata
+    )
 
 
-def check_kline(minute_start_ms: int, table: pa.Table, kline: Kline | None, prev_last_id: int | None = None,
-                next_first_id: int | None = None) -> CheckResult:
+def check_kline(
+    minute_start_ms: int,
+    table: pa.Table,
+    kline: Kline | None,
+    prev_last_id: int | None = None,
+    next_first_id: int | None = None,
+) -> CheckResult:
     """Rule 5 of ``completeness`` on the stored file. Without a kline it fails, unless the minute has no trade and
     the ids run on across it (``prev_last_id`` / ``next_first_id`` as for ``check_ids``; rule 6 needs no kline)."""
     name = minute_name(minute_start_ms)
     if kline is None and not kline_needed(table.num_rows, prev_last_id, next_first_id):
-        return CheckResult(KLINE_AGREEMENT, True, f"{name}: no closed 1m kline to compare with, and none needed: the "
-                                                  f"minute has no trade and the ids run on across it "
-                                                  f"({prev_last_id} -> {next_first_id})")
+        return CheckResult(
+            KLINE_AGREEMENT,
+            True,
+            f"{name}: no closed 1m kline to compare with, and none needed: the "
+            f"minute has no trade and the ids run on across it "
+            f"({prev_last_id} -> {next_first_id})",
+        )
     ids = _ids(table)
-    problems = agrees_with_kline(minute_start_ms, kline, count=table.num_rows, volume=_qty_sum(table),
-                                 first_id=int(ids[0]) if ids.size else None,
-                                 last_id=int(ids[-1]) if ids.size else None)
+    problems = agrees_with_kline(
+        minute_start_ms,
+        kline,
+        count=table.num_rows,
+        volume=_qty_sum(table),
+        first_id=int(ids[0]) if ids.size else None,
+        last_id=int(ids[-1]) if ids.size else None,
+    )
     if kline is None:
         return CheckResult(KLINE_AGREEMENT, False, _described(name, problems))
-    metadata = {"kline_trade_count": kline.trade_count, "kline_volume": kline.volume,
-                "kline_first_id": kline.first_trade_id, "kline_last_id": kline.last_trade_id}
+    metadata = {
+        "kline_trade_count": kline.trade_count,
+        "kline_volume": kline.volume,
+        "kline_first_id": kline.first_trade_id,
+        "kline_last_id": kline.last_trade_id,
+    }
     if problems:
         return CheckResult(KLINE_AGREEMENT, False, _described(name, problems), metadata)
-    return CheckResult(KLINE_AGREEMENT, True,
-                       f"{name}: {kline.trade_count} trades and volume {kline.volume}, as the exchange's kline says",
-                       metadata)
+    return CheckResult(
+        KLINE_AGREEMENT,
+        True,
+        f"{name}: {kline.trade_count} trades and volume {kline.volume}, as the exchange's kline says",
+        metadata,
+    )
 
 
 def check_values(minute_start_ms: int, table: pa.Table) -> CheckResult:
@@ -152,14 +175,17 @@ def check_values(minute_start_ms: int, table: pa.Table) -> CheckResult:
         problems.append(f"{name}: {duplicates} duplicate trade id(s)")
     if problems:
         return CheckResult(SANE_VALUES, False, _described(name, problems))
-    return CheckResult(SANE_VALUES, True, f"{name}: {table.num_rows} trades with positive price and qty, all inside "
-                                          f"the minute, no duplicate id")
+    return CheckResult(
+        SANE_VALUES,
+        True,
+        f"{name}: {table.num_rows} trades with positive price and qty, all inside the minute, no duplicate id",
+    )
 
 
 def _described(name: str, problems: list[str]) -> str:
     """The problems of one check as one description naming the minute once: 'minute X: p1; p2'."""
     prefix = f"{name}: "
-    return prefix + "; ".join(p[len(prefix):] if p.startswith(prefix) else p for p in problems)
+    return prefix + "; ".join(p[len(prefix) :] if p.startswith(prefix) else p for p in problems)
 
 
 def _ids(table: pa.Table) -> np.ndarray:

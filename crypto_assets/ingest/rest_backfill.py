@@ -15,8 +15,9 @@ once per minute:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from crypto_assets.exchange.models import Kline, Trade
 from crypto_assets.exchange.rest import TradeWindow
@@ -28,8 +29,9 @@ KLINES_PER_CALL = 1000
 
 class RestClient(Protocol):  # what fetch_minutes needs of crypto_assets.exchange.rest.BinanceRestClient
     def trade_window(self, symbol: str, start_ms: int, end_ms: int) -> TradeWindow: ...
-    def klines(self, symbol: str, interval: str, start_time: int | None = None, end_time: int | None = None,
-               limit: int = ...) -> list[Kline]: ...
+    def klines(
+        self, symbol: str, interval: str, start_time: int | None = None, end_time: int | None = None, limit: int = ...
+    ) -> list[Kline]: ...
     def server_time(self) -> int: ...
 
 
@@ -46,16 +48,23 @@ class MinuteBatch:
         return minute_key(self.minute_start_ms)
 
 
-def fetch_minutes(client: RestClient, symbol: str, start_ms: int, end_ms: int,
-                  klines: dict[int, Kline] | None = None) -> list[MinuteBatch]:
+def fetch_minutes(
+    client: RestClient, symbol: str, start_ms: int, end_ms: int, klines: dict[int, Kline] | None = None
+) -> list[MinuteBatch]:
     """Every minute of [start_ms, end_ms) (whole minutes) with its trades and proof, empty minutes included.
     ``klines``: the range's closed klines when the caller has them already (``closed_klines``)."""
     check_whole_minutes(start_ms, end_ms)
     window = client.trade_window(symbol, start_ms, end_ms)
     if klines is None:
         klines = closed_klines(client, symbol, start_ms, end_ms)
-    return split_and_prove(start_ms, end_ms, window.trades, first_id=window.first_id,
-                           next_trade_id=window.next_trade.trade_id if window.next_trade else None, klines=klines)
+    return split_and_prove(
+        start_ms,
+        end_ms,
+        window.trades,
+        first_id=window.first_id,
+        next_trade_id=window.next_trade.trade_id if window.next_trade else None,
+        klines=klines,
+    )
 
 
 def closed_klines(client: RestClient, symbol: str, start_ms: int, end_ms: int) -> dict[int, Kline]:
@@ -71,8 +80,15 @@ def closed_klines(client: RestClient, symbol: str, start_ms: int, end_ms: int) -
     return out
 
 
-def split_and_prove(start_ms: int, end_ms: int, trades: Sequence[Trade], *, first_id: int | None,
-                    next_trade_id: int | None, klines: dict[int, Kline]) -> list[MinuteBatch]:
+def split_and_prove(
+    start_ms: int,
+    end_ms: int,
+    trades: Sequence[Trade],
+    *,
+    first_id: int | None,
+    next_trade_id: int | None,
+    klines: dict[int, Kline],
+) -> list[MinuteBatch]:
     """Split ``trades`` (the range's trades from ``first_id`` on, ascending by id) into the minutes of
     [start_ms, end_ms) and prove each. ``next_trade_id``: the first trade at/after end_ms, when seen. A trade
     outside the range is kept in the first / last minute, where its proof names it."""
@@ -91,8 +107,7 @@ def split_and_prove(start_ms: int, end_ms: int, trades: Sequence[Trade], *, firs
     out: list[MinuteBatch] = []
     prev = first_id - 1 if first_id is not None else None
     for minute_start, group, nxt in zip(starts, groups, nexts):
-        proof = prove_minute(minute_start, group, prev_trade_id=prev, next_trade_id=nxt,
-                             kline=klines.get(minute_start))
+        proof = prove_minute(minute_start, group, prev_trade_id=prev, next_trade_id=nxt, kline=klines.get(minute_start))
         out.append(MinuteBatch(minute_start, group, proof))
         if group:
             prev = group[-1].trade_id

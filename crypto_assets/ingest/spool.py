@@ -74,7 +74,7 @@ _decode = msgspec.msgpack.Decoder(SpooledMinute).decode
 
 
 def file_name(symbol: str, minute_start_ms: int) -> str:
-    at = dt.datetime.fromtimestamp(minute_start_ms // 1000, dt.timezone.utc)
+    at = dt.datetime.fromtimestamp(minute_start_ms // 1000, dt.UTC)
     return f"{at:%Y%m%dT%H%M}Z-{symbol}{SUFFIX}"
 
 
@@ -123,8 +123,9 @@ class MinuteSpool:
                 self._entries.remove(stale)
                 self.bytes -= stale.size
             _write_atomically(path, data)
-            self._entries.append(SpoolEntry(minute.symbol, minute.minute_start_ms, path, len(data),
-                                            int(time.time() * 1000)))
+            self._entries.append(
+                SpoolEntry(minute.symbol, minute.minute_start_ms, path, len(data), int(time.time() * 1000))
+            )
             self.bytes += len(data)
         return True
 
@@ -174,15 +175,14 @@ class MinuteSpool:
             where = f"could not be set aside ({exc})"
         parsed = _NAME.match(path.name)
         minute = f"{parsed.group(2)} {parsed.group(1)}Z " if parsed else ""
-        log.warning(f"spool file {path} is unreadable ({why}): {where}; the minute {minute}is left to the gap "
-                    f"backfill")
+        log.warning(f"spool file {path} is unreadable ({why}): {where}; the minute {minute}is left to the gap backfill")
 
 
 def _entry(path: Path) -> SpoolEntry | None:
     parsed = _NAME.match(path.name)
     if parsed is None:
         return None
-    at = dt.datetime.strptime(parsed.group(1), "%Y%m%dT%H%M").replace(tzinfo=dt.timezone.utc)
+    at = dt.datetime.strptime(parsed.group(1), "%Y%m%dT%H%M").replace(tzinfo=dt.UTC)
     stat = path.stat()
     return SpoolEntry(parsed.group(2), int(at.timestamp()) * 1000, path, stat.st_size, int(stat.st_mtime * 1000))
 
@@ -216,7 +216,7 @@ def _lock(path: Path, wait_s: float):
         except BlockingIOError:
             if time.monotonic() >= deadline:
                 f.close()
-                raise SpoolBusy(f"the spool {path.parent} is in use by another process (still locked after "
-                                f"{wait_s:.0f} s)") from None
+                raise SpoolBusy(
+                    f"the spool {path.parent} is in use by another process (still locked after {wait_s:.0f} s)"
+                ) from None
             time.sleep(0.2)
-

@@ -43,9 +43,9 @@ from crypto_assets.ingest.minute_checks import (
     check_values,
     summarize,
 )
-from crypto_assets.minutes import MINUTE_MS, check_whole_minutes, contiguous_ranges, minute_key
 from crypto_assets.ingest.rest_backfill import RestClient, closed_klines, fetch_minutes
 from crypto_assets.lake.store import CorruptMinuteFile, Lake, LakeError
+from crypto_assets.minutes import MINUTE_MS, check_whole_minutes, contiguous_ranges, minute_key
 
 WRITTEN = "written"  # fetched, proven and written by this call
 ALREADY_STORED = "already stored"  # in the lake before, verified, not fetched again
@@ -71,8 +71,11 @@ class StoredMinute:
 
     @property
     def ok(self) -> bool:
-        return (self.action in (WRITTEN, ALREADY_STORED, BEFORE_FIRST_TRADE) and bool(self.checks)
-                and all(c.passed for c in self.checks))
+        return (
+            self.action in (WRITTEN, ALREADY_STORED, BEFORE_FIRST_TRADE)
+            and bool(self.checks)
+            and all(c.passed for c in self.checks)
+        )
 
     @property
     def problems(self) -> list[str]:
@@ -83,8 +86,16 @@ class ListingClient(RestClient, Protocol):  # the REST client, with the symbol's
     def first_trade(self, symbol: str) -> Trade | None: ...
 
 
-def store_range_from_rest(client: ListingClient, lake: Lake, symbol: str, start_ms: int, end_ms: int, *,
-                          refetch: bool = False, clock: Callable[[], float] = time.time) -> list[StoredMinute]:
+def store_range_from_rest(
+    client: ListingClient,
+    lake: Lake,
+    symbol: str,
+    start_ms: int,
+    end_ms: int,
+    *,
+    refetch: bool = False,
+    clock: Callable[[], float] = time.time,
+) -> list[StoredMinute]:
     """Every minute of [start_ms, end_ms) of ``symbol``, stored and verified (or why not), in order."""
     check_whole_minutes(start_ms, end_ms)
     starts = list(range(start_ms, end_ms, MINUTE_MS))
@@ -128,8 +139,9 @@ def store_range_from_rest(client: ListingClient, lake: Lake, symbol: str, start_
     checked: dict[int, StoredMinute] = {}
     if lake_error is None:
         try:
-            checked = verify_stored(lake, symbol, [m for m in starts if m not in failed], klines, tables=tables,
-                                    notes=notes)
+            checked = verify_stored(
+                lake, symbol, [m for m in starts if m not in failed], klines, tables=tables, notes=notes
+            )
         except LakeError as exc:
             lake_error = exc
     out: list[StoredMinute] = []
@@ -137,8 +149,13 @@ def store_range_from_rest(client: ListingClient, lake: Lake, symbol: str, start_
         if minute in failed:
             out.append(failed[minute])
         elif minute not in checked:
-            out.append(StoredMinute(minute, NOT_STORED, reasons=(
-                f"the lake failed, so this run stored and recorded nothing more: {lake_error}",)))
+            out.append(
+                StoredMinute(
+                    minute,
+                    NOT_STORED,
+                    reasons=(f"the lake failed, so this run stored and recorded nothing more: {lake_error}",),
+                )
+            )
         else:
             stored = checked[minute]
             action = BEFORE_FIRST_TRADE if minute in notes else WRITTEN if minute in written_at else ALREADY_STORED
@@ -146,8 +163,9 @@ def store_range_from_rest(client: ListingClient, lake: Lake, symbol: str, start_
     return out
 
 
-def _before_first_trade(client: ListingClient, symbol: str, starts: list[int],
-                        klines: dict[int, Kline]) -> dict[int, str]:
+def _before_first_trade(
+    client: ListingClient, symbol: str, starts: list[int], klines: dict[int, Kline]
+) -> dict[int, str]:
     """The minutes of ``starts`` before the symbol's first trade's minute (without a kline), with their note. The
     first trade is asked for only when the first minute has no closed kline (with one, the symbol was listed)."""
     if not starts or starts[0] in klines:
@@ -170,8 +188,7 @@ def refused(symbol: str, minute_start_ms: int, error: ValueError) -> StoredMinut
     return StoredMinute(minute_start_ms, REFUSED, checks=(CheckResult(SANE_VALUES, False, description),))
 
 
-def verify_range(client: ListingClient, lake: Lake, symbol: str, start_ms: int,
-                 end_ms: int) -> list[StoredMinute]:
+def verify_range(client: ListingClient, lake: Lake, symbol: str, start_ms: int, end_ms: int) -> list[StoredMinute]:
     """The minutes of [start_ms, end_ms) as stored, checked against the exchange's klines (an empty file before the
     symbol's first trade against its note); nothing is fetched or written. A minute not in the lake fails (its
     first check says so)."""
@@ -182,9 +199,15 @@ def verify_range(client: ListingClient, lake: Lake, symbol: str, start_ms: int,
     return list(checked.values())
 
 
-def verify_stored(lake: Lake, symbol: str, minutes: Sequence[int], klines: dict[int, Kline], *,
-                  tables: dict[int, pa.Table] | None = None,
-                  notes: dict[int, str] | None = None) -> dict[int, StoredMinute]:
+def verify_stored(
+    lake: Lake,
+    symbol: str,
+    minutes: Sequence[int],
+    klines: dict[int, Kline],
+    *,
+    tables: dict[int, pa.Table] | None = None,
+    notes: dict[int, str] | None = None,
+) -> dict[int, StoredMinute]:
     """Read back each of ``minutes`` (ascending minute starts) and run the three checks, continuity with the
     neighbouring minutes in the lake included. ``tables``: files already read (not read again). ``notes``: minutes
     before the symbol's first trade; an empty file of one passes the kline check with the note (there is no kline)."""
@@ -209,19 +232,25 @@ def verify_stored(lake: Lake, symbol: str, minutes: Sequence[int], klines: dict[
         table = table_of(minute)
         path = lake.path_of(symbol, minute)
         if table is None:
-            out[minute] = StoredMinute(minute, ALREADY_STORED, path, checks=(
-                CheckResult("stored", False, f"{path} is not in the lake"),))
+            out[minute] = StoredMinute(
+                minute, ALREADY_STORED, path, checks=(CheckResult("stored", False, f"{path} is not in the lake"),)
+            )
             continue
         prev_last = _nearest_id(neighbour, minute, -1)
         next_first = _nearest_id(neighbour, minute, +1)
         ids = check_ids(minute, table, prev_last, next_first)
         kline = check_kline(minute, table, klines.get(minute), prev_last, next_first)  # rule 6: maybe none needed
         if not table.num_rows and minute not in klines and minute in notes:
-            kline = CheckResult(KLINE_AGREEMENT, True, f"minute {minute_key(minute)}: {notes[minute]}: no trade and "
-                                                       f"no kline, as expected", {"note": notes[minute]})
+            kline = CheckResult(
+                KLINE_AGREEMENT,
+                True,
+                f"minute {minute_key(minute)}: {notes[minute]}: no trade and no kline, as expected",
+                {"note": notes[minute]},
+            )
         checks = (ids, kline, check_values(minute, table))
-        out[minute] = StoredMinute(minute, ALREADY_STORED, path, summarize(minute, table), checks,
-                                   note=notes.get(minute))
+        out[minute] = StoredMinute(
+            minute, ALREADY_STORED, path, summarize(minute, table), checks, note=notes.get(minute)
+        )
     return out
 
 
@@ -240,6 +269,7 @@ def _nearest_id(table_of: Callable[[int], pa.Table | None], minute: int, step: i
 
 def _verifies_alone(minute: int, table: pa.Table, kline: Kline | None) -> bool:
     """A stored file good enough not to fetch again: dense inside, sane, and as the closed kline says."""
-    return all(c.passed for c in (check_ids(minute, table, None, None), check_kline(minute, table, kline),
-                                  check_values(minute, table)))
-
+    return all(
+        c.passed
+        for c in (check_ids(minute, table, None, None), check_kline(minute, table, kline), check_values(minute, table))
+    )

@@ -25,8 +25,8 @@ from crypto_assets.exchange.errors import utc_text
 from crypto_assets.exchange.models import Kline, Trade
 from crypto_assets.exchange.weight_budget import WeightBudget
 from crypto_assets.ingest.minute_assembler import RepairRequest
-from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key
 from crypto_assets.ingest.rest_backfill import closed_klines
+from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,9 @@ class RepairClient(Protocol):  # what the repair needs of crypto_assets.exchange
 
     def first_trade_id(self, symbol: str, start_ms: int, end_ms: int) -> int | None: ...
     def historical_trades(self, symbol: str, from_id: int, limit: int = ...) -> list[Trade]: ...
-    def klines(self, symbol: str, interval: str, start_time: int | None = None, end_time: int | None = None,
-               limit: int = ...) -> list[Kline]: ...
+    def klines(
+        self, symbol: str, interval: str, start_time: int | None = None, end_time: int | None = None, limit: int = ...
+    ) -> list[Kline]: ...
     def server_time(self) -> int: ...
 
 
@@ -99,20 +100,28 @@ class StreamRepairer:
             self.stats.repairs += 1
             if repair.error is not None:
                 self.stats.failed += 1
-                log.warning(f"{request.symbol}: the repair of what the stream missed until "
-                            f"{utc_text(request.connected_at)} failed, its minutes are left to the gap backfill: "
-                            f"{repair.error}")
+                log.warning(
+                    f"{request.symbol}: the repair of what the stream missed until "
+                    f"{utc_text(request.connected_at)} failed, its minutes are left to the gap backfill: "
+                    f"{repair.error}"
+                )
             else:
                 self.stats.trades += len(repair.trades)
                 ids = f"ids {repair.trades[0].trade_id}..{repair.trades[-1].trade_id}" if repair.trades else "no id"
-                log.info(f"{request.symbol}: repaired over REST what the stream missed from "
-                         f"{minute_key(request.from_minute_ms)} until {utc_text(request.connected_at)}: {ids} "
-                         f"({len(repair.trades)} trade(s)), {len(repair.klines)} closed kline(s)")
+                log.info(
+                    f"{request.symbol}: repaired over REST what the stream missed from "
+                    f"{minute_key(request.from_minute_ms)} until {utc_text(request.connected_at)}: {ids} "
+                    f"({len(repair.trades)} trade(s)), {len(repair.klines)} closed kline(s)"
+                )
             self._done.put(repair)
 
 
-def fetch_repair(client: RepairClient, request: RepairRequest, first_stream_id: Callable[[], int | None],
-                 max_trades: int = MAX_REPAIR_TRADES) -> Repair:
+def fetch_repair(
+    client: RepairClient,
+    request: RepairRequest,
+    first_stream_id: Callable[[], int | None],
+    max_trades: int = MAX_REPAIR_TRADES,
+) -> Repair:
     """Fetch what ``request`` names: trades from its ``from_id`` (or from the first trade of its first minute) until
     a page reaches the first id the new connection delivered (``first_stream_id()``, read before each page) or the
     newest trade, and the closed klines of its minutes up to the reconnect."""
@@ -127,8 +136,11 @@ def fetch_repair(client: RepairClient, request: RepairRequest, first_stream_id: 
             page = client.historical_trades(symbol, from_id, 1000)
             repair.trades.extend(page)
             if len(repair.trades) > max_trades:
-                return Repair(request, error=f"{len(repair.trades)}+ trades missed since id {request.from_id}: more "
-                                             f"than {max_trades} to repair from the stream")
+                return Repair(
+                    request,
+                    error=f"{len(repair.trades)}+ trades missed since id {request.from_id}: more "
+                    f"than {max_trades} to repair from the stream",
+                )
             reached = first_stream_id()
             if len(page) < 1000 or (reached is not None and page[-1].trade_id >= reached):
                 break

@@ -20,5 +20,19 @@ from crypto_assets.lake.store import (
     s3_client,
 )
 
-__all__ = ["TRADE_SCHEMA", "CorruptMinuteFile", "Lake", "LakeError", "LocalLake", "S3Lake", "WriteResult", "lake_from_url",
-           "minute_file_path", "normalize_lake_url", "s3_client", "trades_to_table", "validate_minute", "validate_symbol"]
+__all__ = [
+    "TRADE_SCHEMA",
+    "CorruptMinuteFile",
+    "Lake",
+    "LakeError",
+    "LocalLake",
+    "S3Lake",
+    "WriteResult",
+    "lake_from_url",
+    "minute_file_path",
+    "normalize_lake_url",
+    "s3_client",
+    "trades_to_table",
+    "validate_minute",
+    "validate_symbol",
+]

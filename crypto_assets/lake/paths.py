@@ -10,7 +10,7 @@ validated before it ever becomes part of a path, and a minute must be given by i
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from crypto_assets.exchange.endpoints import SYMBOL_PATTERN
 from crypto_assets.minutes import MINUTE_MS
@@ -31,7 +31,8 @@ def validate_minute(minute_start_ms: int) -> int:
         raise ValueError(f"minute start must be an int of milliseconds, got {minute_start_ms!r}")
     if minute_start_ms < 0 or minute_start_ms % MINUTE_MS:
         raise ValueError(
-            f"minute start {minute_start_ms} ms is not minute-aligned (must be a non-negative multiple of {MINUTE_MS} ms)"
+            f"minute start {minute_start_ms} ms is not minute-aligned "
+            f"(must be a non-negative multiple of {MINUTE_MS} ms)"
         )
     return minute_start_ms
 
@@ -40,5 +41,5 @@ def minute_file_path(symbol: str, minute_start_ms: int) -> str:
     """The path of a minute's file relative to the lake root, with '/' separators."""
     validate_symbol(symbol)
     validate_minute(minute_start_ms)
-    at = datetime.fromtimestamp(minute_start_ms // 1000, tz=timezone.utc)
+    at = datetime.fromtimestamp(minute_start_ms // 1000, tz=UTC)
     return f"{TABLE}/symbol={symbol}/date={at:%Y-%m-%d}/{at:%H-%M}.parquet"

@@ -32,8 +32,8 @@ import pyarrow as pa
 
 from crypto_assets.exchange.models import Trade
 from crypto_assets.lake.paths import minute_file_path
-from crypto_assets.minutes import MINUTE_MS
 from crypto_assets.lake.schema import normalize, parquet_to_table, table_to_parquet, trades_to_table
+from crypto_assets.minutes import MINUTE_MS
 
 
 class LakeError(RuntimeError):
@@ -258,8 +258,9 @@ class S3Lake(Lake):
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data,
-                                   ContentType="application/vnd.apache.parquet")
+            self.client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, ContentType="application/vnd.apache.parquet"
+            )
         except (ClientError, BotoCoreError) as exc:
             raise self._error("write", key, exc) from exc
 
@@ -291,8 +292,11 @@ def s3_client(endpoint_url: str | None = None):
     import boto3
     from botocore.config import Config
 
-    return boto3.client("s3", endpoint_url=endpoint_url,
-                        config=Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"}))
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        config=Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"}),
+    )
 
 
 def lake_from_url(url: str, endpoint_url: str | None = None) -> Lake:
@@ -301,6 +305,6 @@ def lake_from_url(url: str, endpoint_url: str | None = None) -> Lake:
     resource build their lake."""
     normalized = normalize_lake_url(url)
     if normalized.startswith("s3://"):
-        bucket, _, prefix = normalized[len("s3://"):].partition("/")
+        bucket, _, prefix = normalized[len("s3://") :].partition("/")
         return S3Lake(bucket, prefix, endpoint_url=endpoint_url)
     return LocalLake(normalized)

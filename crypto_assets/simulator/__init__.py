@@ -4,5 +4,12 @@ from crypto_assets.simulator.market import DEFAULT_SYMBOLS, SymbolConfig, Trades
 from crypto_assets.simulator.server import Simulator, SimulatorConfig
 from crypto_assets.simulator.streams import StreamSettings
 
-__all__ = ["DEFAULT_SYMBOLS", "Simulator", "SimulatorConfig", "StreamSettings", "SymbolConfig", "Trades",
-           "symbol_config"]
+__all__ = [
+    "DEFAULT_SYMBOLS",
+    "Simulator",
+    "SimulatorConfig",
+    "StreamSettings",
+    "SymbolConfig",
+    "Trades",
+    "symbol_config",
+]

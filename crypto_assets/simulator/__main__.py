@@ -18,25 +18,45 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m crypto_assets.simulator", description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--symbols", default="BTCUSDT,ETHUSDT,SOLUSDT",
-                   help=f"comma-separated symbols to list; configured as on Binance: {','.join(DEFAULT_SYMBOLS)}; "
-                        "any other gets a generic pair with full filters (`make demo` passes CRYPTO_SYMBOLS)")
-    p.add_argument("--rate", action="append", default=[], metavar="SYMBOL=TRADES_PER_SECOND",
-                   help="average trade rate of a symbol (repeatable); defaults are realistic per symbol")
+    p.add_argument(
+        "--symbols",
+        default="BTCUSDT,ETHUSDT,SOLUSDT",
+        help=f"comma-separated symbols to list; configured as on Binance: {','.join(DEFAULT_SYMBOLS)}; "
+        "any other gets a generic pair with full filters (`make demo` passes CRYPTO_SYMBOLS)",
+    )
+    p.add_argument(
+        "--rate",
+        action="append",
+        default=[],
+        metavar="SYMBOL=TRADES_PER_SECOND",
+        help="average trade rate of a symbol (repeatable); defaults are realistic per symbol",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--history-minutes", type=int, default=120, help="how long the market has traded before start")
     p.add_argument("--weight-per-minute", type=int, default=6000)
     p.add_argument("--ping-interval", type=float, default=20.0, help="seconds between server pings")
     p.add_argument("--pong-timeout", type=float, default=60.0, help="seconds a ping may stay unanswered")
     p.add_argument("--max-connection-lifetime", type=float, default=24 * 3600.0, help="seconds")
-    p.add_argument("--hostile", action="store_true",
-                   help="hostile mode: every stream connection cut after 40-100 s (drop, half-open or "
-                        "serverShutdown), bursts of 10-50x a symbol's rate, empty minutes (history included)")
-    p.add_argument("--listed", action="append", default=[], metavar="SYMBOL=MINUTES",
-                   help="SYMBOL was listed MINUTES ago (repeatable): no trade or kline of it before, trade ids from "
-                        "0; the other symbols keep --history-minutes of history")
-    p.add_argument("--trade-shape", choices=TRADE_SHAPES, default="current",
-                   help="trade payload shape: current, pre-2024 (with b/a order ids) or without-M")
+    p.add_argument(
+        "--hostile",
+        action="store_true",
+        help="hostile mode: every stream connection cut after 40-100 s (drop, half-open or "
+        "serverShutdown), bursts of 10-50x a symbol's rate, empty minutes (history included)",
+    )
+    p.add_argument(
+        "--listed",
+        action="append",
+        default=[],
+        metavar="SYMBOL=MINUTES",
+        help="SYMBOL was listed MINUTES ago (repeatable): no trade or kline of it before, trade ids from "
+        "0; the other symbols keep --history-minutes of history",
+    )
+    p.add_argument(
+        "--trade-shape",
+        choices=TRADE_SHAPES,
+        default="current",
+        help="trade payload shape: current, pre-2024 (with b/a order ids) or without-M",
+    )
     return p.parse_args(argv)
 
 
@@ -78,11 +98,18 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
     except ValueError as exc:
         raise SystemExit(f"bad simulator configuration: {exc}") from None
     return SimulatorConfig(
-        symbols=configs, seed=args.seed, history_minutes=args.history_minutes, hostile=args.hostile,
+        symbols=configs,
+        seed=args.seed,
+        history_minutes=args.history_minutes,
+        hostile=args.hostile,
         listed=parse_listed(args.listed, symbols),
         weight_per_minute=args.weight_per_minute,
-        stream=StreamSettings(ping_interval_s=args.ping_interval, pong_timeout_s=args.pong_timeout,
-                              max_lifetime_s=args.max_connection_lifetime, trade_shape=args.trade_shape),
+        stream=StreamSettings(
+            ping_interval_s=args.ping_interval,
+            pong_timeout_s=args.pong_timeout,
+            max_lifetime_s=args.max_connection_lifetime,
+            trade_shape=args.trade_shape,
+        ),
     )
 
 
@@ -93,8 +120,11 @@ def main(argv: list[str] | None = None) -> int:
 
     async def run() -> None:
         await sim.start_async()
-        print(f"Binance simulator listening: REST {sim.rest_url}/api/v3  streams {sim.ws_url}/ws/<stream>  "
-              f"symbols {','.join(sim.market.symbols)}", flush=True)
+        print(
+            f"Binance simulator listening: REST {sim.rest_url}/api/v3  streams {sim.ws_url}/ws/<stream>  "
+            f"symbols {','.join(sim.market.symbols)}",
+            flush=True,
+        )
         async with sim._server:
             await sim._server.serve_forever()
 

@@ -63,8 +63,10 @@ class Faults:
         if field_name not in BAD_VALUE_FIELDS:
             raise ValueError(f"unknown bad-value field {field_name!r}; expected one of {BAD_VALUE_FIELDS}")
         if not CLIENT_DECIMAL.match(text):
-            raise ValueError(f"bad value {text!r} must still look like a decimal (up to 20 digits, a point, up to "
-                             "18 decimals) so that the client accepts it")
+            raise ValueError(
+                f"bad value {text!r} must still look like a decimal (up to 20 digits, a point, up to "
+                "18 decimals) so that the client accepts it"
+            )
         self.bad_values.setdefault(symbol, {})[trade_id] = (field_name, text)
 
     def as_dict(self) -> dict:
@@ -88,7 +90,7 @@ def corrupt(payload: bytes, kind: str) -> tuple[bytes, bool]:
     if kind == "missing-field":
         start = payload.index(b'"p":')
         end = payload.index(b",", start)
-        return payload[:start] + payload[end + 1:], False
+        return payload[:start] + payload[end + 1 :], False
     if kind == "binary":
         return payload, True
     raise ValueError(f"unknown malformed kind {kind!r}")

@@ -85,7 +85,7 @@ class HostileMarket:
         if self.active:
             return self.windows[-1].start_s
         self.windows = [*self.windows, Window(from_s, _FOREVER_S, hostile_seed)]  # one assignment: readers never
-        return from_s                                                             # see a half-changed list
+        return from_s  # see a half-changed list
 
     def stop(self, from_s: int) -> None:
         """Calm again from second ``from_s`` on."""
@@ -134,8 +134,13 @@ class HostileMarket:
             for w in self.windows:
                 b = self.burst(minute, w.seed) if w.covers(minute * 60) or w.covers(minute * 60 + 59) else None
                 if b is not None:
-                    out.update({s: b.multiplier for s in range(b.start_s, b.end_s)
-                                if start_s <= s < end_s and self._window(s) is w})
+                    out.update(
+                        {
+                            s: b.multiplier
+                            for s in range(b.start_s, b.end_s)
+                            if start_s <= s < end_s and self._window(s) is w
+                        }
+                    )
         return out
 
 

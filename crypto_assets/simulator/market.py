@@ -31,8 +31,8 @@ from __future__ import annotations
 import threading
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -105,17 +105,23 @@ class SymbolConfig:
         (Binance has no rule on tick x step: price x qty may need up to 16 decimals.)"""
         if not (self.symbol.isalnum() and self.symbol.isupper() and 5 <= len(self.symbol) <= 20):
             raise ValueError(f"symbol {self.symbol!r} must be 5-20 upper-case letters or digits")
-        for name, grid, low, high in (("price", self.tick_units, self.min_price_units, self.max_price_units),
-                                      ("qty", self.step_units, self.min_qty_units, self.max_qty_units)):
+        for name, grid, low, high in (
+            ("price", self.tick_units, self.min_price_units, self.max_price_units),
+            ("qty", self.step_units, self.min_qty_units, self.max_qty_units),
+        ):
             size = "tick_size" if name == "price" else "step_size"
             if grid <= 0:
                 raise ValueError(f"{self.symbol}: {size} must be > 0")
             if low % grid or high % grid:
-                raise ValueError(f"{self.symbol}: min_{name} and max_{name} must be multiples of {size} "
-                                 f"{units_to_decimal(grid)}, got {units_to_decimal(low)} and {units_to_decimal(high)}")
+                raise ValueError(
+                    f"{self.symbol}: min_{name} and max_{name} must be multiples of {size} "
+                    f"{units_to_decimal(grid)}, got {units_to_decimal(low)} and {units_to_decimal(high)}"
+                )
             if not 0 < low <= high <= MAX_UNITS:
-                raise ValueError(f"{self.symbol}: need 0 < min_{name} <= max_{name} <= 92233720368.54775807, got "
-                                 f"{units_to_decimal(low)} and {units_to_decimal(high)}")
+                raise ValueError(
+                    f"{self.symbol}: need 0 < min_{name} <= max_{name} <= 92233720368.54775807, got "
+                    f"{units_to_decimal(low)} and {units_to_decimal(high)}"
+                )
         if self.trades_per_second < 0 or self.base_price <= 0:
             raise ValueError(f"{self.symbol}: trades_per_second must be >= 0 and base_price > 0")
 
@@ -127,41 +133,134 @@ def _round_down(text: str, grid: int) -> int:
 
 # The shipped symbols, with exchangeInfo filters as on Binance spot (approximately; read live values from Binance).
 # Rates are per second; first ids are arbitrary but realistic in size.
-DEFAULT_SYMBOLS: dict[str, SymbolConfig] = {c.symbol: c for c in (
-    SymbolConfig("BTCUSDT", 95_000.0, 40.0, tick_size="0.01000000", min_price="0.01000000",
-                 max_price="1000000.00000000", step_size="0.00001000", min_qty="0.00001000", max_qty="9000.00000000",
-                 mean_qty=0.01, first_trade_id=5_100_000_000, first_agg_id=3_600_000_000,
-                 quiet_minute_probability=0.0, base_asset="BTC"),
-    SymbolConfig("ETHUSDT", 3_500.0, 20.0, tick_size="0.01000000", min_price="0.01000000",
-                 max_price="1000000.00000000", step_size="0.00010000", min_qty="0.00010000", max_qty="9000.00000000",
-                 mean_qty=0.5, first_trade_id=2_900_000_000, first_agg_id=2_100_000_000,
-                 quiet_minute_probability=0.01, base_asset="ETH"),
-    SymbolConfig("SOLUSDT", 200.0, 5.0, tick_size="0.01000000", min_price="0.01000000", max_price="10000.00000000",
-                 step_size="0.00100000", min_qty="0.00100000", max_qty="9000000.00000000", mean_qty=5.0,
-                 first_trade_id=1_300_000_000, first_agg_id=900_000_000, quiet_minute_probability=0.05,
-                 base_asset="SOL"),
-    # BTC-quoted: price x qty needs 9 decimals on most trades (tick 1e-5 x step 1e-4).
-    SymbolConfig("ETHBTC", 0.036, 3.0, tick_size="0.00001000", min_price="0.00001000", max_price="922327.00000000",
-                 step_size="0.00010000", min_qty="0.00010000", max_qty="100000.00000000", mean_qty=0.3,
-                 first_trade_id=480_000_000, first_agg_id=330_000_000, quiet_minute_probability=0.02,
-                 base_asset="ETH", quote_asset="BTC"),
-    # A meme coin: prices use all 8 decimals, quantities have 11 integer digits at the top of LOT_SIZE (int64's
-    # 92,233,720,368), so price_units x qty_units and a minute's volume exceed int64.
-    SymbolConfig("PEPEUSDT", 0.00001, 8.0, tick_size="0.00000001", min_price="0.00000001", max_price="1.00000000",
-                 step_size="1.00000000", min_qty="1.00000000", max_qty="92233720368.00000000", mean_qty=30_000_000.0,
-                 volatility_per_second=0.0004, first_trade_id=350_000_000, first_agg_id=250_000_000,
-                 quiet_minute_probability=0.01, base_asset="PEPE"),
-    # Priced in satoshis: 8-decimal prices of a few hundred ticks.
-    SymbolConfig("DOGEBTC", 0.0000025, 1.0, tick_size="0.00000001", min_price="0.00000001", max_price="1.00000000",
-                 step_size="1.00000000", min_qty="1.00000000", max_qty="90000000.00000000", mean_qty=2_000.0,
-                 volatility_per_second=0.0004, first_trade_id=60_000_000, first_agg_id=40_000_000,
-                 quiet_minute_probability=0.05, base_asset="DOGE", quote_asset="BTC"),
-    # Finer than Binance's own grid for this pair: tick and step both 1e-8, so price x qty needs all 16 decimals.
-    SymbolConfig("WBTCBTC", 0.9998, 2.0, tick_size="0.00000001", min_price="0.00000001", max_price="1000.00000000",
-                 step_size="0.00000001", min_qty="0.00000001", max_qty="9000.00000000", mean_qty=0.05,
-                 volatility_per_second=0.00002, first_trade_id=12_000_000, first_agg_id=9_000_000,
-                 quiet_minute_probability=0.05, base_asset="WBTC", quote_asset="BTC"),
-)}
+DEFAULT_SYMBOLS: dict[str, SymbolConfig] = {
+    c.symbol: c
+    for c in (
+        SymbolConfig(
+            "BTCUSDT",
+            95_000.0,
+            40.0,
+            tick_size="0.01000000",
+            min_price="0.01000000",
+            max_price="1000000.00000000",
+            step_size="0.00001000",
+            min_qty="0.00001000",
+            max_qty="9000.00000000",
+            mean_qty=0.01,
+            first_trade_id=5_100_000_000,
+            first_agg_id=3_600_000_000,
+            quiet_minute_probability=0.0,
+            base_asset="BTC",
+        ),
+        SymbolConfig(
+            "ETHUSDT",
+            3_500.0,
+            20.0,
+            tick_size="0.01000000",
+            min_price="0.01000000",
+            max_price="1000000.00000000",
+            step_size="0.00010000",
+            min_qty="0.00010000",
+            max_qty="9000.00000000",
+            mean_qty=0.5,
+            first_trade_id=2_900_000_000,
+            first_agg_id=2_100_000_000,
+            quiet_minute_probability=0.01,
+            base_asset="ETH",
+        ),
+        SymbolConfig(
+            "SOLUSDT",
+            200.0,
+            5.0,
+            tick_size="0.01000000",
+            min_price="0.01000000",
+            max_price="10000.00000000",
+            step_size="0.00100000",
+            min_qty="0.00100000",
+            max_qty="9000000.00000000",
+            mean_qty=5.0,
+            first_trade_id=1_300_000_000,
+            first_agg_id=900_000_000,
+            quiet_minute_probability=0.05,
+            base_asset="SOL",
+        ),
+        # BTC-quoted: price x qty needs 9 decimals on most trades (tick 1e-5 x step 1e-4).
+        SymbolConfig(
+            "ETHBTC",
+            0.036,
+            3.0,
+            tick_size="0.00001000",
+            min_price="0.00001000",
+            max_price="922327.00000000",
+            step_size="0.00010000",
+            min_qty="0.00010000",
+            max_qty="100000.00000000",
+            mean_qty=0.3,
+            first_trade_id=480_000_000,
+            first_agg_id=330_000_000,
+            quiet_minute_probability=0.02,
+            base_asset="ETH",
+            quote_asset="BTC",
+        ),
+        # A meme coin: prices use all 8 decimals, quantities have 11 integer digits at the top of LOT_SIZE (int64's
+        # 92,233,720,368), so price_units x qty_units and a minute's volume exceed int64.
+        SymbolConfig(
+            "PEPEUSDT",
+            0.00001,
+            8.0,
+            tick_size="0.00000001",
+            min_price="0.00000001",
+            max_price="1.00000000",
+            step_size="1.00000000",
+            min_qty="1.00000000",
+            max_qty="92233720368.00000000",
+            mean_qty=30_000_000.0,
+            volatility_per_second=0.0004,
+            first_trade_id=350_000_000,
+            first_agg_id=250_000_000,
+            quiet_minute_probability=0.01,
+            base_asset="PEPE",
+        ),
+        # Priced in satoshis: 8-decimal prices of a few hundred ticks.
+        SymbolConfig(
+            "DOGEBTC",
+            0.0000025,
+            1.0,
+            tick_size="0.00000001",
+            min_price="0.00000001",
+            max_price="1.00000000",
+            step_size="1.00000000",
+            min_qty="1.00000000",
+            max_qty="90000000.00000000",
+            mean_qty=2_000.0,
+            volatility_per_second=0.0004,
+            first_trade_id=60_000_000,
+            first_agg_id=40_000_000,
+            quiet_minute_probability=0.05,
+            base_asset="DOGE",
+            quote_asset="BTC",
+        ),
+        # Finer than Binance's own grid for this pair: tick and step both 1e-8, so price x qty needs all 16 decimals.
+        SymbolConfig(
+            "WBTCBTC",
+            0.9998,
+            2.0,
+            tick_size="0.00000001",
+            min_price="0.00000001",
+            max_price="1000.00000000",
+            step_size="0.00000001",
+            min_qty="0.00000001",
+            max_qty="9000.00000000",
+            mean_qty=0.05,
+            volatility_per_second=0.00002,
+            first_trade_id=12_000_000,
+            first_agg_id=9_000_000,
+            quiet_minute_probability=0.05,
+            base_asset="WBTC",
+            quote_asset="BTC",
+        ),
+    )
+}
 
 # Quote assets recognised at the end of an unknown symbol; the longest match wins.
 _QUOTE_ASSETS = ("USDT", "USDC", "FDUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
@@ -174,16 +273,39 @@ def symbol_config(symbol: str, **overrides) -> SymbolConfig:
     base = DEFAULT_SYMBOLS.get(symbol)
     if base is None:
         quote = max((q for q in _QUOTE_ASSETS if symbol.endswith(q) and symbol != q), key=len, default="USDT")
-        ids = dict(first_trade_id=100_000_000 + zlib.crc32(symbol.encode()) % 100_000_000,
-                   base_asset=symbol.removesuffix(quote) if symbol.endswith(quote) else symbol, quote_asset=quote)
+        ids = dict(
+            first_trade_id=100_000_000 + zlib.crc32(symbol.encode()) % 100_000_000,
+            base_asset=symbol.removesuffix(quote) if symbol.endswith(quote) else symbol,
+            quote_asset=quote,
+        )
         if quote in ("BTC", "ETH", "BNB"):
-            base = SymbolConfig(symbol, 0.0005, 2.0, tick_size="0.00000001", min_price="0.00000001",
-                                max_price="1000.00000000", step_size="0.01000000", min_qty="0.01000000",
-                                max_qty="9000000.00000000", mean_qty=50.0, **ids)
+            base = SymbolConfig(
+                symbol,
+                0.0005,
+                2.0,
+                tick_size="0.00000001",
+                min_price="0.00000001",
+                max_price="1000.00000000",
+                step_size="0.01000000",
+                min_qty="0.01000000",
+                max_qty="9000000.00000000",
+                mean_qty=50.0,
+                **ids,
+            )
         else:
-            base = SymbolConfig(symbol, 100.0, 5.0, tick_size="0.01000000", min_price="0.01000000",
-                                max_price="1000000.00000000", step_size="0.00100000", min_qty="0.00100000",
-                                max_qty="9000000.00000000", mean_qty=1.0, **ids)
+            base = SymbolConfig(
+                symbol,
+                100.0,
+                5.0,
+                tick_size="0.01000000",
+                min_price="0.01000000",
+                max_price="1000000.00000000",
+                step_size="0.00100000",
+                min_qty="0.00100000",
+                max_qty="9000000.00000000",
+                mean_qty=1.0,
+                **ids,
+            )
     cfg = SymbolConfig(**{**base.__dict__, "symbol": symbol, **overrides})
     cfg.validate()
     return cfg
@@ -234,9 +356,14 @@ class Trades:
     def __len__(self) -> int:
         return len(self.id)
 
-    def slice(self, start: int, stop: int | None = None) -> "Trades":
-        return Trades(self.id[start:stop], self.time[start:stop], self.price[start:stop], self.qty[start:stop],
-                      self.is_buyer_maker[start:stop])
+    def slice(self, start: int, stop: int | None = None) -> Trades:
+        return Trades(
+            self.id[start:stop],
+            self.time[start:stop],
+            self.price[start:stop],
+            self.qty[start:stop],
+            self.is_buyer_maker[start:stop],
+        )
 
     def quote_qty(self) -> list[int]:
         """REST ``quoteQty`` in units of 1e-8: the exact price x qty (up to 16 decimals, computed with Python ints:
@@ -244,17 +371,19 @@ class Trades:
         return [truncated_quote(p * q) for p, q in zip(self.price.tolist(), self.qty.tolist())]
 
     @staticmethod
-    def concat(parts: list["Trades"]) -> "Trades":
+    def concat(parts: list[Trades]) -> Trades:
         if not parts:
             return EMPTY_TRADES
         if len(parts) == 1:
             return parts[0]
-        return Trades(*(np.concatenate([getattr(p, f) for p in parts]) for f in
-                        ("id", "time", "price", "qty", "is_buyer_maker")))
+        return Trades(
+            *(np.concatenate([getattr(p, f) for p in parts]) for f in ("id", "time", "price", "qty", "is_buyer_maker"))
+        )
 
 
-EMPTY_TRADES = Trades(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64),
-                      np.empty(0, bool))
+EMPTY_TRADES = Trades(
+    np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, bool)
+)
 
 
 @dataclass
@@ -272,7 +401,7 @@ class AggTrades:
     def __len__(self) -> int:
         return len(self.agg_id)
 
-    def slice(self, start: int, stop: int | None = None) -> "AggTrades":
+    def slice(self, start: int, stop: int | None = None) -> AggTrades:
         return AggTrades(*(getattr(self, f)[start:stop] for f in self._fields()))
 
     @staticmethod
@@ -280,11 +409,15 @@ class AggTrades:
         return ("agg_id", "first_id", "last_id", "time", "price", "qty", "is_buyer_maker")
 
     @staticmethod
-    def concat(parts: list["AggTrades"]) -> "AggTrades":
+    def concat(parts: list[AggTrades]) -> AggTrades:
         if len(parts) == 1:
             return parts[0]
-        return AggTrades(*(np.concatenate([getattr(p, f) for p in parts]) if parts else np.empty(0, np.int64)
-                           for f in AggTrades._fields()))
+        return AggTrades(
+            *(
+                np.concatenate([getattr(p, f) for p in parts]) if parts else np.empty(0, np.int64)
+                for f in AggTrades._fields()
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -348,8 +481,9 @@ class _Index:
 class SymbolMarket:
     """The market of one symbol."""
 
-    def __init__(self, cfg: SymbolConfig, seed: int, origin_ms: int, cache_trades: int = 2_000_000,
-                 cache_seconds: int = 20_000):
+    def __init__(
+        self, cfg: SymbolConfig, seed: int, origin_ms: int, cache_trades: int = 2_000_000, cache_seconds: int = 20_000
+    ):
         cfg.validate()
         self.cfg = cfg
         self.seed = seed
@@ -486,8 +620,9 @@ class SymbolMarket:
         with self._lock:
             self._cache[second] = block
             self._cached_trades += len(block.trades)
-            while ((self._cached_trades > self._cache_budget or len(self._cache) > self._cache_seconds)
-                   and len(self._cache) > 1):
+            while (self._cached_trades > self._cache_budget or len(self._cache) > self._cache_seconds) and len(
+                self._cache
+            ) > 1:
                 _, old = self._cache.popitem(last=False)
                 self._cached_trades -= len(old.trades)
         return block
@@ -547,8 +682,9 @@ class SymbolMarket:
         )
         return _SecondBlock(trades, aggs)
 
-    def _quantities(self, rng: np.random.Generator, second: int, fills: np.ndarray, starts: np.ndarray,
-                    regular: np.ndarray) -> np.ndarray:
+    def _quantities(
+        self, rng: np.random.Generator, second: int, fills: np.ndarray, starts: np.ndarray, regular: np.ndarray
+    ) -> np.ndarray:
         """Each trade's qty in units, on the step grid inside [min_qty, max_qty]. A regular fill is at most
         max_qty / 1024 (or / the largest aggregate), so that an aggregate, one taker order, never exceeds max_qty,
         as on Binance (and its qty stays int64). Extremes, drawn from their own generator: with
@@ -569,7 +705,7 @@ class SymbolMarket:
         return steps * self.cfg.step_units
 
     # ---- queries: one walk serves both series (trades and aggregate trades) ------------------------------------
-    def _between(self, series: "_Series", start_ms: int, end_ms: int, limit: int | None = None):
+    def _between(self, series: _Series, start_ms: int, end_ms: int, limit: int | None = None):
         start_ms = max(start_ms, self.origin_ms)
         if end_ms <= start_ms:
             return series.empty()
@@ -582,8 +718,10 @@ class SymbolMarket:
                 continue
             rows = getattr(self._block(s), series.block)
             if s == s0 or s == s1:
-                rows = rows.slice(int(np.searchsorted(rows.time, start_ms, side="left")),
-                                  int(np.searchsorted(rows.time, end_ms, side="left")))
+                rows = rows.slice(
+                    int(np.searchsorted(rows.time, start_ms, side="left")),
+                    int(np.searchsorted(rows.time, end_ms, side="left")),
+                )
             if limit is not None:
                 rows = rows.slice(0, limit - got)
             parts.append(rows)
@@ -592,7 +730,7 @@ class SymbolMarket:
                 break
         return series.concat(parts)
 
-    def _from_id(self, series: "_Series", from_id: int, limit: int, until_ms: int):
+    def _from_id(self, series: _Series, from_id: int, limit: int, until_ms: int):
         until_s = until_ms // 1000
         if until_s < self._index.origin_s:
             return series.empty()
@@ -613,7 +751,7 @@ class SymbolMarket:
             s += 1
         return series.concat(parts)
 
-    def _last_id_at(self, series: "_Series", ms: int) -> int:
+    def _last_id_at(self, series: _Series, ms: int) -> int:
         s = ms // 1000
         if s < self._index.origin_s:
             return getattr(self.cfg, series.first_id) - 1
@@ -622,7 +760,7 @@ class SymbolMarket:
         start = int(getattr(self._index, series.starts)[s - self._index.origin_s])
         return start + int(np.searchsorted(rows.time, ms, side="right")) - 1
 
-    def _recent(self, series: "_Series", limit: int, until_ms: int):
+    def _recent(self, series: _Series, limit: int, until_ms: int):
         last = self._last_id_at(series, until_ms)
         first = max(getattr(self.cfg, series.first_id), last - limit + 1)
         return self._from_id(series, first, last - first + 1, until_ms) if last >= first else series.empty()
@@ -705,8 +843,9 @@ class SymbolMarket:
                     parts.append(self._second_stats(s))
                 else:
                     t = self._block(s).trades
-                    t = t.slice(int(np.searchsorted(t.time, start, side="left")),
-                                int(np.searchsorted(t.time, end, side="left")))
+                    t = t.slice(
+                        int(np.searchsorted(t.time, start, side="left")), int(np.searchsorted(t.time, end, side="left"))
+                    )
                     if len(t):
                         parts.append(self._stats_of(t))
         if not parts:
@@ -714,20 +853,28 @@ class SymbolMarket:
             return Kline(open_ms, close_time, -1, -1, p, p, p, p, 0, 0, 0, 0, 0)
         first, last = parts[0], parts[-1]
         return Kline(
-            open_time=open_ms, close_time=close_time, first_id=first.first_id, last_id=last.last_id,
-            open=first.open, high=max(p.high for p in parts), low=min(p.low for p in parts), close=last.close,
-            volume=sum(p.volume for p in parts), quote_volume=truncated_quote(sum(p.quote for p in parts)),
-            count=sum(p.count for p in parts), taker_buy_volume=sum(p.buy_volume for p in parts),
+            open_time=open_ms,
+            close_time=close_time,
+            first_id=first.first_id,
+            last_id=last.last_id,
+            open=first.open,
+            high=max(p.high for p in parts),
+            low=min(p.low for p in parts),
+            close=last.close,
+            volume=sum(p.volume for p in parts),
+            quote_volume=truncated_quote(sum(p.quote for p in parts)),
+            count=sum(p.count for p in parts),
+            taker_buy_volume=sum(p.buy_volume for p in parts),
             taker_buy_quote_volume=truncated_quote(sum(p.buy_quote for p in parts)),
         )
 
-    def _second_stats(self, second: int) -> "_Stats":
+    def _second_stats(self, second: int) -> _Stats:
         stats = self._stats.get(second)
         if stats is None:
             stats = self._stats[second] = self._stats_of(self._block(second).trades)
         return stats
 
-    def _stats_of(self, t: Trades) -> "_Stats":
+    def _stats_of(self, t: Trades) -> _Stats:
         """Exact sums of a run of trades, as Python ints. Quote amounts are price x qty in units of 1e-16, computed
         as ticks x steps (numpy, when no product can wrap int64) or with Python ints (e.g. PEPEUSDT's 1000 ticks x
         92 billion steps), then scaled by tick x step."""
@@ -743,9 +890,17 @@ class SymbolMarket:
             buy_quote = sum(x for x, b in zip(products, buy.tolist()) if b)
         scale = cfg.tick_units * cfg.step_units
         return _Stats(
-            count=len(t), first_id=int(t.id[0]), last_id=int(t.id[-1]), open=int(t.price[0]),
-            close=int(t.price[-1]), high=int(t.price.max()), low=int(t.price.min()), volume=exact_sum(t.qty),
-            quote=quote * scale, buy_volume=exact_sum(t.qty[buy]), buy_quote=buy_quote * scale,
+            count=len(t),
+            first_id=int(t.id[0]),
+            last_id=int(t.id[-1]),
+            open=int(t.price[0]),
+            close=int(t.price[-1]),
+            high=int(t.price.max()),
+            low=int(t.price.min()),
+            volume=exact_sum(t.qty),
+            quote=quote * scale,
+            buy_volume=exact_sum(t.qty[buy]),
+            buy_quote=buy_quote * scale,
         )
 
 
@@ -769,8 +924,7 @@ class _Stats:
 class Market:
     """All symbols of the simulated exchange."""
 
-    def __init__(self, symbols: list[SymbolConfig], seed: int, origin_ms: int,
-                 listings: dict[str, int] | None = None):
+    def __init__(self, symbols: list[SymbolConfig], seed: int, origin_ms: int, listings: dict[str, int] | None = None):
         """``origin_ms``: the start of every symbol's history (floored to the minute), except the symbols of
         ``listings`` ({symbol: listing time in ms}), whose history starts at their listing minute with trade and
         aggregate ids 0: nothing of them exists before (no trade, no kline)."""

@@ -34,13 +34,24 @@ class SimulatorProcess(ServedAt):
         self._out.seek(0)
         return self._out.read().decode()
 
-    def __enter__(self) -> "SimulatorProcess":
+    def __enter__(self) -> SimulatorProcess:
         with socket.socket() as s:
             s.bind((self.host, 0))
             self.port = s.getsockname()[1]
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "crypto_assets.simulator", "--host", self.host, "--port",
-             str(self.port), *self.cli_args], stdout=self._out, stderr=self._log)
+            [
+                sys.executable,
+                "-m",
+                "crypto_assets.simulator",
+                "--host",
+                self.host,
+                "--port",
+                str(self.port),
+                *self.cli_args,
+            ],
+            stdout=self._out,
+            stderr=self._log,
+        )
         deadline = time.monotonic() + self.start_timeout_s
         while True:
             try:

@@ -60,8 +60,9 @@ class RequestWeightLimiter:
                     st.bans += 1
                     st.banned_until_ms = now_ms + self.ban_seconds * 1000 * 2 ** (st.bans - 1)
                     st.backoff_until_ms = 0
-                    return self._count(st, Decision(418, st.used, _ceil_s(st.banned_until_ms - now_ms),
-                                                    st.banned_until_ms))
+                    return self._count(
+                        st, Decision(418, st.used, _ceil_s(st.banned_until_ms - now_ms), st.banned_until_ms)
+                    )
                 return self._count(st, Decision(429, st.used, _ceil_s(st.backoff_until_ms - now_ms)))
             st.violations = 0
             if forced_retry_after_s > 0:
@@ -80,8 +81,15 @@ class RequestWeightLimiter:
 
     def stats(self) -> dict[str, dict]:
         with self._lock:
-            return {ip: {"used_weight": st.used, "responses": dict(st.counts), "bans": st.bans,
-                         "banned_until_ms": st.banned_until_ms} for ip, st in self._ips.items()}
+            return {
+                ip: {
+                    "used_weight": st.used,
+                    "responses": dict(st.counts),
+                    "bans": st.bans,
+                    "banned_until_ms": st.banned_until_ms,
+                }
+                for ip, st in self._ips.items()
+            }
 
     def reset(self) -> None:
         with self._lock:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from crypto_assets.simulator import endpoints, payloads
 from crypto_assets.simulator.endpoints import DEFAULT_LIMIT, LEGAL_SYMBOL_PARAMETER, MAX_LIMIT
@@ -13,9 +13,21 @@ from crypto_assets.simulator.faults import Faults
 from crypto_assets.simulator.market import Market, units_to_decimal
 from crypto_assets.simulator.rate_limits import RequestWeightLimiter
 
-INTERVALS_MS = {"1s": 1_000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
-                "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000, "8h": 28_800_000,
-                "12h": 43_200_000, "1d": 86_400_000}
+INTERVALS_MS = {
+    "1s": 1_000,
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
+    "6h": 21_600_000,
+    "8h": 28_800_000,
+    "12h": 43_200_000,
+    "1d": 86_400_000,
+}
 SERVER_ERROR_BODIES = {
     500: (-1001, "Internal error; unable to process your request. Please try again."),
     502: (-1001, "Internal error; unable to process your request. Please try again."),
@@ -65,19 +77,29 @@ class RestApi:
             code, msg = SERVER_ERROR_BODIES.get(injected, (-1000, "An unknown error occurred."))
             return Response(injected, payloads.error_body(code, msg), {})
         decision = self.limiter.charge(ip, endpoints.REST_WEIGHTS[path], now, self.faults.storm_retry_after(now))
-        headers = {"X-MBX-USED-WEIGHT": str(decision.used_weight),
-                   "X-MBX-USED-WEIGHT-1M": str(decision.used_weight)}
+        headers = {"X-MBX-USED-WEIGHT": str(decision.used_weight), "X-MBX-USED-WEIGHT-1M": str(decision.used_weight)}
         if decision.status == 429:
             headers["Retry-After"] = str(decision.retry_after_s)
-            return Response(429, payloads.error_body(
-                -1003, f"Too much request weight used; current limit is {self.limiter.weight_per_minute} request "
-                       "weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API."),
-                headers)
+            return Response(
+                429,
+                payloads.error_body(
+                    -1003,
+                    f"Too much request weight used; current limit is {self.limiter.weight_per_minute} request "
+                    "weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.",
+                ),
+                headers,
+            )
         if decision.status == 418:
             headers["Retry-After"] = str(decision.retry_after_s)
-            return Response(418, payloads.error_body(
-                -1003, f"Way too much request weight used; IP banned until {decision.banned_until_ms}. "
-                       "Please use WebSocket Streams for live updates to avoid bans."), headers)
+            return Response(
+                418,
+                payloads.error_body(
+                    -1003,
+                    f"Way too much request weight used; IP banned until {decision.banned_until_ms}. "
+                    "Please use WebSocket Streams for live updates to avoid bans.",
+                ),
+                headers,
+            )
         try:
             body = route(params, now)
         except ApiError as err:
@@ -99,8 +121,11 @@ class RestApi:
                 wanted = json.loads(params["symbols"])
                 assert isinstance(wanted, list) and all(isinstance(s, str) for s in wanted)
             except (ValueError, AssertionError):
-                raise ApiError(-1100, "Illegal characters found in parameter 'symbols'; legal range is "
-                                      "'^\\[(\"[A-Z0-9-_.]{1,20}\"(,\"[A-Z0-9-_.]{1,20}\"){0,}){0,1}\\]$'.") from None
+                raise ApiError(
+                    -1100,
+                    "Illegal characters found in parameter 'symbols'; legal range is "
+                    '\'^\\[("[A-Z0-9-_.]{1,20}"(,"[A-Z0-9-_.]{1,20}"){0,}){0,1}\\]$\'.',
+                ) from None
             names = [self._symbol({"symbol": s}) for s in wanted]
         elif "symbol" in params:
             names = [self._symbol(params)]
@@ -110,8 +135,12 @@ class RestApi:
             "timezone": "UTC",
             "serverTime": now,
             "rateLimits": [
-                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
-                 "limit": self.limiter.weight_per_minute},
+                {
+                    "rateLimitType": "REQUEST_WEIGHT",
+                    "interval": "MINUTE",
+                    "intervalNum": 1,
+                    "limit": self.limiter.weight_per_minute,
+                },
                 {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
                 {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
                 {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
@@ -124,28 +153,50 @@ class RestApi:
     def _symbol_info(self, name: str) -> dict:
         cfg = self.market[name].cfg
         return {
-            "symbol": name, "status": cfg.status, "baseAsset": cfg.base_asset or name.removesuffix(cfg.quote_asset),
-            "baseAssetPrecision": 8, "quoteAsset": cfg.quote_asset, "quotePrecision": 8, "quoteAssetPrecision": 8,
-            "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
+            "symbol": name,
+            "status": cfg.status,
+            "baseAsset": cfg.base_asset or name.removesuffix(cfg.quote_asset),
+            "baseAssetPrecision": 8,
+            "quoteAsset": cfg.quote_asset,
+            "quotePrecision": 8,
+            "quoteAssetPrecision": 8,
+            "baseCommissionPrecision": 8,
+            "quoteCommissionPrecision": 8,
             "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
-            "icebergAllowed": True, "ocoAllowed": True, "otoAllowed": True, "quoteOrderQtyMarketAllowed": True,
-            "allowTrailingStop": True, "cancelReplaceAllowed": True, "amendAllowed": True,
-            "isSpotTradingAllowed": cfg.status == "TRADING", "isMarginTradingAllowed": False,
+            "icebergAllowed": True,
+            "ocoAllowed": True,
+            "otoAllowed": True,
+            "quoteOrderQtyMarketAllowed": True,
+            "allowTrailingStop": True,
+            "cancelReplaceAllowed": True,
+            "amendAllowed": True,
+            "isSpotTradingAllowed": cfg.status == "TRADING",
+            "isMarginTradingAllowed": False,
             "filters": [
-                {"filterType": "PRICE_FILTER", "minPrice": units_to_decimal(cfg.min_price_units),
-                 "maxPrice": units_to_decimal(cfg.max_price_units), "tickSize": units_to_decimal(cfg.tick_units)},
-                {"filterType": "LOT_SIZE", "minQty": units_to_decimal(cfg.min_qty_units),
-                 "maxQty": units_to_decimal(cfg.max_qty_units), "stepSize": units_to_decimal(cfg.step_units)},
+                {
+                    "filterType": "PRICE_FILTER",
+                    "minPrice": units_to_decimal(cfg.min_price_units),
+                    "maxPrice": units_to_decimal(cfg.max_price_units),
+                    "tickSize": units_to_decimal(cfg.tick_units),
+                },
+                {
+                    "filterType": "LOT_SIZE",
+                    "minQty": units_to_decimal(cfg.min_qty_units),
+                    "maxQty": units_to_decimal(cfg.max_qty_units),
+                    "stepSize": units_to_decimal(cfg.step_units),
+                },
             ],
-            "permissions": [], "permissionSets": [["SPOT"]],
+            "permissions": [],
+            "permissionSets": [["SPOT"]],
             "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
             "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH", "DECREMENT"],
         }
 
     def _trades(self, params, now):
         name = self._symbol(params)
-        return payloads.rest_trades(self.market[name].recent_trades(self._limit(params), now),
-                                    self.faults.bad_values.get(name))
+        return payloads.rest_trades(
+            self.market[name].recent_trades(self._limit(params), now), self.faults.bad_values.get(name)
+        )
 
     def _historical_trades(self, params, now):
         name = self._symbol(params)
@@ -161,8 +212,11 @@ class RestApi:
         from_id = self._int(params, "fromId")
         start, end = self._time_param(params, "startTime"), self._time_param(params, "endTime")
         if from_id is not None and (start is not None or end is not None):
-            raise ApiError(-1128, "Combination of optional parameters invalid. Recommendation: 'fromId' cannot be "
-                                  "sent together with 'startTime' or 'endTime'.")
+            raise ApiError(
+                -1128,
+                "Combination of optional parameters invalid. Recommendation: 'fromId' cannot be "
+                "sent together with 'startTime' or 'endTime'.",
+            )
         if from_id is not None:
             return payloads.rest_agg_trades(sym.aggs_from_id(from_id, limit, now))
         if start is None and end is None:
@@ -171,8 +225,10 @@ class RestApi:
             return payloads.rest_agg_trades(sym.recent_aggs(limit, min(end, now)))
         end = now if end is None else min(end, now)
         if end < start:
-            raise ApiError(-1128, "Combination of optional parameters invalid. Recommendation: 'startTime' must be "
-                                  "before 'endTime'.")
+            raise ApiError(
+                -1128,
+                "Combination of optional parameters invalid. Recommendation: 'startTime' must be before 'endTime'.",
+            )
         return payloads.rest_agg_trades(sym.aggs_between(start, end + 1, limit))  # both bounds inclusive
 
     def _klines(self, params, now):
@@ -200,8 +256,9 @@ class RestApi:
         if not symbol:
             raise ApiError(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
         if not re.fullmatch(LEGAL_SYMBOL_PARAMETER[1:-1], symbol):
-            raise ApiError(-1100, "Illegal characters found in parameter 'symbol'; legal range is "
-                                  f"'{LEGAL_SYMBOL_PARAMETER}'.")
+            raise ApiError(
+                -1100, f"Illegal characters found in parameter 'symbol'; legal range is '{LEGAL_SYMBOL_PARAMETER}'."
+            )
         if symbol not in self.market:
             raise ApiError(-1121, "Invalid symbol.")
         return symbol
@@ -228,4 +285,3 @@ class RestApi:
         if limit <= 0:
             raise ApiError(-1100, "Illegal characters found in parameter 'limit'; legal range is '^[0-9]{1,20}$'.")
         return min(limit, MAX_LIMIT)
-

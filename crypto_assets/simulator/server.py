@@ -21,14 +21,19 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from crypto_assets.simulator import payloads, wire
 from crypto_assets.simulator.endpoints import MINUTE_MS, ServedAt
 from crypto_assets.simulator.faults import Faults, nine_decimals
 from crypto_assets.simulator.market import (
-    DEFAULT_SYMBOLS, Market, SymbolConfig, Trades, symbol_config, units_to_decimal,
+    DEFAULT_SYMBOLS,
+    Market,
+    SymbolConfig,
+    Trades,
+    symbol_config,
+    units_to_decimal,
 )
 from crypto_assets.simulator.rate_limits import ConnectionAttemptLimiter, RequestWeightLimiter
 from crypto_assets.simulator.rest_api import RestApi
@@ -58,8 +63,13 @@ class SimulatorConfig:
 
 
 class Simulator(ServedAt):
-    def __init__(self, config: SimulatorConfig | None = None, host: str = "127.0.0.1", port: int = 0,
-                 clock: Callable[[], int] = wall_clock_ms):
+    def __init__(
+        self,
+        config: SimulatorConfig | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], int] = wall_clock_ms,
+    ):
         self.config = config or SimulatorConfig()
         self.host, self.port = host, port
         self.clock = clock
@@ -70,11 +80,16 @@ class Simulator(ServedAt):
         for symbol, minutes in self.config.listed.items():
             if not isinstance(minutes, int) or isinstance(minutes, bool) or minutes < 0:
                 raise ValueError(f"listed {symbol}: minutes must be an integer >= 0, got {minutes!r}")
-        self.market = Market(self.config.symbols, self.config.seed, origin,
-                             listings={s: now - m * MINUTE_MS for s, m in self.config.listed.items()})
+        self.market = Market(
+            self.config.symbols,
+            self.config.seed,
+            origin,
+            listings={s: now - m * MINUTE_MS for s, m in self.config.listed.items()},
+        )
         self.faults = Faults()
-        self.limiter = RequestWeightLimiter(self.config.weight_per_minute, self.config.tolerated_violations,
-                                            self.config.ban_seconds)
+        self.limiter = RequestWeightLimiter(
+            self.config.weight_per_minute, self.config.tolerated_violations, self.config.ban_seconds
+        )
         self.connection_limiter = ConnectionAttemptLimiter(self.config.connection_attempts_per_5min)
         self.rest = RestApi(self.market, self.limiter, self.faults, clock)
         self.hub = StreamHub(self.market, self.faults, clock, self.config.stream)
@@ -90,8 +105,9 @@ class Simulator(ServedAt):
     # ---- lifecycle ----------------------------------------------------------------------------------------------
     async def start_async(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._server = await asyncio.start_server(self._on_connection, self.host, self.port, limit=wire.MAX_HEAD,
-                                                  reuse_address=True)
+        self._server = await asyncio.start_server(
+            self._on_connection, self.host, self.port, limit=wire.MAX_HEAD, reuse_address=True
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def serve_forever(self) -> None:
@@ -99,7 +115,7 @@ class Simulator(ServedAt):
         async with self._server:
             await self._server.serve_forever()
 
-    def start(self) -> "Simulator":
+    def start(self) -> Simulator:
         """Serve from a background thread; returns once the port is bound."""
         self._thread = threading.Thread(target=self._run_thread, name="binance-simulator", daemon=True)
         self._thread.start()
@@ -140,7 +156,7 @@ class Simulator(ServedAt):
         self._thread.join(10)
         self._thread = None
 
-    def __enter__(self) -> "Simulator":
+    def __enter__(self) -> Simulator:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -205,8 +221,14 @@ class Simulator(ServedAt):
         """Replace the next ``count`` trade frames of ``symbol`` with malformed ones (kinds cycle if not given)."""
         self._call(self.faults.add_malformed, symbol, count, kind)
 
-    def bad_value(self, symbol: str, trade_id: int | None = None, at_or_after_ms: int | None = None,
-                  field: str = "price", value: str | None = None) -> dict:
+    def bad_value(
+        self,
+        symbol: str,
+        trade_id: int | None = None,
+        at_or_after_ms: int | None = None,
+        field: str = "price",
+        value: str | None = None,
+    ) -> dict:
         """Make one trade of ``symbol`` carry a value no exchange sends, on the stream and over REST (``trades``,
         ``historicalTrades``), until cleared: the trade ``trade_id``, or the first one with time >= ``at_or_after_ms``.
         ``field`` is ``price`` or ``qty``; ``value`` defaults to the true value with a ninth decimal
@@ -227,10 +249,12 @@ class Simulator(ServedAt):
 
     def fail_rest(self, count: int = 0, status: int = 503, duration_s: float = 0) -> None:
         """Answer the next ``count`` REST requests (or all for ``duration_s``) with a 5xx."""
+
         def apply():
             self.faults.rest_error_status = status
             self.faults.rest_errors_left = count
             self.faults.rest_errors_until_ms = self.clock() + int(duration_s * 1000) if duration_s else 0
+
         self._call(apply)
 
     def set_latency(self, rest_ms: int | None = None, stream_ms: int | None = None) -> None:
@@ -239,13 +263,16 @@ class Simulator(ServedAt):
                 self.faults.rest_latency_ms = rest_ms
             if stream_ms is not None:
                 self.faults.stream_latency_ms = stream_ms
+
         self._call(apply)
 
     def rate_limit_storm(self, duration_s: float, retry_after_s: int = 1) -> None:
         """Answer every REST request with 429 (``Retry-After: retry_after_s``) for ``duration_s``."""
+
         def apply():
             self.faults.storm_until_ms = self.clock() + int(duration_s * 1000)
             self.faults.storm_retry_after_s = retry_after_s
+
         self._call(apply)
 
     def pause_symbol(self, symbol: str, duration_s: float | None = None) -> None:
@@ -258,23 +285,34 @@ class Simulator(ServedAt):
     def clear_faults(self) -> None:
         """Clear the injected faults; hostile mode stays as it is (``hostile(False)`` ends it), and a connection it
         cut half-open stays silent."""
+
         def apply():
             fresh = Faults()
             self.faults.__dict__.update(fresh.__dict__)
             for s in self.hub.sessions.values():
                 s.half_open = s.silenced_for_good
+
         self._call(apply)
 
     def state(self) -> dict:
-        return self._call(lambda: {
-            "rest_url": self.rest_url, "ws_url": self.ws_url, "origin_ms": self.market.origin_ms,
-            "symbols": list(self.market.symbols), "connections": self.hub.describe(),
-            "weights": self.limiter.stats(), "faults": self.faults.as_dict(),
-            "malformed_sent": self.hub.malformed_sent,
-            "hostile": {"enabled": self.hostile_seed is not None, "seed": self.hostile_seed,
-                        "cuts": list(self.hub.cuts)},
-            "listings": dict(self.market.listings),
-        })
+        return self._call(
+            lambda: {
+                "rest_url": self.rest_url,
+                "ws_url": self.ws_url,
+                "origin_ms": self.market.origin_ms,
+                "symbols": list(self.market.symbols),
+                "connections": self.hub.describe(),
+                "weights": self.limiter.stats(),
+                "faults": self.faults.as_dict(),
+                "malformed_sent": self.hub.malformed_sent,
+                "hostile": {
+                    "enabled": self.hostile_seed is not None,
+                    "seed": self.hostile_seed,
+                    "cuts": list(self.hub.cuts),
+                },
+                "listings": dict(self.market.listings),
+            }
+        )
 
     # ---- connections --------------------------------------------------------------------------------------------
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -306,8 +344,13 @@ class Simulator(ServedAt):
 
     async def _websocket(self, request: wire.Request, reader, writer, ip: str) -> None:
         if not self.connection_limiter.allow(ip, self.clock()):
-            writer.write(wire.http_response(429, payloads.error_body(
-                -1003, "Too many connection attempts: at most 300 per 5 minutes per IP."), keep_alive=False))
+            writer.write(
+                wire.http_response(
+                    429,
+                    payloads.error_body(-1003, "Too many connection attempts: at most 300 per 5 minutes per IP."),
+                    keep_alive=False,
+                )
+            )
             return
         try:
             writer.write(wire.websocket_accept(request))
@@ -354,13 +397,20 @@ class Simulator(ServedAt):
             "half_open": lambda: {"silenced": self.hub.half_open(args.get("symbol"), args.get("duration_s"))},
             "server_shutdown": lambda: {"notified": self.hub.server_shutdown(float(args.get("grace_s", 5.0)))},
             "malformed": lambda: self.send_malformed(args["symbol"], int(args.get("count", 1)), args.get("kind")),
-            "bad_value": lambda: self.bad_value(args["symbol"], args.get("trade_id"), args.get("at_or_after_ms"),
-                                                args.get("field", "price"), args.get("value")),
-            "rest_errors": lambda: self.fail_rest(int(args.get("count", 0)), int(args.get("status", 503)),
-                                                  float(args.get("duration_s", 0))),
+            "bad_value": lambda: self.bad_value(
+                args["symbol"],
+                args.get("trade_id"),
+                args.get("at_or_after_ms"),
+                args.get("field", "price"),
+                args.get("value"),
+            ),
+            "rest_errors": lambda: self.fail_rest(
+                int(args.get("count", 0)), int(args.get("status", 503)), float(args.get("duration_s", 0))
+            ),
             "latency": lambda: self.set_latency(args.get("rest_ms"), args.get("stream_ms")),
-            "rate_limit_storm": lambda: self.rate_limit_storm(float(args["duration_s"]),
-                                                              int(args.get("retry_after_s", 1))),
+            "rate_limit_storm": lambda: self.rate_limit_storm(
+                float(args["duration_s"]), int(args.get("retry_after_s", 1))
+            ),
             "pause": lambda: self.pause_symbol(args["symbol"], args.get("duration_s")),
             "resume": lambda: self.resume_symbol(args["symbol"]),
             "clear": self.clear_faults,

@@ -18,12 +18,16 @@ import itertools
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from crypto_assets.simulator import payloads, wire
 from crypto_assets.simulator.endpoints import (
-    AGG_TRADE_CHANNEL, KLINE_1M_CHANNEL, MINUTE_MS, STREAM_CHANNELS, TRADE_CHANNEL,
+    AGG_TRADE_CHANNEL,
+    KLINE_1M_CHANNEL,
+    MINUTE_MS,
+    STREAM_CHANNELS,
+    TRADE_CHANNEL,
 )
 from crypto_assets.simulator.faults import Faults, corrupt
 from crypto_assets.simulator.hostile import ConnectionCutter, Cut
@@ -124,8 +128,9 @@ class StreamHub:
         self.cuts: collections.deque[dict] = collections.deque(maxlen=10_000)  # the cuts made, oldest first
 
     # ---- sessions -----------------------------------------------------------------------------------------------
-    async def serve(self, request: wire.Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    ip: str) -> None:
+    async def serve(
+        self, request: wire.Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ip: str
+    ) -> None:
         """Run one WebSocket session until it ends. The handshake has been answered already."""
         now = self.clock()
         if request.path.startswith("/ws/") and len(request.path) > 4:
@@ -170,8 +175,11 @@ class StreamHub:
             while session.incoming and session.incoming[0] <= now - 1000:
                 session.incoming.popleft()
             if len(session.incoming) > MAX_INCOMING_PER_SECOND:
-                log.info("session %s sent more than %d messages in a second: disconnecting", session.id,
-                         MAX_INCOMING_PER_SECOND)
+                log.info(
+                    "session %s sent more than %d messages in a second: disconnecting",
+                    session.id,
+                    MAX_INCOMING_PER_SECOND,
+                )
                 session.close(1008, "Too many requests")
                 continue
             if opcode == wire.OP_PING:
@@ -190,8 +198,11 @@ class StreamHub:
         if not isinstance(msg, dict):
             return _error(2, "Invalid request: expected a JSON object")
         req_id = msg.get("id")
-        if not (req_id is None or (isinstance(req_id, int) and not isinstance(req_id, bool) and -2**63 <= req_id < 2**63)
-                or (isinstance(req_id, str) and re.fullmatch(r"[A-Za-z0-9]{1,36}", req_id))):
+        if not (
+            req_id is None
+            or (isinstance(req_id, int) and not isinstance(req_id, bool) and -(2**63) <= req_id < 2**63)
+            or (isinstance(req_id, str) and re.fullmatch(r"[A-Za-z0-9]{1,36}", req_id))
+        ):
             return _error(2, "Invalid request: request ID must be an unsigned integer")
         method = msg.get("method")
         if method is None:
@@ -205,8 +216,9 @@ class StreamHub:
                 return _error(2, "Invalid request: stream names must be strings", req_id)
             if method == "SUBSCRIBE":
                 if len(set(session.streams) | set(params)) > MAX_STREAMS:
-                    return _error(2, f"Invalid request: a connection can listen to at most {MAX_STREAMS} streams",
-                                  req_id)
+                    return _error(
+                        2, f"Invalid request: a connection can listen to at most {MAX_STREAMS} streams", req_id
+                    )
                 self._subscribe(session, params)
             else:
                 session.streams = [s for s in session.streams if s not in params]
@@ -223,8 +235,12 @@ class StreamHub:
             else:
                 session.combined = params[1]
         else:
-            return _error(2, f"Invalid request: unknown variant {method}, expected one of `SUBSCRIBE`, "
-                             "`UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY`", req_id)
+            return _error(
+                2,
+                f"Invalid request: unknown variant {method}, expected one of `SUBSCRIBE`, "
+                "`UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY`",
+                req_id,
+            )
         return json.dumps({"result": result, "id": req_id}, separators=(",", ":")).encode()
 
     def _subscribe(self, session: Session, streams: list[str]) -> None:
@@ -237,8 +253,12 @@ class StreamHub:
             if symbol in self.market and symbol not in self._cursors:
                 m = self.market[symbol]
                 until = now - self.faults.stream_latency_ms
-                self._cursors[symbol] = _Cursor(next_trade_id=m.last_trade_id_at(until) + 1, next_agg_id=None,
-                                                kline_minute=until // MINUTE_MS, last_kline_push_ms=0)
+                self._cursors[symbol] = _Cursor(
+                    next_trade_id=m.last_trade_id_at(until) + 1,
+                    next_agg_id=None,
+                    kline_minute=until // MINUTE_MS,
+                    last_kline_push_ms=0,
+                )
 
     def _forget_unwatched_symbols(self) -> None:
         watched = set().union(*(s.symbols() for s in self.sessions.values())) if self.sessions else set()
@@ -311,8 +331,9 @@ class StreamHub:
         events = []
         now = self.clock()
         while (cur.kline_minute + 1) * MINUTE_MS <= until:
-            events.append(payloads.kline_event(symbol, m.kline(cur.kline_minute * MINUTE_MS, MINUTE_MS), now,
-                                               closed=True))
+            events.append(
+                payloads.kline_event(symbol, m.kline(cur.kline_minute * MINUTE_MS, MINUTE_MS), now, closed=True)
+            )
             cur.kline_minute += 1
             cur.last_kline_push_ms = now
         if now - cur.last_kline_push_ms >= KLINE_PUSH_MS:
@@ -332,8 +353,12 @@ class StreamHub:
             chunks = []
             for stream in sorted(session.streams, key=_stream_order):
                 for raw, is_binary in malformed.get(stream, ()):  # in place of the oldest trades: before them
-                    chunks.append(wire.frame(payloads.combined(stream, raw) if session.combined else raw,
-                                             wire.OP_BINARY if is_binary else wire.OP_TEXT))
+                    chunks.append(
+                        wire.frame(
+                            payloads.combined(stream, raw) if session.combined else raw,
+                            wire.OP_BINARY if is_binary else wire.OP_TEXT,
+                        )
+                    )
                     session.sent_messages += 1
                 if stream in out:
                     key = (stream, session.combined)
@@ -360,7 +385,9 @@ class StreamHub:
                 session.close(1000, "connection lifetime reached")
             elif session.shutdown_at_ms and now >= session.shutdown_at_ms:
                 session.close(1001, "server shutdown")
-            elif session.unanswered_ping_since_ms and now - session.unanswered_ping_since_ms >= st.pong_timeout_s * 1000:
+            elif (
+                session.unanswered_ping_since_ms and now - session.unanswered_ping_since_ms >= st.pong_timeout_s * 1000
+            ):
                 log.info("session %s did not answer a ping within %ss: disconnecting", session.id, st.pong_timeout_s)
                 session.abort()
             elif now - session.last_ping_ms >= st.ping_interval_s * 1000:
@@ -389,10 +416,19 @@ class StreamHub:
 
     def _cut(self, session: Session, now: int) -> None:
         cut, session.cut = session.cut, None
-        self.cuts.append({"session": session.id, "kind": cut.kind, "connected_ms": session.connected_ms,
-                          "planned_ms": cut.at_ms, "cut_ms": now, "streams": list(session.streams)})
-        log.info("hostile network: %s on session %s after %.1f s", cut.kind, session.id,
-                 (now - session.connected_ms) / 1000)
+        self.cuts.append(
+            {
+                "session": session.id,
+                "kind": cut.kind,
+                "connected_ms": session.connected_ms,
+                "planned_ms": cut.at_ms,
+                "cut_ms": now,
+                "streams": list(session.streams),
+            }
+        )
+        log.info(
+            "hostile network: %s on session %s after %.1f s", cut.kind, session.id, (now - session.connected_ms) / 1000
+        )
         if cut.kind == "drop":
             session.abort()
         elif cut.kind == "half_open":
@@ -430,10 +466,19 @@ class StreamHub:
         return len(chosen)
 
     def describe(self) -> list[dict]:
-        return [{"id": s.id, "ip": s.ip, "streams": list(s.streams), "combined": s.combined,
-                 "half_open": s.half_open, "connected_ms": s.connected_ms, "sent_messages": s.sent_messages,
-                 "hostile_cut": None if s.cut is None else {"at_ms": s.cut.at_ms, "kind": s.cut.kind}}
-                for s in self.sessions.values()]
+        return [
+            {
+                "id": s.id,
+                "ip": s.ip,
+                "streams": list(s.streams),
+                "combined": s.combined,
+                "half_open": s.half_open,
+                "connected_ms": s.connected_ms,
+                "sent_messages": s.sent_messages,
+                "hostile_cut": None if s.cut is None else {"at_ms": s.cut.at_ms, "kind": s.cut.kind},
+            }
+            for s in self.sessions.values()
+        ]
 
 
 def _stream_order(stream: str) -> tuple[int, str]:

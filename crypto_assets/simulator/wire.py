@@ -20,9 +20,20 @@ MAX_BODY = 1024 * 1024
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
-REASONS = {200: "OK", 101: "Switching Protocols", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-           413: "Payload Too Large", 418: "I'm a teapot", 429: "Too Many Requests", 500: "Internal Server Error",
-           502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+REASONS = {
+    200: "OK",
+    101: "Switching Protocols",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Payload Too Large",
+    418: "I'm a teapot",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 
 class BadRequest(Exception):
@@ -84,10 +95,19 @@ async def read_request(reader: asyncio.StreamReader) -> Request | None:
     return Request(method.upper(), target, headers, body)
 
 
-def http_response(status: int, body: bytes, headers: dict[str, str] | None = None,
-                  content_type: str = "application/json;charset=UTF-8", keep_alive: bool = True) -> bytes:
-    lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}", f"Content-Type: {content_type}",
-             f"Content-Length: {len(body)}", "Connection: keep-alive" if keep_alive else "Connection: close"]
+def http_response(
+    status: int,
+    body: bytes,
+    headers: dict[str, str] | None = None,
+    content_type: str = "application/json;charset=UTF-8",
+    keep_alive: bool = True,
+) -> bytes:
+    lines = [
+        f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}",
+        f"Content-Type: {content_type}",
+        f"Content-Length: {len(body)}",
+        "Connection: keep-alive" if keep_alive else "Connection: close",
+    ]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
@@ -98,8 +118,10 @@ def websocket_accept(request: Request) -> bytes:
     if not key or request.headers.get("sec-websocket-version") != "13":
         raise BadRequest("websocket handshake needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13")
     accept = base64.b64encode(hashlib.sha1(key.encode() + WS_GUID).digest()).decode()
-    return (f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Accept: {accept}\r\n\r\n").encode()
+    return (
+        f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    ).encode()
 
 
 def frame(payload: bytes, opcode: int = OP_TEXT) -> bytes:
@@ -118,8 +140,13 @@ def text_frames(payloads) -> bytes:
     out = []
     for p in payloads:
         n = len(p)
-        out.append(bytes((0x81, n)) if n < 126 else struct.pack("!BBH", 0x81, 126, n) if n < 65536
-                   else struct.pack("!BBQ", 0x81, 127, n))
+        out.append(
+            bytes((0x81, n))
+            if n < 126
+            else struct.pack("!BBH", 0x81, 126, n)
+            if n < 65536
+            else struct.pack("!BBQ", 0x81, 127, n)
+        )
         out.append(p)
     return b"".join(out)
 

@@ -46,10 +46,13 @@ def expected_candle(trades) -> dict:
     taker = [not t.is_buyer_maker for t in trades]
     volume, quote_volume = sum(qty), sum(quote)
     return {
-        "open": Decimal(trades[0].price), "close": Decimal(trades[-1].price),
-        "high": max(Decimal(t.price) for t in trades), "low": min(Decimal(t.price) for t in trades),
+        "open": Decimal(trades[0].price),
+        "close": Decimal(trades[-1].price),
+        "high": max(Decimal(t.price) for t in trades),
+        "low": min(Decimal(t.price) for t in trades),
         "trade_count": len(trades),
-        "volume": Decimal(volume).scaleb(-8), "quote_volume": EXACT.create_decimal(quote_volume).scaleb(-16, EXACT),
+        "volume": Decimal(volume).scaleb(-8),
+        "quote_volume": EXACT.create_decimal(quote_volume).scaleb(-16, EXACT),
         "taker_buy_volume": Decimal(sum(q for q, b in zip(qty, taker) if b)).scaleb(-8),
         "taker_buy_quote_volume": EXACT.create_decimal(sum(q for q, b in zip(quote, taker) if b)).scaleb(-16, EXACT),
         # VWAP rounded half up to 8 decimals: with Q in 1e-16 and V in 1e-8 units, VWAP in 1e-8 units is Q / V
@@ -61,15 +64,24 @@ def expected_candle(trades) -> dict:
 def built(tmp_path_factory):
     now = int(time.time() * 1000)
     hour = now // HOUR_MS * HOUR_MS - HOUR_MS
-    config = SimulatorConfig(symbols=[symbol_config(s, extreme_probability=0.2) for s in CLASSES],
-                             origin_ms=hour - HOUR_MS, seed=11)
+    config = SimulatorConfig(
+        symbols=[symbol_config(s, extreme_probability=0.2) for s in CLASSES], origin_ms=hour - HOUR_MS, seed=11
+    )
     with Simulator(config) as sim:
         root = tmp_path_factory.mktemp("exact_lake")
         write_hours(LocalLake(root), sim, [hour], symbols=CLASSES)
         scratch = tmp_path_factory.mktemp("exact_dbt")
-        run = run_dbt(["build", *HOURLY], scratch / "crypto.duckdb", scratch, {
-            "lake_url": str(root), "symbols": ",".join(CLASSES),
-            "window_start": window_text(hour), "window_end": window_text(hour + HOUR_MS)})
+        run = run_dbt(
+            ["build", *HOURLY],
+            scratch / "crypto.duckdb",
+            scratch,
+            {
+                "lake_url": str(root),
+                "symbols": ",".join(CLASSES),
+                "window_start": window_text(hour),
+                "window_end": window_text(hour + HOUR_MS),
+            },
+        )
         assert run.returncode == 0, run.output
         con = duckdb.connect(str(scratch / "crypto.duckdb"), read_only=True)
         con.execute("set TimeZone = 'UTC'")
@@ -88,9 +100,16 @@ def test_every_dbt_test_passes_for_every_class(built):
 @pytest.mark.parametrize("symbol", CLASSES)
 def test_minute_candles_are_exact(built, symbol):
     sim, hour, con, _, _ = built
-    got = {r[0]: r[1:] for r in rows(con, "select minute_start, open, high, low, close, trade_count, volume, "
-                                          "quote_volume, taker_buy_volume, taker_buy_quote_volume, vwap "
-                                          "from candles_1m where symbol = ?", [symbol])}
+    got = {
+        r[0]: r[1:]
+        for r in rows(
+            con,
+            "select minute_start, open, high, low, close, trade_count, volume, "
+            "quote_volume, taker_buy_volume, taker_buy_quote_volume, vwap "
+            "from candles_1m where symbol = ?",
+            [symbol],
+        )
+    }
     assert len(got) == 60
     extremes = 0
     for minute in range(hour, hour + HOUR_MS, MINUTE_MS):
@@ -98,9 +117,18 @@ def test_minute_candles_are_exact(built, symbol):
         if not trades:
             continue
         e = expected_candle(trades)
-        assert got[naive(minute)] == (e["open"], e["high"], e["low"], e["close"], e["trade_count"], e["volume"],
-                                      e["quote_volume"], e["taker_buy_volume"], e["taker_buy_quote_volume"],
-                                      e["vwap"]), (symbol, minute)
+        assert got[naive(minute)] == (
+            e["open"],
+            e["high"],
+            e["low"],
+            e["close"],
+            e["trade_count"],
+            e["volume"],
+            e["quote_volume"],
+            e["taker_buy_volume"],
+            e["taker_buy_quote_volume"],
+            e["vwap"],
+        ), (symbol, minute)
         extremes += any(Decimal(t.qty) == Decimal(symbol_config(symbol).max_qty) for t in trades)
     assert extremes > 0  # the hour holds max_qty trades, so the equality above covers them
 
@@ -113,13 +141,17 @@ def test_candles_agree_with_the_exchange_klines(built, symbol):
     with BinanceRestClient(sim.rest_url) as client:
         for interval, table, key in (("1m", "candles_1m", "minute_start"), ("1h", "candles_1h", "hour_start")):
             klines = client.klines(symbol, interval, start_time=hour, end_time=hour + HOUR_MS - 1)
-            candles = rows(con, f"select {key}, trade_count, volume, quote_volume from {table} where symbol = ? "
-                                f"order by 1", [symbol])
+            candles = rows(
+                con,
+                f"select {key}, trade_count, volume, quote_volume from {table} where symbol = ? order by 1",
+                [symbol],
+            )
             assert len(klines) == len(candles) == (60 if interval == "1m" else 1)
             for k, (start, count, volume, quote_volume) in zip(klines, candles):
                 assert (start, count, volume) == (naive(k.open_time), k.trade_count, Decimal(k.volume))
-                assert quote_volume.quantize(Decimal("1e-8"), rounding="ROUND_DOWN", context=EXACT) == \
-                    Decimal(k.quote_volume)
+                assert quote_volume.quantize(Decimal("1e-8"), rounding="ROUND_DOWN", context=EXACT) == Decimal(
+                    k.quote_volume
+                )
 
 
 @pytest.mark.parametrize("symbol", CLASSES)
@@ -128,9 +160,11 @@ def test_hour_and_day_volumes_are_exact(built, symbol):
     trades = [t for m in range(hour, hour + HOUR_MS, MINUTE_MS) for t in minute_trades(sim, symbol, m)]
     e = expected_candle(trades)
     assert rows(con, "select volume, quote_volume, vwap, trade_count from candles_1h where symbol = ?", [symbol]) == [
-        (e["volume"], e["quote_volume"], e["vwap"], e["trade_count"])]
-    assert rows(con, "select sum(volume), sum(quote_volume), sum(trade_count) from daily_stats where symbol = ?",
-                [symbol]) == [(e["volume"], e["quote_volume"], e["trade_count"])]
+        (e["volume"], e["quote_volume"], e["vwap"], e["trade_count"])
+    ]
+    assert rows(
+        con, "select sum(volume), sum(quote_volume), sum(trade_count) from daily_stats where symbol = ?", [symbol]
+    ) == [(e["volume"], e["quote_volume"], e["trade_count"])]
 
 
 def test_minute_files_of_the_first_layout_build_the_same_candles(built, tmp_path):
@@ -142,12 +176,19 @@ def test_minute_files_of_the_first_layout_build_the_same_candles(built, tmp_path
     first = Path(lake.path_of("DOGEBTC", hour))  # the first file of the window, by path
     table = pq.read_table(first)
     price, qty = (table.column(c).cast(pa.decimal128(18, 8)) for c in ("price", "qty"))
-    old = table.set_column(1, "price", price).set_column(2, "qty", qty).add_column(
-        3, "quote_qty", pc.multiply(price, qty).cast(pa.decimal128(18, 8), safe=False))
+    old = (
+        table.set_column(1, "price", price)
+        .set_column(2, "qty", qty)
+        .add_column(3, "quote_qty", pc.multiply(price, qty).cast(pa.decimal128(18, 8), safe=False))
+    )
     pq.write_table(old, first)
     scratch = tmp_path / "dbt"
-    run = run_dbt(["run", "--select", "+candles_1m"], scratch / "crypto.duckdb", scratch, {
-        "lake_url": str(lake.url), "window_start": window_text(hour), "window_end": window_text(hour + HOUR_MS)})
+    run = run_dbt(
+        ["run", "--select", "+candles_1m"],
+        scratch / "crypto.duckdb",
+        scratch,
+        {"lake_url": str(lake.url), "window_start": window_text(hour), "window_end": window_text(hour + HOUR_MS)},
+    )
     assert run.returncode == 0, run.output
     with duckdb.connect(str(scratch / "crypto.duckdb"), read_only=True) as con:
         con.execute("set TimeZone = 'UTC'")
@@ -155,9 +196,12 @@ def test_minute_files_of_the_first_layout_build_the_same_candles(built, tmp_path
             trades = minute_trades(sim, symbol, minute)
             if trades:
                 e = expected_candle(trades)
-                assert rows(con, "select volume, quote_volume, vwap, trade_count from candles_1m where symbol = ? "
-                                 "and minute_start = ?", [symbol, naive(minute)]) == [
-                    (e["volume"], e["quote_volume"], e["vwap"], e["trade_count"])], (symbol, minute)
+                assert rows(
+                    con,
+                    "select volume, quote_volume, vwap, trade_count from candles_1m where symbol = ? "
+                    "and minute_start = ?",
+                    [symbol, naive(minute)],
+                ) == [(e["volume"], e["quote_volume"], e["vwap"], e["trade_count"])], (symbol, minute)
 
 
 def test_a_table_built_with_other_column_types_is_refused_not_rounded_into(built, tmp_path):

@@ -19,7 +19,11 @@ def test_stream_job_and_self_healing_sensors_are_on_by_default():
 
 def test_exchange_resource_comes_from_settings():
     settings = Settings.from_env(
-        {"BINANCE_REST_URL": "http://127.0.0.1:8765", "BINANCE_WS_URL": "ws://127.0.0.1:8765", "CRYPTO_SYMBOLS": "ethusdt"},
+        {
+            "BINANCE_REST_URL": "http://127.0.0.1:8765",
+            "BINANCE_WS_URL": "ws://127.0.0.1:8765",
+            "CRYPTO_SYMBOLS": "ethusdt",
+        },
         dotenv_path=None,
     )
     resource = build_definitions(settings).resources["exchange"]
@@ -40,8 +44,11 @@ def test_one_minute_partitioned_raw_asset_per_configured_symbol():
     partitions = asset.partitions_def
     assert (partitions.cron_schedule, partitions.fmt, partitions.timezone) == ("* * * * *", "%Y-%m-%d-%H:%M", "UTC")
     first = partitions.get_first_partition_key()
-    assert first.endswith("-00:00") and len(partitions.get_partition_keys_in_range(
-        PartitionKeyRange(first, partitions.get_last_partition_key()))) >= 7 * 1440
+    assert (
+        first.endswith("-00:00")
+        and len(partitions.get_partition_keys_in_range(PartitionKeyRange(first, partitions.get_last_partition_key())))
+        >= 7 * 1440
+    )
     assert asset.backfill_policy.max_partitions_per_run == 60
     assert asset.specs_by_key[AssetKey(["raw_trades", "ethusdt"])].group_name == "raw"
     assert {c.name for c in asset.check_specs} == {"trade_ids_dense", "agrees_with_kline", "values_sane"}

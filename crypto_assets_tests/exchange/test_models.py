@@ -10,7 +10,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crypto_assets.exchange.models import (
-    ControlReply, Kline, MalformedPayload, ServerShutdown, Trade, parse_stream_frame, stream_symbol,
+    ControlReply,
+    Kline,
+    MalformedPayload,
+    ServerShutdown,
+    Trade,
+    parse_stream_frame,
+    stream_symbol,
 )
 
 RECORDS = (Trade, Kline, ServerShutdown, ControlReply, type(None))
@@ -22,17 +28,55 @@ times = st.integers(0, 2**53)
 ids = st.integers(0, 2**62)
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5),
-    max_leaves=30)
+    max_leaves=30,
+)
 # Objects made of Binance's own keys, so the fuzzing reaches deep into the payload shapes.
-binance_keys = st.sampled_from(["e", "E", "s", "t", "p", "q", "T", "m", "M", "b", "a", "k", "i", "f", "L", "o", "c",
-                                "h", "l", "v", "n", "x", "V", "Q", "B", "stream", "data", "result", "id", "code",
-                                "msg"])
+binance_keys = st.sampled_from(
+    [
+        "e",
+        "E",
+        "s",
+        "t",
+        "p",
+        "q",
+        "T",
+        "m",
+        "M",
+        "b",
+        "a",
+        "k",
+        "i",
+        "f",
+        "L",
+        "o",
+        "c",
+        "h",
+        "l",
+        "v",
+        "n",
+        "x",
+        "V",
+        "Q",
+        "B",
+        "stream",
+        "data",
+        "result",
+        "id",
+        "code",
+        "msg",
+    ]
+)
 binance_like = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**65, 2**65) | decimals | st.sampled_from(["trade", "kline",
-                                                                                         "serverShutdown", "1m"]),
-    lambda inner: st.dictionaries(binance_keys, inner, max_size=12), max_leaves=40)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**65), 2**65)
+    | decimals
+    | st.sampled_from(["trade", "kline", "serverShutdown", "1m"]),
+    lambda inner: st.dictionaries(binance_keys, inner, max_size=12),
+    max_leaves=40,
+)
 
 
 def outcome(frame):
@@ -59,8 +103,11 @@ def test_arbitrary_text_never_raises_anything_but_malformed_payload(frame):
 
 
 @FAST
-@given(json_values | binance_like, st.booleans(), st.sampled_from(["btcusdt@trade", "btcusdt@kline_1m",
-                                                                    "!serverShutdown", "x"]))
+@given(
+    json_values | binance_like,
+    st.booleans(),
+    st.sampled_from(["btcusdt@trade", "btcusdt@kline_1m", "!serverShutdown", "x"]),
+)
 def test_arbitrary_json_never_raises_anything_but_malformed_payload(value, wrap, stream):
     body = {"stream": stream, "data": value} if wrap else value
     outcome(json.dumps(body).encode())
@@ -80,11 +127,23 @@ def test_cut_or_spoiled_frames_never_raise_anything_but_malformed_payload(value,
 def trade_payloads(draw):
     symbol = draw(symbols)
     shape = draw(st.sampled_from(["current", "pre-2024", "without-M"]))
-    data = {"e": "trade", "E": draw(times), "s": symbol, "t": draw(ids), "p": draw(decimals), "q": draw(decimals),
-            "T": draw(times), "m": draw(st.booleans())}
+    data = {
+        "e": "trade",
+        "E": draw(times),
+        "s": symbol,
+        "t": draw(ids),
+        "p": draw(decimals),
+        "q": draw(decimals),
+        "T": draw(times),
+        "m": draw(st.booleans()),
+    }
     if shape == "pre-2024":  # buyer and seller order ids, until 2024-06-18
-        data = {**{k: data[k] for k in ("e", "E", "s", "t", "p", "q")}, "b": draw(ids), "a": draw(ids),
-                **{k: data[k] for k in ("T", "m")}}
+        data = {
+            **{k: data[k] for k in ("e", "E", "s", "t", "p", "q")},
+            "b": draw(ids),
+            "a": draw(ids),
+            **{k: data[k] for k in ("T", "m")},
+        }
     if shape != "without-M":
         data["M"] = True
     return symbol, data
@@ -107,11 +166,25 @@ def kline_payloads(draw):
     symbol = draw(symbols)
     open_time = draw(st.integers(0, 2**40)) * 60_000
     first = draw(st.integers(-1, 2**40))
-    k = {"t": open_time, "T": open_time + 59_999, "s": symbol, "i": "1m", "f": first,
-         "L": first + draw(st.integers(0, 10_000)) if first >= 0 else -1,
-         "o": draw(decimals), "c": draw(decimals), "h": draw(decimals), "l": draw(decimals), "v": draw(decimals),
-         "n": draw(st.integers(0, 10**6)), "x": draw(st.booleans()), "q": draw(decimals), "V": draw(decimals),
-         "Q": draw(decimals), "B": "0"}
+    k = {
+        "t": open_time,
+        "T": open_time + 59_999,
+        "s": symbol,
+        "i": "1m",
+        "f": first,
+        "L": first + draw(st.integers(0, 10_000)) if first >= 0 else -1,
+        "o": draw(decimals),
+        "c": draw(decimals),
+        "h": draw(decimals),
+        "l": draw(decimals),
+        "v": draw(decimals),
+        "n": draw(st.integers(0, 10**6)),
+        "x": draw(st.booleans()),
+        "q": draw(decimals),
+        "V": draw(decimals),
+        "Q": draw(decimals),
+        "B": "0",
+    }
     return symbol, {"e": "kline", "E": draw(times), "s": symbol, "k": k}
 
 
@@ -125,13 +198,31 @@ def test_valid_klines_round_trip_exactly_and_open_ones_are_dropped(payload, rece
     if not k["x"]:
         assert record is None
         return
-    assert record == Kline(symbol, k["t"], k["T"], k["o"], k["h"], k["l"], k["c"], k["v"], k["q"], k["n"], k["V"],
-                           k["Q"], k["f"], k["L"], received_at)
+    assert record == Kline(
+        symbol,
+        k["t"],
+        k["T"],
+        k["o"],
+        k["h"],
+        k["l"],
+        k["c"],
+        k["v"],
+        k["q"],
+        k["n"],
+        k["V"],
+        k["Q"],
+        k["f"],
+        k["L"],
+        received_at,
+    )
 
 
 @FAST
-@given(trade_payloads(), st.sampled_from(["p", "q", "t", "T", "m", "s", "e"]),
-       st.none() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5) | st.just("1e5") | st.just("-1"))
+@given(
+    trade_payloads(),
+    st.sampled_from(["p", "q", "t", "T", "m", "s", "e"]),
+    st.none() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5) | st.just("1e5") | st.just("-1"),
+)
 def test_a_trade_with_a_bad_field_is_malformed_never_a_wrong_record(payload, field, value):
     symbol, data = payload
     data = {**data, field: value}
@@ -141,14 +232,17 @@ def test_a_trade_with_a_bad_field_is_malformed_never_a_wrong_record(payload, fie
         assert result == Trade(data["s"], data["t"], data["p"], data["q"], data["T"], data["m"], 1)
 
 
-@pytest.mark.parametrize("frame, symbol", [
-    ('{"stream":"ethusdt@trade","data":{"e":"trade","E":1,"s":"ETH', "ETHUSDT"),
-    ('{"stream":"ethusdt@trade","data":<html><body>502 Bad Gateway</body></html>}', "ETHUSDT"),
-    (b'{"stream":"btcusdt@kline_1m","data":{}}', "BTCUSDT"),
-    ('{"stream":"ethus', None),
-    ("<html>", None),
-    ('{"stream":"!serverShutdown","data":{}}', None),
-])
+@pytest.mark.parametrize(
+    "frame, symbol",
+    [
+        ('{"stream":"ethusdt@trade","data":{"e":"trade","E":1,"s":"ETH', "ETHUSDT"),
+        ('{"stream":"ethusdt@trade","data":<html><body>502 Bad Gateway</body></html>}', "ETHUSDT"),
+        (b'{"stream":"btcusdt@kline_1m","data":{}}', "BTCUSDT"),
+        ('{"stream":"ethus', None),
+        ("<html>", None),
+        ('{"stream":"!serverShutdown","data":{}}', None),
+    ],
+)
 def test_stream_symbol_reads_broken_frames(frame, symbol):
     assert stream_symbol(frame) == symbol
     with pytest.raises(MalformedPayload):

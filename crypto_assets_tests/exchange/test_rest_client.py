@@ -11,14 +11,13 @@ import pytest
 
 from crypto_assets.exchange.errors import ExchangeBanned, ExchangeError, ExchangeUnreachable, UnknownSymbol
 from crypto_assets.exchange.rest import BinanceRestClient
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.exchange.weight_budget import WeightBudget
 from crypto_assets.minutes import MINUTE_MS
-
+from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.exchange._clocks import FastClock
-from crypto_assets_tests.simulator._support import api
-from crypto_assets_tests.ports import free_port
 from crypto_assets_tests.ground_truth import past_minute, truth
+from crypto_assets_tests.ports import free_port
+from crypto_assets_tests.simulator._support import api
 
 pytestmark = pytest.mark.integration
 
@@ -29,11 +28,15 @@ HALTED = "HALTUSDT"
 
 @pytest.fixture(scope="module")
 def sim():
-    config = SimulatorConfig(symbols=[symbol_config(BURSTY, burst_probability=1.0),
-                                      symbol_config(QUIET, quiet_minute_probability=1.0),
-                                      symbol_config("SOLUSDT"),
-                                      symbol_config(HALTED, status="HALT")],
-                             history_minutes=8)
+    config = SimulatorConfig(
+        symbols=[
+            symbol_config(BURSTY, burst_probability=1.0),
+            symbol_config(QUIET, quiet_minute_probability=1.0),
+            symbol_config("SOLUSDT"),
+            symbol_config(HALTED, status="HALT"),
+        ],
+        history_minutes=8,
+    )
     with Simulator(config) as s:
         yield s
 
@@ -64,8 +67,11 @@ def test_window_edges_on_the_burst_millisecond(sim, client):
     assert client.trades_between(BURSTY, burst_ms + 1, start + 1000) == [t for t in second if t.trade_time > burst_ms]
 
 
-@pytest.mark.parametrize("offset_ms, length_ms", [(500, 1000), (59_000, 2_500), (-2_500, 5_000), (1, 1)],
-                         ids=["across-a-second", "across-a-minute", "around-a-minute", "one-ms"])
+@pytest.mark.parametrize(
+    "offset_ms, length_ms",
+    [(500, 1000), (59_000, 2_500), (-2_500, 5_000), (1, 1)],
+    ids=["across-a-second", "across-a-minute", "around-a-minute", "one-ms"],
+)
 def test_windows_across_boundaries(sim, client, offset_ms, length_ms):
     start = past_minute(sim, 4) + offset_ms
     expected = truth(sim, BURSTY, start, start + length_ms)
@@ -118,13 +124,23 @@ def test_typed_calls(sim, client):
     assert client.first_trade_id(BURSTY, minute, minute + MINUTE_MS) == expected[0].trade_id
     (kline,) = client.klines(BURSTY, "1m", start_time=minute, end_time=minute, limit=1)
     assert (kline.open_time, kline.trade_count, kline.open, kline.close) == (
-        minute, len(expected), expected[0].price, expected[-1].price)
+        minute,
+        len(expected),
+        expected[0].price,
+        expected[-1].price,
+    )
 
 
 def test_first_trade_is_the_listing_trade_or_none_before_any_trade():
-    config = SimulatorConfig(symbols=[symbol_config("BTCUSDT"), symbol_config("NEWUSDT"),
-                                      symbol_config("NEVERUSDT", trades_per_second=0, burst_probability=0)],
-                             history_minutes=6, listed={"NEWUSDT": 3})
+    config = SimulatorConfig(
+        symbols=[
+            symbol_config("BTCUSDT"),
+            symbol_config("NEWUSDT"),
+            symbol_config("NEVERUSDT", trades_per_second=0, burst_probability=0),
+        ],
+        history_minutes=6,
+        listed={"NEWUSDT": 3},
+    )
     with Simulator(config) as s, BinanceRestClient(s.rest_url) as c:
         listed = c.first_trade("NEWUSDT")  # listed 3 minutes ago: ids from 0
         first_minute = truth(s, "NEWUSDT", 0, s.clock())
@@ -160,7 +176,7 @@ def test_validate_symbols_names_unknown_and_halted_symbols(client):
     assert halted.value.unknown == []
 
 
-# ---- failures ---------------------------------------------------------------------------------------------------------
+# ---- failures -------------------------------------------------------------------------------------------------
 def small_sim(**config) -> Simulator:
     return Simulator(SimulatorConfig(symbols=[symbol_config("SOLUSDT")], history_minutes=2, **config))
 
@@ -226,8 +242,11 @@ def test_a_418_bans_every_call_without_contacting_the_exchange_until_retry_after
                 client.ping()
             seen = responses(s)
             assert seen[418] == 2
-            for call in (client.ping, lambda: other.historical_trades("SOLUSDT", sol_first_id()),
-                         lambda: client.trades_between("SOLUSDT", s.clock() - 5000, s.clock())):
+            for call in (
+                client.ping,
+                lambda: other.historical_trades("SOLUSDT", sol_first_id()),
+                lambda: client.trades_between("SOLUSDT", s.clock() - 5000, s.clock()),
+            ):
                 with pytest.raises(ExchangeBanned) as later:
                     call()
                 assert later.value.until_ms == first.value.until_ms
@@ -257,8 +276,7 @@ def test_failover_to_the_next_base_url_and_unreachable_naming_every_url():
 
 
 def test_timeouts_are_retried_then_reported():
-    with small_sim() as s, BinanceRestClient(s.rest_url, timeout=0.2, backoff_base_s=0.01,
-                                             max_attempts=2) as client:
+    with small_sim() as s, BinanceRestClient(s.rest_url, timeout=0.2, backoff_base_s=0.01, max_attempts=2) as client:
         s.set_latency(rest_ms=600)
         with pytest.raises(ExchangeUnreachable, match=r"no answer within 0.2 s \(after 2 attempts\)"):
             client.ping()
@@ -272,7 +290,9 @@ def test_threads_sharing_a_small_limit_never_exceed_the_share_and_never_get_429(
     clock = FastClock((time.time_ns() // 1_000_000 // MINUTE_MS) * MINUTE_MS + 20_000, speed=60)
     config = SimulatorConfig(symbols=[symbol_config("SOLUSDT")], history_minutes=30, weight_per_minute=300)
     with Simulator(config, clock=clock) as s:
-        budget = WeightBudget(clock=clock, speed=60, boundary_guard_ms=15_000)  # 0.25 s real: slack for a loaded machine
+        budget = WeightBudget(
+            clock=clock, speed=60, boundary_guard_ms=15_000
+        )  # 0.25 s real: slack for a loaded machine
         with BinanceRestClient(s.rest_url, budget=budget) as client:
             errors: list[Exception] = []
 

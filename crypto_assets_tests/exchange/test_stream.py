@@ -13,12 +13,16 @@ import requests
 import websocket
 
 from crypto_assets.exchange.models import (
-    Connected, Disconnected, Kline, MalformedFrame, Trade, parse_rest_trades,
+    Connected,
+    Disconnected,
+    Kline,
+    MalformedFrame,
+    Trade,
+    parse_rest_trades,
 )
+from crypto_assets.exchange.stream import AttemptWindow, BinanceStream, stream_url
 from crypto_assets.simulator import Simulator, SimulatorConfig, StreamSettings, symbol_config
 from crypto_assets.simulator.market import units_to_decimal
-from crypto_assets.exchange.stream import AttemptWindow, BinanceStream, stream_url
-
 from crypto_assets_tests.simulator._support import ManualClock
 
 pytestmark = pytest.mark.integration
@@ -29,8 +33,10 @@ FAST = {"backoff_initial_s": 0.1, "backoff_max_s": 0.4}  # reconnect delays that
 def config(rate: float = 200.0, **stream) -> SimulatorConfig:
     settings = {"ping_interval_s": 0.5, "pong_timeout_s": 30.0, **stream}
     # No quiet minutes: trades must flow at every moment; 200/s makes a gap at every reconnect certain.
-    symbols = [symbol_config("ETHUSDT", quiet_minute_probability=0.0, trades_per_second=rate),
-               symbol_config("BTCUSDT", quiet_minute_probability=0.0, trades_per_second=rate)]
+    symbols = [
+        symbol_config("ETHUSDT", quiet_minute_probability=0.0, trades_per_second=rate),
+        symbol_config("BTCUSDT", quiet_minute_probability=0.0, trades_per_second=rate),
+    ]
     return SimulatorConfig(symbols=symbols, history_minutes=2, stream=StreamSettings(**settings))
 
 
@@ -88,8 +94,11 @@ def rest_backfill(sim, symbol: str, first_id: int, last_id: int) -> list[Trade]:
     out: list[Trade] = []
     next_id = first_id
     while next_id <= last_id:
-        r = requests.get(sim.rest_url + "/api/v3/historicalTrades",
-                         params={"symbol": symbol, "fromId": next_id, "limit": 1000}, timeout=10)
+        r = requests.get(
+            sim.rest_url + "/api/v3/historicalTrades",
+            params={"symbol": symbol, "fromId": next_id, "limit": 1000},
+            timeout=10,
+        )
         assert r.status_code == 200, r.text
         page = parse_rest_trades(symbol, r.content)
         assert page, f"no trades from id {next_id}"
@@ -146,9 +155,11 @@ def check_against_truth(sim, records: list, symbol: str) -> list[tuple[int, int]
     merged = sorted([key(t) for t in trades] + [key(t) for t in backfill])
     first, last = trades[0], max(trades, key=lambda t: t.trade_id)
     truth = sim.trades_between(symbol, first.trade_time, last.trade_time + 1)
-    expected = [(int(i), units_to_decimal(int(p)), units_to_decimal(int(q)), int(tm), bool(m))
-                for i, p, q, tm, m in zip(truth.id, truth.price, truth.qty, truth.time, truth.is_buyer_maker)
-                if first.trade_id <= i <= last.trade_id]
+    expected = [
+        (int(i), units_to_decimal(int(p)), units_to_decimal(int(q)), int(tm), bool(m))
+        for i, p, q, tm, m in zip(truth.id, truth.price, truth.qty, truth.time, truth.is_buyer_maker)
+        if first.trade_id <= i <= last.trade_id
+    ]
     assert len(merged) == len(expected), f"{len(merged)} trades after backfill, the exchange had {len(expected)}"
     assert merged == expected
     assert all(t.received_at is not None for t in trades)
@@ -162,7 +173,8 @@ def disconnects(records: list, starting: str = "") -> list[Disconnected]:
 # ---- healthy stream ------------------------------------------------------------------------------------------------
 def test_url_carries_trade_and_kline_streams_of_every_symbol():
     assert stream_url("wss://stream.binance.com:9443/", ["BTCUSDT", "ethusdt"]) == (
-        "wss://stream.binance.com:9443/stream?streams=btcusdt@trade/btcusdt@kline_1m/ethusdt@trade/ethusdt@kline_1m")
+        "wss://stream.binance.com:9443/stream?streams=btcusdt@trade/btcusdt@kline_1m/ethusdt@trade/ethusdt@kline_1m"
+    )
     assert stream_url("ws://h:1", ["BTCUSDT"], klines=False) == "ws://h:1/stream?streams=btcusdt@trade"
 
 
@@ -170,8 +182,9 @@ def test_a_healthy_stream_is_contiguous_and_answers_pings(sim, monkeypatch):
     # The server pings every 0.3 s (payload: its clock in ms) and drops a client that leaves a ping unanswered for 1 s.
     sim.hub.settings.ping_interval_s, sim.hub.settings.pong_timeout_s = 0.3, 1.0
     pongs, pong = [], websocket.WebSocket.pong
-    monkeypatch.setattr(websocket.WebSocket, "pong", lambda self, payload="": (pongs.append(payload),
-                                                                               pong(self, payload)))
+    monkeypatch.setattr(
+        websocket.WebSocket, "pong", lambda self, payload="": (pongs.append(payload), pong(self, payload))
+    )
     cap = capture(sim)
     cap.wait_trades(100)
     time.sleep(2.5)
@@ -186,7 +199,10 @@ def test_a_healthy_stream_is_contiguous_and_answers_pings(sim, monkeypatch):
     assert (stats.attempts, stats.connects, stats.reconnects) == (1, 1, 0)
     assert len(pongs) >= 6  # each with the ping's payload, the server's clock when it pinged
     assert all(isinstance(p, bytes) and abs(int(p) - sim.clock()) < 10_000 for p in pongs)
-    assert cap.of(Connected)[0].url == sim.ws_url + "/stream?streams=ethusdt@trade/ethusdt@kline_1m/btcusdt@trade/btcusdt@kline_1m"
+    assert (
+        cap.of(Connected)[0].url
+        == sim.ws_url + "/stream?streams=ethusdt@trade/ethusdt@kline_1m/btcusdt@trade/btcusdt@kline_1m"
+    )
 
 
 def test_pings_alone_keep_a_quiet_connection_alive(sim):
@@ -375,8 +391,11 @@ def test_backoff_doubles_with_jitter_up_to_the_bound():
 def test_closed_klines_arrive_and_open_updates_are_dropped():
     start = (time.time_ns() // 1_000_000 // 60_000) * 60_000 + 30_000
     clock = ManualClock(start)
-    cfg = SimulatorConfig(symbols=[symbol_config("ETHUSDT", quiet_minute_probability=0.0, trades_per_second=50.0)],
-                          history_minutes=2, stream=StreamSettings(ping_interval_s=1000.0))
+    cfg = SimulatorConfig(
+        symbols=[symbol_config("ETHUSDT", quiet_minute_probability=0.0, trades_per_second=50.0)],
+        history_minutes=2,
+        stream=StreamSettings(ping_interval_s=1000.0),
+    )
     with Simulator(cfg, clock=clock) as sim:
         cap = capture(sim, ["ETHUSDT"], silence_timeout_s=10.0)
         cap.wait_connects(1)

@@ -11,7 +11,6 @@ import pytest
 from crypto_assets.exchange.errors import ExchangeBanned
 from crypto_assets.exchange.weight_budget import WeightBudget, host_key
 from crypto_assets.minutes import MINUTE_MS
-
 from crypto_assets_tests.exchange._clocks import FastClock
 
 T0 = 1_767_225_600_000  # 2026-01-01 00:00:00 UTC, a minute boundary

@@ -23,10 +23,9 @@ import pytest
 
 from crypto_assets.exchange.errors import ExchangeBanned
 from crypto_assets.exchange.rest import BinanceRestClient
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.exchange.weight_budget import WeightBudget, host_key
 from crypto_assets.minutes import MINUTE_MS
-
+from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.exchange._clocks import FastClock
 from crypto_assets_tests.simulator._support import api
 
@@ -80,13 +79,13 @@ def _page(client: BinanceRestClient, n: int):
 TASKS = {"hammer": _hammer, "ping": _ping, "page": _page}
 
 
-def child(task: str, n: int, url: str, state_dir: str | None, clock: FastClock, guard_ms: int,
-          events, go) -> None:
+def child(task: str, n: int, url: str, state_dir: str | None, clock: FastClock, guard_ms: int, events, go) -> None:
     """One process of the deployment: its own client and budget (shared through ``state_dir``); says "ready",
     waits for ``go``, runs ``task`` and reports (n, "done", result, stats) or (n, "error", text, None)."""
     try:
-        budget = WeightBudget.for_host(url, state_dir=state_dir, clock=clock, speed=clock.speed,
-                                       boundary_guard_ms=guard_ms)
+        budget = WeightBudget.for_host(
+            url, state_dir=state_dir, clock=clock, speed=clock.speed, boundary_guard_ms=guard_ms
+        )
         with BinanceRestClient(url, budget=budget) as client:
             events.put((n, "ready", None, None))
             if not go.wait(60):
@@ -103,9 +102,23 @@ class Children:
     def __init__(self, count: int, task: str, url: str, state_dir, clock: FastClock, guard_ms: int = 1000):
         self.events = SPAWN.Queue()
         self.go_event = SPAWN.Event()
-        self.procs = [SPAWN.Process(target=child, args=(task, n, url, None if state_dir is None else str(state_dir),
-                                                         clock, guard_ms, self.events, self.go_event), daemon=True)
-                      for n in range(count)]
+        self.procs = [
+            SPAWN.Process(
+                target=child,
+                args=(
+                    task,
+                    n,
+                    url,
+                    None if state_dir is None else str(state_dir),
+                    clock,
+                    guard_ms,
+                    self.events,
+                    self.go_event,
+                ),
+                daemon=True,
+            )
+            for n in range(count)
+        ]
         for p in self.procs:
             p.start()
         ready = [self._next(60) for _ in self.procs]
@@ -205,8 +218,9 @@ def test_a_429_seen_by_one_process_makes_the_others_wait_out_its_retry_after(tmp
 # ---- a 418 recorded by one process ----------------------------------------------------------------------------------
 def test_a_418_recorded_by_one_process_stops_the_others_without_contacting_the_exchange(tmp_path):
     clock = mid_minute_clock()  # 55 s to the next minute: the full minute below stays full throughout
-    config = SimulatorConfig(symbols=[symbol_config(SYMBOL)], history_minutes=2, weight_per_minute=300,
-                             tolerated_violations=0, ban_seconds=5)
+    config = SimulatorConfig(
+        symbols=[symbol_config(SYMBOL)], history_minutes=2, weight_per_minute=300, tolerated_violations=0, ban_seconds=5
+    )
     with Simulator(config, clock=clock) as sim:
         budget = WeightBudget(name=host_key(sim.rest_url), state_dir=tmp_path, clock=clock)
         with BinanceRestClient(sim.rest_url, budget=budget) as client:
@@ -292,7 +306,8 @@ def test_a_stale_ban_from_another_clock_blocks_nothing(tmp_path, caplog):
     far = clock() + 30 * 86_400_000  # no ban lasts a month: a file written under another clock
     (tmp_path / "ex_1.json").write_text(
         '{"version": 1, "used": {}, "paused_until_ms": %d, "banned_until_ms": %d, "probe_pending": true, '
-        '"probe_sent_ms": %d, "limit": 100}' % (far, far, far))
+        '"probe_sent_ms": %d, "limit": 100}' % (far, far, far)
+    )
     budget = WeightBudget(name="ex:1", state_dir=tmp_path, clock=clock)
     with caplog.at_level(logging.WARNING, logger="crypto_assets.exchange.weight_budget"):
         started = time.monotonic()

@@ -9,19 +9,31 @@ import pytest
 
 from crypto_assets.exchange.models import Kline
 from crypto_assets.ingest.capture_process import ENVIRONMENT, Alive, LogLine, MinuteDecided, command, decode_message
-from crypto_assets.minutes import MINUTE_MS
 from crypto_assets.ingest.spool import MinuteSpool, SpooledMinute
 from crypto_assets.ingest.stored_minutes import WRITTEN
 from crypto_assets.lake import LocalLake, trades_to_table
+from crypto_assets.minutes import MINUTE_MS
 from crypto_assets_tests.ground_truth import past_minute, truth
 
 pytestmark = pytest.mark.integration
 
 
 def start(simulator, tmp_path):
-    return subprocess.Popen(command(simulator.ws_url, simulator.rest_url, str(tmp_path / "budget"),
-                                    ["BTCUSDT", "ETHUSDT"], str(tmp_path / "lake"), None, str(tmp_path / "spool"), 64),
-                            env={**os.environ, **ENVIRONMENT}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        command(
+            simulator.ws_url,
+            simulator.rest_url,
+            str(tmp_path / "budget"),
+            ["BTCUSDT", "ETHUSDT"],
+            str(tmp_path / "lake"),
+            None,
+            str(tmp_path / "spool"),
+            64,
+        ),
+        env={**os.environ, **ENVIRONMENT},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def test_reports_connection_and_liveness_and_stops_on_sigterm(simulator, tmp_path):
@@ -47,8 +59,16 @@ def test_stops_when_its_parent_stops_reading(simulator, tmp_path):
 
 
 def test_bad_arguments_fail_with_a_message(tmp_path):
-    args = command("ws://127.0.0.1:1", "http://127.0.0.1:1", str(tmp_path / "budget"), ["BTCUSDT"], "ftp://nowhere",
-                   None, str(tmp_path / "spool"), 64)
+    args = command(
+        "ws://127.0.0.1:1",
+        "http://127.0.0.1:1",
+        str(tmp_path / "budget"),
+        ["BTCUSDT"],
+        "ftp://nowhere",
+        None,
+        str(tmp_path / "spool"),
+        64,
+    )
     result = subprocess.run(args, capture_output=True, timeout=60)
     assert result.returncode != 0
     assert b"CRYPTO_LAKE_URL" in result.stderr or b"ftp://nowhere" in result.stderr
@@ -59,9 +79,22 @@ def test_minutes_left_in_the_spool_are_written_first(simulator, tmp_path):
     minute = past_minute(simulator, 3)
     trades = truth(simulator, "BTCUSDT", minute, minute + MINUTE_MS)
     assert trades
-    kline = Kline("BTCUSDT", minute, minute + MINUTE_MS - 1, "0", "0", "0", "0",
-                  str(sum(Decimal(t.qty) for t in trades)), "0", len(trades), "0", "0",
-                  first_trade_id=trades[0].trade_id, last_trade_id=trades[-1].trade_id)
+    kline = Kline(
+        "BTCUSDT",
+        minute,
+        minute + MINUTE_MS - 1,
+        "0",
+        "0",
+        "0",
+        "0",
+        str(sum(Decimal(t.qty) for t in trades)),
+        "0",
+        len(trades),
+        "0",
+        "0",
+        first_trade_id=trades[0].trade_id,
+        last_trade_id=trades[-1].trade_id,
+    )
     spool = MinuteSpool(tmp_path / "spool", 2**20)
     spool.put(SpooledMinute("BTCUSDT", minute, trades, kline, minute + MINUTE_MS))
     spool.close()

@@ -43,8 +43,9 @@ def test_complete_with_the_exchanges_first_id_instead_of_the_previous_trade():
 
 
 def test_complete_with_a_stream_kline_carrying_first_and_last_ids():
-    proof = prove(trades(100, QTYS), prev_trade_id=None, next_trade_id=None,
-                  kline=kline(3, "0.303", first=100, last=102))
+    proof = prove(
+        trades(100, QTYS), prev_trade_id=None, next_trade_id=None, kline=kline(3, "0.303", first=100, last=102)
+    )
     assert proof.complete, proof.reasons
 
 
@@ -103,8 +104,9 @@ def test_no_kline():
 def test_start_boundary_mismatch():
     proof = prove(trades(100, QTYS), prev_trade_id=98)
     assert not proof.complete
-    assert proof.reasons == [f"{NAME}: start boundary: first trade id 100 != 99 expected from the last trade "
-                             f"before the minute"]
+    assert proof.reasons == [
+        f"{NAME}: start boundary: first trade id 100 != 99 expected from the last trade before the minute"
+    ]
     assert not prove(trades(100, QTYS), prev_trade_id=None, first_trade_id=101).complete
 
 
@@ -171,8 +173,14 @@ def test_minute_start_must_be_aligned():
 def test_rules_hold_on_plain_values_as_lists_or_numpy():
     import numpy as np
 
-    from crypto_assets.ingest.completeness import (agrees_with_kline, dense_ids, empty_minute, end_boundary,
-                                                   inside_minute, start_boundary)
+    from crypto_assets.ingest.completeness import (
+        agrees_with_kline,
+        dense_ids,
+        empty_minute,
+        end_boundary,
+        inside_minute,
+        start_boundary,
+    )
 
     for ids in ([100, 101, 102], np.array([100, 101, 102], dtype=np.int64)):
         assert dense_ids(M, ids) == []
@@ -191,10 +199,12 @@ def test_each_rule_names_the_minute_and_what_disagreed():
 
     assert dense_ids(M, np.array([1, 2, 5, 5, 4, 9, 11, 13, 20])) == [
         f"{NAME}: trade ids not consecutive: hole after 2 (2 missing, next is 5), duplicate id 5, 4 after 5 (out of "
-        f"order), hole after 4 (4 missing, next is 9), hole after 9 (1 missing, next is 11) and 2 more"]
+        f"order), hole after 4 (4 missing, next is 9), hole after 9 (1 missing, next is 11) and 2 more"
+    ]
     assert inside_minute(M, [7], [M + 60_000]) == [
         f"{NAME}: 1 trade(s) outside the minute [2026-11-21T10:05:00.000Z, 2026-11-21T10:06:00.000Z): "
-        f"trade 7 at 2026-11-21T10:06:00.000Z"]
+        f"trade 7 at 2026-11-21T10:06:00.000Z"
+    ]
     # a boundary nothing vouches for: a problem for the proof, not for a stored file whose neighbour is unknown
     assert start_boundary(M, 100, required=False) == []
     assert end_boundary(M, 102, required=False) == []

@@ -10,16 +10,16 @@ import pytest
 
 from crypto_assets.exchange.models import Connected, Kline, Trade
 from crypto_assets.exchange.rest import BinanceRestClient
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.exchange.stream import BinanceStream
 from crypto_assets.exchange.weight_budget import WeightBudget
 from crypto_assets.ingest.live_capture import LiveCapture
-from crypto_assets.minutes import MINUTE_MS, minute_key
 from crypto_assets.ingest.spool import MinuteSpool
 from crypto_assets.ingest.stored_minutes import REFUSED, UNPROVEN, WRITTEN
 from crypto_assets.ingest.stream_repair import StreamRepairer
 from crypto_assets.lake import LocalLake, minute_file_path
 from crypto_assets.lake.schema import trades_to_table
+from crypto_assets.minutes import MINUTE_MS, minute_key
+from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.exchange._clocks import FastClock
 from crypto_assets_tests.ground_truth import truth
 
@@ -33,9 +33,13 @@ T0 = 1_795_000_000_000 - 1_795_000_000_000 % MINUTE_MS  # a minute start
 def fast_simulator():
     """A started simulator of BTCUSDT and a symbol that never trades, 5 s before minute T0 on a fast clock."""
     clock = FastClock(T0 - 5_000, SPEED)
-    config = SimulatorConfig(symbols=[symbol_config("BTCUSDT", burst_probability=0.1),
-                                      symbol_config(QUIET, trades_per_second=0, burst_probability=0)],
-                             history_minutes=2)
+    config = SimulatorConfig(
+        symbols=[
+            symbol_config("BTCUSDT", burst_probability=0.1),
+            symbol_config(QUIET, trades_per_second=0, burst_probability=0),
+        ],
+        history_minutes=2,
+    )
     return Simulator(config, clock=clock).start(), clock
 
 
@@ -48,12 +52,16 @@ def capture(tmp_path, minutes: int, faults=None, *, repair: bool = False, sim=No
     if own_sim:
         sim, clock = fast_simulator()
     lake = LocalLake(tmp_path / "lake")
-    repairer = StreamRepairer(BinanceRestClient(sim.rest_url, budget=WeightBudget(clock=clock, speed=SPEED))) \
-        if repair else None
+    repairer = (
+        StreamRepairer(BinanceRestClient(sim.rest_url, budget=WeightBudget(clock=clock, speed=SPEED)))
+        if repair
+        else None
+    )
     # on the fast clock a REST round trip or a busy CPU takes minutes of exchange time: with repairs (the case under
     # test) the waits are scaled to real seconds
-    waits = {"repair_wait_ms": 30_000 * SPEED, "blind_wait_ms": 30_000 * SPEED, "grace_ms": 3_000 * SPEED} \
-        if repair else {}
+    waits = (
+        {"repair_wait_ms": 30_000 * SPEED, "blind_wait_ms": 30_000 * SPEED, "grace_ms": 3_000 * SPEED} if repair else {}
+    )
     live = LiveCapture(lake, ["BTCUSDT", QUIET], repairer=repairer, clock=lambda: clock() / 1000, **waits)
     if repair:
         live.resume_from_lake()
@@ -128,11 +136,35 @@ def test_minutes_touched_by_a_disconnect_or_malformed_frame_are_left_to_rest(tmp
 # ---- what the lake refuses, and a lake that fails for a while -------------------------------------------------------
 def synthetic_minute(symbol, minute, first_id, prices):
     """Trades (qty 0.5 each) of one minute with these prices, and its closed stream kline."""
-    trades = [Trade(symbol, first_id + i, price, "0.50000000", minute + 1_000 * (i + 1), False,
-                    received_at=minute + 1_000 * (i + 1) + 5) for i, price in enumerate(prices)]
-    kline = Kline(symbol, minute, minute + MINUTE_MS - 1, "1", "1", "1", "1", str(Decimal("0.5") * len(prices)), "0",
-                  len(prices), "0", "0", first_trade_id=first_id, last_trade_id=first_id + len(prices) - 1,
-                  received_at=minute + MINUTE_MS)
+    trades = [
+        Trade(
+            symbol,
+            first_id + i,
+            price,
+            "0.50000000",
+            minute + 1_000 * (i + 1),
+            False,
+            received_at=minute + 1_000 * (i + 1) + 5,
+        )
+        for i, price in enumerate(prices)
+    ]
+    kline = Kline(
+        symbol,
+        minute,
+        minute + MINUTE_MS - 1,
+        "1",
+        "1",
+        "1",
+        "1",
+        str(Decimal("0.5") * len(prices)),
+        "0",
+        len(prices),
+        "0",
+        "0",
+        first_trade_id=first_id,
+        last_trade_id=first_id + len(prices) - 1,
+        received_at=minute + MINUTE_MS,
+    )
     return trades, kline
 
 
@@ -205,8 +237,12 @@ def test_a_lake_outage_waits_in_the_spool_and_every_minute_lands_once_in_order(t
     try:
         first = capture_until(lambda: clock() >= T0 + 2 * MINUTE_MS + 30_000)
         statuses.append(first.spool_status())
-        second = capture_until(lambda: {("BTCUSDT", T0 + 5 * MINUTE_MS), (QUIET, T0 + 5 * MINUTE_MS)} <= {
-            (s, o.minute_start_ms) for s, o in decided})
+        second = capture_until(
+            lambda: (
+                {("BTCUSDT", T0 + 5 * MINUTE_MS), (QUIET, T0 + 5 * MINUTE_MS)}
+                <= {(s, o.minute_start_ms) for s, o in decided}
+            )
+        )
     finally:
         sim.stop()
 

@@ -30,9 +30,12 @@ def test_hole_and_broken_continuity_are_named():
     # the messages of completeness's rules (the same as the proof's), the minute named once
     assert result.description.count("minute 2023-11-14-22:14") == 1
     assert "trade ids not consecutive: hole after 12 (2 missing, next is 15)" in result.description
-    assert "start boundary: first trade id 11 != 10 expected from the last trade before the minute" in result.description
-    assert ("end boundary: the next trade after the minute is 17, expected 16 (last trade id 15 + 1)"
-            in result.description)
+    assert (
+        "start boundary: first trade id 11 != 10 expected from the last trade before the minute" in result.description
+    )
+    assert (
+        "end boundary: the next trade after the minute is 17, expected 16 (last trade id 15 + 1)" in result.description
+    )
 
 
 def test_empty_minute_continuity():
@@ -47,8 +50,11 @@ def test_kline_agreement():
     assert check_kline(M, table, kline(3, "0.3", first=11, last=13)).passed
     wrong = check_kline(M, table, kline(4, "0.4", first=10, last=13))
     assert not wrong.passed
-    for text in ("trade count 4 != 3 trade(s) held", "volume 0.4 != sum of qty 0.3",
-                 "kline first trade id 10 != first trade id held 11"):
+    for text in (
+        "trade count 4 != 3 trade(s) held",
+        "volume 0.4 != sum of qty 0.3",
+        "kline first trade id 10 != first trade id held 11",
+    ):
         assert text in wrong.description
     assert not check_kline(M, table, None).passed
     assert not check_kline(M, table, None, 10, 14).passed  # a minute with trades always needs its kline
@@ -70,10 +76,12 @@ def test_the_stored_checks_and_the_proof_say_the_same():
 
     held = trades(11, 12, 15)
     reasons = prove_minute(M, held, prev_trade_id=9, next_trade_id=17, kline=kline(4, "0.3")).reasons
-    described = check_ids(M, trades_to_table(held), 9, 17).description + check_kline(
-        M, trades_to_table(held), kline(4, "0.3")).description
+    described = (
+        check_ids(M, trades_to_table(held), 9, 17).description
+        + check_kline(M, trades_to_table(held), kline(4, "0.3")).description
+    )
     name = "minute 2023-11-14-22:14: "
-    assert len(reasons) == 4 and all(r.startswith(name) and r[len(name):] in described for r in reasons)
+    assert len(reasons) == 4 and all(r.startswith(name) and r[len(name) :] in described for r in reasons)
 
 
 def test_values_sane():

@@ -9,10 +9,10 @@ import pytest
 
 from crypto_assets.exchange import endpoints
 from crypto_assets.exchange.rest import BinanceRestClient
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.exchange.weight_budget import WeightBudget
-from crypto_assets.minutes import MINUTE_MS, minute_key
 from crypto_assets.ingest.rest_backfill import MinuteBatch, fetch_minutes, split_and_prove
+from crypto_assets.minutes import MINUTE_MS, minute_key
+from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.ground_truth import past_minute, truth
 
 pytestmark = pytest.mark.integration
@@ -24,10 +24,14 @@ PLAIN = "SOLUSDT"
 
 @pytest.fixture(scope="module")
 def sim():
-    config = SimulatorConfig(symbols=[symbol_config(BURSTY, burst_probability=1.0),
-                                      symbol_config(QUIET, quiet_minute_probability=1.0),
-                                      symbol_config(PLAIN, quiet_minute_probability=0.3)],
-                             history_minutes=10)
+    config = SimulatorConfig(
+        symbols=[
+            symbol_config(BURSTY, burst_probability=1.0),
+            symbol_config(QUIET, quiet_minute_probability=1.0),
+            symbol_config(PLAIN, quiet_minute_probability=0.3),
+        ],
+        history_minutes=10,
+    )
     with Simulator(config) as s:
         yield s
 
@@ -77,8 +81,9 @@ def test_quiet_minutes_are_complete_with_no_trades(sim, client):
     start, end = past_minute(sim, 6), past_minute(sim, 1)
     batches = fetch_minutes(client, QUIET, start, end)
     assert len(batches) == 5
-    assert all(b.trades == [] and b.proof.complete and b.proof.count == 0 and b.proof.volume == "0"
-               for b in batches), [b.proof.reasons for b in batches]
+    assert all(b.trades == [] and b.proof.complete and b.proof.count == 0 and b.proof.volume == "0" for b in batches), [
+        b.proof.reasons for b in batches
+    ]
     assert endpoints.HISTORICAL_TRADES not in client.calls
 
 
@@ -138,8 +143,14 @@ def test_a_missing_trade_is_caught(sim, client):
     after = truth(sim, PLAIN, end, end + 10 * MINUTE_MS)[:1]
     klines = {k.open_time: k for k in client.klines(PLAIN, "1m", start, end - 1)}
     lost = trades.pop(len(trades) // 2)
-    batches = split_and_prove(start, end, trades, first_id=trades[0].trade_id if trades else None,
-                              next_trade_id=after[0].trade_id if after else None, klines=klines)
+    batches = split_and_prove(
+        start,
+        end,
+        trades,
+        first_id=trades[0].trade_id if trades else None,
+        next_trade_id=after[0].trade_id if after else None,
+        klines=klines,
+    )
     lost_minute = lost.trade_time - lost.trade_time % MINUTE_MS
     for b in batches:
         assert b.proof.complete == (b.minute_start_ms != lost_minute), b.proof.reasons

@@ -5,8 +5,8 @@ import logging
 import pytest
 
 from crypto_assets.exchange.models import Kline, Trade
-from crypto_assets.minutes import MINUTE_MS
 from crypto_assets.ingest.spool import MinuteSpool, SpoolBusy, SpooledMinute
+from crypto_assets.minutes import MINUTE_MS
 
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % MINUTE_MS
 
@@ -14,10 +14,35 @@ T0 = 1_795_000_000_000 - 1_795_000_000_000 % MINUTE_MS
 def minute(symbol: str, n: int, trades: int = 3) -> SpooledMinute:
     start = T0 + n * MINUTE_MS
     first_id = 1000 * n
-    rows = [Trade(symbol, first_id + i, f"9674{i}.61000000", "0.00012000", start + i * 100, i % 2 == 0,
-                  received_at=start + i * 100 + 7) for i in range(trades)]
-    kline = Kline(symbol, start, start + MINUTE_MS - 1, "1", "2", "0.5", "1.5", "0.00036", "34.8", trades, "0", "0",
-                  first_trade_id=first_id, last_trade_id=first_id + trades - 1, received_at=start + MINUTE_MS)
+    rows = [
+        Trade(
+            symbol,
+            first_id + i,
+            f"9674{i}.61000000",
+            "0.00012000",
+            start + i * 100,
+            i % 2 == 0,
+            received_at=start + i * 100 + 7,
+        )
+        for i in range(trades)
+    ]
+    kline = Kline(
+        symbol,
+        start,
+        start + MINUTE_MS - 1,
+        "1",
+        "2",
+        "0.5",
+        "1.5",
+        "0.00036",
+        "34.8",
+        trades,
+        "0",
+        "0",
+        first_trade_id=first_id,
+        last_trade_id=first_id + trades - 1,
+        received_at=start + MINUTE_MS,
+    )
     return SpooledMinute(symbol, start, rows, kline, decided_at_ms=start + MINUTE_MS + 200)
 
 
@@ -33,8 +58,7 @@ def drain(spool: MinuteSpool) -> list[SpooledMinute]:
 
 def test_minutes_leave_in_the_order_they_came_exactly_as_they_came(tmp_path):
     spool = MinuteSpool(tmp_path / "spool", 10 * 2**20)
-    put = [minute("BTCUSDT", 0), minute("BTCUSDT", 1), minute("ETHUSDT", 0), minute("ETHUSDT", 1),
-           minute("BTCUSDT", 2)]
+    put = [minute("BTCUSDT", 0), minute("BTCUSDT", 1), minute("ETHUSDT", 0), minute("ETHUSDT", 1), minute("BTCUSDT", 2)]
     assert all(spool.put(m) for m in put)
     assert len(spool) == 5 and spool.bytes == sum(p.stat().st_size for p in (tmp_path / "spool").glob("*.minute"))
     assert drain(spool) == put
@@ -66,8 +90,9 @@ def test_the_spool_survives_a_restart_and_a_symbols_minutes_stay_in_order(tmp_pa
     reopened = MinuteSpool(tmp_path / "spool", 2**20)
     assert len(reopened) == 4 and not (tmp_path / "spool" / ".tmp-cut-short").exists()
     got = drain(reopened)
-    assert sorted(got, key=lambda m: (m.symbol, m.minute_start_ms)) == sorted(put, key=lambda m: (m.symbol,
-                                                                                                  m.minute_start_ms))
+    assert sorted(got, key=lambda m: (m.symbol, m.minute_start_ms)) == sorted(
+        put, key=lambda m: (m.symbol, m.minute_start_ms)
+    )
     for symbol in ("BTCUSDT", "ETHUSDT"):
         starts = [m.minute_start_ms for m in got if m.symbol == symbol]
         assert starts == sorted(starts)

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from crypto_assets.minutes import MINUTE_MS, minute_key
 from crypto_assets.ingest.stored_minutes import UNPROVEN, WRITTEN
+from crypto_assets.minutes import MINUTE_MS, minute_key
 from crypto_assets_tests.ingest.test_live_capture import QUIET, T0, assert_equals_truth, capture, fast_simulator
 
 pytestmark = pytest.mark.integration

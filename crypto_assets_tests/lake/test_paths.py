@@ -13,8 +13,9 @@ def test_layout():
     assert minute_file_path("BTCUSDT", MINUTE - 7 * 3_600_000 - 2 * 60_000).endswith("date=2025-11-20/23-59.parquet")
 
 
-@pytest.mark.parametrize("symbol", ["btcusdt", "BTC", "BTC/USDT", "../../etc", "BTCUSDT ", "", "A" * 21,
-                                    "BTC-USDT", None, 12345])
+@pytest.mark.parametrize(
+    "symbol", ["btcusdt", "BTC", "BTC/USDT", "../../etc", "BTCUSDT ", "", "A" * 21, "BTC-USDT", None, 12345]
+)
 def test_invalid_symbol_is_refused_before_any_path(symbol):
     with pytest.raises(ValueError, match="invalid symbol"):
         minute_file_path(symbol, MINUTE)

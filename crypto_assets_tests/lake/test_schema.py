@@ -16,7 +16,6 @@ from crypto_assets.lake.schema import (
 )
 from crypto_assets_tests.lake.trades import MINUTE, simulated_minute, trade
 
-
 EXACT = Context(prec=60)  # Python's default context rounds products to 28 digits
 
 
@@ -56,8 +55,12 @@ INT64_MAX_E8 = "92233720368.54775807"  # Binance's largest price or qty: an int6
 
 
 def test_extreme_decimals_round_trip():
-    trades = [trade(1, INT64_MAX_E8, INT64_MAX_E8), trade(2, "0.00000001", "0.00000001"),
-              trade(3, "100", "0.001"), trade(4, "0.00001234", "45000000000")]  # a meme coin's tens of billions
+    trades = [
+        trade(1, INT64_MAX_E8, INT64_MAX_E8),
+        trade(2, "0.00000001", "0.00000001"),
+        trade(3, "100", "0.001"),
+        trade(4, "0.00001234", "45000000000"),
+    ]  # a meme coin's tens of billions
     table = parquet_to_table(table_to_parquet(trades_to_table(trades)))
     assert as_strings(table.column("price")) == [INT64_MAX_E8, "0.00000001", "100.00000000", "0.00001234"]
     assert as_strings(table.column("qty")) == [INT64_MAX_E8, "0.00000001", "0.00100000", "45000000000.00000000"]
@@ -89,12 +92,17 @@ def test_any_binance_price_and_qty_round_trip_exactly(pairs):
 def test_files_of_the_first_layout_still_read(tmp_path):
     """Minute files written before the representation changed (decimal(18, 8) and a stored quote_qty) read as
     today's schema, exactly."""
-    old = pa.table({"trade_id": pa.array([1], pa.int64()),
-                    "price": pa.array([Decimal("96748.61")], pa.decimal128(18, 8)),
-                    "qty": pa.array([Decimal("0.00012")], pa.decimal128(18, 8)),
-                    "quote_qty": pa.array([Decimal("11.6098332")], pa.decimal128(18, 8)),
-                    "trade_time": pa.array([MINUTE], pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
-                    "is_buyer_maker": [True], "received_at": pa.array([None], pa.timestamp("ms", tz="UTC"))})
+    old = pa.table(
+        {
+            "trade_id": pa.array([1], pa.int64()),
+            "price": pa.array([Decimal("96748.61")], pa.decimal128(18, 8)),
+            "qty": pa.array([Decimal("0.00012")], pa.decimal128(18, 8)),
+            "quote_qty": pa.array([Decimal("11.6098332")], pa.decimal128(18, 8)),
+            "trade_time": pa.array([MINUTE], pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+            "is_buyer_maker": [True],
+            "received_at": pa.array([None], pa.timestamp("ms", tz="UTC")),
+        }
+    )
     pq.write_table(old, tmp_path / "old.parquet")
     table = parquet_to_table((tmp_path / "old.parquet").read_bytes())
     assert table.schema == TRADE_SCHEMA
@@ -108,8 +116,15 @@ def test_bad_price_raises_naming_the_trade(price):
 
 
 def test_sorted_and_deduplicated_by_trade_id():
-    table = trades_to_table([trade(3, offset_ms=3), trade(1, offset_ms=1, received_at=MINUTE + 9), trade(2),
-                             trade(1, offset_ms=1, received_at=None), trade(3, offset_ms=3)])
+    table = trades_to_table(
+        [
+            trade(3, offset_ms=3),
+            trade(1, offset_ms=1, received_at=MINUTE + 9),
+            trade(2),
+            trade(1, offset_ms=1, received_at=None),
+            trade(3, offset_ms=3),
+        ]
+    )
     assert table.column("trade_id").to_pylist() == [1, 2, 3]
     assert table.column("received_at")[0].as_py() is not None  # the first occurrence is kept
 

@@ -23,8 +23,11 @@ def test_write_then_read(lake):
     result = lake.write_minute("BTCUSDT", MINUTE, trades)
     assert result.path.endswith("raw_trades/symbol=BTCUSDT/date=2025-11-21/07-01.parquet")
     assert result.path.startswith(lake.url)
-    assert (result.rows, result.first_trade_id, result.last_trade_id) == \
-        (len(trades), trades[0].trade_id, trades[-1].trade_id)
+    assert (result.rows, result.first_trade_id, result.last_trade_id) == (
+        len(trades),
+        trades[0].trade_id,
+        trades[-1].trade_id,
+    )
     assert 0 < result.bytes <= 20 * len(trades)
     table = lake.read_minute("BTCUSDT", MINUTE)
     assert table.schema == TRADE_SCHEMA
@@ -192,7 +195,9 @@ def test_lake_from_url(tmp_path, aws_env):
     s3 = lake_from_url("s3://bucket/some/prefix/", endpoint_url="http://127.0.0.1:9")
     assert isinstance(s3, S3Lake)
     assert (s3.bucket, s3.prefix, s3.endpoint_url) == ("bucket", "some/prefix", "http://127.0.0.1:9")
-    assert s3.path_of("BTCUSDT", MINUTE) == \
-        "s3://bucket/some/prefix/raw_trades/symbol=BTCUSDT/date=2025-11-21/07-01.parquet"
+    assert (
+        s3.path_of("BTCUSDT", MINUTE)
+        == "s3://bucket/some/prefix/raw_trades/symbol=BTCUSDT/date=2025-11-21/07-01.parquet"
+    )
     with pytest.raises(ValueError):
         lake_from_url("ftp://host/x")

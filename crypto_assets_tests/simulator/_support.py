@@ -54,12 +54,18 @@ class HttpResult:
         return json.loads(self.body)
 
 
-def http(sim, path: str, params: dict | None = None, method: str = "GET", body: dict | None = None,
-         source_ip: str | None = None, timeout: float = 10.0) -> HttpResult:
+def http(
+    sim,
+    path: str,
+    params: dict | None = None,
+    method: str = "GET",
+    body: dict | None = None,
+    source_ip: str | None = None,
+    timeout: float = 10.0,
+) -> HttpResult:
     """One request on a fresh connection (from ``source_ip`` when given)."""
     target = path + ("?" + urlencode(params) if params else "")
-    conn = HTTPConnection(sim.host, sim.port, timeout=timeout,
-                          source_address=(source_ip, 0) if source_ip else None)
+    conn = HTTPConnection(sim.host, sim.port, timeout=timeout, source_address=(source_ip, 0) if source_ip else None)
     data = json.dumps(body).encode() if body is not None else None
     headers = {"Content-Type": "application/json"} if data is not None else {}
     started = time.monotonic()
@@ -67,8 +73,9 @@ def http(sim, path: str, params: dict | None = None, method: str = "GET", body: 
         conn.request(method, target, body=data, headers=headers)
         resp = conn.getresponse()
         payload = resp.read()
-        return HttpResult(resp.status, {k.lower(): v for k, v in resp.getheaders()}, payload,
-                          time.monotonic() - started)
+        return HttpResult(
+            resp.status, {k.lower(): v for k, v in resp.getheaders()}, payload, time.monotonic() - started
+        )
     finally:
         conn.close()
 
@@ -89,12 +96,16 @@ class Closed(Exception):
 
 class RawWebSocket:
     def __init__(self, host: str, port: int, path: str, source_ip: str | None = None, timeout: float = 5.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout,
-                                             source_address=(source_ip, 0) if source_ip else None)
+        self.sock = socket.create_connection(
+            (host, port), timeout=timeout, source_address=(source_ip, 0) if source_ip else None
+        )
         key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-                           ).encode())
+        self.sock.sendall(
+            (
+                f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
         self._buf = b""
         deadline = time.monotonic() + timeout
         while b"\r\n\r\n" not in self._buf:
@@ -114,7 +125,7 @@ class RawWebSocket:
         self.sock.settimeout(remaining)
         try:
             chunk = self.sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             raise TimeoutError from None
         except ConnectionError as exc:
             raise Closed(str(exc)) from exc
@@ -178,7 +189,7 @@ class RawWebSocket:
         except OSError:
             pass
 
-    def __enter__(self) -> "RawWebSocket":
+    def __enter__(self) -> RawWebSocket:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -239,6 +250,6 @@ def truncated_sum(pairs) -> str:
         return _eight(sum((decimal.Decimal(p) * decimal.Decimal(q) for p, q in pairs), decimal.Decimal(0)))
 
 
-def _eight(value: "decimal.Decimal") -> str:
+def _eight(value: decimal.Decimal) -> str:
     with decimal.localcontext(prec=80):
         return format(value.quantize(decimal.Decimal("0.00000001"), rounding=decimal.ROUND_DOWN), "f")

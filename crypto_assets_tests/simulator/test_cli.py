@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from crypto_assets.simulator.process import SimulatorProcess
-
 from crypto_assets_tests.simulator._support import api, collect, connect, http, messages
 
 pytestmark = pytest.mark.integration
@@ -84,11 +83,12 @@ def test_terminate_stops_it(cli):
 
 @pytest.mark.parametrize("rate", ["BTCUSDT", "BTCUSDT=fast", "BTCUSDT=nan", "DOGEUSDT=5", "BTCUSDT=-3"])
 def test_bad_rate_argument_exits_non_zero_with_a_clear_message(rate):
-    done = subprocess.run(MODULE + ["--port", str(free_port()), "--rate", rate], cwd=REPO, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        MODULE + ["--port", str(free_port()), "--rate", rate], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
-    assert ("--rate" in done.stderr or "bad simulator configuration" in done.stderr), done.stderr
+    assert "--rate" in done.stderr or "bad simulator configuration" in done.stderr, done.stderr
     assert rate.split("=")[0] in done.stderr or rate in done.stderr
     assert "listening" not in done.stdout
 
@@ -111,8 +111,16 @@ def test_symbols_argument_lists_any_symbol_with_its_binance_filters():
         assert "symbols PEPEUSDT,DOGEBTC,FOOUSDT" in line, line
         info = api(sim, "exchangeInfo").json()
         filters = {s["symbol"]: {f["filterType"]: f for f in s["filters"]} for s in info["symbols"]}
-        assert filters["PEPEUSDT"]["LOT_SIZE"] == {"filterType": "LOT_SIZE", "minQty": "1.00000000",
-                                                   "maxQty": "92233720368.00000000", "stepSize": "1.00000000"}
+        assert filters["PEPEUSDT"]["LOT_SIZE"] == {
+            "filterType": "LOT_SIZE",
+            "minQty": "1.00000000",
+            "maxQty": "92233720368.00000000",
+            "stepSize": "1.00000000",
+        }
         assert filters["DOGEBTC"]["PRICE_FILTER"]["tickSize"] == "0.00000001"
-        assert filters["FOOUSDT"]["PRICE_FILTER"] == {"filterType": "PRICE_FILTER", "minPrice": "0.01000000",
-                                                      "maxPrice": "1000000.00000000", "tickSize": "0.01000000"}
+        assert filters["FOOUSDT"]["PRICE_FILTER"] == {
+            "filterType": "PRICE_FILTER",
+            "minPrice": "0.01000000",
+            "maxPrice": "1000000.00000000",
+            "tickSize": "0.01000000",
+        }

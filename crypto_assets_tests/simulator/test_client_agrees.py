@@ -18,8 +18,11 @@ CHANNELS = ("TRADE_CHANNEL", "AGG_TRADE_CHANNEL", "KLINE_1M_CHANNEL")
 
 def constants(module) -> dict[str, object]:
     """The module's upper-case names; a compiled pattern as its text (the simulator quotes it, the client matches)."""
-    return {name: value.pattern if isinstance(value, re.Pattern) else value
-            for name, value in vars(module).items() if name.isupper()}
+    return {
+        name: value.pattern if isinstance(value, re.Pattern) else value
+        for name, value in vars(module).items()
+        if name.isupper()
+    }
 
 
 @pytest.mark.parametrize("name", PATHS + CHANNELS + ("MAX_LIMIT", "LEGAL_SYMBOL_PARAMETER"))

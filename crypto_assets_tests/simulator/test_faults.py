@@ -14,19 +14,36 @@ import websocket
 from crypto_assets.simulator import Simulator, SimulatorConfig, StreamSettings, symbol_config
 from crypto_assets.simulator.faults import MALFORMED_KINDS
 from crypto_assets.simulator.market import units_to_decimal
-
 from crypto_assets_tests.simulator._support import (
-    OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Closed, RawWebSocket, api, close_code, collect, connect, http,
-    messages, now_ms,
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    Closed,
+    RawWebSocket,
+    api,
+    close_code,
+    collect,
+    connect,
+    http,
+    messages,
+    now_ms,
 )
 
 pytestmark = pytest.mark.integration
 
 # The keyword arguments of each in-process method are the JSON body keys of its control path.
 IN_PROCESS = {
-    "drop": "drop_connections", "half_open": "half_open", "server_shutdown": "server_shutdown",
-    "malformed": "send_malformed", "rest_errors": "fail_rest", "latency": "set_latency",
-    "rate_limit_storm": "rate_limit_storm", "pause": "pause_symbol", "resume": "resume_symbol",
+    "drop": "drop_connections",
+    "half_open": "half_open",
+    "server_shutdown": "server_shutdown",
+    "malformed": "send_malformed",
+    "rest_errors": "fail_rest",
+    "latency": "set_latency",
+    "rate_limit_storm": "rate_limit_storm",
+    "pause": "pause_symbol",
+    "resume": "resume_symbol",
     "clear": "clear_faults",
 }
 
@@ -490,15 +507,19 @@ def test_subscribe_list_unsubscribe_and_control_errors(calm):
     try:
         assert request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 1})[0] == {"result": [], "id": 1}
         time.sleep(0.25)
-        assert request(ws, {"method": "SUBSCRIBE", "params": ["btcusdt@trade", "ethusdt@aggTrade"], "id": 2})[0] == \
-            {"result": None, "id": 2}
+        assert request(ws, {"method": "SUBSCRIBE", "params": ["btcusdt@trade", "ethusdt@aggTrade"], "id": 2})[0] == {
+            "result": None,
+            "id": 2,
+        }
         events = messages(collect(ws, 5, until=lambda f: {json.loads(d)["e"] for _, d in f} >= {"trade", "aggTrade"}))
         assert {e["e"] for e in events} == {"trade", "aggTrade"}
         answer, _ = request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 3})
         assert answer == {"result": ["btcusdt@trade", "ethusdt@aggTrade"], "id": 3}
         time.sleep(0.25)
-        assert request(ws, {"method": "UNSUBSCRIBE", "params": ["btcusdt@trade"], "id": 4})[0] == \
-            {"result": None, "id": 4}
+        assert request(ws, {"method": "UNSUBSCRIBE", "params": ["btcusdt@trade"], "id": 4})[0] == {
+            "result": None,
+            "id": 4,
+        }
         collect(ws, 0.2)
         after = messages(collect(ws, 1.0))
         assert [e for e in after if e["e"] == "trade"] == []
@@ -551,8 +572,14 @@ def test_ground_truth_endpoint_equals_trades_between(calm):
     truth = calm.trades_between("BTCUSDT", start, end)
     assert len(rows) == len(truth) > 1000
     assert [(x["id"], x["price"], x["qty"], x["time"], x["isBuyerMaker"]) for x in rows] == [
-        (i, units_to_decimal(p), units_to_decimal(q), t, m) for i, p, q, t, m in
-        zip(truth.id.tolist(), truth.price.tolist(), truth.qty.tolist(), truth.time.tolist(),
-            truth.is_buyer_maker.tolist())]
+        (i, units_to_decimal(p), units_to_decimal(q), t, m)
+        for i, p, q, t, m in zip(
+            truth.id.tolist(),
+            truth.price.tolist(),
+            truth.qty.tolist(),
+            truth.time.tolist(),
+            truth.is_buyer_maker.tolist(),
+        )
+    ]
     assert start <= rows[0]["time"] and rows[-1]["time"] < end
     assert http(calm, "/_sim/trades", {"symbol": "NOPEUSDT", "startTime": start, "endTime": end}).status == 400

@@ -15,16 +15,26 @@ import pytest
 from crypto_assets.simulator import Simulator, SimulatorConfig, StreamSettings, symbol_config
 from crypto_assets.simulator.hostile import CUT_KINDS
 from crypto_assets.simulator.process import SimulatorProcess
-
 from crypto_assets_tests.exchange._clocks import FastClock
 from crypto_assets_tests.simulator._support import (
-    OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Closed, ManualClock, RawWebSocket, api, close_code, http, now_ms,
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    Closed,
+    ManualClock,
+    RawWebSocket,
+    api,
+    close_code,
+    http,
+    now_ms,
 )
 
 pytestmark = pytest.mark.integration
 
 MINUTE = 60_000
-SLACK_MS = 8_000  # simulated ms (0.4 s real, more under load) between the server's cut and the client noticing it (pump ticks, threads)
+# simulated ms (0.4 s real, more under load) between the server's cut and the client noticing it (pump ticks, threads)
+SLACK_MS = 8_000
 
 
 # ---- a client that answers pings and records what it sees, in simulated time --------------------------------------
@@ -39,8 +49,14 @@ class Watch:
         return [(t, json.loads(p)) for t, op, p in self.frames if op == OP_TEXT]
 
     def shutdown_ms(self) -> int | None:
-        return next((t for t, m in self.texts() if m.get("e") == "serverShutdown"
-                     or m.get("data", {}).get("e") == "serverShutdown"), None)
+        return next(
+            (
+                t
+                for t, m in self.texts()
+                if m.get("e") == "serverShutdown" or m.get("data", {}).get("e") == "serverShutdown"
+            ),
+            None,
+        )
 
     def close(self) -> tuple[int, int] | None:
         """(simulated ms, code) of the server's close frame."""
@@ -95,8 +111,12 @@ CONNECTIONS = 9
 
 def test_every_connection_is_cut_after_40_to_100_s_in_all_three_ways():
     clock = FastClock(now_ms(), CUT_SPEED)
-    config = SimulatorConfig(symbols=[symbol_config("CUTUSDT", trades_per_second=2.0)], history_minutes=2,
-                             hostile=True, hostile_seed=CUT_SEED)
+    config = SimulatorConfig(
+        symbols=[symbol_config("CUTUSDT", trades_per_second=2.0)],
+        history_minutes=2,
+        hostile=True,
+        hostile_seed=CUT_SEED,
+    )
     with Simulator(config, clock=clock) as sim:
         watches, threads = [], []
         for _ in range(CONNECTIONS):
@@ -161,7 +181,8 @@ def test_hostile_mode_over_the_control_path():
                 cuts = sim.state()["hostile"]["cuts"]
                 assert sorted(c["session"] for c in cuts) == sorted(c["id"] for c in connections)
                 assert [c["kind"] for c in sorted(cuts, key=lambda c: c["session"])] == [
-                    c["hostile_cut"]["kind"] for c in sorted(connections, key=lambda c: c["id"])]
+                    c["hostile_cut"]["kind"] for c in sorted(connections, key=lambda c: c["id"])
+                ]
 
         off = http(sim, "/_sim/faults/hostile", method="POST", body={"enabled": False})
         assert off.status == 200 and off.json()["enabled"] is False
@@ -185,8 +206,7 @@ def calm_symbols():
 
 
 def rest_klines(sim, symbol: str, start_ms: int, end_ms: int) -> list[list]:
-    return api(sim, "klines", symbol=symbol, interval="1m", startTime=start_ms, endTime=end_ms - 1,
-               limit=1000).json()
+    return api(sim, "klines", symbol=symbol, interval="1m", startTime=start_ms, endTime=end_ms - 1, limit=1000).json()
 
 
 def test_switching_hostile_mode_changes_only_what_nobody_has_seen():
@@ -248,8 +268,13 @@ def capture_with_reconnects(sim, clock, streams: list[str], until_ms: int) -> li
 @pytest.fixture(scope="module")
 def hostile_capture():
     clock = FastClock(T0, STREAM_SPEED)
-    config = SimulatorConfig(symbols=calm_symbols(), history_minutes=3, hostile=True, hostile_seed=MARKET_SEED,
-                             stream=StreamSettings(ping_interval_s=20.0, pong_timeout_s=60.0))
+    config = SimulatorConfig(
+        symbols=calm_symbols(),
+        history_minutes=3,
+        hostile=True,
+        hostile_seed=MARKET_SEED,
+        stream=StreamSettings(ping_interval_s=20.0, pong_timeout_s=60.0),
+    )
     streams = [f"{s.lower()}@{kind}" for s in SYMBOLS for kind in ("trade", "kline_1m")]
     with Simulator(config, clock=clock) as sim:
         segments = capture_with_reconnects(sim, clock, streams, T0 + CAPTURE_MS)
@@ -268,11 +293,21 @@ def test_the_capture_was_cut_and_saw_bursts_and_empty_minutes(hostile_capture):
     sim, segments = hostile_capture
     assert len(segments) >= 2, "hostile mode cut the capture's connection at least once"
     burst_seconds = {s: sim.market[s].hostile.burst_seconds(T0 // 1000, (T0 + CAPTURE_MS) // 1000) for s in SYMBOLS}
-    streamed_in_bursts = sum(1 for w in segments for s, trades in stream_messages(w, "trade").items()
-                             for t in trades if t["T"] // 1000 in burst_seconds[s])
+    streamed_in_bursts = sum(
+        1
+        for w in segments
+        for s, trades in stream_messages(w, "trade").items()
+        for t in trades
+        if t["T"] // 1000 in burst_seconds[s]
+    )
     assert streamed_in_bursts > 0, "the stream carried trades of a burst"
-    empty_closed = [k for w in segments for ks in stream_messages(w, "kline_1m").values() for k in ks
-                    if k["k"]["x"] and k["k"]["n"] == 0]
+    empty_closed = [
+        k
+        for w in segments
+        for ks in stream_messages(w, "kline_1m").values()
+        for k in ks
+        if k["k"]["x"] and k["k"]["n"] == 0
+    ]
     assert empty_closed, "the stream closed an empty minute"
 
 
@@ -285,15 +320,21 @@ def test_each_connection_streams_every_trade_as_the_ground_truth_has_it(hostile_
             ids = [t["t"] for t in trades]
             assert ids == list(range(ids[0], ids[-1] + 1)), f"{symbol}: a hole inside one connection"
             truth = sim.trades_between(symbol, trades[0]["T"], trades[-1]["T"] + 1)
-            expected = [(int(i), p, q, int(t), bool(m)) for i, p, q, t, m in zip(
-                truth.id, truth.price, truth.qty, truth.time, truth.is_buyer_maker) if ids[0] <= i <= ids[-1]]
-            got = [(t["t"], int(round(float(t["p"]) * 1e8)), int(round(float(t["q"]) * 1e8)), t["T"], t["m"])
-                   for t in trades]
+            expected = [
+                (int(i), p, q, int(t), bool(m))
+                for i, p, q, t, m in zip(truth.id, truth.price, truth.qty, truth.time, truth.is_buyer_maker)
+                if ids[0] <= i <= ids[-1]
+            ]
+            got = [
+                (t["t"], int(round(float(t["p"]) * 1e8)), int(round(float(t["q"]) * 1e8)), t["T"], t["m"])
+                for t in trades
+            ]
             assert got == expected, symbol
             rest = api(sim, "historicalTrades", symbol=symbol, fromId=ids[0], limit=1000).json()
             rest = [r for r in rest if r["id"] <= ids[-1]]
-            assert [(r["id"], r["price"], r["qty"], r["time"], r["isBuyerMaker"]) for r in rest] == \
-                [trade_key(t) for t in trades][: len(rest)]
+            assert [(r["id"], r["price"], r["qty"], r["time"], r["isBuyerMaker"]) for r in rest] == [
+                trade_key(t) for t in trades
+            ][: len(rest)]
 
 
 def test_every_closed_kline_streamed_matches_rest_and_the_ground_truth(hostile_capture):
@@ -316,14 +357,16 @@ def test_every_closed_kline_streamed_matches_rest_and_the_ground_truth(hostile_c
 
 
 def test_the_hostile_flag_of_the_command_line():
-    with SimulatorProcess("--symbols", "AAAUSDT", "--rate", "AAAUSDT=2", "--history-minutes", "30", "--hostile",
-                          "--seed", "4") as p:
+    with SimulatorProcess(
+        "--symbols", "AAAUSDT", "--rate", "AAAUSDT=2", "--history-minutes", "30", "--hostile", "--seed", "4"
+    ) as p:
         with RawWebSocket(p.host, p.port, "/ws/aaausdt@trade"):
             time.sleep(0.2)
             state = http(p, "/_sim/state").json()
         rows = api(p, "klines", symbol="AAAUSDT", interval="1m", limit=1000).json()[:-1]  # the closed minutes
-        truth = http(p, "/_sim/trades", {"symbol": "AAAUSDT", "startTime": rows[0][0],
-                                         "endTime": rows[-1][0] + MINUTE}).json()
+        truth = http(
+            p, "/_sim/trades", {"symbol": "AAAUSDT", "startTime": rows[0][0], "endTime": rows[-1][0] + MINUTE}
+        ).json()
     assert state["hostile"]["enabled"] is True and state["hostile"]["seed"] == 4
     [connection] = state["connections"]
     assert 40_000 <= connection["hostile_cut"]["at_ms"] - connection["connected_ms"] <= 100_000

@@ -14,7 +14,6 @@ import pytest
 
 from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.simulator.process import SimulatorProcess
-
 from crypto_assets_tests.simulator._support import ManualClock, api, http
 
 pytestmark = pytest.mark.integration
@@ -28,9 +27,13 @@ LISTED = {"NEWUSDT": 7, "FRESHBTC": 0, "DOGEBTC": 3}
 
 @pytest.fixture(scope="module")
 def sim():
-    symbols = [symbol_config("BTCUSDT"), symbol_config("NEWUSDT"), symbol_config("FRESHBTC"),
-               # quiet nearly every minute: the listing minute still holds the first trade
-               symbol_config("DOGEBTC", quiet_minute_probability=0.99)]
+    symbols = [
+        symbol_config("BTCUSDT"),
+        symbol_config("NEWUSDT"),
+        symbol_config("FRESHBTC"),
+        # quiet nearly every minute: the listing minute still holds the first trade
+        symbol_config("DOGEBTC", quiet_minute_probability=0.99),
+    ]
     config = SimulatorConfig(symbols=symbols, history_minutes=HISTORY_MINUTES, listed=LISTED)
     with Simulator(config, clock=ManualClock(T0)) as s:
         yield s
@@ -47,8 +50,10 @@ def history_start_ms() -> int:
 @pytest.mark.parametrize("symbol", sorted(LISTED))
 def test_nothing_exists_before_the_listing(sim, symbol):
     listed = listing_ms(symbol)
-    assert api(sim, "klines", symbol=symbol, interval="1m", startTime=listed - 30 * MINUTE,
-               endTime=listed - 1).json() == []
+    assert (
+        api(sim, "klines", symbol=symbol, interval="1m", startTime=listed - 30 * MINUTE, endTime=listed - 1).json()
+        == []
+    )
     assert api(sim, "klines", symbol=symbol, interval="1m", endTime=listed - 1).json() == []
     assert api(sim, "aggTrades", symbol=symbol, startTime=listed - 30 * MINUTE, endTime=listed - 1).json() == []
     assert len(sim.trades_between(symbol, 0, listed)) == 0
@@ -111,22 +116,40 @@ def test_the_listed_flag_of_the_command_line():
     assert trade["id"] == 0 and sol[0] <= trade["time"] < sol[0] + MINUTE
 
 
-@pytest.mark.parametrize("value, message", [
-    ("SOLUSDT", "--listed expects SYMBOL=MINUTES with MINUTES a whole number >= 0, got 'SOLUSDT'"),
-    ("SOLUSDT=soon", "--listed expects SYMBOL=MINUTES with MINUTES a whole number >= 0, got 'SOLUSDT=soon'"),
-    ("SOLUSDT=-5", "--listed expects SYMBOL=MINUTES with MINUTES a whole number >= 0, got 'SOLUSDT=-5'"),
-    ("DOGEUSDT=5", "--listed names DOGEUSDT, which is not in --symbols (BTCUSDT,SOLUSDT)"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("SOLUSDT", "--listed expects SYMBOL=MINUTES with MINUTES a whole number >= 0, got 'SOLUSDT'"),
+        ("SOLUSDT=soon", "--listed expects SYMBOL=MINUTES with MINUTES a whole number >= 0, got 'SOLUSDT=soon'"),
+        ("SOLUSDT=-5", "--listed expects SYMBOL=MINUTES with MINUTES a whole number >= 0, got 'SOLUSDT=-5'"),
+        ("DOGEUSDT=5", "--listed names DOGEUSDT, which is not in --symbols (BTCUSDT,SOLUSDT)"),
+    ],
+)
 def test_bad_listed_argument_exits_with_a_one_line_message(value, message):
-    done = subprocess.run([sys.executable, "-m", "crypto_assets.simulator", "--port", "0",
-                           "--symbols", "BTCUSDT,SOLUSDT", "--listed", value],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crypto_assets.simulator",
+            "--port",
+            "0",
+            "--symbols",
+            "BTCUSDT,SOLUSDT",
+            "--listed",
+            value,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode != 0
     assert done.stderr == message + "\n"
 
 
-@pytest.mark.parametrize("overrides", [{"quiet_minute_probability": 1.0}, {"trades_per_second": 0.0,
-                                                                           "burst_probability": 0.0}])
+@pytest.mark.parametrize(
+    "overrides", [{"quiet_minute_probability": 1.0}, {"trades_per_second": 0.0, "burst_probability": 0.0}]
+)
 def test_a_symbol_that_never_trades_has_no_first_trade(overrides):
     config = SimulatorConfig(symbols=[symbol_config("BTCUSDT", **overrides)], history_minutes=5)
     with Simulator(config, clock=ManualClock(T0)) as s:

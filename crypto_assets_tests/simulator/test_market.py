@@ -6,9 +6,14 @@ import numpy as np
 import pytest
 
 from crypto_assets.simulator.market import (
-    DEFAULT_SYMBOLS, UNITS, Market, SymbolMarket, SymbolConfig, symbol_config, units_to_decimal,
+    DEFAULT_SYMBOLS,
+    UNITS,
+    Market,
+    SymbolConfig,
+    SymbolMarket,
+    symbol_config,
+    units_to_decimal,
 )
-
 from crypto_assets_tests.simulator._support import truncated_product
 
 ORIGIN = 1_767_225_600_000  # 2026-01-01 00:00:00 UTC
@@ -171,9 +176,15 @@ def test_each_aggregate_covers_trades_of_one_time_price_and_side(bursty):
     aggs = bursty.aggs_between(start, end, 10**9)
     first_id = int(t.id[0])
     multi = 0
-    for _a, f, last, ts, p, q, m in zip(aggs.agg_id.tolist(), aggs.first_id.tolist(), aggs.last_id.tolist(),
-                                       aggs.time.tolist(), aggs.price.tolist(), aggs.qty.tolist(),
-                                       aggs.is_buyer_maker.tolist()):
+    for _a, f, last, ts, p, q, m in zip(
+        aggs.agg_id.tolist(),
+        aggs.first_id.tolist(),
+        aggs.last_id.tolist(),
+        aggs.time.tolist(),
+        aggs.price.tolist(),
+        aggs.qty.tolist(),
+        aggs.is_buyer_maker.tolist(),
+    ):
         assert f <= last
         part = t.slice(f - first_id, last - first_id + 1)
         assert part.id.tolist() == list(range(f, last + 1))
@@ -241,10 +252,14 @@ def test_binance_has_no_rule_on_tick_times_step_but_bounds_must_be_on_the_grid_a
     fine = symbol_config("BTCUSDT", tick_size="0.00000001", step_size="0.00000001")  # products need 16 decimals
     assert (fine.tick_units, fine.step_units) == (1, 1)
     assert fine.max_qty_units == 9000 * UNITS and fine.min_price_units == UNITS // 100
-    bad = [({"min_price": "0.015"}, "multiples of tick_size"), ({"max_qty": "9000.000001"}, "multiples of step_size"),
-           ({"min_qty": "10", "max_qty": "9"}, "min_qty <= max_qty"),
-           ({"step_size": "1", "min_qty": "1", "max_qty": "92233720369"}, "92233720368.54775807"),
-           ({"tick_size": "0.000000001"}, "more than 8 decimals"), ({"tick_size": "0"}, "tick_size must be > 0")]
+    bad = [
+        ({"min_price": "0.015"}, "multiples of tick_size"),
+        ({"max_qty": "9000.000001"}, "multiples of step_size"),
+        ({"min_qty": "10", "max_qty": "9"}, "min_qty <= max_qty"),
+        ({"step_size": "1", "min_qty": "1", "max_qty": "92233720369"}, "92233720368.54775807"),
+        ({"tick_size": "0.000000001"}, "more than 8 decimals"),
+        ({"tick_size": "0"}, "tick_size must be > 0"),
+    ]
     for overrides, message in bad:
         with pytest.raises(ValueError, match=message):
             symbol_config("BTCUSDT", **overrides)

@@ -13,31 +13,40 @@ import pytest
 
 from crypto_assets.simulator import Simulator, SimulatorConfig, StreamSettings, payloads, symbol_config
 from crypto_assets.simulator.market import UNITS, Market, units_to_decimal
-
 from crypto_assets_tests.simulator._support import api, collect, connect, http, messages, now_ms
 
 # ---- the documented examples -------------------------------------------------------------------------------------
-TRADE_EVENT = json.loads('{"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,"p":"0.001","q":"100",'
-                         '"T":1672515782136,"m":true,"M":true}')
+TRADE_EVENT = json.loads(
+    '{"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,"p":"0.001","q":"100","T":1672515782136,"m":true,"M":true}'
+)
 # The older trade shapes: before 2024 with the buyer's and the seller's order ids ("b", "a") after "q"; without "M".
 _TRADE_FIELDS = list(TRADE_EVENT.items())
 TRADE_EVENT_PRE_2024 = dict(_TRADE_FIELDS[:6] + [("b", 88), ("a", 50)] + _TRADE_FIELDS[6:])
 TRADE_EVENT_WITHOUT_M = {key: value for key, value in _TRADE_FIELDS if key != "M"}
-AGG_TRADE_EVENT = json.loads('{"e":"aggTrade","E":1672515782136,"s":"BNBBTC","a":12345,"p":"0.001","q":"100",'
-                             '"f":100,"l":105,"T":1672515782136,"m":true,"M":true}')
-KLINE_EVENT = json.loads('{"e":"kline","E":1672515782136,"s":"BNBBTC","k":{"t":1672515780000,"T":1672515839999,'
-                         '"s":"BNBBTC","i":"1m","f":100,"L":200,"o":"0.0010","c":"0.0020","h":"0.0025",'
-                         '"l":"0.0015","v":"1000","n":100,"x":false,"q":"1.0000","V":"500","Q":"0.500",'
-                         '"B":"123456"}}')
+AGG_TRADE_EVENT = json.loads(
+    '{"e":"aggTrade","E":1672515782136,"s":"BNBBTC","a":12345,"p":"0.001","q":"100",'
+    '"f":100,"l":105,"T":1672515782136,"m":true,"M":true}'
+)
+KLINE_EVENT = json.loads(
+    '{"e":"kline","E":1672515782136,"s":"BNBBTC","k":{"t":1672515780000,"T":1672515839999,'
+    '"s":"BNBBTC","i":"1m","f":100,"L":200,"o":"0.0010","c":"0.0020","h":"0.0025",'
+    '"l":"0.0015","v":"1000","n":100,"x":false,"q":"1.0000","V":"500","Q":"0.500",'
+    '"B":"123456"}}'
+)
 SHUTDOWN_EVENT = json.loads('{"e":"serverShutdown","E":1672515782136}')
-REST_TRADE = json.loads('{"id":28457,"price":"4.00000100","qty":"12.00000000","quoteQty":"48.000012",'
-                        '"time":1499865549590,"isBuyerMaker":true,"isBestMatch":true}')
-REST_AGG_TRADE = json.loads('{"a":26129,"p":"0.01633102","q":"4.70443515","f":27781,"l":27781,'
-                            '"T":1498793709153,"m":true,"M":true}')
-REST_KLINE = json.loads('[1499040000000,"0.01634790","0.80000000","0.01575800","0.01577100","148976.11427815",'
-                        '1499644799999,"2434.19055334",308,"1756.87402397","28.46694368","0"]')
+REST_TRADE = json.loads(
+    '{"id":28457,"price":"4.00000100","qty":"12.00000000","quoteQty":"48.000012",'
+    '"time":1499865549590,"isBuyerMaker":true,"isBestMatch":true}'
+)
+REST_AGG_TRADE = json.loads(
+    '{"a":26129,"p":"0.01633102","q":"4.70443515","f":27781,"l":27781,"T":1498793709153,"m":true,"M":true}'
+)
+REST_KLINE = json.loads(
+    '[1499040000000,"0.01634790","0.80000000","0.01575800","0.01577100","148976.11427815",'
+    '1499644799999,"2434.19055334",308,"1756.87402397","28.46694368","0"]'
+)
 ERROR = json.loads('{"code":-1121,"msg":"Invalid symbol."}')
-EXCHANGE_INFO = json.loads('''{
+EXCHANGE_INFO = json.loads("""{
   "timezone": "UTC", "serverTime": 1565246363776,
   "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}],
   "exchangeFilters": [],
@@ -50,7 +59,7 @@ EXCHANGE_INFO = json.loads('''{
     "permissions": [], "permissionSets": [["SPOT"]], "defaultSelfTradePreventionMode": "NONE",
     "allowedSelfTradePreventionModes": ["NONE"]
   }]
-}''')
+}""")
 
 DECIMAL8 = re.compile(r"^[0-9]+\.[0-9]{8}$")
 TRADE_DECIMALS = ("p", "q")
@@ -97,15 +106,23 @@ def sample():
     return m.trades_between(start, end), m.aggs_between(start, end, 10**6), m.kline(start, 60_000)
 
 
-@pytest.mark.parametrize("shape, example", [("current", TRADE_EVENT), ("pre-2024", TRADE_EVENT_PRE_2024),
-                                            ("without-M", TRADE_EVENT_WITHOUT_M)])
+@pytest.mark.parametrize(
+    "shape, example",
+    [("current", TRADE_EVENT), ("pre-2024", TRADE_EVENT_PRE_2024), ("without-M", TRADE_EVENT_WITHOUT_M)],
+)
 def test_trade_event_matches_the_documented_shape_and_the_trade(sample, shape, example):
     trades, _, _ = sample
     event_time = int(trades.time[-1]) + 5
     events = [json.loads(e) for e in payloads.trade_events("BTCUSDT", trades, event_time, shape)]
     assert len(events) == len(trades)
-    for e, t, ts, p, q, m in zip(events, trades.id.tolist(), trades.time.tolist(), trades.price.tolist(),
-                                 trades.qty.tolist(), trades.is_buyer_maker.tolist()):
+    for e, t, ts, p, q, m in zip(
+        events,
+        trades.id.tolist(),
+        trades.time.tolist(),
+        trades.price.tolist(),
+        trades.qty.tolist(),
+        trades.is_buyer_maker.tolist(),
+    ):
         assert_shape(e, example)
         assert_decimals(e, TRADE_DECIMALS)
         assert (e["e"], e["E"], e["s"], e["t"], e["T"], e["m"]) == ("trade", event_time, "BTCUSDT", t, ts, m)
@@ -132,8 +149,14 @@ def test_agg_trade_event_matches_the_documented_shape(sample):
     _, aggs, _ = sample
     events = [json.loads(e) for e in payloads.agg_trade_events("BTCUSDT", aggs, ORIGIN + 200_000)]
     assert len(events) == len(aggs)
-    for e, a, f, last, p, q in zip(events, aggs.agg_id.tolist(), aggs.first_id.tolist(), aggs.last_id.tolist(),
-                                   aggs.price.tolist(), aggs.qty.tolist()):
+    for e, a, f, last, p, q in zip(
+        events,
+        aggs.agg_id.tolist(),
+        aggs.first_id.tolist(),
+        aggs.last_id.tolist(),
+        aggs.price.tolist(),
+        aggs.qty.tolist(),
+    ):
         assert_shape(e, AGG_TRADE_EVENT)
         assert_decimals(e, TRADE_DECIMALS)
         assert (e["a"], e["f"], e["l"], units(e["p"]), units(e["q"])) == (a, f, last, p, q)
@@ -147,10 +170,23 @@ def test_kline_event_matches_the_documented_shape(sample, closed):
     assert_decimals(e["k"], KLINE_DECIMALS)
     body = e["k"]
     assert (e["e"], e["s"], body["s"], body["i"], body["x"]) == ("kline", "BTCUSDT", "BTCUSDT", "1m", closed)
-    assert (body["t"], body["T"], body["f"], body["L"], body["n"]) == (k.open_time, k.close_time, k.first_id,
-                                                                       k.last_id, k.count)
-    assert [units(body[x]) for x in KLINE_DECIMALS] == [k.open, k.close, k.high, k.low, k.volume, k.quote_volume,
-                                                        k.taker_buy_volume, k.taker_buy_quote_volume]
+    assert (body["t"], body["T"], body["f"], body["L"], body["n"]) == (
+        k.open_time,
+        k.close_time,
+        k.first_id,
+        k.last_id,
+        k.count,
+    )
+    assert [units(body[x]) for x in KLINE_DECIMALS] == [
+        k.open,
+        k.close,
+        k.high,
+        k.low,
+        k.volume,
+        k.quote_volume,
+        k.taker_buy_volume,
+        k.taker_buy_quote_volume,
+    ]
 
 
 def test_combined_envelope_and_server_shutdown_event():
@@ -192,8 +228,11 @@ def test_decimal_strings_have_exactly_eight_places():
 @pytest.fixture(scope="module")
 def sim():
     config = SimulatorConfig(
-        symbols=[symbol_config("BTCUSDT"), symbol_config("ETHUSDT", quiet_minute_probability=0.0),
-                 symbol_config("BNBUSDT", status="HALT")],
+        symbols=[
+            symbol_config("BTCUSDT"),
+            symbol_config("ETHUSDT", quiet_minute_probability=0.0),
+            symbol_config("BNBUSDT", status="HALT"),
+        ],
         history_minutes=5,
     )
     with Simulator(config) as s:
@@ -218,8 +257,11 @@ def test_exchange_info_matches_the_documented_shape(sim):
     assert_shape(info, EXCHANGE_INFO)
     weight = [r for r in info["rateLimits"] if r["rateLimitType"] == "REQUEST_WEIGHT"]
     assert weight == [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}]
-    assert {s["symbol"]: s["status"] for s in info["symbols"]} == {"BTCUSDT": "TRADING", "ETHUSDT": "TRADING",
-                                                                 "BNBUSDT": "HALT"}
+    assert {s["symbol"]: s["status"] for s in info["symbols"]} == {
+        "BTCUSDT": "TRADING",
+        "ETHUSDT": "TRADING",
+        "BNBUSDT": "HALT",
+    }
     btc = info["symbols"][0]
     assert (btc["baseAsset"], btc["quoteAsset"]) == ("BTC", "USDT")
     filters = {f["filterType"]: f for f in btc["filters"]}
@@ -236,8 +278,9 @@ def test_exchange_info_filters_by_symbol_and_symbols(sim):
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("endpoint, params", [("trades", {}), ("historicalTrades", {}),
-                                              ("historicalTrades", {"fromId": 5_100_000_100})])
+@pytest.mark.parametrize(
+    "endpoint, params", [("trades", {}), ("historicalTrades", {}), ("historicalTrades", {"fromId": 5_100_000_100})]
+)
 def test_rest_trade_rows_match_the_documented_shape_and_the_market(sim, endpoint, params):
     r = api(sim, endpoint, symbol="BTCUSDT", limit=300, **params)
     assert r.status == 200
@@ -248,8 +291,12 @@ def test_rest_trade_rows_match_the_documented_shape_and_the_market(sim, endpoint
     if "fromId" in params:
         assert ids[0] == params["fromId"]
     truth = sim.trades_between("BTCUSDT", rows[0]["time"], rows[-1]["time"] + 1)
-    by_id = dict(zip(truth.id.tolist(), zip(truth.price.tolist(), truth.qty.tolist(), truth.time.tolist(),
-                                            truth.is_buyer_maker.tolist())))
+    by_id = dict(
+        zip(
+            truth.id.tolist(),
+            zip(truth.price.tolist(), truth.qty.tolist(), truth.time.tolist(), truth.is_buyer_maker.tolist()),
+        )
+    )
     for row in rows:
         assert_shape(row, REST_TRADE)
         assert_decimals(row, ("price", "qty", "quoteQty"))
@@ -347,8 +394,12 @@ def test_combined_stream_wraps_every_payload_in_the_envelope(sim):
     finally:
         ws.close()
     assert set(seen) == set(streams)
-    examples = {"btcusdt@trade": TRADE_EVENT, "btcusdt@aggTrade": AGG_TRADE_EVENT, "btcusdt@kline_1m": KLINE_EVENT,
-                "ethusdt@trade": TRADE_EVENT}
+    examples = {
+        "btcusdt@trade": TRADE_EVENT,
+        "btcusdt@aggTrade": AGG_TRADE_EVENT,
+        "btcusdt@kline_1m": KLINE_EVENT,
+        "ethusdt@trade": TRADE_EVENT,
+    }
     for name, msg in seen.items():
         assert list(msg) == ["stream", "data"]
         assert_shape(msg["data"], examples[name])
@@ -358,8 +409,9 @@ def test_combined_stream_wraps_every_payload_in_the_envelope(sim):
 @pytest.mark.integration
 @pytest.mark.parametrize("shape, example", [("pre-2024", TRADE_EVENT_PRE_2024), ("without-M", TRADE_EVENT_WITHOUT_M)])
 def test_older_trade_shapes_over_the_wire(shape, example):
-    config = SimulatorConfig(symbols=[symbol_config("BTCUSDT")], history_minutes=2,
-                             stream=StreamSettings(trade_shape=shape))
+    config = SimulatorConfig(
+        symbols=[symbol_config("BTCUSDT")], history_minutes=2, stream=StreamSettings(trade_shape=shape)
+    )
     with Simulator(config) as s:
         events = _stream(s, "/ws/btcusdt@trade", 10)
         combined = _stream(s, "/stream?streams=btcusdt@trade", 3)

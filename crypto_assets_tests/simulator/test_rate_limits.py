@@ -11,7 +11,6 @@ import time
 import pytest
 
 from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
-
 from crypto_assets_tests.simulator._support import ManualClock, RawWebSocket, api, http, weight
 
 pytestmark = pytest.mark.integration
@@ -41,8 +40,9 @@ def sim():
 def small():
     """100 weight a minute, 3 tolerated violations, 120 s bans, on a hand-moved clock."""
     clock = ManualClock(MID_MINUTE)
-    config = SimulatorConfig(symbols=SYMBOLS, history_minutes=5, weight_per_minute=100, tolerated_violations=3,
-                             ban_seconds=120)
+    config = SimulatorConfig(
+        symbols=SYMBOLS, history_minutes=5, weight_per_minute=100, tolerated_violations=3, ban_seconds=120
+    )
     with Simulator(config, clock=clock) as s:
         s.test_clock = clock
         yield s
@@ -56,8 +56,9 @@ def exhaust(sim, source_ip: str | None = None) -> None:
 
 
 # ---- weights -------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("i, endpoint, params, expected", [(i, *e) for i, e in enumerate(ENDPOINTS)],
-                         ids=[e[0] for e in ENDPOINTS])
+@pytest.mark.parametrize(
+    "i, endpoint, params, expected", [(i, *e) for i, e in enumerate(ENDPOINTS)], ids=[e[0] for e in ENDPOINTS]
+)
 def test_each_endpoint_costs_its_documented_weight(sim, i, endpoint, params, expected):
     ip = f"127.0.0.{10 + i}"  # a fresh IP: the first call's used weight is the endpoint's weight
     first = api(sim, endpoint, source_ip=ip, **params)
@@ -179,19 +180,23 @@ def test_websocket_connection_attempts_are_limited_per_ip():
 
 
 # ---- error codes ---------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("endpoint, params, code", [
-    ("trades", {"symbol": "NOPEUSDT"}, -1121),
-    ("historicalTrades", {"symbol": "DOGEUSDT", "fromId": 1}, -1121),
-    ("trades", {"symbol": "btcusdt"}, -1100),
-    ("trades", {"symbol": "BTC$USDT"}, -1100),
-    ("historicalTrades", {"symbol": "BTCUSDT", "fromId": "12ab"}, -1100),
-    ("trades", {}, -1102),
-    ("aggTrades", {"symbol": ""}, -1102),
-    ("klines", {"symbol": "BTCUSDT"}, -1102),
-    ("klines", {"symbol": "BTCUSDT", "interval": "7m"}, -1120),
-    ("aggTrades", {"symbol": "BTCUSDT", "fromId": 500_000, "startTime": MID_MINUTE - 60_000}, -1128),
-    ("aggTrades", {"symbol": "BTCUSDT", "fromId": 500_000, "endTime": MID_MINUTE}, -1128),
-], ids=lambda v: str(v) if isinstance(v, int) else None)
+@pytest.mark.parametrize(
+    "endpoint, params, code",
+    [
+        ("trades", {"symbol": "NOPEUSDT"}, -1121),
+        ("historicalTrades", {"symbol": "DOGEUSDT", "fromId": 1}, -1121),
+        ("trades", {"symbol": "btcusdt"}, -1100),
+        ("trades", {"symbol": "BTC$USDT"}, -1100),
+        ("historicalTrades", {"symbol": "BTCUSDT", "fromId": "12ab"}, -1100),
+        ("trades", {}, -1102),
+        ("aggTrades", {"symbol": ""}, -1102),
+        ("klines", {"symbol": "BTCUSDT"}, -1102),
+        ("klines", {"symbol": "BTCUSDT", "interval": "7m"}, -1120),
+        ("aggTrades", {"symbol": "BTCUSDT", "fromId": 500_000, "startTime": MID_MINUTE - 60_000}, -1128),
+        ("aggTrades", {"symbol": "BTCUSDT", "fromId": 500_000, "endTime": MID_MINUTE}, -1128),
+    ],
+    ids=lambda v: str(v) if isinstance(v, int) else None,
+)
 def test_bad_parameters_get_binance_error_codes(sim, endpoint, params, code):
     r = api(sim, endpoint, source_ip="127.0.0.40", **params)
     assert r.status == 400

@@ -10,7 +10,6 @@ import pytest
 
 from crypto_assets.simulator import Simulator, SimulatorConfig, StreamSettings, symbol_config
 from crypto_assets.simulator.market import units_to_decimal
-
 from crypto_assets_tests.simulator._support import api, collect, connect, messages, now_ms
 
 pytestmark = pytest.mark.integration
@@ -56,8 +55,9 @@ def capture():
     clock = clock_before_a_minute_boundary()
     boundary = (clock() // 60_000 + 1) * 60_000
     symbols = [symbol_config("BTCUSDT", burst_probability=0.2), symbol_config("ETHUSDT", quiet_minute_probability=0.0)]
-    config = SimulatorConfig(symbols=symbols,
-                             history_minutes=3, stream=StreamSettings(ping_interval_s=1.0, pong_timeout_s=5.0))
+    config = SimulatorConfig(
+        symbols=symbols, history_minutes=3, stream=StreamSettings(ping_interval_s=1.0, pong_timeout_s=5.0)
+    )
     with Simulator(config, clock=clock) as sim:
         ws = connect(sim, "/stream?streams=" + "/".join(STREAMS))
         closed_at: list[float] = []
@@ -124,9 +124,17 @@ def test_streamed_trades_equal_rest_historical_trades(capture, symbol):
 def test_streamed_trades_equal_the_ground_truth(capture, symbol):
     trades = capture.trades(symbol)
     truth = capture.sim.trades_between(symbol, trades[0]["T"], trades[-1]["T"] + 1)
-    rows = [(i, units_to_decimal(p), units_to_decimal(q), ts, m) for i, p, q, ts, m in
-            zip(truth.id.tolist(), truth.price.tolist(), truth.qty.tolist(), truth.time.tolist(),
-                truth.is_buyer_maker.tolist()) if i <= trades[-1]["t"]]
+    rows = [
+        (i, units_to_decimal(p), units_to_decimal(q), ts, m)
+        for i, p, q, ts, m in zip(
+            truth.id.tolist(),
+            truth.price.tolist(),
+            truth.qty.tolist(),
+            truth.time.tolist(),
+            truth.is_buyer_maker.tolist(),
+        )
+        if i <= trades[-1]["t"]
+    ]
     assert rows == [trade_key(t) for t in trades]
 
 
@@ -141,8 +149,9 @@ def test_closed_kline_equals_rest_klines_and_the_ground_truth(capture):
     truth = capture.sim.trades_between("BTCUSDT", open_ms, open_ms + 60_000)
     prices = truth.price.tolist()
     assert (k["n"], k["f"], k["L"]) == (len(truth), int(truth.id[0]), int(truth.id[-1]))
-    assert (k["o"], k["h"], k["l"], k["c"]) == tuple(units_to_decimal(p) for p in
-                                                     (prices[0], max(prices), min(prices), prices[-1]))
+    assert (k["o"], k["h"], k["l"], k["c"]) == tuple(
+        units_to_decimal(p) for p in (prices[0], max(prices), min(prices), prices[-1])
+    )
     assert k["v"] == units_to_decimal(int(truth.qty.sum()))
     assert k["q"] == units_to_decimal(sum(truth.quote_qty()))
     assert k["L"] - k["f"] + 1 == k["n"]  # ids within a minute are dense
@@ -174,15 +183,17 @@ def test_streamed_aggs_equal_rest_agg_trades_by_inclusive_time_window(capture, s
     assert len(rows) < 1000
     assert [agg_key(r) for r in rows] == [agg_key(a) for a in complete]
     # Microsecond parameters mean the same window.
-    rows_us = api(capture.sim, "aggTrades", symbol=symbol, startTime=start * 1000, endTime=end * 1000 + 999,
-                  limit=1000).json()
+    rows_us = api(
+        capture.sim, "aggTrades", symbol=symbol, startTime=start * 1000, endTime=end * 1000 + 999, limit=1000
+    ).json()
     assert rows_us == rows
     # Both bounds are inclusive: a one-millisecond window returns exactly that millisecond's aggregates.
     ms = complete[len(complete) // 2]["T"]
     one = api(capture.sim, "aggTrades", symbol=symbol, startTime=ms, endTime=ms, limit=1000).json()
     assert [agg_key(r) for r in one] == [agg_key(a) for a in complete if a["T"] == ms]
-    assert api(capture.sim, "aggTrades", symbol=symbol, startTime=start + 1, endTime=end - 1,
-               limit=1000).json() == [r for r in rows if start < r["T"] < end]
+    assert api(capture.sim, "aggTrades", symbol=symbol, startTime=start + 1, endTime=end - 1, limit=1000).json() == [
+        r for r in rows if start < r["T"] < end
+    ]
 
 
 @pytest.mark.parametrize("symbol", SYMBOLS)

@@ -11,9 +11,15 @@ import pytest
 from crypto_assets.exchange.models import parse_rest_trades, parse_stream_frame
 from crypto_assets.simulator import DEFAULT_SYMBOLS, Simulator, SimulatorConfig, StreamSettings, symbol_config
 from crypto_assets.simulator.market import Market, units_to_decimal
-
 from crypto_assets_tests.simulator._support import (
-    api, collect, connect, http, messages, now_ms, truncated_product, truncated_sum,
+    api,
+    collect,
+    connect,
+    http,
+    messages,
+    now_ms,
+    truncated_product,
+    truncated_sum,
 )
 
 ORIGIN = 1_767_225_600_000  # 2026-01-01 00:00:00 UTC
@@ -31,9 +37,16 @@ BINANCE_FILTERS = {
     "WBTCBTC": ("0.00000001", "1000.00000000", "0.00000001", "0.00000001", "9000.00000000", "0.00000001"),
     "XRPUSDT": ("0.01000000", "1000000.00000000", "0.01000000", "0.00100000", "9000000.00000000", "0.00100000"),
 }
-ASSETS = {"BTCUSDT": ("BTC", "USDT"), "ETHUSDT": ("ETH", "USDT"), "SOLUSDT": ("SOL", "USDT"),
-          "ETHBTC": ("ETH", "BTC"), "PEPEUSDT": ("PEPE", "USDT"), "DOGEBTC": ("DOGE", "BTC"),
-          "WBTCBTC": ("WBTC", "BTC"), "XRPUSDT": ("XRP", "USDT")}
+ASSETS = {
+    "BTCUSDT": ("BTC", "USDT"),
+    "ETHUSDT": ("ETH", "USDT"),
+    "SOLUSDT": ("SOL", "USDT"),
+    "ETHBTC": ("ETH", "BTC"),
+    "PEPEUSDT": ("PEPE", "USDT"),
+    "DOGEBTC": ("DOGE", "BTC"),
+    "WBTCBTC": ("WBTC", "BTC"),
+    "XRPUSDT": ("XRP", "USDT"),
+}
 TINY_TICK = ("PEPEUSDT", "DOGEBTC", "WBTCBTC")
 
 
@@ -51,8 +64,9 @@ NOW = ORIGIN + 15 * MINUTE + 30_000  # the REST simulator's clock stands still: 
 
 @pytest.fixture(scope="module")
 def sim():
-    config = SimulatorConfig(symbols=[symbol_config(s) for s in BINANCE_FILTERS], origin_ms=ORIGIN,
-                             weight_per_minute=100_000)
+    config = SimulatorConfig(
+        symbols=[symbol_config(s) for s in BINANCE_FILTERS], origin_ms=ORIGIN, weight_per_minute=100_000
+    )
     with Simulator(config, clock=lambda: NOW) as s:
         yield s
 
@@ -68,8 +82,10 @@ def test_exchange_info_carries_the_filters_as_binance_writes_them(sim):
             {"filterType": "PRICE_FILTER", "minPrice": min_price, "maxPrice": max_price, "tickSize": tick},
             {"filterType": "LOT_SIZE", "minQty": min_qty, "maxQty": max_qty, "stepSize": step},
         ], s["symbol"]
-        assert [list(f) for f in s["filters"]] == [["filterType", "minPrice", "maxPrice", "tickSize"],
-                                                   ["filterType", "minQty", "maxQty", "stepSize"]]
+        assert [list(f) for f in s["filters"]] == [
+            ["filterType", "minPrice", "maxPrice", "tickSize"],
+            ["filterType", "minQty", "maxQty", "stepSize"],
+        ]
         assert (s["baseAsset"], s["quoteAsset"]) == ASSETS[s["symbol"]]
         assert s["status"] == "TRADING" and s["permissionSets"] == [["SPOT"]]  # the other fields are still there
 
@@ -144,16 +160,16 @@ def test_rest_quote_qty_and_kline_quote_volumes_are_the_exact_products_truncated
     chosen = sorted(set(with_max[:1] + opens[:2]))
     if symbol == "PEPEUSDT":
         assert with_max, "no PEPEUSDT max_qty trade in the last 12 minutes"
-    klines = {row[0]: row for row in api(sim, "klines", symbol=symbol, interval="1m", startTime=opens[-1],
-                                         limit=12).json()}
+    klines = {
+        row[0]: row for row in api(sim, "klines", symbol=symbol, interval="1m", startTime=opens[-1], limit=12).json()
+    }
     for open_ms in chosen:
         truth = sim.trades_between(symbol, open_ms, open_ms + MINUTE)
         if not len(truth):
             continue  # a quiet minute
         rows = rest_trades_of_minute(sim, symbol, open_ms)
         assert [r["id"] for r in rows] == truth.id.tolist()
-        pairs = [(units_to_decimal(p), units_to_decimal(q)) for p, q in zip(truth.price.tolist(),
-                                                                             truth.qty.tolist())]
+        pairs = [(units_to_decimal(p), units_to_decimal(q)) for p, q in zip(truth.price.tolist(), truth.qty.tolist())]
         assert [(r["price"], r["qty"]) for r in rows] == pairs
         assert [r["quoteQty"] for r in rows] == [truncated_product(p, q) for p, q in pairs]
         row = klines[open_ms]
@@ -169,6 +185,7 @@ def via(request):
     symbols = [symbol_config("BTCUSDT"), symbol_config("PEPEUSDT", quiet_minute_probability=0.0)]
     config = SimulatorConfig(symbols=symbols, history_minutes=3, stream=StreamSettings(ping_interval_s=1.0))
     with Simulator(config) as s:
+
         def inject(**args):
             if request.param == "http":
                 r = http(s, "/_sim/faults/bad_value", method="POST", body=args)
@@ -188,8 +205,9 @@ def test_a_bad_value_reaches_the_stream_and_rest_and_nothing_else(via, symbol, f
     target = m.first_trade_id_from(at)
     ws = connect(sim, f"/ws/{symbol.lower()}@trade")
     try:
-        injected = inject(symbol=symbol, field=field, **({"at_or_after_ms": at} if select == "time" else
-                                                         {"trade_id": target}))
+        injected = inject(
+            symbol=symbol, field=field, **({"at_or_after_ms": at} if select == "time" else {"trade_id": target})
+        )
         frames = collect(ws, 15, until=lambda f: any(b'"t":%d,' % target in d for _, d in f))
     finally:
         ws.close()
@@ -219,15 +237,16 @@ def test_a_bad_value_reaches_the_stream_and_rest_and_nothing_else(via, symbol, f
     # The kline, the aggregates and the ground truth keep the true value.
     open_ms = int(true.time[0]) // MINUTE * MINUTE
     truth = sim.trades_between(symbol, open_ms, open_ms + MINUTE)
-    assert units_to_decimal(int(((truth.price if field == "price" else truth.qty)[truth.id == target])[0])) == \
-        true_text
+    assert units_to_decimal(int(((truth.price if field == "price" else truth.qty)[truth.id == target])[0])) == true_text
     row = api(sim, "klines", symbol=symbol, interval="1m", startTime=open_ms, limit=1).json()[0]
     counted = truth.slice(0, row[8])  # the minute may still be open: the kline counts the trades so far
     assert target in counted.id.tolist()
     assert row[5] == units_to_decimal(sum(counted.qty.tolist()))
     assert (row[2], row[3]) == (units_to_decimal(int(counted.price.max())), units_to_decimal(int(counted.price.min())))
-    assert bad.encode() not in api(sim, "aggTrades", symbol=symbol, startTime=int(true.time[0]),
-                                   endTime=int(true.time[0])).body
+    assert (
+        bad.encode()
+        not in api(sim, "aggTrades", symbol=symbol, startTime=int(true.time[0]), endTime=int(true.time[0])).body
+    )
     # Cleared, REST tells the truth again.
     sim.clear_faults()
     row = api(sim, "historicalTrades", symbol=symbol, fromId=target, limit=1).json()[0]

@@ -42,8 +42,12 @@ def build_analytics_definitions(settings: Settings) -> Definitions:
         schedules=build_schedules(hourly_job, latest_job, list(translator.raw_keys), hours),
         sensors=[build_gap_rebuild_sensor(list(translator.raw_keys), hours)],
         resources={
-            "dbt": DbtCliResource(project_dir=project, profiles_dir=str(project.profiles_dir),
-                                  target=warehouse.dbt_target, dbt_executable=dbt_executable()),
+            "dbt": DbtCliResource(
+                project_dir=project,
+                profiles_dir=str(project.profiles_dir),
+                target=warehouse.dbt_target,
+                dbt_executable=dbt_executable(),
+            ),
             "warehouse": warehouse,
         },
     )

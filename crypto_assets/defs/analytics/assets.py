@@ -39,9 +39,14 @@ LATEST_PRICES = AssetKey("latest_prices")
 MetadataFor = Callable[[AssetKey], Mapping[str, Any]]
 
 
-def run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
-                  window_start: datetime | None, window_end: datetime | None,
-                  extra_metadata: Callable[[], MetadataFor]) -> Iterator[Any]:
+def run_dbt_build(
+    context: AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
+    window_start: datetime | None,
+    window_end: datetime | None,
+    extra_metadata: Callable[[], MetadataFor],
+) -> Iterator[Any]:
     """`dbt build` of the context's selection for the window; the run's events, the Outputs of the models with
     `extra_metadata` (computed once dbt has released the DuckDB file). Fails the step after yielding every event
     when any model or test failed."""
@@ -67,12 +72,14 @@ def run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, warehouse
                 event = event.with_metadata({**(event.metadata or {}), **extra})
         yield event
     if not succeeded:
-        failures = [r for r in run_results.get("results", [])
-                    if r.get("status") in ("error", "fail", "runtime error")]
-        described = "; ".join(f"{r['unique_id']}: {r.get('status')} {(r.get('message') or '').strip()}"
-                              for r in failures[:10])
-        raise Failure(description=f"dbt build failed for the window {dbt_vars.get('window_start', '(all)')} .. "
-                                  f"{dbt_vars.get('window_end', '')}: {described or 'see the dbt log'}")
+        failures = [r for r in run_results.get("results", []) if r.get("status") in ("error", "fail", "runtime error")]
+        described = "; ".join(
+            f"{r['unique_id']}: {r.get('status')} {(r.get('message') or '').strip()}" for r in failures[:10]
+        )
+        raise Failure(
+            description=f"dbt build failed for the window {dbt_vars.get('window_start', '(all)')} .. "
+            f"{dbt_vars.get('window_end', '')}: {described or 'see the dbt log'}"
+        )
 
 
 def hourly_metadata(warehouse: WarehouseResource, window_end: datetime) -> MetadataFor:
@@ -102,23 +109,39 @@ def latest_prices_metadata(warehouse: WarehouseResource) -> MetadataFor:
     return lambda key: {"latest_prices": table, "symbols": len(rows)} if key == LATEST_PRICES else {}
 
 
-def build_hourly_dbt_assets(project: DbtProject, translator: AnalyticsTranslator,
-                            hours: PartitionsDefinition) -> AssetsDefinition:
-    @dbt_assets(manifest=project.manifest_path, project=project, select=HOURLY_SELECT, exclude=HOURLY_EXCLUDE,
-                name="dbt_hourly", partitions_def=hours, backfill_policy=BackfillPolicy.single_run(), pool=DUCKDB_POOL,
-                dagster_dbt_translator=translator)
+def build_hourly_dbt_assets(
+    project: DbtProject, translator: AnalyticsTranslator, hours: PartitionsDefinition
+) -> AssetsDefinition:
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        select=HOURLY_SELECT,
+        exclude=HOURLY_EXCLUDE,
+        name="dbt_hourly",
+        partitions_def=hours,
+        backfill_policy=BackfillPolicy.single_run(),
+        pool=DUCKDB_POOL,
+        dagster_dbt_translator=translator,
+    )
     def dbt_hourly(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
         """Silver and gold for the partition's hour (or a backfill's whole range, in one dbt run)."""
         window = context.partition_time_window
-        yield from run_dbt_build(context, dbt, warehouse, window.start, window.end,
-                                 lambda: hourly_metadata(warehouse, window.end))
+        yield from run_dbt_build(
+            context, dbt, warehouse, window.start, window.end, lambda: hourly_metadata(warehouse, window.end)
+        )
 
     return dbt_hourly
 
 
 def build_latest_prices_assets(project: DbtProject, translator: AnalyticsTranslator) -> AssetsDefinition:
-    @dbt_assets(manifest=project.manifest_path, project=project, select=UNPARTITIONED_SELECT,
-                name="dbt_unpartitioned", pool=DUCKDB_POOL, dagster_dbt_translator=translator)
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        select=UNPARTITIONED_SELECT,
+        name="dbt_unpartitioned",
+        pool=DUCKDB_POOL,
+        dagster_dbt_translator=translator,
+    )
     def dbt_unpartitioned(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
         """Models over the whole history (latest prices). Refused, naming what is missing, until an hour is built."""
         waiting = latest_prices_waits_for(context.instance, warehouse)

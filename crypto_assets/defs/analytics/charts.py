@@ -28,8 +28,7 @@ def candle_chart_png(candles_by_symbol: Mapping[str, Sequence[Candle]], title: s
             color = "#26a69a" if close >= open_ else "#ef5350"
             ax.vlines(x, float(low), float(high), color=color, linewidth=0.8)
             body = abs(float(close) - float(open_)) or max(float(high - low) * 0.01, float(close) * 1e-6)
-            ax.bar(x, body, width,
-                   bottom=min(float(open_), float(close)), color=color, linewidth=0)
+            ax.bar(x, body, width, bottom=min(float(open_), float(close)), color=color, linewidth=0)
         ax.set_title(symbol, fontsize=9, loc="left")
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
         ax.tick_params(labelsize=7)

@@ -63,9 +63,18 @@ def ensure_manifest(project: DbtProject) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="parse-", dir=target))
     try:
-        command = [dbt_executable(), "parse", "--quiet", "--no-partial-parse",
-                   "--project-dir", str(project_dir), "--profiles-dir", str(project.profiles_dir),
-                   "--target-path", str(scratch)]
+        command = [
+            dbt_executable(),
+            "parse",
+            "--quiet",
+            "--no-partial-parse",
+            "--project-dir",
+            str(project_dir),
+            "--profiles-dir",
+            str(project.profiles_dir),
+            "--target-path",
+            str(scratch),
+        ]
         done = subprocess.run(command, cwd=project_dir, capture_output=True, text=True, timeout=300)
         if done.returncode != 0 or not (scratch / "manifest.json").exists():
             raise ManifestError(
@@ -80,8 +89,9 @@ def ensure_manifest(project: DbtProject) -> Path:
 def prune_run_folders(target_dir: Path, keep: int = RUN_FOLDERS_KEPT, prefix: str = "dbt_") -> list[Path]:
     """Delete all but the ``keep`` newest per-invocation folders (``<prefix>*``) under ``target_dir``: hourly runs
     would otherwise add some 70 MB a day. Returns the folders removed."""
-    folders = sorted((p for p in target_dir.glob(f"{prefix}*") if p.is_dir()), key=lambda p: p.stat().st_mtime,
-                     reverse=True)
+    folders = sorted(
+        (p for p in target_dir.glob(f"{prefix}*") if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True
+    )
     for folder in folders[keep:]:
         shutil.rmtree(folder, ignore_errors=True)
     return folders[keep:]

@@ -47,8 +47,11 @@ def raw_minutes_present(materialized: Mapping[AssetKey, set[str]], hour: str) ->
 def describe_missing(present: Mapping[AssetKey, int]) -> str | None:
     """'raw_trades/btcusdt 0 of 60, raw_trades/solusdt 42 of 60 minutes' for the incomplete assets; None when the
     hour is complete."""
-    short = [f"{key.to_user_string()} {count} of {MINUTES_PER_HOUR}" for key, count in present.items()
-             if count < MINUTES_PER_HOUR]
+    short = [
+        f"{key.to_user_string()} {count} of {MINUTES_PER_HOUR}"
+        for key, count in present.items()
+        if count < MINUTES_PER_HOUR
+    ]
     return f"{', '.join(short)} minutes materialized" if short else None
 
 
@@ -64,8 +67,9 @@ def build_started(instance: DagsterInstance, record) -> float:
 
 def latest_build_started(instance: DagsterInstance, hour: str) -> float | None:
     """Start of the run that last built ``hour``; None when it was never built."""
-    built = instance.fetch_materializations(AssetRecordsFilter(asset_key=BUILT_MARKER, asset_partitions=[hour]),
-                                            limit=1, ascending=False)
+    built = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=BUILT_MARKER, asset_partitions=[hour]), limit=1, ascending=False
+    )
     return build_started(instance, built.records[0]) if built.records else None
 
 
@@ -82,8 +86,9 @@ def hours_in_flight(instance: DagsterInstance, job_name: str) -> set[str]:
     return covered
 
 
-def hours_to_build(instance: DagsterInstance, job_name: str, raw_keys: Sequence[AssetKey],
-                   hours: Sequence[str]) -> tuple[list[str], list[str]]:
+def hours_to_build(
+    instance: DagsterInstance, job_name: str, raw_keys: Sequence[AssetKey], hours: Sequence[str]
+) -> tuple[list[str], list[str]]:
     """Of ``hours`` (oldest first): those ready to build (every raw minute materialized, never built, no run in
     flight), and one line for each hour left alone, saying why."""
     materialized = materialized_raw_minutes(instance, raw_keys)
@@ -95,8 +100,10 @@ def hours_to_build(instance: DagsterInstance, job_name: str, raw_keys: Sequence[
         elif latest_build_started(instance, hour) is not None:
             notes.append(f"hour {hour}: already built")
         elif missing := describe_missing(raw_minutes_present(materialized, hour)):
-            notes.append(f"hour {hour} waits for its raw minutes ({missing}; the live stream and "
-                         f"raw_trades_gap_backfill record them)")
+            notes.append(
+                f"hour {hour} waits for its raw minutes ({missing}; the live stream and "
+                f"raw_trades_gap_backfill record them)"
+            )
         else:
             ready.append(hour)
     return ready, notes
@@ -114,13 +121,17 @@ def latest_prices_waits_for(instance: DagsterInstance | None, warehouse: Warehou
     try:
         if warehouse.table_exists(table):
             return None
-        where = ("the warehouse has no such table" if Path(warehouse.duckdb_path).exists()
-                 else "the warehouse file does not exist yet")
+        where = (
+            "the warehouse has no such table"
+            if Path(warehouse.duckdb_path).exists()
+            else "the warehouse file does not exist yet"
+        )
     except WarehouseBusyError:
         if instance is None or ever_materialized(instance, LATEST_PRICES_UPSTREAM):
             return None  # a dbt run is writing; this run queues behind it in the duckdb pool
         where = "a dbt run holds the warehouse and no hour was ever built"
-    return (f"waiting for the first hourly build: latest_prices is computed from {table}, which is not in "
-            f"{warehouse.duckdb_path} yet ({where}); analytics_every_hour builds an hour at HH:05 once its raw "
-            f"minutes are complete (or materialize an hour of the hourly dbt assets)")
-
+    return (
+        f"waiting for the first hourly build: latest_prices is computed from {table}, which is not in "
+        f"{warehouse.duckdb_path} yet ({where}); analytics_every_hour builds an hour at HH:05 once its raw "
+        f"minutes are complete (or materialize an hour of the hourly dbt assets)"
+    )

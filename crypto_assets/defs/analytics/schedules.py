@@ -45,13 +45,19 @@ AssetJob = Any  # dagster's UnresolvedAssetJobDefinition (not exported at the to
 
 
 def build_hourly_job(hourly_assets: AssetsDefinition) -> AssetJob:
-    return define_asset_job(HOURLY_JOB, selection=[hourly_assets],
-                            description="dbt build of silver and gold for one hour partition (or a range)")
+    return define_asset_job(
+        HOURLY_JOB,
+        selection=[hourly_assets],
+        description="dbt build of silver and gold for one hour partition (or a range)",
+    )
 
 
 def build_latest_prices_job(latest_assets: AssetsDefinition) -> AssetJob:
-    return define_asset_job(LATEST_PRICES_JOB, selection=[latest_assets],
-                            description="dbt build of the unpartitioned models (latest prices)")
+    return define_asset_job(
+        LATEST_PRICES_JOB,
+        selection=[latest_assets],
+        description="dbt build of the unpartitioned models (latest prices)",
+    )
 
 
 def tick_time(context: ScheduleEvaluationContext) -> datetime:
@@ -65,12 +71,18 @@ def hours_before(tick: datetime, hours: TimeWindowPartitionsDefinition, count: i
     return [start.strftime(HOUR_KEY_FORMAT) for start in starts if start >= hours.start.astimezone(UTC)]
 
 
-def build_hourly_schedule(hourly_job: AssetJob, raw_keys: Sequence[AssetKey],
-                          hours: TimeWindowPartitionsDefinition) -> ScheduleDefinition:
-    @schedule(name=HOURLY_SCHEDULE, job=hourly_job, cron_schedule=f"{MINUTE_OF_HOUR} * * * *",
-              execution_timezone="UTC", default_status=DefaultScheduleStatus.RUNNING,
-              description=f"Builds the hour that ended {MINUTE_OF_HOUR} minutes ago once every raw minute of it is "
-                          f"materialized (and earlier hours of the last {CATCH_UP_HOURS} that were still waiting).")
+def build_hourly_schedule(
+    hourly_job: AssetJob, raw_keys: Sequence[AssetKey], hours: TimeWindowPartitionsDefinition
+) -> ScheduleDefinition:
+    @schedule(
+        name=HOURLY_SCHEDULE,
+        job=hourly_job,
+        cron_schedule=f"{MINUTE_OF_HOUR} * * * *",
+        execution_timezone="UTC",
+        default_status=DefaultScheduleStatus.RUNNING,
+        description=f"Builds the hour that ended {MINUTE_OF_HOUR} minutes ago once every raw minute of it is "
+        f"materialized (and earlier hours of the last {CATCH_UP_HOURS} that were still waiting).",
+    )
     def analytics_every_hour(context: ScheduleEvaluationContext):
         candidates = hours_before(tick_time(context), hours)
         if not candidates:
@@ -86,9 +98,14 @@ def build_hourly_schedule(hourly_job: AssetJob, raw_keys: Sequence[AssetKey],
 
 
 def build_latest_prices_schedule(latest_job: AssetJob) -> ScheduleDefinition:
-    @schedule(name=LATEST_PRICES_SCHEDULE, job=latest_job, cron_schedule=f"{MINUTE_OF_HOUR + 10} * * * *",
-              execution_timezone="UTC", default_status=DefaultScheduleStatus.RUNNING,
-              description="Rebuilds latest_prices after the hourly build (waits until candles_1m is built).")
+    @schedule(
+        name=LATEST_PRICES_SCHEDULE,
+        job=latest_job,
+        cron_schedule=f"{MINUTE_OF_HOUR + 10} * * * *",
+        execution_timezone="UTC",
+        default_status=DefaultScheduleStatus.RUNNING,
+        description="Rebuilds latest_prices after the hourly build (waits until candles_1m is built).",
+    )
     def analytics_latest_prices_every_hour(context: ScheduleEvaluationContext, warehouse: WarehouseResource):
         waiting = latest_prices_waits_for(context.instance, warehouse)
         return SkipReason(waiting) if waiting else RunRequest()
@@ -96,6 +113,7 @@ def build_latest_prices_schedule(latest_job: AssetJob) -> ScheduleDefinition:
     return analytics_latest_prices_every_hour
 
 
-def build_schedules(hourly_job: AssetJob, latest_job: AssetJob, raw_keys: Sequence[AssetKey],
-                    hours: TimeWindowPartitionsDefinition) -> list[ScheduleDefinition]:
+def build_schedules(
+    hourly_job: AssetJob, latest_job: AssetJob, raw_keys: Sequence[AssetKey], hours: TimeWindowPartitionsDefinition
+) -> list[ScheduleDefinition]:
     return [build_hourly_schedule(hourly_job, raw_keys, hours), build_latest_prices_schedule(latest_job)]

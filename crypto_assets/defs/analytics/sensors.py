@@ -49,9 +49,13 @@ def hour_of_minute(minute_key: str) -> str:
 
 
 def build_gap_rebuild_sensor(raw_keys: list[AssetKey], hours: TimeWindowPartitionsDefinition) -> SensorDefinition:
-    @sensor(name="analytics_gap_rebuild_sensor", job_name=HOURLY_JOB, minimum_interval_seconds=60,
-            default_status=DefaultSensorStatus.RUNNING,
-            description="Rebuilds an already built hour (and the next one) when raw minutes of it arrive later.")
+    @sensor(
+        name="analytics_gap_rebuild_sensor",
+        job_name=HOURLY_JOB,
+        minimum_interval_seconds=60,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Rebuilds an already built hour (and the next one) when raw minutes of it arrive later.",
+    )
     def analytics_gap_rebuild_sensor(context: SensorEvaluationContext):
         instance = context.instance
         if ensure_pool_limit(instance):
@@ -66,8 +70,10 @@ def build_gap_rebuild_sensor(raw_keys: list[AssetKey], hours: TimeWindowPartitio
         for key in raw_keys:
             name = key.to_user_string()
             result = instance.fetch_materializations(
-                AssetRecordsFilter(asset_key=key, after_storage_id=after.get(name, 0)), limit=RECORDS_PER_TICK,
-                ascending=True)
+                AssetRecordsFilter(asset_key=key, after_storage_id=after.get(name, 0)),
+                limit=RECORDS_PER_TICK,
+                ascending=True,
+            )
             for record in result.records:
                 after[name] = max(after.get(name, 0), record.storage_id)
                 if record.partition_key:
@@ -90,19 +96,31 @@ def build_gap_rebuild_sensor(raw_keys: list[AssetKey], hours: TimeWindowPartitio
             if started is None or arrived < started:
                 continue  # never built (schedule/backfill does it), or the latest build already saw these minutes
             following = hours.get_next_partition_key(hour)
-            with_next = (following is not None and over_and_in_window(following)
-                         and latest_build_started(instance, following) is not None)
+            with_next = (
+                following is not None
+                and over_and_in_window(following)
+                and latest_build_started(instance, following) is not None
+            )
             if hour in busy or (with_next and following in busy):
                 waiting[hour] = arrived  # a run covering it is in flight: look again next tick
                 continue
             if with_next:
                 tags = {RANGE_START_TAG: hour, RANGE_END_TAG: following}
-                requests.append(RunRequest(run_key=f"rebuild-{hour}-{following}-{arrived:.3f}", tags={
-                    **tags, "crypto_assets/reason": "raw minutes arrived after the hour was built"}))
+                requests.append(
+                    RunRequest(
+                        run_key=f"rebuild-{hour}-{following}-{arrived:.3f}",
+                        tags={**tags, "crypto_assets/reason": "raw minutes arrived after the hour was built"},
+                    )
+                )
                 requested.update((hour, following))
             else:
-                requests.append(RunRequest(run_key=f"rebuild-{hour}-{arrived:.3f}", partition_key=hour, tags={
-                    "crypto_assets/reason": "raw minutes arrived after the hour was built"}))
+                requests.append(
+                    RunRequest(
+                        run_key=f"rebuild-{hour}-{arrived:.3f}",
+                        partition_key=hour,
+                        tags={"crypto_assets/reason": "raw minutes arrived after the hour was built"},
+                    )
+                )
                 requested.add(hour)
         context.update_cursor(json.dumps({"after": after, "pending": waiting}))
         return requests or SkipReason("no already-built hour got new raw minutes")

@@ -31,9 +31,13 @@ class WarehouseResource(ConfigurableResource):
     duckdb_path: str
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "WarehouseResource":
-        return cls(lake_url=settings.lake_url, aws_endpoint_url=settings.aws_endpoint_url,
-                   symbols=list(settings.symbols), duckdb_path=settings.duckdb_path)
+    def from_settings(cls, settings: Settings) -> WarehouseResource:
+        return cls(
+            lake_url=settings.lake_url,
+            aws_endpoint_url=settings.aws_endpoint_url,
+            symbols=list(settings.symbols),
+            duckdb_path=settings.duckdb_path,
+        )
 
     @property
     def dbt_target(self) -> str:

@@ -27,12 +27,18 @@ def build_raw_definitions(settings: Settings) -> Definitions:
     ``settings``."""
     minutes = minute_partitions(settings.partition_days)
     raw_trades = [build_raw_trades_asset(symbol, minutes) for symbol in settings.symbols]
-    raw_job = define_asset_job(RAW_TRADES_JOB, selection=AssetSelection.assets(*raw_trades), partitions_def=minutes,
-                               description="raw_trades minutes fetched over REST (what the gap sensor launches)")
+    raw_job = define_asset_job(
+        RAW_TRADES_JOB,
+        selection=AssetSelection.assets(*raw_trades),
+        partitions_def=minutes,
+        description="raw_trades minutes fetched over REST (what the gap sensor launches)",
+    )
     return Definitions(
         assets=raw_trades,
         jobs=[raw_job, live_trades_stream],
-        sensors=[build_live_stream_keepalive(live_trades_stream, settings.symbols),
-                 build_gap_backfill_sensor(raw_job, settings.symbols, minutes, settings)],
+        sensors=[
+            build_live_stream_keepalive(live_trades_stream, settings.symbols),
+            build_gap_backfill_sensor(raw_job, settings.symbols, minutes, settings),
+        ],
         resources={"exchange": ExchangeResource.from_settings(settings), "lake": LakeResource.from_settings(settings)},
     )

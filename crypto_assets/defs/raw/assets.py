@@ -45,7 +45,6 @@ from crypto_assets.defs.names import raw_trades_key
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable
 from crypto_assets.ingest.minute_checks import CHECK_DESCRIPTIONS, DENSE_IDS, KLINE_AGREEMENT
-from crypto_assets.minutes import KEY_FORMAT, MINUTE_MS, minute_key
 from crypto_assets.ingest.stored_minutes import (
     ALREADY_STORED,
     BEFORE_FIRST_TRADE,
@@ -56,6 +55,7 @@ from crypto_assets.ingest.stored_minutes import (
     verify_range,
 )
 from crypto_assets.lake.store import LakeError
+from crypto_assets.minutes import KEY_FORMAT, MINUTE_MS, minute_key
 
 # Partitioned asset checks (one result per minute partition) are a preview feature in Dagster 1.13: used knowingly.
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=PreviewWarning)
@@ -76,41 +76,50 @@ def build_raw_trades_asset(symbol: str, partitions_def: TimeWindowPartitionsDefi
 
     @multi_asset(
         name=f"raw_trades__{symbol.lower()}",
-        specs=[AssetSpec(
-            key,
-            group_name="raw",
-            partitions_def=partitions_def,
-            freshness_policy=FreshnessPolicy.time_window(fail_window=timedelta(minutes=10),
-                                                         warn_window=timedelta(minutes=3)),
-            kinds={"parquet", "binance"},
-            metadata={"symbol": symbol},
-            description=(
-                f"Every {symbol} spot trade, one partition per UTC minute (key {KEY_FORMAT}), stored as "
-                f"raw_trades/symbol={symbol}/date=<YYYY-MM-DD>/<HH-MM>.parquet in the lake. Materializing fetches "
-                f"the minute(s) over REST by trade id; only minutes proven complete (dense ids, both boundaries, "
-                f"the exchange's 1m kline) are written and recorded."
-            ),
-        )],
-        check_specs=[AssetCheckSpec(name, asset=key, blocking=True, partitions_def=partitions_def,
-                                    description=description) for name, description in CHECK_DESCRIPTIONS.items()],
+        specs=[
+            AssetSpec(
+                key,
+                group_name="raw",
+                partitions_def=partitions_def,
+                freshness_policy=FreshnessPolicy.time_window(
+                    fail_window=timedelta(minutes=10), warn_window=timedelta(minutes=3)
+                ),
+                kinds={"parquet", "binance"},
+                metadata={"symbol": symbol},
+                description=(
+                    f"Every {symbol} spot trade, one partition per UTC minute (key {KEY_FORMAT}), stored as "
+                    f"raw_trades/symbol={symbol}/date=<YYYY-MM-DD>/<HH-MM>.parquet in the lake. Materializing fetches "
+                    f"the minute(s) over REST by trade id; only minutes proven complete (dense ids, both boundaries, "
+                    f"the exchange's 1m kline) are written and recorded."
+                ),
+            )
+        ],
+        check_specs=[
+            AssetCheckSpec(name, asset=key, blocking=True, partitions_def=partitions_def, description=description)
+            for name, description in CHECK_DESCRIPTIONS.items()
+        ],
         partitions_def=partitions_def,
         backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=MINUTES_PER_RUN),
         # Every minute is recorded by its own events (below), so the op's outputs are optional; a run of the checks
         # alone re-verifies the stored files without fetching anything.
         can_subset=True,
     )
-    def raw_trades(context: AssetExecutionContext, config: RawTradesConfig, exchange: ExchangeResource,
-                   lake: LakeResource) -> Iterator[None]:
+    def raw_trades(
+        context: AssetExecutionContext, config: RawTradesConfig, exchange: ExchangeResource, lake: LakeResource
+    ) -> Iterator[None]:
         window = context.partition_time_window
         start_ms, end_ms = int(window.start.timestamp() * 1000), int(window.end.timestamp() * 1000)
-        context.log.info(f"{symbol}: {(end_ms - start_ms) // MINUTE_MS} minute(s) from {window.start:%Y-%m-%d %H:%M} "
-                         f"UTC{' (refetching stored minutes)' if config.refetch else ''}")
+        context.log.info(
+            f"{symbol}: {(end_ms - start_ms) // MINUTE_MS} minute(s) from {window.start:%Y-%m-%d %H:%M} "
+            f"UTC{' (refetching stored minutes)' if config.refetch else ''}"
+        )
         try:
             with exchange.rest_client() as client:
                 client.validate_symbols([symbol])  # before the symbol becomes part of any path
                 if key in context.selected_asset_keys:
-                    outcomes = store_range_from_rest(client, lake.lake(), symbol, start_ms, end_ms,
-                                                     refetch=config.refetch)
+                    outcomes = store_range_from_rest(
+                        client, lake.lake(), symbol, start_ms, end_ms, refetch=config.refetch
+                    )
                 else:  # the checks alone: read the stored minutes back and check them, fetch nothing
                     outcomes = verify_range(client, lake.lake(), symbol, start_ms, end_ms)
         except ExchangeUnreachable as exc:
@@ -127,17 +136,21 @@ def build_raw_trades_asset(symbol: str, partitions_def: TimeWindowPartitionsDefi
             problems.update(dict.fromkeys(outcome.problems))
         recorded = sum(o.ok for o in outcomes)
         before = sum(o.action == BEFORE_FIRST_TRADE and o.ok for o in outcomes)
-        context.log.info(f"{symbol}: {recorded} of {len(outcomes)} minute(s) recorded "
-                         f"({sum(o.action == WRITTEN for o in outcomes)} written, "
-                         f"{sum(o.action == ALREADY_STORED for o in outcomes)} already stored and verified"
-                         f"{f', {before} empty before the first trade' if before else ''})")
+        context.log.info(
+            f"{symbol}: {recorded} of {len(outcomes)} minute(s) recorded "
+            f"({sum(o.action == WRITTEN for o in outcomes)} written, "
+            f"{sum(o.action == ALREADY_STORED for o in outcomes)} already stored and verified"
+            f"{f', {before} empty before the first trade' if before else ''})"
+        )
         if problems:
             failed = [o for o in outcomes if not o.ok]
             listed = "\n".join(f"- {p}" for p in list(problems)[:MAX_PROBLEMS_LISTED])
-            more = f"\n- ... and {len(problems) - MAX_PROBLEMS_LISTED} more" if len(problems) > MAX_PROBLEMS_LISTED else ""
+            more = (
+                f"\n- ... and {len(problems) - MAX_PROBLEMS_LISTED} more" if len(problems) > MAX_PROBLEMS_LISTED else ""
+            )
             raise Failure(
                 description=f"{symbol}: {len(failed)} minute(s) not recorded (not proven complete, refused by the "
-                            f"lake or failing a check); {recorded} recorded.\n{listed}{more}",
+                f"lake or failing a check); {recorded} recorded.\n{listed}{more}",
                 metadata={"minutes_not_recorded": MetadataValue.json([minute_key(o.minute_start_ms) for o in failed])},
             )
         yield from ()  # a generator with no output: each partition is recorded by its own events above
@@ -145,8 +158,9 @@ def build_raw_trades_asset(symbol: str, partitions_def: TimeWindowPartitionsDefi
     return raw_trades
 
 
-def minute_events(key: AssetKey, outcome: StoredMinute,
-                  record: bool = True) -> list[AssetMaterialization | AssetCheckEvaluation]:
+def minute_events(
+    key: AssetKey, outcome: StoredMinute, record: bool = True
+) -> list[AssetMaterialization | AssetCheckEvaluation]:
     """The materialization of a good minute's partition (when ``record``) and its check results; for a minute that
     failed a check, the check results only (so the failure shows on the partition); for an UNPROVEN one, a failed
     evaluation of the check its proof failed (``unproven_check``) with the proof's reasons. (The live stream passes
@@ -154,24 +168,38 @@ def minute_events(key: AssetKey, outcome: StoredMinute,
     partition = minute_key(outcome.minute_start_ms)
     events: list[AssetMaterialization | AssetCheckEvaluation] = []
     if outcome.action == UNPROVEN:
-        return [AssetCheckEvaluation(
-            asset_key=key, check_name=unproven_check(outcome.reasons), passed=False, partition=partition,
-            severity=AssetCheckSeverity.ERROR, blocking=True,
-            description=f"minute {partition} could not be proven complete over REST, so it was not written: "
-                        + "; ".join(outcome.reasons),
-            metadata={"action": MetadataValue.text(UNPROVEN), "reasons": MetadataValue.json(list(outcome.reasons))},
-        )]
+        return [
+            AssetCheckEvaluation(
+                asset_key=key,
+                check_name=unproven_check(outcome.reasons),
+                passed=False,
+                partition=partition,
+                severity=AssetCheckSeverity.ERROR,
+                blocking=True,
+                description=f"minute {partition} could not be proven complete over REST, so it was not written: "
+                + "; ".join(outcome.reasons),
+                metadata={"action": MetadataValue.text(UNPROVEN), "reasons": MetadataValue.json(list(outcome.reasons))},
+            )
+        ]
     if outcome.ok and record:
-        events.append(AssetMaterialization(asset_key=key, partition=partition,
-                                           metadata=materialization_metadata(outcome)))
+        events.append(
+            AssetMaterialization(asset_key=key, partition=partition, metadata=materialization_metadata(outcome))
+        )
     for check in outcome.checks:
         if check.name not in CHECK_DESCRIPTIONS:
             continue
-        events.append(AssetCheckEvaluation(
-            asset_key=key, check_name=check.name, passed=check.passed, partition=partition,
-            severity=AssetCheckSeverity.ERROR, blocking=True, description=check.description,
-            metadata={k: v for k, v in check.metadata.items() if v is not None},
-        ))
+        events.append(
+            AssetCheckEvaluation(
+                asset_key=key,
+                check_name=check.name,
+                passed=check.passed,
+                partition=partition,
+                severity=AssetCheckSeverity.ERROR,
+                blocking=True,
+                description=check.description,
+                metadata={k: v for k, v in check.metadata.items() if v is not None},
+            )
+        )
     return events
 
 

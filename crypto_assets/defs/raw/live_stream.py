@@ -44,9 +44,21 @@ STDERR_LINES = 40  # of the capture process, kept for the failure message
 def stream_trades(context: OpExecutionContext, exchange: ExchangeResource, lake: LakeResource) -> None:
     symbols = list(exchange.symbols)
     _check_symbols(context, exchange, symbols)
-    capture = subprocess.Popen(command(exchange.ws_url, exchange.rest_url, exchange.weight_budget_dir, symbols,
-                                       lake.url, lake.endpoint_url, lake.spool_dir, lake.spool_max_mb),
-                               env={**os.environ, **ENVIRONMENT}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    capture = subprocess.Popen(
+        command(
+            exchange.ws_url,
+            exchange.rest_url,
+            exchange.weight_budget_dir,
+            symbols,
+            lake.url,
+            lake.endpoint_url,
+            lake.spool_dir,
+            lake.spool_max_mb,
+        ),
+        env={**os.environ, **ENVIRONMENT},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
     threading.Thread(target=_collect, args=(capture.stderr, stderr_tail), name="capture-stderr", daemon=True).start()
     stop_beating = threading.Event()
@@ -55,8 +67,10 @@ def stream_trades(context: OpExecutionContext, exchange: ExchangeResource, lake:
         for line in capture.stdout:
             _record(context, line)
         code = capture.wait()
-        raise Failure(description=f"the capture process (pid {capture.pid}) exited with code {code}; the end of "
-                                  f"its stderr:\n" + "\n".join(stderr_tail))
+        raise Failure(
+            description=f"the capture process (pid {capture.pid}) exited with code {code}; the end of "
+            f"its stderr:\n" + "\n".join(stderr_tail)
+        )
     finally:
         stop_beating.set()
         if capture.poll() is None:
@@ -80,8 +94,10 @@ def _record(context: OpExecutionContext, line: bytes) -> None:
             for event in minute_events(raw_trades_key(message.symbol), outcome):
                 context.log_event(event)
         else:
-            context.log.warning(f"{message.symbol} {minute_key(outcome.minute_start_ms)} not recorded from the stream "
-                                f"(the gap backfill will fetch it): {'; '.join(outcome.problems)}")
+            context.log.warning(
+                f"{message.symbol} {minute_key(outcome.minute_start_ms)} not recorded from the stream "
+                f"(the gap backfill will fetch it): {'; '.join(outcome.problems)}"
+            )
     elif isinstance(message, LogLine):
         (context.log.warning if message.level == "WARNING" else context.log.info)(message.message)
 

@@ -3,8 +3,8 @@
 from dagster import ConfigurableResource
 
 from crypto_assets.exchange.rest import BinanceRestClient
-from crypto_assets.lake import Lake, lake_from_url
 from crypto_assets.exchange.weight_budget import URGENT_RESERVE, WeightBudget
+from crypto_assets.lake import Lake, lake_from_url
 from crypto_assets.settings import DEFAULT_SPOOL_DIR, DEFAULT_SPOOL_MAX_MB, DEFAULT_WEIGHT_BUDGET_DIR, Settings
 
 
@@ -19,16 +19,24 @@ class ExchangeResource(ConfigurableResource):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ExchangeResource":
-        return cls(rest_url=settings.binance_rest_url, ws_url=settings.binance_ws_url, symbols=list(settings.symbols),
-                   weight_budget_dir=settings.weight_budget_dir)
+        return cls(
+            rest_url=settings.binance_rest_url,
+            ws_url=settings.binance_ws_url,
+            symbols=list(settings.symbols),
+            weight_budget_dir=settings.weight_budget_dir,
+        )
 
     def rest_client(self, timeout: float = 10) -> BinanceRestClient:
         """A new REST client spending the machine's one weight budget of the exchange host (shared through
         ``weight_budget_dir`` with every other run and the capture process); the caller closes it (it is a
         context manager)."""
-        return BinanceRestClient(self.rest_url, timeout=timeout,
-                                 budget=WeightBudget.for_host(self.rest_url, state_dir=self.weight_budget_dir,
-                                                              urgent_reserve=URGENT_RESERVE))
+        return BinanceRestClient(
+            self.rest_url,
+            timeout=timeout,
+            budget=WeightBudget.for_host(
+                self.rest_url, state_dir=self.weight_budget_dir, urgent_reserve=URGENT_RESERVE
+            ),
+        )
 
 
 class LakeResource(ConfigurableResource):
@@ -43,8 +51,12 @@ class LakeResource(ConfigurableResource):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "LakeResource":
-        return cls(url=settings.lake_url, endpoint_url=settings.aws_endpoint_url, spool_dir=str(settings.spool_dir),
-                   spool_max_mb=settings.spool_max_mb)
+        return cls(
+            url=settings.lake_url,
+            endpoint_url=settings.aws_endpoint_url,
+            spool_dir=str(settings.spool_dir),
+            spool_max_mb=settings.spool_max_mb,
+        )
 
     def lake(self) -> Lake:
         """The lake, built as the capture process builds it (``lake_from_url``: one S3 client configuration)."""

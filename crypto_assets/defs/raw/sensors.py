@@ -52,9 +52,9 @@ from dagster import (
     sensor,
 )
 
-from crypto_assets.defs.raw.live_stream import HEARTBEAT_TAG, STREAM_JOB, SYMBOLS_TAG
 from crypto_assets.defs.names import IN_FLIGHT_STATUSES, RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
 from crypto_assets.defs.raw.assets import MINUTES_PER_RUN
+from crypto_assets.defs.raw.live_stream import HEARTBEAT_TAG, STREAM_JOB, SYMBOLS_TAG
 from crypto_assets.defs.raw.resources import ExchangeResource
 from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable, utc_text
 from crypto_assets.minutes import MINUTE_MS, contiguous_ranges, floor_minute, minute_key, minute_start_ms
@@ -80,9 +80,13 @@ ENDED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CA
 def build_live_stream_keepalive(stream_job: JobDefinition, symbols: Sequence[str]) -> SensorDefinition:
     configured = ",".join(symbols)
 
-    @sensor(name="live_stream_keepalive", job=stream_job, default_status=DefaultSensorStatus.RUNNING,
-            minimum_interval_seconds=20,
-            description="Keeps exactly one live_trades_stream run alive, streaming the configured symbols.")
+    @sensor(
+        name="live_stream_keepalive",
+        job=stream_job,
+        default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=20,
+        description="Keeps exactly one live_trades_stream run alive, streaming the configured symbols.",
+    )
     def live_stream_keepalive(context: SensorEvaluationContext):
         instance = context.instance
         now = time.time()
@@ -92,13 +96,18 @@ def build_live_stream_keepalive(stream_job: JobDefinition, symbols: Sequence[str
             if run.status == DagsterRunStatus.STARTED:
                 beat = float(run.tags.get(HEARTBEAT_TAG) or record.start_time or record.create_timestamp.timestamp())
                 if now - beat > STALE_AFTER_S:
-                    instance.report_run_failed(run, f"no heartbeat for {now - beat:.0f}s: the run's process is "
-                                                    f"gone (e.g. its host or `dagster dev` was killed)")
+                    instance.report_run_failed(
+                        run,
+                        f"no heartbeat for {now - beat:.0f}s: the run's process is "
+                        f"gone (e.g. its host or `dagster dev` was killed)",
+                    )
                     context.log.warning(f"marked stream run {run.run_id} failed: no heartbeat for {now - beat:.0f}s")
                     continue
             if run.tags.get(SYMBOLS_TAG) != configured and run.status != DagsterRunStatus.CANCELING:
-                context.log.info(f"stream run {run.run_id} streams {run.tags.get(SYMBOLS_TAG)}, configured: "
-                                 f"{configured}: cancelling it")
+                context.log.info(
+                    f"stream run {run.run_id} streams {run.tags.get(SYMBOLS_TAG)}, configured: "
+                    f"{configured}: cancelling it"
+                )
                 instance.run_coordinator.cancel_run(run.run_id)
             alive.append(run)
         if alive:
@@ -161,8 +170,13 @@ class GapCursor:
             for start, count, failures, until, run_id, why in ranges:
                 for i in range(count):
                     minutes[start + i * MINUTE_MS] = Wait(failures, until, run_id, why)
-        return cls(first_trades=data.get("first_trades", {}), waits=waits, seen_runs=data.get("seen_runs", {}),
-                   runs_after=data.get("runs_after"), turn=data.get("turn", 0))
+        return cls(
+            first_trades=data.get("first_trades", {}),
+            waits=waits,
+            seen_runs=data.get("seen_runs", {}),
+            runs_after=data.get("runs_after"),
+            turn=data.get("turn", 0),
+        )
 
     def dump(self) -> str:
         waits: dict[str, list[list]] = {}
@@ -171,15 +185,27 @@ class GapCursor:
             for minute in sorted(minutes):
                 w = minutes[minute]
                 last = ranges[-1] if ranges else None
-                if last and last[0] + last[1] * MINUTE_MS == minute and last[2:] == [w.failures, w.until_ms,
-                                                                                     w.run_id, w.why]:
+                if (
+                    last
+                    and last[0] + last[1] * MINUTE_MS == minute
+                    and last[2:] == [w.failures, w.until_ms, w.run_id, w.why]
+                ):
                     last[1] += 1
                 else:
                     ranges.append([minute, 1, w.failures, w.until_ms, w.run_id, w.why])
             if ranges:
                 waits[symbol] = ranges
-        return json.dumps({"v": 1, "first_trades": self.first_trades, "waits": waits, "seen_runs": self.seen_runs,
-                           "runs_after": self.runs_after, "turn": self.turn}, separators=(",", ":"))
+        return json.dumps(
+            {
+                "v": 1,
+                "first_trades": self.first_trades,
+                "waits": waits,
+                "seen_runs": self.seen_runs,
+                "runs_after": self.runs_after,
+                "turn": self.turn,
+            },
+            separators=(",", ":"),
+        )
 
 
 def backoff_s(failures: int) -> int:
@@ -187,23 +213,33 @@ def backoff_s(failures: int) -> int:
     return min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** min(failures - 1, 16))
 
 
-def build_gap_backfill_sensor(raw_job: JobDefinition, symbols: Sequence[str],
-                              partitions_def: TimeWindowPartitionsDefinition, settings: Settings, *,
-                              clock: Callable[[], float] = time.time) -> SensorDefinition:
+def build_gap_backfill_sensor(
+    raw_job: JobDefinition,
+    symbols: Sequence[str],
+    partitions_def: TimeWindowPartitionsDefinition,
+    settings: Settings,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> SensorDefinition:
     """``clock``: the sensor's now (seconds), for windows and back-offs; tests pass a controllable one."""
     symbols = list(symbols)
 
-    @sensor(name="raw_trades_gap_backfill", job=raw_job, default_status=DefaultSensorStatus.RUNNING,
-            minimum_interval_seconds=15,
-            description=f"Backfills over REST the raw_trades minutes of the last {settings.gap_lookback_hours} h "
-                        f"that are neither materialized nor in flight {settings.gap_settle_seconds}s after their end "
-                        f"(from each symbol's first trade on): newest first, round robin by symbol, a minute still "
-                        f"missing after its run waits 5 min, 10, 20 ... up to 4 h.")
+    @sensor(
+        name="raw_trades_gap_backfill",
+        job=raw_job,
+        default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=15,
+        description=f"Backfills over REST the raw_trades minutes of the last {settings.gap_lookback_hours} h "
+        f"that are neither materialized nor in flight {settings.gap_settle_seconds}s after their end "
+        f"(from each symbol's first trade on): newest first, round robin by symbol, a minute still "
+        f"missing after its run waits 5 min, 10, 20 ... up to 4 h.",
+    )
     def raw_trades_gap_backfill(context: SensorEvaluationContext):
         instance = context.instance
         now_ms = int(clock() * 1000)
-        window_start = max(_partitions_start_ms(partitions_def),
-                           floor_minute(now_ms - settings.gap_lookback_hours * 3600_000))
+        window_start = max(
+            _partitions_start_ms(partitions_def), floor_minute(now_ms - settings.gap_lookback_hours * 3600_000)
+        )
         window_end = floor_minute(now_ms - settings.gap_settle_seconds * 1000 - MINUTE_MS) + MINUTE_MS
         try:
             state = GapCursor.load(context.cursor)
@@ -218,8 +254,9 @@ def build_gap_backfill_sensor(raw_job: JobDefinition, symbols: Sequence[str],
             if symbol not in materialized:
                 del state.waits[symbol]
                 continue
-            for minute in [m for m in minutes if not window_start <= m < window_end
-                           or minute_key(m) in materialized[symbol]]:
+            for minute in [
+                m for m in minutes if not window_start <= m < window_end or minute_key(m) in materialized[symbol]
+            ]:
                 del minutes[minute]
 
         in_flight = instance.get_run_records(RunsFilter(tags={GAP_TAG: symbols}, statuses=IN_FLIGHT_STATUSES))
@@ -231,16 +268,23 @@ def build_gap_backfill_sensor(raw_job: JobDefinition, symbols: Sequence[str],
         waiting = _waiting_ranges(state, symbols, busy, now_ms)
         free = settings.gap_max_runs - len(in_flight)
         if free <= 0:
-            return SensorResult(skip_reason=f"{len(in_flight)} gap backfill run(s) in flight (limit "
-                                            f"{settings.gap_max_runs}){_waits_text(waiting)}", cursor=state.dump())
+            return SensorResult(
+                skip_reason=f"{len(in_flight)} gap backfill run(s) in flight (limit "
+                f"{settings.gap_max_runs}){_waits_text(waiting)}",
+                cursor=state.dump(),
+            )
 
         starts, not_ready = _symbol_starts(context, state, symbols, now_ms, window_start, settings)
         queues: dict[str, list[tuple[int, int]]] = {}  # symbol -> ranges (start, end exclusive), newest first
         missing_total = 0
         for symbol, symbol_start in starts.items():
-            due = [m for m in range(symbol_start, window_end, MINUTE_MS)
-                   if minute_key(m) not in materialized[symbol] and m not in busy[symbol]
-                   and not (m in state.waits.get(symbol, {}) and state.waits[symbol][m].until_ms > now_ms)]
+            due = [
+                m
+                for m in range(symbol_start, window_end, MINUTE_MS)
+                if minute_key(m) not in materialized[symbol]
+                and m not in busy[symbol]
+                and not (m in state.waits.get(symbol, {}) and state.waits[symbol][m].until_ms > now_ms)
+            ]
             missing_total += len(due)
             if due:
                 queues[symbol] = newest_first_ranges(due, MINUTES_PER_RUN)
@@ -256,14 +300,22 @@ def build_gap_backfill_sensor(raw_job: JobDefinition, symbols: Sequence[str],
         skipped = "".join(f"; {text}" for text in not_ready)
         if not requests:
             return SensorResult(
-                skip_reason=(f"no gap due in {', '.join(starts)} up to {minute_key(window_end - MINUTE_MS)}"
-                             if starts else "no symbol's first trade is known yet") + skipped + _waits_text(waiting),
-                cursor=state.dump())
+                skip_reason=(
+                    f"no gap due in {', '.join(starts)} up to {minute_key(window_end - MINUTE_MS)}"
+                    if starts
+                    else "no symbol's first trade is known yet"
+                )
+                + skipped
+                + _waits_text(waiting),
+                cursor=state.dump(),
+            )
         context.log.info(
             f"{missing_total} minute(s) due in {sum(len(q) for q in queues.values())} range(s); requesting "
             f"{len(requests)} run(s): "
             + ", ".join(f"{s} {minute_key(a)}..{minute_key(b - MINUTE_MS)}" for s, a, b in picked)
-            + skipped + _waits_text(waiting))
+            + skipped
+            + _waits_text(waiting)
+        )
         return SensorResult(run_requests=requests, cursor=state.dump())
 
     return raw_trades_gap_backfill
@@ -281,8 +333,9 @@ def newest_first_ranges(minutes: Sequence[int], max_len: int) -> list[tuple[int,
     return out
 
 
-def round_robin(symbols: Sequence[str], queues: dict[str, list[tuple[int, int]]], count: int,
-                turn: int) -> tuple[list[tuple[str, int, int]], int]:
+def round_robin(
+    symbols: Sequence[str], queues: dict[str, list[tuple[int, int]]], count: int, turn: int
+) -> tuple[list[tuple[str, int, int]], int]:
     """Up to ``count`` ranges taken one symbol at a time from the symbol at ``turn`` on, each symbol's queue in
     order; and the turn of the next call (the symbol after the last one served)."""
     picked: list[tuple[str, int, int]] = []
@@ -305,9 +358,15 @@ def _range_minutes(tags) -> range:
     return range(start, end + MINUTE_MS, MINUTE_MS)
 
 
-def _account_ended_runs(context: SensorEvaluationContext, state: GapCursor, symbols: Sequence[str],
-                        materialized: dict[str, set[str]], now_ms: int, window_start: int,
-                        settings: Settings) -> None:
+def _account_ended_runs(
+    context: SensorEvaluationContext,
+    state: GapCursor,
+    symbols: Sequence[str],
+    materialized: dict[str, set[str]],
+    now_ms: int,
+    window_start: int,
+    settings: Settings,
+) -> None:
     """Each gap run that ended since the last tick, once: the minutes of its range still missing start (or go on)
     waiting. The run storage's own update times (wall clock) page through them."""
     if state.runs_after is None:
@@ -315,7 +374,10 @@ def _account_ended_runs(context: SensorEvaluationContext, state: GapCursor, symb
     after = datetime.fromtimestamp(state.runs_after - SEEN_SLACK_S, UTC)
     records = context.instance.get_run_records(
         RunsFilter(tags={GAP_TAG: list(symbols)}, statuses=ENDED, updated_after=after),
-        limit=ENDED_RUNS_PER_TICK, order_by="update_timestamp", ascending=True)
+        limit=ENDED_RUNS_PER_TICK,
+        order_by="update_timestamp",
+        ascending=True,
+    )
     for record in records:
         run = record.dagster_run
         updated = record.update_timestamp.timestamp()
@@ -326,8 +388,9 @@ def _account_ended_runs(context: SensorEvaluationContext, state: GapCursor, symb
         symbol = run.tags.get(GAP_TAG)
         if symbol not in materialized or RANGE_START_TAG not in run.tags or RANGE_END_TAG not in run.tags:
             continue
-        missing = [m for m in _range_minutes(run.tags)
-                   if m >= window_start and minute_key(m) not in materialized[symbol]]
+        missing = [
+            m for m in _range_minutes(run.tags) if m >= window_start and minute_key(m) not in materialized[symbol]
+        ]
         if not missing:
             continue
         why = _why_missing(context.instance, run)
@@ -336,8 +399,10 @@ def _account_ended_runs(context: SensorEvaluationContext, state: GapCursor, symb
             previous = waits.get(minute)
             failures = previous.failures + 1 if previous else 1
             waits[minute] = Wait(failures, now_ms + backoff_s(failures) * 1000, run.run_id, why)
-        context.log.info(f"{symbol}: {len(missing)} minute(s) of run {run.run_id} "
-                         f"({run.tags[RANGE_START_TAG]}..{run.tags[RANGE_END_TAG]}) still missing: {why}")
+        context.log.info(
+            f"{symbol}: {len(missing)} minute(s) of run {run.run_id} "
+            f"({run.tags[RANGE_START_TAG]}..{run.tags[RANGE_END_TAG]}) still missing: {why}"
+        )
     state.seen_runs = {run_id: ts for run_id, ts in state.seen_runs.items() if ts >= state.runs_after - SEEN_SLACK_S}
 
 
@@ -348,8 +413,7 @@ def _why_missing(instance, run) -> str:
     if run.status == DagsterRunStatus.CANCELED:
         return f"run {run.run_id} was canceled"
     message = ""
-    for entry in instance.all_logs(run.run_id, of_type={DagsterEventType.STEP_FAILURE,
-                                                        DagsterEventType.RUN_FAILURE}):
+    for entry in instance.all_logs(run.run_id, of_type={DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE}):
         event = entry.dagster_event
         if event is None:
             continue
@@ -363,11 +427,17 @@ def _why_missing(instance, run) -> str:
     first = lines[0].split("Failure: ", 1)[-1]  # "dagster...Failure: <description>"
     problem = next((line for line in lines[1:] if line.startswith("- ")), None)
     text = f"run {run.run_id} failed: {first}" + (f" {problem}" if problem else "")
-    return text if len(text) <= WHY_MAX_CHARS else text[:WHY_MAX_CHARS - 3] + "..."
+    return text if len(text) <= WHY_MAX_CHARS else text[: WHY_MAX_CHARS - 3] + "..."
 
 
-def _symbol_starts(context: SensorEvaluationContext, state: GapCursor, symbols: Sequence[str], now_ms: int,
-                   window_start: int, settings: Settings) -> tuple[dict[str, int], list[str]]:
+def _symbol_starts(
+    context: SensorEvaluationContext,
+    state: GapCursor,
+    symbols: Sequence[str],
+    now_ms: int,
+    window_start: int,
+    settings: Settings,
+) -> tuple[dict[str, int], list[str]]:
     """Each symbol's first minute that can be a gap: the window's start or its first trade's minute, whichever is
     later. Symbols whose first trade is not known (lookup failed or left for the next tick) or that have not traded
     yet are left out, with a text saying so."""
@@ -378,12 +448,17 @@ def _symbol_starts(context: SensorEvaluationContext, state: GapCursor, symbols: 
     try:
         for symbol in symbols:
             known = state.first_trades.get(symbol)
-            stale_none = (known is not None and "time_ms" not in known
-                          and now_ms - known.get("none_checked_ms", 0) >= NOT_TRADED_RECHECK_S * 1000)
+            stale_none = (
+                known is not None
+                and "time_ms" not in known
+                and now_ms - known.get("none_checked_ms", 0) >= NOT_TRADED_RECHECK_S * 1000
+            )
             if known is None or stale_none:
                 if time.monotonic() > lookups_end:
-                    not_ready.append(f"{symbol}: first trade not looked up yet (this tick's lookups took "
-                                     f"{LOOKUP_BUDGET_S:g} s): next tick")
+                    not_ready.append(
+                        f"{symbol}: first trade not looked up yet (this tick's lookups took "
+                        f"{LOOKUP_BUDGET_S:g} s): next tick"
+                    )
                     continue
                 try:
                     if client is None:  # the machine's weight budget, like every REST caller; few attempts
@@ -391,15 +466,23 @@ def _symbol_starts(context: SensorEvaluationContext, state: GapCursor, symbols: 
                         client.max_attempts = 2
                     first = client.first_trade(symbol)
                 except (ExchangeError, ExchangeUnreachable, OSError) as exc:
-                    context.log.warning(f"{symbol}: could not look up its first trade ({exc}); its gaps wait, "
-                                        f"the lookup is tried again next tick")
+                    context.log.warning(
+                        f"{symbol}: could not look up its first trade ({exc}); its gaps wait, "
+                        f"the lookup is tried again next tick"
+                    )
                     not_ready.append(f"{symbol}: first trade unknown (lookup failed: {exc})")
                     continue
-                known = ({"id": first.trade_id, "time_ms": first.trade_time} if first is not None
-                         else {"none_checked_ms": now_ms})
+                known = (
+                    {"id": first.trade_id, "time_ms": first.trade_time}
+                    if first is not None
+                    else {"none_checked_ms": now_ms}
+                )
                 state.first_trades[symbol] = known
-                context.log.info(f"{symbol}: first trade {known['id']} at {utc_text(known['time_ms'])}"
-                                 if first is not None else f"{symbol}: has not traded yet")
+                context.log.info(
+                    f"{symbol}: first trade {known['id']} at {utc_text(known['time_ms'])}"
+                    if first is not None
+                    else f"{symbol}: has not traded yet"
+                )
             if "time_ms" not in known:
                 not_ready.append(f"{symbol}: has not traded yet (asked at {utc_text(known['none_checked_ms'])})")
                 continue
@@ -410,8 +493,9 @@ def _symbol_starts(context: SensorEvaluationContext, state: GapCursor, symbols: 
     return starts, not_ready
 
 
-def _waiting_ranges(state: GapCursor, symbols: Sequence[str], busy: dict[str, set[int]],
-                    now_ms: int) -> list[tuple[str, int, int, Wait]]:
+def _waiting_ranges(
+    state: GapCursor, symbols: Sequence[str], busy: dict[str, set[int]], now_ms: int
+) -> list[tuple[str, int, int, Wait]]:
     """The minutes waiting out a back-off now (not in flight), as ranges (symbol, start, end exclusive, wait)."""
     out: list[tuple[str, int, int, Wait]] = []
     for symbol in symbols:
@@ -433,7 +517,8 @@ def _waits_text(waiting: list[tuple[str, int, int, Wait]]) -> str:
     listed = "; ".join(
         f"{symbol} {minute_key(start)}..{minute_key(end - MINUTE_MS)} ({(end - start) // MINUTE_MS} min) waits until "
         f"{utc_text(wait.until_ms)} after {wait.failures} run(s) without it: {wait.why}"
-        for symbol, start, end, wait in waiting[:WAITS_LISTED])
+        for symbol, start, end, wait in waiting[:WAITS_LISTED]
+    )
     more = f"; and {len(waiting) - WAITS_LISTED} more range(s)" if len(waiting) > WAITS_LISTED else ""
     return f". {len(waiting)} range(s) wait: {listed}{more}"
 

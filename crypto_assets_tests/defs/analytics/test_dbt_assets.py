@@ -18,8 +18,10 @@ SILVER = ["stg_trade_minutes", "stg_trades"]
 
 
 def settings_for(lake, duckdb_path) -> Settings:
-    return Settings.from_env({"CRYPTO_LAKE_URL": str(lake), "CRYPTO_SYMBOLS": ",".join(SYMBOLS),
-                              "DBT_DUCKDB_PATH": str(duckdb_path)}, dotenv_path=None)
+    return Settings.from_env(
+        {"CRYPTO_LAKE_URL": str(lake), "CRYPTO_SYMBOLS": ",".join(SYMBOLS), "DBT_DUCKDB_PATH": str(duckdb_path)},
+        dotenv_path=None,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +40,8 @@ def backfilled(instance, hours, local_lake, tmp_path_factory):
     defs = build_analytics_definitions(settings_for(local_lake, tmp_path_factory.mktemp("wh") / "crypto.duckdb"))
     h1, h2 = hours.keys
     hourly = defs.resolve_job_def(HOURLY_JOB).execute_in_process(
-        instance=instance, raise_on_error=False,
-        tags={RANGE_START_TAG: h1, RANGE_END_TAG: h2})
+        instance=instance, raise_on_error=False, tags={RANGE_START_TAG: h1, RANGE_END_TAG: h2}
+    )
     latest = defs.resolve_job_def(LATEST_PRICES_JOB).execute_in_process(instance=instance, raise_on_error=False)
     return defs, hourly, latest
 
@@ -60,7 +62,8 @@ def test_every_dbt_test_is_a_passing_asset_check(backfilled):
     assert any(check.startswith("non_negative") for _, check in names)
     assert any(check.startswith("unique_combination_stg_trades") for _, check in names)
     assert len(evaluations) >= 35 and all(e.passed for e in evaluations), [
-        (e.asset_key, e.check_name) for e in evaluations if not e.passed]
+        (e.asset_key, e.check_name) for e in evaluations if not e.passed
+    ]
     latest_checks = latest.get_asset_check_evaluations()
     assert latest_checks and all(e.passed for e in latest_checks)
 
@@ -94,8 +97,9 @@ def test_an_hour_with_a_missing_minute_fails_then_the_gap_sensor_rebuilds_it(hou
     with DagsterInstance.ephemeral() as scratch:
         result = job.execute_in_process(instance=scratch, partition_key=h2, raise_on_error=False)
         assert not result.success
-        failed = [(e.asset_key.to_user_string(), e.check_name) for e in result.get_asset_check_evaluations()
-                  if not e.passed]
+        failed = [
+            (e.asset_key.to_user_string(), e.check_name) for e in result.get_asset_check_evaluations() if not e.passed
+        ]
         assert failed == [("candles_1m", "complete_minutes_candles_1m_minute_start__60")]
         assert scratch.get_materialized_partitions(AssetKey("candles_1m")) == {h2}  # built, but flagged
         for name in ["candles_1h", "moving_averages_1m", "volatility_1m", "price_jumps", "daily_stats"]:
@@ -104,13 +108,15 @@ def test_an_hour_with_a_missing_minute_fails_then_the_gap_sensor_rebuilds_it(hou
         context = build_sensor_context(instance=scratch, definitions=defs)
         sensor(context)  # first tick: the cursor starts here
         lake.write_minute("SOLUSDT", gap, minute_trades(hours.sim, "SOLUSDT", gap))  # the gap backfill
-        scratch.report_runless_asset_event(AssetMaterialization(AssetKey(["raw_trades", "solusdt"]),
-                                                                partition=h2[:-2] + "17"))
+        scratch.report_runless_asset_event(
+            AssetMaterialization(AssetKey(["raw_trades", "solusdt"]), partition=h2[:-2] + "17")
+        )
         context = build_sensor_context(instance=scratch, cursor=context.cursor, definitions=defs)
         (request,) = sensor(context)
         assert request.partition_key == h2
-        rebuilt = job.execute_in_process(instance=scratch, partition_key=request.partition_key,
-                                         tags=request.tags, raise_on_error=False)
+        rebuilt = job.execute_in_process(
+            instance=scratch, partition_key=request.partition_key, tags=request.tags, raise_on_error=False
+        )
         assert rebuilt.success and all(e.passed for e in rebuilt.get_asset_check_evaluations())
         assert scratch.get_materialized_partitions(AssetKey("candles_1h")) == {h2}
 
@@ -120,8 +126,10 @@ def test_a_missing_lake_is_named(tmp_path):
     defs = build_analytics_definitions(settings_for(missing, tmp_path / "crypto.duckdb"))
     with DagsterInstance.ephemeral() as scratch:
         result = defs.resolve_job_def(HOURLY_JOB).execute_in_process(
-            instance=scratch, partition_key=defs.resolve_job_def(HOURLY_JOB).partitions_def.get_last_partition_key(),
-            raise_on_error=False)
+            instance=scratch,
+            partition_key=defs.resolve_job_def(HOURLY_JOB).partitions_def.get_last_partition_key(),
+            raise_on_error=False,
+        )
     assert not result.success
     (failure,) = [e for e in result.all_events if e.is_step_failure]
     assert str(missing / "raw_trades") in failure.step_failure_data.error.to_string()
@@ -147,25 +155,31 @@ def test_gap_sensor_rebuilds_an_already_built_hour_when_raw_minutes_arrive(backf
     assert instance.event_log_storage.get_concurrency_info("duckdb").slot_count == 1
 
     never_built = hours.h1 - 5 * 3_600_000
-    for symbol, ms in (("solusdt", hours.h2 + 17 * MINUTE_MS), ("btcusdt", hours.h2 + 3 * MINUTE_MS),
-                       ("ethusdt", never_built), ("ethusdt", hours.h2 + 2 * 3_600_000)):
-        instance.report_runless_asset_event(AssetMaterialization(AssetKey(["raw_trades", symbol]),
-                                                                 partition=minute_key(ms)))
+    for symbol, ms in (
+        ("solusdt", hours.h2 + 17 * MINUTE_MS),
+        ("btcusdt", hours.h2 + 3 * MINUTE_MS),
+        ("ethusdt", never_built),
+        ("ethusdt", hours.h2 + 2 * 3_600_000),
+    ):
+        instance.report_runless_asset_event(
+            AssetMaterialization(AssetKey(["raw_trades", symbol]), partition=minute_key(ms))
+        )
     requests, cursor = tick(cursor)
     assert [r.partition_key for r in requests] == [h2]  # the hour after H2 is not over: H2 alone
     requests, cursor = tick(cursor)
     assert requests == []
 
-    instance.report_runless_asset_event(AssetMaterialization(AssetKey(["raw_trades", "ethusdt"]),
-                                                             partition=minute_key(hours.h1 + 42 * MINUTE_MS)))
+    instance.report_runless_asset_event(
+        AssetMaterialization(AssetKey(["raw_trades", "ethusdt"]), partition=minute_key(hours.h1 + 42 * MINUTE_MS))
+    )
     (request,), cursor = tick(cursor)
     assert request.partition_key is None
-    assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) \
-        == (h1, h2)
+    assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == (h1, h2)
 
 
 def test_wiring_pool_backfill_policy_lineage_and_freshness(backfilled):
     from dagster import AssetSpec, BackfillPolicy
+
     from crypto_assets.defs.partitions import minute_partitions
 
     defs, _, _ = backfilled
@@ -179,11 +193,11 @@ def test_wiring_pool_backfill_policy_lineage_and_freshness(backfilled):
     stg = graph.get(AssetKey("stg_trades"))
     assert {k.to_user_string() for k in stg.parent_keys} >= {f"raw_trades/{s.lower()}" for s in SYMBOLS}
     hour = stg.partitions_def.get_last_partition_key()
-    upstream = graph.get_parent_partition_keys_for_child(hour, AssetKey(["raw_trades", "btcusdt"]),
-                                                         AssetKey("stg_trades"))
+    upstream = graph.get_parent_partition_keys_for_child(
+        hour, AssetKey(["raw_trades", "btcusdt"]), AssetKey("stg_trades")
+    )
     minutes = sorted(upstream.partitions_subset.get_partition_keys())
     assert len(minutes) == 60 and minutes[0] == hour and minutes[-1] == hour[:-2] + "59"
     assert graph.get(AssetKey("candles_1h")).freshness_policy is not None
     assert graph.get(AssetKey("stg_trades")).group_name == "silver"
     assert graph.get(AssetKey("candles_1h")).group_name == "gold"
-

@@ -50,5 +50,8 @@ def test_only_the_newest_run_folders_are_kept(tmp_path):
     (tmp_path / "compiled").mkdir()
     removed = prune_run_folders(tmp_path, keep=10)
     assert sorted(p.name for p in removed) == ["dbt_hourly-00", "dbt_hourly-01", "dbt_hourly-02"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["compiled", *[f"dbt_hourly-{i:02d}" for i in range(3, 13)],
-                                                         "manifest.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "compiled",
+        *[f"dbt_hourly-{i:02d}" for i in range(3, 13)],
+        "manifest.json",
+    ]

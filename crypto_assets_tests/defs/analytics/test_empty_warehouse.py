@@ -28,8 +28,10 @@ pytestmark = pytest.mark.integration
 
 
 def settings_for(lake, duckdb_path) -> Settings:
-    return Settings.from_env({"CRYPTO_LAKE_URL": str(lake), "CRYPTO_SYMBOLS": ",".join(SYMBOLS),
-                              "DBT_DUCKDB_PATH": str(duckdb_path)}, dotenv_path=None)
+    return Settings.from_env(
+        {"CRYPTO_LAKE_URL": str(lake), "CRYPTO_SYMBOLS": ",".join(SYMBOLS), "DBT_DUCKDB_PATH": str(duckdb_path)},
+        dotenv_path=None,
+    )
 
 
 def real_instance(folder):
@@ -44,15 +46,20 @@ def record_raw_minutes(instance, hour_ms: int, symbols=SYMBOLS, skip=()) -> None
         for minute in range(hour_ms, hour_ms + HOUR_MS, MINUTE_MS):
             if (symbol, minute) not in skip:
                 instance.report_runless_asset_event(
-                    AssetMaterialization(AssetKey(["raw_trades", symbol.lower()]), partition=minute_key(minute)))
+                    AssetMaterialization(AssetKey(["raw_trades", symbol.lower()]), partition=minute_key(minute))
+                )
 
 
 def tick(defs, name: str, instance, when: datetime):
     """One evaluation of the schedule ``name`` as the daemon does it: (run requests, skip message)."""
     schedule = defs.resolve_schedule_def(name)
     warehouse = defs.resources["warehouse"]
-    context = build_schedule_context(instance=instance, scheduled_execution_time=when, resources={"warehouse": warehouse},
-                                     repository_def=defs.get_repository_def())
+    context = build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=when,
+        resources={"warehouse": warehouse},
+        repository_def=defs.get_repository_def(),
+    )
     data = schedule.evaluate_tick(context)
     return list(data.run_requests or []), data.skip_message
 
@@ -94,12 +101,14 @@ def test_a_fresh_machine_skips_both_schedules_with_their_reason_then_builds_once
     assert requests == [] and "raw_trades/solusdt 59 of 60" in reason and "btcusdt" not in reason.split(h2)[-1]
 
     # complete: H2 is requested (H1, never recorded, keeps waiting), built, and not requested again
-    instance.report_runless_asset_event(AssetMaterialization(AssetKey(["raw_trades", "solusdt"]),
-                                                             partition=minute_key(last)))
+    instance.report_runless_asset_event(
+        AssetMaterialization(AssetKey(["raw_trades", "solusdt"]), partition=minute_key(last))
+    )
     (request,), _ = tick(defs, HOURLY_SCHEDULE, instance, hourly_tick)
     assert request.partition_key == h2
     built = defs.resolve_job_def(HOURLY_JOB).execute_in_process(
-        instance=instance, partition_key=request.partition_key, tags=request.tags, raise_on_error=False)
+        instance=instance, partition_key=request.partition_key, tags=request.tags, raise_on_error=False
+    )
     assert built.success
     requests, reason = tick(defs, HOURLY_SCHEDULE, instance, hourly_tick)
     assert requests == [] and f"hour {h2}: already built" in reason and f"hour {h1} waits" in reason
@@ -107,8 +116,9 @@ def test_a_fresh_machine_skips_both_schedules_with_their_reason_then_builds_once
     # the hour is in the warehouse: latest_prices runs as before
     (request,), reason = tick(defs, LATEST_PRICES_SCHEDULE, instance, latest_tick)
     assert reason is None
-    latest = defs.resolve_job_def(LATEST_PRICES_JOB).execute_in_process(instance=instance, tags=request.tags,
-                                                                         raise_on_error=False)
+    latest = defs.resolve_job_def(LATEST_PRICES_JOB).execute_in_process(
+        instance=instance, tags=request.tags, raise_on_error=False
+    )
     assert latest.success
     (prices,) = [e.event_specific_data.materialization for e in latest.get_asset_materialization_events()]
     assert prices.asset_key == AssetKey("latest_prices") and prices.metadata["symbols"].value == len(SYMBOLS)
@@ -133,14 +143,22 @@ def test_latest_prices_waits_for_a_warehouse_without_candles_or_held_by_a_dbt_ru
 
         # a writer in another process (a dbt run) holds the file: the instance answers
         holder = subprocess.Popen(
-            [sys.executable, "-c", f"import duckdb, sys; c = duckdb.connect({str(path)!r}); print('held', flush=True); "
-                                   "sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-c",
+                f"import duckdb, sys; c = duckdb.connect({str(path)!r}); print('held', flush=True); sys.stdin.read()",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert holder.stdout.readline().strip() == "held"
             requests, reason = tick(defs, LATEST_PRICES_SCHEDULE, instance, when)
             assert requests == [] and "a dbt run holds the warehouse and no hour was ever built" in reason
-            instance.report_runless_asset_event(AssetMaterialization(AssetKey("candles_1m"),
-                                                                     partition="2026-01-01-00:00"))
+            instance.report_runless_asset_event(
+                AssetMaterialization(AssetKey("candles_1m"), partition="2026-01-01-00:00")
+            )
             (_request,), _ = tick(defs, LATEST_PRICES_SCHEDULE, instance, when)
         finally:
             holder.stdin.close()

@@ -31,14 +31,21 @@ def s3_lake(moto_endpoint, hours):
 
 
 def test_an_hour_builds_from_s3(s3_lake, moto_endpoint, hours, tmp_path):
-    settings = Settings.from_env({"CRYPTO_LAKE_URL": s3_lake, "AWS_ENDPOINT_URL": moto_endpoint,
-                                  "CRYPTO_SYMBOLS": ",".join(SYMBOLS),
-                                  "DBT_DUCKDB_PATH": str(tmp_path / "crypto.duckdb")}, dotenv_path=None)
+    settings = Settings.from_env(
+        {
+            "CRYPTO_LAKE_URL": s3_lake,
+            "AWS_ENDPOINT_URL": moto_endpoint,
+            "CRYPTO_SYMBOLS": ",".join(SYMBOLS),
+            "DBT_DUCKDB_PATH": str(tmp_path / "crypto.duckdb"),
+        },
+        dotenv_path=None,
+    )
     defs = build_analytics_definitions(settings)
     h1, _ = hours.keys
     with DagsterInstance.ephemeral() as instance:
-        result = defs.resolve_job_def(HOURLY_JOB).execute_in_process(instance=instance, partition_key=h1,
-                                                                     raise_on_error=False)
+        result = defs.resolve_job_def(HOURLY_JOB).execute_in_process(
+            instance=instance, partition_key=h1, raise_on_error=False
+        )
         assert result.success
         assert all(e.passed for e in result.get_asset_check_evaluations())
         assert instance.get_materialized_partitions(AssetKey("candles_1h")) == {h1}
@@ -46,15 +53,22 @@ def test_an_hour_builds_from_s3(s3_lake, moto_endpoint, hours, tmp_path):
     for symbol in SYMBOLS:
         trades = [t for m in range(hours.h1, hours.h1 + HOUR_MS, 60_000) for t in minute_trades(hours.sim, symbol, m)]
         assert warehouse.query("select count(*), max(trade_id) from stg_trades where symbol = ?", [symbol]) == [
-            (len(trades), trades[-1].trade_id)]
+            (len(trades), trades[-1].trade_id)
+        ]
         assert warehouse.query("select trade_count, minute_count from candles_1h where symbol = ?", [symbol]) == [
-            (len(trades), 60)]
+            (len(trades), 60)
+        ]
 
 
 def test_source_freshness_reads_s3_and_errors_on_a_stale_lake(s3_lake, moto_endpoint, tmp_path):
     """The lake's newest minute ended an hour or more ago: past error_after (60 minutes)."""
-    run = run_dbt(["source", "freshness"], tmp_path / "f.duckdb", tmp_path / "scratch",
-                  {"lake_url": s3_lake, "aws_endpoint_url": moto_endpoint}, target="endpoint")
+    run = run_dbt(
+        ["source", "freshness"],
+        tmp_path / "f.duckdb",
+        tmp_path / "scratch",
+        {"lake_url": s3_lake, "aws_endpoint_url": moto_endpoint},
+        target="endpoint",
+    )
     (result,) = run.results.values()
     assert result["status"] == "error", run.output
     assert result["max_loaded_at_time_ago_in_s"] >= 3600

@@ -19,8 +19,11 @@ from crypto_assets.settings import DBT_PROJECT_DIR, Settings
 def model_keys(project: DbtProject, translator: AnalyticsTranslator) -> dict[AssetKey, str]:
     """The asset key of every model in the project's manifest -> the model's unique id."""
     manifest = json.loads(project.manifest_path.read_text())
-    return {translator.get_asset_spec(manifest, uid, project).key: uid
-            for uid, node in manifest["nodes"].items() if node["resource_type"] == "model"}
+    return {
+        translator.get_asset_spec(manifest, uid, project).key: uid
+        for uid, node in manifest["nodes"].items()
+        if node["resource_type"] == "model"
+    }
 
 
 def selection_problems(models: dict[AssetKey, str], dbt_assets: list[AssetsDefinition]) -> list[str]:
@@ -53,9 +56,11 @@ def test_a_new_mart_is_hourly_by_default_and_a_model_outside_the_tagged_folders_
     shutil.copytree(DBT_PROJECT_DIR, copy, ignore=shutil.ignore_patterns("target", "logs", ".dbt", ".user.yml"))
     (copy / "models" / "marts" / "new_gold.sql").write_text(
         "{{ config(unique_key=['symbol', 'minute_start'], window_column='minute_start') }}\n"
-        "select symbol, minute_start from {{ ref('candles_1m') }} where {{ in_window('minute_start') }}\n")
+        "select symbol, minute_start from {{ ref('candles_1m') }} where {{ in_window('minute_start') }}\n"
+    )
     (copy / "models" / "marts" / "new_whole.sql").write_text(
-        "{{ config(materialized='table', tags=['unpartitioned']) }}\nselect * from {{ ref('candles_1m') }}\n")
+        "{{ config(materialized='table', tags=['unpartitioned']) }}\nselect * from {{ ref('candles_1m') }}\n"
+    )
     (copy / "models" / "elsewhere").mkdir()
     (copy / "models" / "elsewhere" / "orphan.sql").write_text("select 1 as one\n")
     project = dbt_project(copy)
@@ -67,4 +72,5 @@ def test_a_new_mart_is_hourly_by_default_and_a_model_outside_the_tagged_folders_
     assert AssetKey("new_gold") in hourly.keys and AssetKey("new_gold") not in unpartitioned.keys
     assert AssetKey("new_whole") in unpartitioned.keys and AssetKey("new_whole") not in hourly.keys
     assert selection_problems(model_keys(project, translator), [hourly, unpartitioned]) == [
-        "model.dbt_crypto_pipeline.orphan is in 0 Dagster dbt selections []"]
+        "model.dbt_crypto_pipeline.orphan is in 0 Dagster dbt selections []"
+    ]

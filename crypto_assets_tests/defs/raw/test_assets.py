@@ -19,16 +19,16 @@ from dagster import (
     materialize,
 )
 
-from crypto_assets.defs.partitions import minute_partitions
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
+from crypto_assets.defs.partitions import minute_partitions
 from crypto_assets.defs.raw.assets import build_raw_trades_asset
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.errors import utc_text
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.ingest.minute_checks import CHECK_DESCRIPTIONS
-from crypto_assets.minutes import MINUTE_MS, minute_key
 from crypto_assets.lake import lake_from_url
 from crypto_assets.lake.schema import trades_to_table
+from crypto_assets.minutes import MINUTE_MS, minute_key
+from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.conftest import SILENT_SYMBOL
 from crypto_assets_tests.ground_truth import past_minute, truth
 from crypto_assets_tests.ports import free_port
@@ -44,19 +44,24 @@ def instance(tmp_path):
 
 
 def resources(rest_url: str, lake_url: str, endpoint_url: str | None = None) -> dict:
-    return {"exchange": ExchangeResource(rest_url=rest_url, ws_url="ws://127.0.0.1:1", symbols=["BTCUSDT"]),
-            "lake": LakeResource(url=lake_url, endpoint_url=endpoint_url)}
+    return {
+        "exchange": ExchangeResource(rest_url=rest_url, ws_url="ws://127.0.0.1:1", symbols=["BTCUSDT"]),
+        "lake": LakeResource(url=lake_url, endpoint_url=endpoint_url),
+    }
 
 
 def run(symbol, first_ms, last_ms, res, instance, refetch=False, raise_on_error=True):
     """Materialize the minutes first_ms..last_ms (inclusive) of raw_trades/<symbol> in one run."""
     asset = build_raw_trades_asset(symbol, minute_partitions(1))
-    kwargs = ({"partition_key": minute_key(first_ms)} if first_ms == last_ms else
-              {"tags": {RANGE_START_TAG: minute_key(first_ms),
-                        RANGE_END_TAG: minute_key(last_ms)}})
+    kwargs = (
+        {"partition_key": minute_key(first_ms)}
+        if first_ms == last_ms
+        else {"tags": {RANGE_START_TAG: minute_key(first_ms), RANGE_END_TAG: minute_key(last_ms)}}
+    )
     config = {"ops": {asset.op.name: {"config": {"refetch": refetch}}}}
-    return materialize([asset], resources=res, instance=instance, run_config=config,
-                       raise_on_error=raise_on_error, **kwargs)
+    return materialize(
+        [asset], resources=res, instance=instance, run_config=config, raise_on_error=raise_on_error, **kwargs
+    )
 
 
 def assert_lake_equals_truth(sim, lake_url, symbol, first_ms, last_ms, endpoint_url=None):
@@ -68,8 +73,10 @@ def assert_lake_equals_truth(sim, lake_url, symbol, first_ms, last_ms, endpoint_
 
 
 def materializations(instance, symbol):
-    return {r.partition_key: r.asset_materialization.metadata
-            for r in instance.fetch_materializations(raw_trades_key(symbol), limit=1000, ascending=True).records}
+    return {
+        r.partition_key: r.asset_materialization.metadata
+        for r in instance.fetch_materializations(raw_trades_key(symbol), limit=1000, ascending=True).records
+    }
 
 
 def check_status(instance, symbol, check_name, partition):
@@ -91,8 +98,9 @@ def test_one_minute_partition_equals_the_exchanges_trades(simulator, tmp_path, i
     assert metadata["first_trade_id"].value == expected[0].trade_id
     assert metadata["last_trade_id"].value == expected[-1].trade_id
     assert metadata["source"].value == "rest" and metadata["action"].value == "written"
-    assert metadata["lake_path"].value.endswith(f"symbol=BTCUSDT/date={minute_key(minute)[:10]}/"
-                                                f"{minute_key(minute)[11:].replace(':', '-')}.parquet")
+    assert metadata["lake_path"].value.endswith(
+        f"symbol=BTCUSDT/date={minute_key(minute)[:10]}/{minute_key(minute)[11:].replace(':', '-')}.parquet"
+    )
     assert metadata["written_after_minute_end_s"].value > 0
     assert Decimal(metadata["base_volume"].value) == sum(Decimal(t.qty) for t in expected)
     assert Decimal(metadata["quote_volume"].value) == sum(Decimal(t.qty) * Decimal(t.price) for t in expected)
@@ -130,10 +138,13 @@ def test_s3_lake_on_a_real_s3_server(simulator, moto_endpoint, s3_bucket, instan
     lake_url = f"s3://{s3_bucket}/prod"
     assert run("BTCUSDT", first, last, resources(simulator.rest_url, lake_url, moto_endpoint), instance).success
     assert_lake_equals_truth(simulator, lake_url, "BTCUSDT", first, last, moto_endpoint)
-    keys = [o["Key"] for o in boto3.client("s3", endpoint_url=moto_endpoint)
-            .list_objects_v2(Bucket=s3_bucket)["Contents"]]
-    assert sorted(keys) == sorted(f"prod/raw_trades/symbol=BTCUSDT/date={minute_key(m)[:10]}/"
-                                  f"{minute_key(m)[11:].replace(':', '-')}.parquet" for m in (first, last))
+    keys = [
+        o["Key"] for o in boto3.client("s3", endpoint_url=moto_endpoint).list_objects_v2(Bucket=s3_bucket)["Contents"]
+    ]
+    assert sorted(keys) == sorted(
+        f"prod/raw_trades/symbol=BTCUSDT/date={minute_key(m)[:10]}/{minute_key(m)[11:].replace(':', '-')}.parquet"
+        for m in (first, last)
+    )
     assert set(materializations(instance, "BTCUSDT")) == {minute_key(first), minute_key(last)}
 
 
@@ -175,11 +186,11 @@ def test_bursts_and_503s_still_give_the_exact_trades(tmp_path, instance):
         # An exchange that keeps answering 503: the run fails saying so, and writes nothing.
         other_lake = tmp_path / "other_lake"
         sim.fail_rest(duration_s=60, status=503)
-        result = run("BTCUSDT", first, last, resources(sim.rest_url, str(other_lake)), instance,
-                     raise_on_error=False)
+        result = run("BTCUSDT", first, last, resources(sim.rest_url, str(other_lake)), instance, raise_on_error=False)
         assert not result.success
-        message = next(e for e in result.all_events
-                       if e.event_type_value == "STEP_FAILURE").step_failure_data.error.message
+        message = next(
+            e for e in result.all_events if e.event_type_value == "STEP_FAILURE"
+        ).step_failure_data.error.message
         assert "503" in message and sim.rest_url in message
         assert not other_lake.exists()
 
@@ -194,9 +205,16 @@ def test_a_minute_the_kline_contradicts_is_neither_written_nor_recorded(simulato
             real_klines = client.klines
 
             def klines(*args, **kwargs):
-                return [k.__class__(**{**{f: getattr(k, f) for f in k.__struct_fields__},
-                                       "trade_count": k.trade_count + (k.open_time == lying)}) for k in
-                        real_klines(*args, **kwargs)]
+                return [
+                    k.__class__(
+                        **{
+                            **{f: getattr(k, f) for f in k.__struct_fields__},
+                            "trade_count": k.trade_count + (k.open_time == lying),
+                        }
+                    )
+                    for k in real_klines(*args, **kwargs)
+                ]
+
             client.klines = klines
             return client
 
@@ -214,8 +232,14 @@ def test_a_minute_the_kline_contradicts_is_neither_written_nor_recorded(simulato
 
 def test_unknown_symbol_is_named_and_nothing_is_written(simulator, tmp_path, instance):
     minute = past_minute(simulator, 2)
-    result = run("NOSUCHUSDT", minute, minute, resources(simulator.rest_url, str(tmp_path / "lake")), instance,
-                 raise_on_error=False)
+    result = run(
+        "NOSUCHUSDT",
+        minute,
+        minute,
+        resources(simulator.rest_url, str(tmp_path / "lake")),
+        instance,
+        raise_on_error=False,
+    )
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "NOSUCHUSDT" in failure.step_failure_data.error.message
@@ -225,8 +249,7 @@ def test_unknown_symbol_is_named_and_nothing_is_written(simulator, tmp_path, ins
 def test_unreachable_exchange_is_named_and_nothing_is_written(simulator, tmp_path, instance):
     minute = past_minute(simulator, 2)
     url = f"http://127.0.0.1:{free_port()}"
-    result = run("BTCUSDT", minute, minute, resources(url, str(tmp_path / "lake")), instance,
-                 raise_on_error=False)
+    result = run("BTCUSDT", minute, minute, resources(url, str(tmp_path / "lake")), instance, raise_on_error=False)
     assert not result.success
     message = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error.message
     assert "unreachable" in message and url in message
@@ -235,10 +258,15 @@ def test_unreachable_exchange_is_named_and_nothing_is_written(simulator, tmp_pat
 
 def test_a_malformed_partition_key_is_refused(simulator, tmp_path, instance):
     asset = build_raw_trades_asset("BTCUSDT", minute_partitions(1))
-    with pytest.raises((DagsterUnknownPartitionError, DagsterInvariantViolationError, DagsterInvalidConfigError,
-                        ValueError)):
-        materialize([asset], partition_key="2026-11-21 06:00", instance=instance,
-                    resources=resources(simulator.rest_url, str(tmp_path / "lake")))
+    with pytest.raises(
+        (DagsterUnknownPartitionError, DagsterInvariantViolationError, DagsterInvalidConfigError, ValueError)
+    ):
+        materialize(
+            [asset],
+            partition_key="2026-11-21 06:00",
+            instance=instance,
+            resources=resources(simulator.rest_url, str(tmp_path / "lake")),
+        )
     assert not (tmp_path / "lake").exists()
 
 
@@ -252,10 +280,14 @@ def test_running_the_checks_alone_reverifies_the_lake_without_fetching(simulator
     table = pq.read_table(path)
     pq.write_table(table.filter(pc.not_equal(table["trade_id"], table["trade_id"][5])), path)
     asset = build_raw_trades_asset("BTCUSDT", minute_partitions(1))
-    result = materialize([asset], selection=AssetSelection.checks_for_assets(asset), resources=res,
-                         instance=instance, raise_on_error=False,
-                         tags={RANGE_START_TAG: minute_key(first),
-                               RANGE_END_TAG: minute_key(last)})
+    result = materialize(
+        [asset],
+        selection=AssetSelection.checks_for_assets(asset),
+        resources=res,
+        instance=instance,
+        raise_on_error=False,
+        tags={RANGE_START_TAG: minute_key(first), RANGE_END_TAG: minute_key(last)},
+    )
     assert not result.success
     assert check_status(instance, "BTCUSDT", "trade_ids_dense", minute_key(last)) == "FAILED"
     assert check_status(instance, "BTCUSDT", "agrees_with_kline", minute_key(last)) == "FAILED"
@@ -273,8 +305,9 @@ SYMBOL_CLASSES = ("BTCUSDT", "ETHBTC", "PEPEUSDT", "DOGEBTC", "WBTCBTC")
 
 @pytest.fixture(scope="module")
 def every_class():
-    config = SimulatorConfig(symbols=[symbol_config(s, extreme_probability=0.2) for s in SYMBOL_CLASSES],
-                             history_minutes=8)
+    config = SimulatorConfig(
+        symbols=[symbol_config(s, extreme_probability=0.2) for s in SYMBOL_CLASSES], history_minutes=8
+    )
     with Simulator(config) as sim:
         yield sim
 
@@ -305,7 +338,8 @@ def test_every_symbol_class_is_stored_exactly_over_rest(every_class, symbol, tmp
         metadata = recorded[minute_key(minute)]
         assert Decimal(metadata["base_volume"].value) == sum((Decimal(t.qty) for t in trades), Decimal(0))
         assert Decimal(metadata["quote_volume"].value) == EXACT.create_decimal(
-            sum((exact_product(t.price, t.qty) for t in trades), Decimal(0)))
+            sum((exact_product(t.price, t.qty) for t in trades), Decimal(0))
+        )
 
 
 def test_a_value_no_lake_can_hold_fails_its_minute_only(every_class, tmp_path, instance):
@@ -317,8 +351,7 @@ def test_a_value_no_lake_can_hold_fails_its_minute_only(every_class, tmp_path, i
     bad = every_class.bad_value("ETHBTC", at_or_after_ms=bad_minute + 20_000)
     try:
         lake_url = str(tmp_path / "lake")
-        result = run("ETHBTC", first, last, resources(every_class.rest_url, lake_url), instance,
-                     raise_on_error=False)
+        result = run("ETHBTC", first, last, resources(every_class.rest_url, lake_url), instance, raise_on_error=False)
     finally:
         every_class.clear_faults()
     assert not result.success
@@ -358,21 +391,32 @@ class LyingKlines(ExchangeResource):
         real_klines = client.klines
 
         def klines(*args, **kwargs):
-            return [k.__class__(**{**{f: getattr(k, f) for f in k.__struct_fields__},
-                                   "trade_count": k.trade_count + (k.open_time == self.lying_minute)})
-                    for k in real_klines(*args, **kwargs)]
+            return [
+                k.__class__(
+                    **{
+                        **{f: getattr(k, f) for f in k.__struct_fields__},
+                        "trade_count": k.trade_count + (k.open_time == self.lying_minute),
+                    }
+                )
+                for k in real_klines(*args, **kwargs)
+            ]
+
         client.klines = klines
         return client
 
 
 def check_evaluation(instance, symbol, check_name, partition):
     """The latest evaluation of a check on one partition (None if never evaluated)."""
-    records = instance.get_event_records(EventRecordsFilter(DagsterEventType.ASSET_CHECK_EVALUATION),
-                                         ascending=False, limit=10_000)
+    records = instance.get_event_records(
+        EventRecordsFilter(DagsterEventType.ASSET_CHECK_EVALUATION), ascending=False, limit=10_000
+    )
     for record in records:
         evaluation = record.event_log_entry.dagster_event.event_specific_data
         if (evaluation.asset_key, evaluation.check_name, evaluation.partition) == (
-                raw_trades_key(symbol), check_name, partition):
+            raw_trades_key(symbol),
+            check_name,
+            partition,
+        ):
             return evaluation
     return None
 
@@ -382,8 +426,9 @@ def test_an_unproven_minute_shows_a_failed_check_that_a_later_success_clears(sim
     lying = last
     lake_url = str(tmp_path / "lake")
     res = resources(simulator.rest_url, lake_url)
-    res["exchange"] = LyingKlines(rest_url=simulator.rest_url, ws_url="ws://127.0.0.1:1", symbols=["BTCUSDT"],
-                                  lying_minute=lying)
+    res["exchange"] = LyingKlines(
+        rest_url=simulator.rest_url, ws_url="ws://127.0.0.1:1", symbols=["BTCUSDT"], lying_minute=lying
+    )
     assert not run("BTCUSDT", first, last, res, instance, raise_on_error=False).success
     key = minute_key(lying)
     failed = check_evaluation(instance, "BTCUSDT", "agrees_with_kline", key)
@@ -401,8 +446,9 @@ def test_an_unproven_minute_shows_a_failed_check_that_a_later_success_clears(sim
 @pytest.fixture(scope="module")
 def listing():
     """NEWUSDT listed 3 minutes ago (ids from 0), BTCUSDT trading since 8 minutes ago."""
-    config = SimulatorConfig(symbols=[symbol_config("BTCUSDT"), symbol_config("NEWUSDT")], history_minutes=8,
-                             listed={"NEWUSDT": 3})
+    config = SimulatorConfig(
+        symbols=[symbol_config("BTCUSDT"), symbol_config("NEWUSDT")], history_minutes=8, listed={"NEWUSDT": 3}
+    )
     with Simulator(config) as sim:
         yield sim
 
@@ -422,8 +468,9 @@ def test_minutes_before_the_first_trade_are_recorded_empty_with_a_note(listing, 
     for minute in range(first, listing_minute, MINUTE_MS):
         metadata = recorded[minute_key(minute)]
         assert metadata["dagster/row_count"].value == 0 and lake.read_minute("NEWUSDT", minute).num_rows == 0
-        assert metadata["note"].value == (f"before the symbol's first trade (first trade 0 at "
-                                          f"{utc_text(opening.trade_time)})")
+        assert metadata["note"].value == (
+            f"before the symbol's first trade (first trade 0 at {utc_text(opening.trade_time)})"
+        )
         assert metadata["action"].value == "before first trade"
         for check in CHECK_DESCRIPTIONS:
             assert check_status(instance, "NEWUSDT", check, minute_key(minute)) == "SUCCEEDED"
@@ -435,6 +482,10 @@ def test_minutes_before_the_first_trade_are_recorded_empty_with_a_note(listing, 
     assert materializations(instance, "NEWUSDT")[minute_key(first)]["note"].value.startswith("before the symbol")
     # the checks alone pass on them too (no kline to compare with: the note stands in)
     asset = build_raw_trades_asset("NEWUSDT", minute_partitions(1))
-    assert materialize([asset], selection=AssetSelection.checks_for_assets(asset), resources=res, instance=instance,
-                       tags={RANGE_START_TAG: minute_key(first),
-                             RANGE_END_TAG: minute_key(listing_minute)}).success
+    assert materialize(
+        [asset],
+        selection=AssetSelection.checks_for_assets(asset),
+        resources=res,
+        instance=instance,
+        tags={RANGE_START_TAG: minute_key(first), RANGE_END_TAG: minute_key(listing_minute)},
+    ).success

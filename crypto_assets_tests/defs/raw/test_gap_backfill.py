@@ -9,9 +9,9 @@ import pytest
 from dagster import AssetMaterialization, DagsterInstance, build_sensor_context, materialize
 
 from crypto_assets.definitions import build_definitions
-from crypto_assets.defs.raw import RAW_TRADES_JOB
-from crypto_assets.defs.partitions import minute_partitions
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
+from crypto_assets.defs.partitions import minute_partitions
+from crypto_assets.defs.raw import RAW_TRADES_JOB
 from crypto_assets.defs.raw.assets import build_raw_trades_asset
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.defs.raw.sensors import (
@@ -22,9 +22,9 @@ from crypto_assets.defs.raw.sensors import (
     round_robin,
 )
 from crypto_assets.exchange.errors import utc_text
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key, minute_start_ms
 from crypto_assets.settings import Settings
+from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -53,14 +53,22 @@ class Clock:
 @pytest.fixture
 def clock():
     import time
+
     return Clock(floor_minute(int(time.time() * 1000)) - 40 * MINUTE_MS + 20_000)  # 20 s into a minute
 
 
 @pytest.fixture
 def market(clock):
-    config = SimulatorConfig(symbols=[symbol_config("BTCUSDT"), symbol_config("ETHUSDT"), symbol_config("NEWUSDT"),
-                                      symbol_config(QUIET, trades_per_second=0, burst_probability=0)],
-                             history_minutes=HISTORY_MINUTES, listed={"NEWUSDT": LISTED_MINUTES})
+    config = SimulatorConfig(
+        symbols=[
+            symbol_config("BTCUSDT"),
+            symbol_config("ETHUSDT"),
+            symbol_config("NEWUSDT"),
+            symbol_config(QUIET, trades_per_second=0, burst_probability=0),
+        ],
+        history_minutes=HISTORY_MINUTES,
+        listed={"NEWUSDT": LISTED_MINUTES},
+    )
     with Simulator(config, clock=clock.sim_ms) as sim:
         yield sim
 
@@ -77,20 +85,34 @@ class Gap:
     cursor of the previous tick."""
 
     def __init__(self, instance, clock, rest_url, symbols, tmp_path, **env):
-        self.settings = Settings.from_env({
-            "CRYPTO_SYMBOLS": ",".join(symbols), "CRYPTO_PARTITION_DAYS": "1", "BINANCE_REST_URL": rest_url,
-            "CRYPTO_GAP_LOOKBACK_HOURS": "1", "CRYPTO_GAP_SETTLE_SECONDS": "15",
-            "CRYPTO_WEIGHT_BUDGET_DIR": str(tmp_path / "budget"), "CRYPTO_LAKE_URL": str(tmp_path / "lake"),
-            **env}, dotenv_path=None)
+        self.settings = Settings.from_env(
+            {
+                "CRYPTO_SYMBOLS": ",".join(symbols),
+                "CRYPTO_PARTITION_DAYS": "1",
+                "BINANCE_REST_URL": rest_url,
+                "CRYPTO_GAP_LOOKBACK_HOURS": "1",
+                "CRYPTO_GAP_SETTLE_SECONDS": "15",
+                "CRYPTO_WEIGHT_BUDGET_DIR": str(tmp_path / "budget"),
+                "CRYPTO_LAKE_URL": str(tmp_path / "lake"),
+                **env,
+            },
+            dotenv_path=None,
+        )
         self.defs = build_definitions(self.settings)
-        self.sensor = build_gap_backfill_sensor(self.defs.resolve_job_def(RAW_TRADES_JOB), self.settings.symbols,
-                                                minute_partitions(1), self.settings, clock=clock.sensor_s)
+        self.sensor = build_gap_backfill_sensor(
+            self.defs.resolve_job_def(RAW_TRADES_JOB),
+            self.settings.symbols,
+            minute_partitions(1),
+            self.settings,
+            clock=clock.sensor_s,
+        )
         self.instance = instance
         self.cursor: str | None = None
 
     def tick(self):
-        result = self.sensor.evaluate_tick(build_sensor_context(instance=self.instance, cursor=self.cursor,
-                                                                definitions=self.defs))
+        result = self.sensor.evaluate_tick(
+            build_sensor_context(instance=self.instance, cursor=self.cursor, definitions=self.defs)
+        )
         self.cursor = result.cursor
         return result
 
@@ -100,8 +122,10 @@ class Gap:
 
 def ranges(result) -> list[tuple[str, int, int]]:
     """(symbol, first minute, last minute) of each run request, in order."""
-    return [(r.tags[GAP_TAG], minute_start_ms(r.tags[RANGE_START_TAG]), minute_start_ms(r.tags[RANGE_END_TAG]))
-            for r in result.run_requests]
+    return [
+        (r.tags[GAP_TAG], minute_start_ms(r.tags[RANGE_START_TAG]), minute_start_ms(r.tags[RANGE_END_TAG]))
+        for r in result.run_requests
+    ]
 
 
 def materialize_minutes(instance, symbol, minutes):
@@ -113,16 +137,28 @@ def run_request(request, instance, rest_url, tmp_path):
     """The requested run, for real: the sensor's tags on a materialization of the symbol's asset."""
     symbol = request.tags[GAP_TAG]
     asset = build_raw_trades_asset(symbol, minute_partitions(1))
-    return materialize([asset], instance=instance, tags=request.tags, raise_on_error=False, resources={
-        "exchange": ExchangeResource(rest_url=rest_url, ws_url="ws://127.0.0.1:1", symbols=[symbol],
-                                     weight_budget_dir=str(tmp_path / "budget")),
-        "lake": LakeResource(url=str(tmp_path / "lake"))})
+    return materialize(
+        [asset],
+        instance=instance,
+        tags=request.tags,
+        raise_on_error=False,
+        resources={
+            "exchange": ExchangeResource(
+                rest_url=rest_url,
+                ws_url="ws://127.0.0.1:1",
+                symbols=[symbol],
+                weight_budget_dir=str(tmp_path / "budget"),
+            ),
+            "lake": LakeResource(url=str(tmp_path / "lake")),
+        },
+    )
 
 
 def fail_run(instance, gap, request, message):
     """A run of the request that failed with ``message`` (the run's own failure event)."""
-    run = instance.create_run_for_job(gap.defs.resolve_job_def(RAW_TRADES_JOB), tags=request.tags,
-                                      asset_selection=frozenset(request.asset_selection))
+    run = instance.create_run_for_job(
+        gap.defs.resolve_job_def(RAW_TRADES_JOB), tags=request.tags, asset_selection=frozenset(request.asset_selection)
+    )
     instance.report_run_failed(run, message)
     return run
 
@@ -131,7 +167,11 @@ def fail_run(instance, gap, request, message):
 def test_ranges_are_cut_from_the_newest_end_and_served_round_robin():
     m = [x * MINUTE_MS for x in [0, 1, 2, 5, 6] + list(range(10, 80))]
     assert [(a // MINUTE_MS, b // MINUTE_MS) for a, b in newest_first_ranges(m, 60)] == [
-        (20, 80), (10, 20), (5, 7), (0, 3)]
+        (20, 80),
+        (10, 20),
+        (5, 7),
+        (0, 3),
+    ]
     queues = {"A": [(3, 4), (1, 2)], "B": [(9, 10)], "C": [(7, 8), (5, 6), (0, 1)]}
     picked, turn = round_robin(["A", "B", "C"], queues, 5, 0)
     assert picked == [("A", 3, 4), ("B", 9, 10), ("C", 7, 8), ("A", 1, 2), ("C", 5, 6)] and turn == 0
@@ -190,8 +230,9 @@ def test_a_minute_still_missing_after_its_run_waits_5_then_10_then_20_minutes(ma
     gap = Gap(instance, clock, market.rest_url, ["BTCUSDT"], tmp_path, CRYPTO_GAP_MAX_RUNS="2")
     now_minute = floor_minute(clock.ms)
     hole = [now_minute - 12 * MINUTE_MS, now_minute - 11 * MINUTE_MS]
-    materialize_minutes(instance, "BTCUSDT", [m for m in range(market.market.origin_ms, now_minute, MINUTE_MS)
-                                              if m not in hole])
+    materialize_minutes(
+        instance, "BTCUSDT", [m for m in range(market.market.origin_ms, now_minute, MINUTE_MS) if m not in hole]
+    )
     [request] = gap.tick().run_requests
     for attempt, wait_min in enumerate((5, 10, 20), start=1):
         run = fail_run(instance, gap, request, f"BTCUSDT: exchange unreachable (attempt {attempt})")
@@ -201,9 +242,11 @@ def test_a_minute_still_missing_after_its_run_waits_5_then_10_then_20_minutes(ma
         assert not result.run_requests
         until = seen + wait_min * 60_000
         message = result.skip_message
-        assert (f"BTCUSDT {minute_key(hole[0])}..{minute_key(hole[1])} (2 min) waits until {utc_text(until)} "
-                f"after {attempt} run(s) without it: run {run.run_id} failed: BTCUSDT: exchange unreachable "
-                f"(attempt {attempt})") in message, message
+        assert (
+            f"BTCUSDT {minute_key(hole[0])}..{minute_key(hole[1])} (2 min) waits until {utc_text(until)} "
+            f"after {attempt} run(s) without it: run {run.run_id} failed: BTCUSDT: exchange unreachable "
+            f"(attempt {attempt})"
+        ) in message, message
         clock.advance(wait_min * 60 - 1)  # a second before the end of the wait: still waiting
         materialize_minutes(instance, "BTCUSDT", range(now_minute, floor_minute(clock.ms), MINUTE_MS))
         now_minute = floor_minute(clock.ms)
@@ -212,8 +255,9 @@ def test_a_minute_still_missing_after_its_run_waits_5_then_10_then_20_minutes(ma
         [request] = gap.tick().run_requests
         assert ranges_of(request) == (hole[0], hole[1])
     # a run that succeeds without the minutes is no better than a failure; once they are there, they drop out
-    run = instance.create_run_for_job(gap.defs.resolve_job_def(RAW_TRADES_JOB), tags=request.tags,
-                                      asset_selection=frozenset(request.asset_selection))
+    run = instance.create_run_for_job(
+        gap.defs.resolve_job_def(RAW_TRADES_JOB), tags=request.tags, asset_selection=frozenset(request.asset_selection)
+    )
     instance.report_run_canceled(run)
     clock.advance(15)
     assert f"after 4 run(s) without it: run {run.run_id} was canceled" in gap.tick().skip_message
@@ -241,8 +285,9 @@ def test_an_unprovable_range_waits_while_healthy_ranges_are_backfilled(market, c
         for request in result.run_requests:
             broken = fault["on"] and ranges_of(request) == bad and request.tags[GAP_TAG] == "ETHUSDT"
             url = dead_url if broken else market.rest_url
-            outcomes[(request.tags[GAP_TAG], *ranges_of(request))] = run_request(request, instance, url,
-                                                                                tmp_path).success
+            outcomes[(request.tags[GAP_TAG], *ranges_of(request))] = run_request(
+                request, instance, url, tmp_path
+            ).success
         return outcomes
 
     assert launch(gap.tick()) == {("BTCUSDT", *bad): True, ("ETHUSDT", *bad): False}
@@ -254,8 +299,9 @@ def test_an_unprovable_range_waits_while_healthy_ranges_are_backfilled(market, c
     clock.advance(150)  # two more minutes end: both symbols' new minutes are backfilled, ETHUSDT's bad range waits
     fresh = (now_minute, now_minute + MINUTE_MS)
     assert launch(gap.tick()) == {("BTCUSDT", *fresh): True, ("ETHUSDT", *fresh): True}
-    assert {minute_key(m) for m in range(bad[0], fresh[1] + MINUTE_MS, MINUTE_MS)} <= \
-        instance.get_materialized_partitions(raw_trades_key("BTCUSDT"))
+    assert {
+        minute_key(m) for m in range(bad[0], fresh[1] + MINUTE_MS, MINUTE_MS)
+    } <= instance.get_materialized_partitions(raw_trades_key("BTCUSDT"))
     assert not gap.tick().run_requests
 
     clock.advance(300)  # the wait is over: the newest minutes first, then the old range again (healed now)

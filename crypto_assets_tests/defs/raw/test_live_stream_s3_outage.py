@@ -18,12 +18,12 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 from moto.server import ThreadedMotoServer
 
-from crypto_assets.defs.raw.live_stream import live_trades_stream
 from crypto_assets.defs.names import raw_trades_key
+from crypto_assets.defs.raw.live_stream import live_trades_stream
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
-from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key, minute_start_ms
 from crypto_assets.lake import S3Lake
 from crypto_assets.lake.schema import trades_to_table
+from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key, minute_start_ms
 from crypto_assets_tests.ground_truth import truth
 
 pytestmark = pytest.mark.integration
@@ -72,16 +72,22 @@ def test_two_minutes_without_s3_lose_nothing_and_stop_nothing(simulator, tmp_pat
     bucket = f"lake-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
     (tmp_path / "dagster_home").mkdir()
-    resources = {"exchange": ExchangeResource(rest_url=simulator.rest_url, ws_url=simulator.ws_url, symbols=SYMBOLS),
-                 "lake": LakeResource(url=f"s3://{bucket}/lake", endpoint_url=endpoint, spool_dir=str(tmp_path / "spool"))}
+    resources = {
+        "exchange": ExchangeResource(rest_url=simulator.rest_url, ws_url=simulator.ws_url, symbols=SYMBOLS),
+        "lake": LakeResource(url=f"s3://{bucket}/lake", endpoint_url=endpoint, spool_dir=str(tmp_path / "spool")),
+    }
     with DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as instance:
-        runner = threading.Thread(target=live_trades_stream.execute_in_process, daemon=True,
-                                  kwargs={"resources": resources, "instance": instance, "raise_on_error": False})
+        runner = threading.Thread(
+            target=live_trades_stream.execute_in_process,
+            daemon=True,
+            kwargs={"resources": resources, "instance": instance, "raise_on_error": False},
+        )
         runner.start()
         try:
             run = wait_for("stream run", lambda: instance.get_runs(), 60)[0]
-            wait_for("stream connected", lambda: any("stream connected" in m for m in run_log(instance, run.run_id)),
-                     60)
+            wait_for(
+                "stream connected", lambda: any("stream connected" in m for m in run_log(instance, run.run_id)), 60
+            )
             [capture_pid] = capture_processes()
             joined = floor_minute(int(time.time() * 1000))  # the minute the stream joined during (or the one before)
 
@@ -96,8 +102,11 @@ def test_two_minutes_without_s3_lose_nothing_and_stop_nothing(simulator, tmp_pat
 
             # -- the spool drains, and the stream records the first minute that ends after S3 came back
             after = floor_minute(back_ms)
-            wait_for("a minute recorded after the outage", lambda: all(
-                minute_key(after) in {r.partition_key for r in recorded(instance, s)} for s in SYMBOLS), 100)
+            wait_for(
+                "a minute recorded after the outage",
+                lambda: all(minute_key(after) in {r.partition_key for r in recorded(instance, s)} for s in SYMBOLS),
+                100,
+            )
             assert not list((tmp_path / "spool").glob("*.minute"))
             assert capture_processes() == [capture_pid]  # the same capture process streamed throughout
             assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTED
@@ -107,8 +116,9 @@ def test_two_minutes_without_s3_lose_nothing_and_stop_nothing(simulator, tmp_pat
             runner.join(30)
         log = run_log(instance, run.run_id)
         try:
-            check_lake_and_log(instance, simulator, S3Lake(bucket, "lake", endpoint_url=endpoint), joined, after,
-                               endpoint, log)
+            check_lake_and_log(
+                instance, simulator, S3Lake(bucket, "lake", endpoint_url=endpoint), joined, after, endpoint, log
+            )
         finally:
             moto.stop()
 
@@ -128,14 +138,17 @@ def check_lake_and_log(instance, simulator, lake, joined, after, endpoint, log):
             metadata = record.asset_materialization.metadata
             # the join minute is completed over REST by the stream's own repair: "stream+rest"
             expected_source = "stream+rest" if record.partition_key == minute_key(joined) else "stream"
-            assert metadata["source"].value == expected_source and metadata["action"].value == "written", \
-                (record.partition_key, metadata["source"].value)
+            assert metadata["source"].value == expected_source and metadata["action"].value == "written", (
+                record.partition_key,
+                metadata["source"].value,
+            )
             waited += metadata["written_after_minute_end_s"].value > 15  # these waited in the spool
         for minute in starts:
             stored = lake.read_minute(symbol, minute)
             expected = trades_to_table(truth(simulator, symbol, minute, minute + MINUTE_MS))
-            assert stored.drop_columns("received_at").equals(expected.drop_columns("received_at")), \
+            assert stored.drop_columns("received_at").equals(expected.drop_columns("received_at")), (
                 f"{symbol} {minute_key(minute)}"
+            )
     assert waited >= len(SYMBOLS)  # at least one minute of each symbol was decided while S3 was away
 
     # -- the run said what waited, since when and why, and when the lake answered again

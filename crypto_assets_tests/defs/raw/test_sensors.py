@@ -12,9 +12,9 @@ from dagster import (
 )
 
 from crypto_assets.definitions import build_definitions
+from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
 from crypto_assets.defs.raw import RAW_TRADES_JOB
 from crypto_assets.defs.raw.live_stream import HEARTBEAT_TAG, SYMBOLS_TAG
-from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
 from crypto_assets.defs.raw.sensors import GAP_TAG
 from crypto_assets.minutes import MINUTE_MS, contiguous_ranges, floor_minute, minute_key, minute_start_ms
 from crypto_assets.settings import Settings
@@ -30,8 +30,12 @@ def instance(tmp_path):
 
 
 def definitions(**env):
-    return build_definitions(Settings.from_env({"CRYPTO_SYMBOLS": SYMBOLS, "CRYPTO_PARTITION_DAYS": "1",
-                                                "BINANCE_REST_URL": "http://127.0.0.1:1", **env}, dotenv_path=None))
+    return build_definitions(
+        Settings.from_env(
+            {"CRYPTO_SYMBOLS": SYMBOLS, "CRYPTO_PARTITION_DAYS": "1", "BINANCE_REST_URL": "http://127.0.0.1:1", **env},
+            dotenv_path=None,
+        )
+    )
 
 
 def evaluate(defs, name, instance):
@@ -42,13 +46,15 @@ def evaluate(defs, name, instance):
 def stream_run(instance, defs, status, **tags):
     run = instance.create_run_for_job(defs.resolve_job_def("live_trades_stream"), tags={SYMBOLS_TAG: SYMBOLS, **tags})
     if status != DagsterRunStatus.NOT_STARTED:
-        instance.report_run_failed(run) if status == DagsterRunStatus.FAILURE else \
-            instance.handle_run_event(run.run_id, _event(run, status))
+        instance.report_run_failed(run) if status == DagsterRunStatus.FAILURE else instance.handle_run_event(
+            run.run_id, _event(run, status)
+        )
     return instance.get_run_by_id(run.run_id)
 
 
 def _event(run, status):
     from dagster._core.events import DagsterEvent, DagsterEventType
+
     event_type = {DagsterRunStatus.STARTED: DagsterEventType.RUN_START}[status]
     return DagsterEvent(event_type.value, job_name=run.job_name)
 
@@ -118,8 +124,9 @@ def gap_definitions(simulator, tmp_path, **env):
 
 
 def test_missing_minutes_become_one_run_per_range_newest_first(simulator, instance, tmp_path):
-    defs = gap_definitions(simulator, tmp_path, CRYPTO_GAP_LOOKBACK_HOURS="1", CRYPTO_GAP_SETTLE_SECONDS="60",
-                           CRYPTO_GAP_MAX_RUNS="3")
+    defs = gap_definitions(
+        simulator, tmp_path, CRYPTO_GAP_LOOKBACK_HOURS="1", CRYPTO_GAP_SETTLE_SECONDS="60", CRYPTO_GAP_MAX_RUNS="3"
+    )
     now = floor_minute(int(time.time() * 1000))
     origin = simulator.market.origin_ms  # the first trade of both symbols
     window = list(range(origin, now - MINUTE_MS, MINUTE_MS))  # minutes ended >= 60 s ago, roughly
