@@ -143,7 +143,9 @@ def test_the_pipeline_heals_itself_under_a_hostile_exchange_and_two_kills(tmp_pa
 
         # -- no REST caller was banned, and the exchange really was hostile
         state = demo.sim_get("/_sim/state")
-        assert state["hostile"]["enabled"] and len(state["hostile"]["cuts"]) >= 3, state["hostile"]
+        # cuts come 40-100 s into a connection, and each kill starts a new one: on a loaded machine two cuts may be all
+        # the run sees besides the kills
+        assert state["hostile"]["enabled"] and len(state["hostile"]["cuts"]) >= 2, state["hostile"]
         assert all(
             ip["bans"] == 0 and "418" not in ip["responses"] and 418 not in ip["responses"]
             for ip in state["weights"].values()
