@@ -13,22 +13,21 @@ The lake holds one UTC day of three symbols at BTC's rate (about 40 trades/s eac
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from crypto_assets.lake.paths import minute_file_path
-from crypto_assets.lake.schema import DECIMAL, TIMESTAMP, TRADE_SCHEMA, table_to_parquet
-from crypto_assets.minutes import MINUTE_MS
-from crypto_assets.settings import DBT_PROJECT_DIR
-from crypto_assets.simulator.market import Market, symbol_config
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+
+from crypto_assets.lake.paths import minute_file_path  # noqa: E402
+from crypto_assets.lake.schema import DECIMAL, TIMESTAMP, TRADE_SCHEMA, table_to_parquet  # noqa: E402
+from crypto_assets.minutes import MINUTE_MS  # noqa: E402
+from crypto_assets.simulator.market import Market, symbol_config  # noqa: E402
+from crypto_assets_tests.analytics_data import run_dbt, window_text  # noqa: E402
 
 DAY_MS = 1_763_683_200_000  # 2025-11-21 00:00 UTC
 HOUR_MS = 3_600_000
@@ -73,42 +72,19 @@ def write_lake(root: Path, hours: int, rate: float) -> int:
     return total
 
 
-def window(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def dbt_build(lake: Path, db: Path, start_ms: int, end_ms: int, scratch: Path) -> float:
-    values = {
+    """Seconds of one `dbt build` of the hourly models over [start_ms, end_ms) (dbt start-up included)."""
+    dbt_vars = {
         "lake_url": str(lake),
-        "duckdb_path": str(db),
         "symbols": ",".join(SYMBOLS),
-        "window_start": window(start_ms),
-        "window_end": window(end_ms),
+        "window_start": window_text(start_ms),
+        "window_end": window_text(end_ms),
     }
-    dbt = Path(sys.executable).with_name("dbt")
-    args = [
-        str(dbt) if dbt.exists() else "dbt",
-        "build",
-        "--select",
-        "tag:hourly",
-        "--exclude",
-        "tag:unpartitioned",
-        "--project-dir",
-        str(DBT_PROJECT_DIR),
-        "--profiles-dir",
-        str(DBT_PROJECT_DIR),
-        "--target-path",
-        str(scratch / "target"),
-        "--log-path",
-        str(scratch / "logs"),
-        "--vars",
-        json.dumps(values),
-    ]
     started = time.perf_counter()
-    done = subprocess.run(args, cwd=DBT_PROJECT_DIR, capture_output=True, text=True)
+    done = run_dbt(["build", "--select", "tag:hourly", "--exclude", "tag:unpartitioned"], db, scratch, dbt_vars)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
-        raise SystemExit(f"dbt build failed:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}")
+        raise SystemExit(f"dbt build failed:\n{done.output[-6000:]}")
     return elapsed
 
 
