@@ -52,6 +52,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "0; the other symbols keep --history-minutes of history",
     )
     p.add_argument(
+        "--archive-delay-minutes",
+        type=int,
+        default=0,
+        help="a day's files in the daily archive (/data/spot/daily/...) are published this long after the day ends",
+    )
+    p.add_argument(
         "--trade-shape",
         choices=TRADE_SHAPES,
         default="current",
@@ -93,6 +99,8 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
     unknown = set(rates) - set(symbols)
     if unknown:
         raise SystemExit(f"--rate names symbols that are not in --symbols: {', '.join(sorted(unknown))}")
+    if args.archive_delay_minutes < 0:
+        raise SystemExit(f"--archive-delay-minutes must be >= 0, got {args.archive_delay_minutes}")
     try:
         configs = [symbol_config(s, **({"trades_per_second": rates[s]} if s in rates else {})) for s in symbols]
     except ValueError as exc:
@@ -104,6 +112,7 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
         hostile=args.hostile,
         listed=parse_listed(args.listed, symbols),
         weight_per_minute=args.weight_per_minute,
+        archive_delay_minutes=args.archive_delay_minutes,
         stream=StreamSettings(
             ping_interval_s=args.ping_interval,
             pong_timeout_s=args.pong_timeout,
@@ -122,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         await sim.start_async()
         print(
             f"Binance simulator listening: REST {sim.rest_url}/api/v3  streams {sim.ws_url}/ws/<stream>  "
-            f"symbols {','.join(sim.market.symbols)}",
+            f"archive {sim.archive_url}/data/spot/daily/  symbols {','.join(sim.market.symbols)}",
             flush=True,
         )
         async with sim._server:
@@ -135,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         pass
+    finally:
+        sim.archive.close()
     return 0
 
 

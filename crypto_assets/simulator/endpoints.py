@@ -40,8 +40,8 @@ STREAM_CHANNELS = (TRADE_CHANNEL, AGG_TRADE_CHANNEL, KLINE_1M_CHANNEL)
 
 
 class ServedAt:
-    """The base URLs of a simulator listening on ``host``:``port``: REST (``/api/v3/...``) and streams (``/ws/...``,
-    ``/stream?streams=...``) share the port."""
+    """The base URLs of a simulator listening on ``host``:``port``: REST (``/api/v3/...``), streams (``/ws/...``,
+    ``/stream?streams=...``) and the daily archive (``/data/...``) share the port."""
 
     host: str
     port: int
@@ -53,3 +53,9 @@ class ServedAt:
     @property
     def ws_url(self) -> str:
         return f"ws://{self.host}:{self.port}"
+
+    @property
+    def archive_url(self) -> str:
+        """The base URL of the daily archive (``/data/spot/daily/...``), Binance's ``https://data.binance.vision``:
+        served on the same port."""
+        return self.rest_url

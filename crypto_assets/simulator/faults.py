@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 MALFORMED_KINDS = ("truncated", "not-json", "wrong-type", "missing-field", "binary")
 BAD_VALUE_FIELDS = ("price", "qty")
+ARCHIVE_KINDS = ("trades", "aggTrades", "klines")
+ARCHIVE_PARTS = ("zip", "checksum")  # what a corrupted download of an archive file gets wrong
 # What the project's client parses as a decimal (crypto_assets.exchange.models.Decimal): a bad value must pass it,
 # so that it reaches the lake, which is what the fault tests.
 CLIENT_DECIMAL = re.compile(r"^[0-9]{1,20}(\.[0-9]{1,18})?$")
@@ -31,6 +33,10 @@ class Faults:
     malformed_left: dict[str, list[str]] = field(default_factory=dict)  # symbol -> kinds of the next bad frames
     # symbol -> {trade id: (field, text)}: that trade carries this price or qty on the stream and over REST
     bad_values: dict[str, dict[int, tuple[str, str]]] = field(default_factory=dict)
+    # The daily archive, keyed "SYMBOL/kind/YYYY-MM-DD" (held-back days: "SYMBOL/YYYY-MM-DD", "*" for every symbol):
+    archive_truncated: dict[str, int] = field(default_factory=dict)  # -> ms of the day the file holds
+    archive_corrupt: dict[str, dict[str, int]] = field(default_factory=dict)  # -> {part: downloads left corrupted}
+    archive_unpublished: list[str] = field(default_factory=list)
 
     def take_rest_error(self, now_ms: int) -> int:
         """The injected 5xx status for this request, or 0."""
@@ -69,8 +75,61 @@ class Faults:
             )
         self.bad_values.setdefault(symbol, {})[trade_id] = (field_name, text)
 
+    # ---- the daily archive ------------------------------------------------------------------------------------------
+    def truncate_archive(self, symbol: str, kind: str, day: str, until_ms_of_day: int) -> None:
+        _check_kind(kind)
+        if not 0 <= until_ms_of_day < 86_400_000:
+            raise ValueError(f"a truncated day holds 0 to 24 hours, not {until_ms_of_day / 3_600_000} hours")
+        self.archive_truncated[f"{symbol}/{kind}/{day}"] = until_ms_of_day
+
+    def archive_truncated_ms(self, symbol: str, kind: str, day: str) -> int:
+        """How much of the day (ms from its start) the file of ``kind`` holds: all of it unless truncated."""
+        return self.archive_truncated.get(f"{symbol}/{kind}/{day}", 86_400_000)
+
+    def corrupt_archive(self, symbol: str, kind: str, day: str, part: str, count: int) -> None:
+        _check_kind(kind)
+        if part not in ARCHIVE_PARTS:
+            raise ValueError(f"unknown archive part {part!r}; expected one of {ARCHIVE_PARTS}")
+        if count < 1:
+            raise ValueError(f"count must be >= 1, got {count}")
+        self.archive_corrupt.setdefault(f"{symbol}/{kind}/{day}", {})[part] = count
+
+    def take_archive_corruption(self, symbol: str, kind: str, day: str, part: str) -> bool:
+        """Whether this download of ``part`` of the file is a corrupted one (it counts as one of them)."""
+        left = self.archive_corrupt.get(f"{symbol}/{kind}/{day}", {})
+        if left.get(part, 0) <= 0:
+            return False
+        left[part] -= 1
+        return True
+
+    def hold_back_archive(self, symbol: str | None, day: str) -> None:
+        key = f"{symbol or '*'}/{day}"
+        if key not in self.archive_unpublished:
+            self.archive_unpublished.append(key)
+
+    def archive_held_back(self, symbol: str, day: str) -> bool:
+        return f"{symbol}/{day}" in self.archive_unpublished or f"*/{day}" in self.archive_unpublished
+
+    def reupload_archive(self, symbol: str | None, day: str) -> None:
+        """The day's files as they should be: every archive fault of ``symbol`` (or of every symbol) on ``day`` ends."""
+        for key in [k for k in self.archive_truncated if _archive_match(k, symbol, day)]:
+            del self.archive_truncated[key]
+        for key in [k for k in self.archive_corrupt if _archive_match(k, symbol, day)]:
+            del self.archive_corrupt[key]
+        self.archive_unpublished[:] = [k for k in self.archive_unpublished if not _archive_match(k, symbol, day)]
+
     def as_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in ARCHIVE_KINDS:
+        raise ValueError(f"unknown archive kind {kind!r}; expected one of {ARCHIVE_KINDS}")
+
+
+def _archive_match(key: str, symbol: str | None, day: str) -> bool:
+    parts = key.split("/")
+    return parts[-1] == day and (symbol is None or parts[0] in (symbol, "*"))
 
 
 def nine_decimals(true_text: str) -> str:

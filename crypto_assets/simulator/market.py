@@ -510,6 +510,7 @@ class SymbolMarket:
         self.hostile = HostileMarket(seed, self._key)
         # A symbol that trades at all starts its history with a trade (see the module docstring).
         self._trades_at_all = self._agg_rate > 0 and cfg.quiet_minute_probability < 1
+        self._quiet_drawn: tuple[int, bool] = (-1, False)  # (minute, its quiet draw), the last one drawn
 
     def set_hostile(self, enabled: bool, now_ms: int, hostile_seed: int = 0, from_origin: bool = False) -> int:
         """Switch hostile market behaviour on or off from the first second nobody can have seen yet: the later of
@@ -538,8 +539,11 @@ class SymbolMarket:
             return True
         if self.cfg.quiet_minute_probability <= 0:
             return False
-        rng = np.random.default_rng([self.seed, self._key, minute, 2])
-        return bool(rng.random() < self.cfg.quiet_minute_probability)
+        drawn = self._quiet_drawn  # seconds are shaped in order: one draw serves a minute's 60 seconds
+        if drawn[0] != minute:
+            rng = np.random.default_rng([self.seed, self._key, minute, 2])
+            drawn = self._quiet_drawn = (minute, bool(rng.random() < self.cfg.quiet_minute_probability))
+        return drawn[1]
 
     def _shape(self, second: int) -> tuple[float, np.ndarray, int]:
         """(price step z, fills per aggregate, number of trailing aggregates that form a burst)."""

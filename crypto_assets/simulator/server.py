@@ -3,6 +3,7 @@
     http://HOST:PORT/api/v3/...                 Binance REST (weights, 429/418, error bodies)
     ws://HOST:PORT/ws/<stream>                  raw stream
     ws://HOST:PORT/stream?streams=<a>/<b>       combined stream
+    http://HOST:PORT/data/spot/daily/...        Binance's public daily archive (data.binance.vision; no weight)
     http://HOST:PORT/_sim/...                   control: faults, ground truth, state (no weight)
 
 ``Simulator`` runs its event loop in a background thread (``with Simulator(...) as sim:`` in tests) or in the
@@ -11,7 +12,8 @@ foreground (``python -m crypto_assets.simulator``). Every fault can be injected 
 
 Hostile mode (``SimulatorConfig.hostile``, ``--hostile``, ``sim.hostile()``, ``POST /_sim/faults/hostile``) is
 ``hostile.py``: connections cut after 40-100 s, bursts and empty minutes. A symbol of ``SimulatorConfig.listed``
-was listed that many minutes before start-up: nothing of it exists before (see ``Market``).
+was listed that many minutes before start-up: nothing of it exists before (see ``Market``). The archive of complete
+days, its publication rule and its faults are ``archive.py``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from crypto_assets.simulator import payloads, wire
+from crypto_assets.simulator import archive, payloads, wire
 from crypto_assets.simulator.endpoints import MINUTE_MS, ServedAt
 from crypto_assets.simulator.faults import Faults, nine_decimals
 from crypto_assets.simulator.market import (
@@ -60,6 +62,8 @@ class SimulatorConfig:
     hostile: bool = False  # hostile mode from the start: the whole history has its bursts and empty minutes
     hostile_seed: int | None = None  # defaults to seed
     listed: dict[str, int] = field(default_factory=dict)  # symbol -> listed this many minutes before start-up
+    archive_delay_minutes: int = 0  # a day's archive files are published this long after the day ends
+    archive_dir: str | None = None  # cache of built archive files (default: a temporary folder, removed at stop)
 
 
 class Simulator(ServedAt):
@@ -93,6 +97,9 @@ class Simulator(ServedAt):
         self.connection_limiter = ConnectionAttemptLimiter(self.config.connection_attempts_per_5min)
         self.rest = RestApi(self.market, self.limiter, self.faults, clock)
         self.hub = StreamHub(self.market, self.faults, clock, self.config.stream)
+        self.archive = archive.Archive(
+            self.market, self.faults, clock, self.config.archive_delay_minutes * MINUTE_MS, self.config.archive_dir
+        )
         self.hostile_seed: int | None = None  # hostile mode on (with this seed) or off (None)
         if self.config.hostile:
             self._set_hostile(True, self.config.hostile_seed, from_origin=True)
@@ -155,6 +162,7 @@ class Simulator(ServedAt):
         asyncio.run_coroutine_threadsafe(_shutdown(), self._loop)
         self._thread.join(10)
         self._thread = None
+        self.archive.close()
 
     def __enter__(self) -> Simulator:
         return self.start()
@@ -282,9 +290,50 @@ class Simulator(ServedAt):
     def resume_symbol(self, symbol: str) -> None:
         self._call(self.faults.resume, symbol)
 
+    # ---- the daily archive (in process; see archive.py) ------------------------------------------------------------
+    def archive_truncate(self, symbol: str, day: str, hours: float, kind: str = "trades") -> dict:
+        """Publish ``kind`` of ``symbol`` on ``day`` holding only its first ``hours`` (0 <= hours < 24), with a
+        CHECKSUM that matches the truncated file, until ``archive_reupload`` (the other kinds stay complete).
+        Returns the file's path."""
+        self._archive_day(symbol, day)
+        self._call(self.faults.truncate_archive, symbol, kind, day, int(round(float(hours) * 3_600_000)))
+        return {"path": archive.ArchiveFile(kind, symbol, day).path}
+
+    def archive_corrupt(self, symbol: str, day: str, kind: str = "trades", part: str = "zip", count: int = 1) -> dict:
+        """The next ``count`` downloads of the ``kind`` file of ``symbol`` on ``day`` fail their checksum: with
+        ``part`` "zip" the zip comes with one byte changed (its CHECKSUM is right), with "checksum" the CHECKSUM
+        carries the sha256 of other bytes (the zip is right); the download after them is right, as after a
+        re-upload. HEAD requests do not count. Returns the file's path."""
+        self._archive_day(symbol, day)
+        self._call(self.faults.corrupt_archive, symbol, kind, day, part, int(count))
+        return {"path": archive.ArchiveFile(kind, symbol, day).path}
+
+    def archive_unpublished(self, day: str, symbol: str | None = None) -> None:
+        """Every file of ``day`` (of ``symbol``, or of every symbol) answers 404 until ``archive_reupload``, as a day
+        Binance has not published yet."""
+        self._archive_day(symbol, day)
+        self._call(self.faults.hold_back_archive, symbol, day)
+
+    def archive_reupload(self, day: str, symbol: str | None = None) -> None:
+        """End every archive fault of ``day`` (of ``symbol``, or of every symbol): the files at the same URLs are
+        complete and right, as after Binance re-uploads them."""
+        self._archive_day(symbol, day)
+        self._call(self.faults.reupload_archive, symbol, day)
+
+    def archive_file(self, symbol: str, day: str, kind: str = "trades") -> archive.BuiltFile:
+        """The zip the archive serves now for ``kind`` of ``symbol`` on ``day`` (built on first use, whether the day
+        is published or not): its path in the cache folder, size, sha256 and number of rows."""
+        self._archive_day(symbol, day)
+        return self.archive.build(symbol, kind, day)
+
+    def _archive_day(self, symbol: str | None, day: str) -> None:
+        archive.day_start_ms(day)  # ValueError unless YYYY-MM-DD
+        if symbol is not None and symbol not in self.market:
+            raise KeyError(f"unknown symbol {symbol}")
+
     def clear_faults(self) -> None:
-        """Clear the injected faults; hostile mode stays as it is (``hostile(False)`` ends it), and a connection it
-        cut half-open stays silent."""
+        """Clear the injected faults (the archive's too); hostile mode stays as it is (``hostile(False)`` ends it), and
+        a connection it cut half-open stays silent."""
 
         def apply():
             fresh = Faults()
@@ -311,6 +360,12 @@ class Simulator(ServedAt):
                     "cuts": list(self.hub.cuts),
                 },
                 "listings": dict(self.market.listings),
+                "archive": {
+                    "url": self.archive_url,
+                    "delay_minutes": self.config.archive_delay_minutes,
+                    "builds": self.archive.builds,
+                    "downloads": self.archive.downloads,
+                },
             }
         )
 
@@ -329,8 +384,10 @@ class Simulator(ServedAt):
                 if request.is_websocket:
                     await self._websocket(request, reader, writer, ip)
                     return
-                response = await self._http(request, ip)
-                writer.write(response)
+                if request.path.startswith(archive.PREFIX):
+                    await self.archive.serve(request, writer)  # another host on Binance: no weight, no REST fault
+                else:
+                    writer.write(await self._http(request, ip))
                 if not request.keep_alive:
                     break
                 await writer.drain()
@@ -415,6 +472,18 @@ class Simulator(ServedAt):
             "resume": lambda: self.resume_symbol(args["symbol"]),
             "clear": self.clear_faults,
             "hostile": lambda: self._set_hostile(args.get("enabled", True), args.get("seed")),
+            "archive_truncate": lambda: self.archive_truncate(
+                args["symbol"], args["day"], args["hours"], args.get("kind", "trades")
+            ),
+            "archive_corrupt": lambda: self.archive_corrupt(
+                args["symbol"],
+                args["day"],
+                args.get("kind", "trades"),
+                args.get("part", "zip"),
+                int(args.get("count", 1)),
+            ),
+            "archive_unpublished": lambda: self.archive_unpublished(args["day"], args.get("symbol")),
+            "archive_reupload": lambda: self.archive_reupload(args["day"], args.get("symbol")),
         }
         if name not in actions:
             return None

@@ -23,10 +23,12 @@ OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x
 REASONS = {
     200: "OK",
     101: "Switching Protocols",
+    206: "Partial Content",
     400: "Bad Request",
     404: "Not Found",
     405: "Method Not Allowed",
     413: "Payload Too Large",
+    416: "Range Not Satisfiable",
     418: "I'm a teapot",
     429: "Too Many Requests",
     500: "Internal Server Error",
@@ -102,14 +104,26 @@ def http_response(
     content_type: str = "application/json;charset=UTF-8",
     keep_alive: bool = True,
 ) -> bytes:
+    return http_head(status, len(body), headers, content_type, keep_alive) + body
+
+
+def http_head(
+    status: int,
+    content_length: int,
+    headers: dict[str, str] | None = None,
+    content_type: str = "application/json;charset=UTF-8",
+    keep_alive: bool = True,
+) -> bytes:
+    """The status line and headers of a response whose body (``content_length`` bytes) is sent apart, or not at all
+    (HEAD)."""
     lines = [
         f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}",
         f"Content-Type: {content_type}",
-        f"Content-Length: {len(body)}",
+        f"Content-Length: {content_length}",
         "Connection: keep-alive" if keep_alive else "Connection: close",
     ]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 def websocket_accept(request: Request) -> bytes:

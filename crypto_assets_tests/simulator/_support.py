@@ -62,12 +62,13 @@ def http(
     body: dict | None = None,
     source_ip: str | None = None,
     timeout: float = 10.0,
+    headers: dict[str, str] | None = None,
 ) -> HttpResult:
     """One request on a fresh connection (from ``source_ip`` when given)."""
     target = path + ("?" + urlencode(params) if params else "")
     conn = HTTPConnection(sim.host, sim.port, timeout=timeout, source_address=(source_ip, 0) if source_ip else None)
     data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"} if data is not None else {}
+    headers = {**({"Content-Type": "application/json"} if data is not None else {}), **(headers or {})}
     started = time.monotonic()
     try:
         conn.request(method, target, body=data, headers=headers)

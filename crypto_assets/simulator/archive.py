@@ -1,0 +1,451 @@
+"""Binance's public data archive (``https://data.binance.vision``) for the simulator's own history.
+
+Served on the simulator's port, beside REST, so the archive's base URL is the simulator's REST URL:
+
+    /data/spot/daily/trades/<SYM>/<SYM>-trades-YYYY-MM-DD.zip          (+ .CHECKSUM)
+    /data/spot/daily/aggTrades/<SYM>/<SYM>-aggTrades-YYYY-MM-DD.zip    (+ .CHECKSUM)
+    /data/spot/daily/klines/<SYM>/1m/<SYM>-1m-YYYY-MM-DD.zip           (+ .CHECKSUM)
+
+As on Binance: each zip holds one CSV of the same name (no header row; ``True`` / ``False``; times in microseconds
+for days from 2025-01-01 on, milliseconds before); the ``.CHECKSUM`` sibling is the ``sha256sum`` line
+``<64 hex>  <zip name>`` without a trailing newline; downloads cost no REST weight (Binance serves them from another
+host) and no REST fault (errors, 429 storms, latency) touches them; GET and HEAD, with single byte ranges.
+
+The files are the market's ground truth (``SymbolMarket.trades_between``, ``aggs_between``, ``kline``): the same
+trades with the same exact prices and quantities as over REST, the same klines as REST ``klines`` (an injected bad
+value stays on REST and the stream). A day of a symbol is published once it has ended and ``delay_ms`` more has
+passed (``SimulatorConfig.archive_delay_minutes``, default 0: a day is published at the next midnight); until then,
+for a day that ends before the symbol's history starts (``--listed``, the simulator's origin), for an unknown symbol
+and for any other path the answer is 404 (S3's ``NoSuchKey`` XML). The day holding the start of a symbol's history
+holds its trades from that start on, as a listing day does on Binance.
+
+A file is built once per (symbol, kind, day, truncation) into a cache folder, streamed in ten-minute chunks (no day
+held in memory), in a worker thread (the event loop keeps serving the streams); later downloads are file sends.
+Faults (the ``archive_*`` state of ``faults.Faults``): a truncated day whose checksum matches, a download that fails
+its checksum (a corrupted zip, or a CHECKSUM of other bytes) before the file is right again, a day held back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import zipfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from crypto_assets.simulator import wire
+from crypto_assets.simulator.endpoints import MINUTE_MS
+from crypto_assets.simulator.faults import ARCHIVE_KINDS, Faults
+from crypto_assets.simulator.market import UNITS, AggTrades, Kline, Market, SymbolMarket, Trades
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/data/"  # every path under it is the archive's
+KINDS = ARCHIVE_KINDS
+DAY_MS = 86_400_000
+MICROSECONDS_FROM_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z: spot archive times are in µs from this day on
+CHUNK_MS = 10 * MINUTE_MS  # trades are read and written ten minutes at a time
+SEND_CHUNK = 1 << 20
+
+_PATH = re.compile(
+    r"/data/spot/daily/(?:"
+    r"(?P<kind>trades|aggTrades)/(?P<sym>[A-Z0-9]{1,20})/(?P=sym)-(?P=kind)"
+    r"|klines/(?P<ksym>[A-Z0-9]{1,20})/1m/(?P=ksym)-1m"
+    r")-(?P<day>[0-9]{4}-[0-9]{2}-[0-9]{2})\.zip(?P<checksum>\.CHECKSUM)?"
+)
+
+
+def time_factor(day_start_ms: int) -> int:
+    """What a millisecond time is multiplied by in the archive file of the day starting at ``day_start_ms``: 1000
+    (microseconds, 16 digits) for days from 2025-01-01 on, 1 (milliseconds, 13 digits) before."""
+    return 1000 if day_start_ms >= MICROSECONDS_FROM_MS else 1
+
+
+def day_start_ms(day: str) -> int:
+    """'2025-01-02' -> the day's first millisecond (UTC); ValueError for anything but a real YYYY-MM-DD date."""
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", day or ""):
+        raise ValueError(f"day must be YYYY-MM-DD, got {day!r}")
+    date = dt.datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=dt.UTC)
+    return int(date.timestamp()) * 1000
+
+
+def day_of(ms: int) -> str:
+    """The UTC day ('YYYY-MM-DD') holding the millisecond ``ms``."""
+    return dt.datetime.fromtimestamp(ms // 1000, dt.UTC).strftime("%Y-%m-%d")
+
+
+@dataclass(frozen=True)
+class ArchiveFile:
+    """One daily file of the archive (``checksum``: its ``.CHECKSUM`` sibling)."""
+
+    kind: str  # trades, aggTrades or klines (1m)
+    symbol: str
+    day: str  # YYYY-MM-DD
+    checksum: bool = False
+
+    @property
+    def stem(self) -> str:
+        return f"{self.symbol}-{'1m' if self.kind == 'klines' else self.kind}-{self.day}"
+
+    @property
+    def zip_name(self) -> str:
+        return self.stem + ".zip"
+
+    @property
+    def csv_name(self) -> str:
+        return self.stem + ".csv"
+
+    @property
+    def path(self) -> str:
+        folder = f"klines/{self.symbol}/1m" if self.kind == "klines" else f"{self.kind}/{self.symbol}"
+        return f"/data/spot/daily/{folder}/{self.zip_name}" + (".CHECKSUM" if self.checksum else "")
+
+    @property
+    def start_ms(self) -> int:
+        return day_start_ms(self.day)
+
+
+def parse_path(path: str) -> ArchiveFile | None:
+    """The archive file at ``path``, or None when the path is none of the archive's (or its date is no date)."""
+    m = _PATH.fullmatch(path)
+    if m is None:
+        return None
+    try:
+        day_start_ms(m["day"])
+    except ValueError:
+        return None
+    kind = m["kind"] or "klines"
+    return ArchiveFile(kind, m["sym"] or m["ksym"], m["day"], bool(m["checksum"]))
+
+
+@dataclass(frozen=True)
+class BuiltFile:
+    """A zip in the cache folder, and the sha256 its CHECKSUM line carries."""
+
+    path: Path
+    size: int
+    sha256: str
+    rows: int
+
+
+# ---- the CSV rows ---------------------------------------------------------------------------------------------
+_BOOL = {True: b"True", False: b"False"}
+_TRADE_ROW = b"%d,%d.%08d,%d.%08d,%d.%08d,%d,%s,True\n"
+_AGG_ROW = b"%d,%d.%08d,%d.%08d,%d,%d,%d,%s,True\n"
+_KLINE_ROW = b"%d,%d.%08d,%d.%08d,%d.%08d,%d.%08d,%d.%08d,%d,%d.%08d,%d,%d.%08d,%d.%08d,0\n"
+
+
+def trade_rows(t: Trades, factor: int) -> bytes:
+    """Archive rows ``id,price,qty,quoteQty,time,isBuyerMaker,isBestMatch``; quoteQty as REST renders it."""
+    u = UNITS
+    return b"".join(
+        _TRADE_ROW % (i, p // u, p % u, q // u, q % u, x // u, x % u, ts * factor, _BOOL[m])
+        for i, p, q, x, ts, m in zip(
+            t.id.tolist(), t.price.tolist(), t.qty.tolist(), t.quote_qty(), t.time.tolist(), t.is_buyer_maker.tolist()
+        )
+    )
+
+
+def agg_rows(a: AggTrades, factor: int) -> bytes:
+    """Archive rows ``aggTradeId,price,qty,firstTradeId,lastTradeId,time,isBuyerMaker,isBestMatch``."""
+    u = UNITS
+    return b"".join(
+        _AGG_ROW % (i, p // u, p % u, q // u, q % u, f, last, ts * factor, _BOOL[m])
+        for i, p, q, f, last, ts, m in zip(
+            a.agg_id.tolist(),
+            a.price.tolist(),
+            a.qty.tolist(),
+            a.first_id.tolist(),
+            a.last_id.tolist(),
+            a.time.tolist(),
+            a.is_buyer_maker.tolist(),
+        )
+    )
+
+
+def kline_row(k: Kline, factor: int) -> bytes:
+    """The 12 REST kline columns; open and close time in the day's unit (a µs close time ends in 999999)."""
+    u = UNITS
+    return _KLINE_ROW % (
+        k.open_time * factor,
+        *divmod(k.open, u),
+        *divmod(k.high, u),
+        *divmod(k.low, u),
+        *divmod(k.close, u),
+        *divmod(k.volume, u),
+        (k.close_time + 1) * factor - 1,
+        *divmod(k.quote_volume, u),
+        k.count,
+        *divmod(k.taker_buy_volume, u),
+        *divmod(k.taker_buy_quote_volume, u),
+    )
+
+
+def csv_chunks(market: SymbolMarket, kind: str, start_ms: int, end_ms: int, factor: int) -> Iterator[tuple[bytes, int]]:
+    """(CSV bytes, rows) of ``kind`` for [start_ms, end_ms), ten minutes at a time: only one chunk of trades is held
+    as arrays at once."""
+    if kind == "klines":
+        first = -(-max(start_ms, market.origin_ms) // MINUTE_MS) * MINUTE_MS  # REST's first kline: the origin minute
+        for chunk in range(first, end_ms, CHUNK_MS):
+            opens = range(chunk, min(chunk + CHUNK_MS, end_ms), MINUTE_MS)
+            yield b"".join(kline_row(market.kline(o, MINUTE_MS), factor) for o in opens), len(opens)
+        return
+    for chunk in range(start_ms, end_ms, CHUNK_MS):
+        stop = min(chunk + CHUNK_MS, end_ms)
+        if kind == "trades":
+            t = market.trades_between(chunk, stop)
+            yield trade_rows(t, factor), len(t)
+        else:
+            a = market.aggs_between(chunk, stop, 2**62)
+            yield agg_rows(a, factor), len(a)
+
+
+def write_zip(
+    dest: Path, file: ArchiveFile, chunks: Iterator[tuple[bytes, int]], stop: threading.Event, zip64: bool = False
+) -> int:
+    """Write the zip of ``file`` (one deflated CSV member) from ``chunks``; returns the rows written. The bytes are
+    a function of the rows alone (a fixed member date: the day after), so a rebuilt file has the same checksum.
+    ``zip64``: a CSV that may pass 2 GiB (a fast symbol's day) needs the ZIP64 extension, written before its size is
+    known."""
+    publish = dt.datetime.strptime(file.day, "%Y-%m-%d") + dt.timedelta(days=1)
+    info = zipfile.ZipInfo(file.csv_name, date_time=publish.timetuple()[:6])
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    rows = 0
+    with zipfile.ZipFile(dest, "w") as zf, zf.open(info, "w", force_zip64=zip64) as out:
+        for data, n in chunks:
+            if stop.is_set():
+                raise RuntimeError("the simulator stopped while building " + file.zip_name)
+            out.write(data)
+            rows += n
+    return rows
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(SEND_CHUNK):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Archive:
+    """The daily archive of a ``Market``: publication, the cache of built files, the faults, the HTTP answers."""
+
+    def __init__(
+        self,
+        market: Market,
+        faults: Faults,
+        clock: Callable[[], int],
+        delay_ms: int = 0,
+        cache_dir: str | Path | None = None,
+    ):
+        if delay_ms < 0:
+            raise ValueError(f"the archive's publication delay must be >= 0, got {delay_ms} ms")
+        self.market = market
+        self.faults = faults
+        self.clock = clock
+        self.delay_ms = delay_ms
+        self._given_dir = Path(cache_dir) if cache_dir else None
+        self._own_dir: str | None = None
+        self._lock = threading.Lock()
+        self._built: dict[tuple, BuiltFile] = {}
+        self._building: dict[tuple, asyncio.Future] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        self._stop = threading.Event()
+        self.builds = 0  # files built (a download of a cached file builds nothing)
+        self.downloads = 0  # GETs answered with a file (zip or CHECKSUM)
+
+    # ---- the cache folder -----------------------------------------------------------------------------------------
+    @property
+    def cache_dir(self) -> Path:
+        with self._lock:
+            if self._given_dir is not None:
+                self._given_dir.mkdir(parents=True, exist_ok=True)
+                return self._given_dir
+            if self._own_dir is None:
+                self._own_dir = tempfile.mkdtemp(prefix="binance-sim-archive-")
+            return Path(self._own_dir)
+
+    def close(self) -> None:
+        """Stop building, and remove the cache folder if the archive made it."""
+        self._stop.set()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._own_dir is not None:
+            shutil.rmtree(self._own_dir, ignore_errors=True)
+
+    # ---- what is published ----------------------------------------------------------------------------------------
+    def why_not_published(self, file: ArchiveFile, now_ms: int) -> str | None:
+        """None when ``file`` is published at ``now_ms``; else why it answers 404."""
+        if file.symbol not in self.market:
+            return f"unknown symbol {file.symbol}"
+        start = file.start_ms
+        if start + DAY_MS <= self.market[file.symbol].origin_ms:
+            return f"{file.symbol} has no history on {file.day}"
+        if now_ms < start + DAY_MS + self.delay_ms:
+            return f"{file.day} is not published yet"
+        if self.faults.archive_held_back(file.symbol, file.day):
+            return f"{file.day} of {file.symbol} is held back (archive_unpublished)"
+        return None
+
+    def _key(self, file: ArchiveFile) -> tuple:
+        held = self.faults.archive_truncated_ms(file.symbol, file.kind, file.day)  # ms of the day the file holds
+        return (file.symbol, file.kind, file.day, file.start_ms + min(held, DAY_MS))
+
+    # ---- building -------------------------------------------------------------------------------------------------
+    def build(self, symbol: str, kind: str, day: str) -> BuiltFile:
+        """The zip of ``kind`` for ``symbol`` and ``day`` as it is served now (with a truncation fault applied),
+        built on first use. Works with or without a running server; publication is not checked."""
+        file = ArchiveFile(kind, symbol, day)
+        if kind not in KINDS:
+            raise ValueError(f"unknown archive kind {kind!r}; expected one of {KINDS}")
+        if symbol not in self.market:
+            raise KeyError(f"unknown symbol {symbol}")
+        return self._build_key(self._key(file))
+
+    def _build_key(self, key: tuple) -> BuiltFile:
+        built = self._built.get(key)
+        if built is not None and built.path.exists():
+            return built
+        symbol, kind, day, end_ms = key
+        file = ArchiveFile(kind, symbol, day)
+        start = file.start_ms
+        market = self.market[symbol]
+        folder = self.cache_dir / symbol / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        final = folder / f"{file.stem}{'' if end_ms == start + DAY_MS else f'.until-{end_ms}'}.zip"
+        partial = final.with_name(f"{final.name}.{os.getpid()}.{threading.get_ident()}.part")
+        chunks = csv_chunks(market, kind, max(start, market.origin_ms), end_ms, time_factor(start))
+        try:
+            rows = write_zip(partial, file, chunks, self._stop, zip64=market.cfg.trades_per_second >= 50)
+            os.replace(partial, final)
+        finally:
+            partial.unlink(missing_ok=True)
+        built = BuiltFile(final, final.stat().st_size, sha256_of(final), rows)
+        self._built[key] = built
+        self.builds += 1
+        return built
+
+    async def _ensure_built(self, key: tuple) -> BuiltFile:
+        """The built file of ``key``, built in a worker thread once however many downloads wait for it."""
+        built = self._built.get(key)
+        if built is not None:
+            return built
+        pending = self._building.get(key)
+        if pending is None:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="archive-build")
+            pending = asyncio.get_running_loop().run_in_executor(self._executor, self._build_key, key)
+            self._building[key] = pending
+            pending.add_done_callback(lambda _: self._building.pop(key, None))
+        return await asyncio.shield(pending)
+
+    # ---- HTTP -----------------------------------------------------------------------------------------------------
+    async def serve(self, request: wire.Request, writer: asyncio.StreamWriter) -> None:
+        """Answer one request for a path under ``/data/``."""
+        keep_alive = request.keep_alive
+        head_only = request.method == "HEAD"
+        if request.method not in ("GET", "HEAD"):
+            body = _s3_error("MethodNotAllowed", "The specified method is not allowed against this resource.")
+            writer.write(wire.http_response(405, body, {"Allow": "GET, HEAD"}, _XML, keep_alive))
+            return
+        file = parse_path(request.path)
+        if file is None or self.why_not_published(file, self.clock()) is not None:
+            body = _s3_error("NoSuchKey", "The specified key does not exist.", request.path.lstrip("/"))
+            writer.write(_head_or_full(404, body, {}, _XML, keep_alive, head_only))
+            return
+        try:
+            built = await self._ensure_built(self._key(file))
+        except Exception as exc:  # noqa: BLE001 - any failed build answers 500 and is logged; the server goes on
+            log.exception("building %s failed", file.zip_name)
+            body = _s3_error("InternalError", f"{type(exc).__name__}: {exc}")
+            writer.write(_head_or_full(500, body, {}, _XML, keep_alive, head_only))
+            return
+        if file.checksum:
+            digest = built.sha256
+            if not head_only and self.faults.take_archive_corruption(file.symbol, file.kind, file.day, "checksum"):
+                digest = hashlib.sha256(b"other bytes:" + digest.encode()).hexdigest()
+            content = f"{digest}  {file.zip_name}".encode()
+            await self._send(request, writer, len(content), "binary/octet-stream", lambda a, b: [content[a:b]])
+            return
+        corrupt_at = -1
+        if not head_only and self.faults.take_archive_corruption(file.symbol, file.kind, file.day, "zip"):
+            corrupt_at = built.size // 2  # one byte flipped in the deflated data: the sha256 and the CRC both fail
+
+        def parts(start: int, end: int) -> Iterator[bytes]:
+            with open(built.path, "rb") as f:
+                f.seek(start)
+                at = start
+                while at < end:
+                    block = f.read(min(SEND_CHUNK, end - at))
+                    if not block:
+                        return
+                    if at <= corrupt_at < at + len(block):
+                        i = corrupt_at - at
+                        block = block[:i] + bytes((block[i] ^ 0xFF,)) + block[i + 1 :]
+                    yield block
+                    at += len(block)
+
+        await self._send(request, writer, built.size, "application/zip", parts)
+
+    async def _send(self, request: wire.Request, writer: asyncio.StreamWriter, size: int, content_type: str, parts):
+        """The whole body, or the one byte range asked for (206), or 416; HEAD gets the head alone."""
+        keep_alive = request.keep_alive
+        headers = {"Accept-Ranges": "bytes"}
+        status, start, end = 200, 0, size
+        asked = request.headers.get("range")
+        if asked:
+            span = byte_range(asked, size)
+            if span is None:
+                headers["Content-Range"] = f"bytes */{size}"
+                writer.write(wire.http_response(416, b"", headers, content_type, keep_alive))
+                return
+            status, (start, end) = 206, span
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        writer.write(wire.http_head(status, end - start, headers, content_type, keep_alive))
+        if request.method == "HEAD":
+            return
+        self.downloads += 1
+        for block in parts(start, end):
+            writer.write(block)
+            await writer.drain()
+
+
+def byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """A single ``bytes=a-b`` / ``bytes=a-`` / ``bytes=-n`` range as [start, end), or None when unsatisfiable."""
+    m = re.fullmatch(r"\s*bytes=([0-9]*)-([0-9]*)\s*", header)
+    if m is None or not (m[1] or m[2]):
+        return None
+    if not m[1]:
+        n = int(m[2])
+        return (max(size - n, 0), size) if n > 0 and size > 0 else None
+    start = int(m[1])
+    end = min(int(m[2]) + 1, size) if m[2] else size
+    return (start, end) if start < end else None
+
+
+_XML = "application/xml"
+
+
+def _s3_error(code: str, message: str, key: str | None = None) -> bytes:
+    key_part = f"<Key>{key}</Key>" if key is not None else ""
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>{key_part}'
+        "</Error>"
+    ).encode()
+
+
+def _head_or_full(status, body, headers, content_type, keep_alive, head_only) -> bytes:
+    if head_only:
+        return wire.http_head(status, len(body), headers, content_type, keep_alive)
+    return wire.http_response(status, body, headers, content_type, keep_alive)
