@@ -39,6 +39,7 @@ import threading
 import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,43 +191,52 @@ def kline_row(k: Kline, factor: int) -> bytes:
     )
 
 
-def csv_chunks(market: SymbolMarket, kind: str, start_ms: int, end_ms: int, factor: int) -> Iterator[tuple[bytes, int]]:
-    """(CSV bytes, rows) of ``kind`` for [start_ms, end_ms), ten minutes at a time: only one chunk of trades is held
-    as arrays at once."""
-    if kind == "klines":
-        first = -(-max(start_ms, market.origin_ms) // MINUTE_MS) * MINUTE_MS  # REST's first kline: the origin minute
-        for chunk in range(first, end_ms, CHUNK_MS):
-            opens = range(chunk, min(chunk + CHUNK_MS, end_ms), MINUTE_MS)
+def csv_chunks(
+    market: SymbolMarket, kind: str, day_start: int, end_ms: int, factor: int
+) -> Iterator[tuple[bytes, int]]:
+    """(CSV bytes, rows) of ``kind`` for [day_start, end_ms) (nothing before the symbol's history), one chunk per
+    ten minutes from ``day_start`` (empty chunks included, so that the chunks of two kinds go in step): only one
+    chunk of trades is held as arrays at once."""
+    origin = market.origin_ms
+    for chunk in range(day_start, end_ms, CHUNK_MS):
+        start, stop = max(chunk, origin), min(chunk + CHUNK_MS, end_ms)
+        if kind == "klines":
+            opens = range(-(-start // MINUTE_MS) * MINUTE_MS, stop, MINUTE_MS)  # REST's first: the origin minute
             yield b"".join(kline_row(market.kline(o, MINUTE_MS), factor) for o in opens), len(opens)
-        return
-    for chunk in range(start_ms, end_ms, CHUNK_MS):
-        stop = min(chunk + CHUNK_MS, end_ms)
-        if kind == "trades":
-            t = market.trades_between(chunk, stop)
+        elif stop <= start:
+            yield b"", 0
+        elif kind == "trades":
+            t = market.trades_between(start, stop)
             yield trade_rows(t, factor), len(t)
         else:
-            a = market.aggs_between(chunk, stop, 2**62)
+            a = market.aggs_between(start, stop, 2**62)
             yield agg_rows(a, factor), len(a)
 
 
-def write_zip(
-    dest: Path, file: ArchiveFile, chunks: Iterator[tuple[bytes, int]], stop: threading.Event, zip64: bool = False
-) -> int:
-    """Write the zip of ``file`` (one deflated CSV member) from ``chunks``; returns the rows written. The bytes are
-    a function of the rows alone (a fixed member date: the day after), so a rebuilt file has the same checksum.
+def write_zips(
+    targets: list[tuple[Path, ArchiveFile, Iterator[tuple[bytes, int]]]], stop: threading.Event, zip64: bool = False
+) -> list[int]:
+    """Write the zip of each ``(dest, file, chunks)`` (one deflated CSV member) in one pass, a chunk of each in
+    turn (the market's cache of recent seconds then serves the second file); returns the rows of each. The bytes
+    are a function of the rows alone (a fixed member date: the day after), so a rebuilt file has the same checksum.
     ``zip64``: a CSV that may pass 2 GiB (a fast symbol's day) needs the ZIP64 extension, written before its size is
     known."""
-    publish = dt.datetime.strptime(file.day, "%Y-%m-%d") + dt.timedelta(days=1)
-    info = zipfile.ZipInfo(file.csv_name, date_time=publish.timetuple()[:6])
-    info.compress_type = zipfile.ZIP_DEFLATED
-    info.external_attr = 0o644 << 16
-    rows = 0
-    with zipfile.ZipFile(dest, "w") as zf, zf.open(info, "w", force_zip64=zip64) as out:
-        for data, n in chunks:
+    with ExitStack() as stack:
+        outs = []
+        for dest, file, _ in targets:
+            publish = dt.datetime.strptime(file.day, "%Y-%m-%d") + dt.timedelta(days=1)
+            info = zipfile.ZipInfo(file.csv_name, date_time=publish.timetuple()[:6])
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf = stack.enter_context(zipfile.ZipFile(dest, "w"))
+            outs.append(stack.enter_context(zf.open(info, "w", force_zip64=zip64 and file.kind != "klines")))
+        rows = [0] * len(targets)
+        for parts in zip(*(chunks for _, _, chunks in targets), strict=True):
             if stop.is_set():
-                raise RuntimeError("the simulator stopped while building " + file.zip_name)
-            out.write(data)
-            rows += n
+                raise RuntimeError("the simulator stopped while building " + targets[0][1].zip_name)
+            for i, (data, n) in enumerate(parts):
+                outs[i].write(data)
+                rows[i] += n
     return rows
 
 
@@ -317,24 +327,48 @@ class Archive:
         built = self._built.get(key)
         if built is not None and built.path.exists():
             return built
+        return self._build_keys(self._companions(key))[key]
+
+    def _companions(self, key: tuple) -> list[tuple]:
+        """``key``, and with the trades (or aggTrades) of a whole day the day's klines when not built yet: a client
+        reads both, and the second costs little while the market still holds the seconds the first generated."""
         symbol, kind, day, end_ms = key
-        file = ArchiveFile(kind, symbol, day)
-        start = file.start_ms
+        klines = (symbol, "klines", day, end_ms)
+        if (
+            kind != "klines"
+            and end_ms == day_start_ms(day) + DAY_MS
+            and self._key(ArchiveFile("klines", symbol, day)) == klines
+        ):
+            if klines not in self._built and klines not in self._building:
+                return [key, klines]
+        return [key]
+
+    def _build_keys(self, keys: list[tuple]) -> dict[tuple, BuiltFile]:
+        """Build the files of ``keys`` (one symbol and day) in one pass."""
+        symbol, _, day, _ = keys[0]
+        start = day_start_ms(day)
         market = self.market[symbol]
-        folder = self.cache_dir / symbol / kind
-        folder.mkdir(parents=True, exist_ok=True)
-        final = folder / f"{file.stem}{'' if end_ms == start + DAY_MS else f'.until-{end_ms}'}.zip"
-        partial = final.with_name(f"{final.name}.{os.getpid()}.{threading.get_ident()}.part")
-        chunks = csv_chunks(market, kind, max(start, market.origin_ms), end_ms, time_factor(start))
+        targets, finals = [], []
+        for _, kind, _, end_ms in keys:
+            file = ArchiveFile(kind, symbol, day)
+            folder = self.cache_dir / symbol / kind
+            folder.mkdir(parents=True, exist_ok=True)
+            final = folder / f"{file.stem}{'' if end_ms == start + DAY_MS else f'.until-{end_ms}'}.zip"
+            partial = final.with_name(f"{final.name}.{os.getpid()}.{threading.get_ident()}.part")
+            targets.append((partial, file, csv_chunks(market, kind, start, end_ms, time_factor(start))))
+            finals.append(final)
         try:
-            rows = write_zip(partial, file, chunks, self._stop, zip64=market.cfg.trades_per_second >= 50)
-            os.replace(partial, final)
+            rows = write_zips(targets, self._stop, zip64=market.cfg.trades_per_second >= 50)
+            for (partial, _, _), final in zip(targets, finals, strict=True):
+                os.replace(partial, final)
         finally:
-            partial.unlink(missing_ok=True)
-        built = BuiltFile(final, final.stat().st_size, sha256_of(final), rows)
-        self._built[key] = built
-        self.builds += 1
-        return built
+            for partial, _, _ in targets:
+                partial.unlink(missing_ok=True)
+        done = {}
+        for key, final, n in zip(keys, finals, rows, strict=True):
+            done[key] = self._built[key] = BuiltFile(final, final.stat().st_size, sha256_of(final), n)
+            self.builds += 1
+        return done
 
     async def _ensure_built(self, key: tuple) -> BuiltFile:
         """The built file of ``key``, built in a worker thread once however many downloads wait for it."""
@@ -345,10 +379,12 @@ class Archive:
         if pending is None:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="archive-build")
-            pending = asyncio.get_running_loop().run_in_executor(self._executor, self._build_key, key)
-            self._building[key] = pending
-            pending.add_done_callback(lambda _: self._building.pop(key, None))
-        return await asyncio.shield(pending)
+            keys = self._companions(key)
+            pending = asyncio.get_running_loop().run_in_executor(self._executor, self._build_keys, keys)
+            for k in keys:
+                self._building[k] = pending
+            pending.add_done_callback(lambda _: [self._building.pop(k, None) for k in keys])
+        return (await asyncio.shield(pending))[key]
 
     # ---- HTTP -----------------------------------------------------------------------------------------------------
     async def serve(self, request: wire.Request, writer: asyncio.StreamWriter) -> None:

@@ -326,6 +326,14 @@ def units_to_decimal(units: int) -> str:
     return "%d.%08d" % divmod(units, UNITS)
 
 
+def seeded_rng(*words: int) -> np.random.Generator:
+    """``np.random.default_rng(list(words))``, the same generator at two thirds of the cost (the market seeds several
+    per second): words that fit 32 bits go to SeedSequence as one uint32 array, which is how it reads such a list."""
+    if all(0 <= w <= 0xFFFFFFFF for w in words):
+        return np.random.Generator(np.random.PCG64(np.random.SeedSequence(np.array(words, dtype=np.uint32))))
+    return np.random.default_rng(list(words))
+
+
 def truncated_quote(exact: int) -> int:
     """An exact quote amount in units of 1e-16 (price units x qty units) -> units of 1e-8, truncated toward zero.
 
@@ -541,13 +549,13 @@ class SymbolMarket:
             return False
         drawn = self._quiet_drawn  # seconds are shaped in order: one draw serves a minute's 60 seconds
         if drawn[0] != minute:
-            rng = np.random.default_rng([self.seed, self._key, minute, 2])
+            rng = seeded_rng(self.seed, self._key, minute, 2)
             drawn = self._quiet_drawn = (minute, bool(rng.random() < self.cfg.quiet_minute_probability))
         return drawn[1]
 
     def _shape(self, second: int) -> tuple[float, np.ndarray, int]:
         """(price step z, fills per aggregate, number of trailing aggregates that form a burst)."""
-        rng = np.random.default_rng([self.seed, self._key, second, 0])
+        rng = seeded_rng(self.seed, self._key, second, 0)
         z = float(rng.standard_normal())
         if self._quiet_minute(second // 60):
             return z, np.empty(0, np.int64), 0
@@ -639,7 +647,7 @@ class SymbolMarket:
             return _SecondBlock(EMPTY_TRADES, AggTrades.concat([]))
         mid = self._on_price_grid(float(self._index.mids[i]))
         tick = self._tick
-        rng = np.random.default_rng([self.seed, self._key, second, 1])
+        rng = seeded_rng(self.seed, self._key, second, 1)
         n_regular = n_aggs - burst_aggs
         # Regular taker orders: a side each, at the touch or a few ticks through it.
         maker = rng.random(n_regular) < 0.5
@@ -697,7 +705,7 @@ class SymbolMarket:
         cap = max(lo, hi // max(1024, int(fills.max())))
         steps = np.rint(rng.lognormal(np.log(self._mean_qty_steps), 1.0, int(fills.sum())))
         steps = np.clip(steps, lo, cap).astype(np.int64)
-        extremes = np.random.default_rng([self.seed, self._key, second, 3])
+        extremes = seeded_rng(self.seed, self._key, second, 3)
         p = self.cfg.extreme_probability
         max_roll, min_roll, pick_max, pick_min = extremes.random(4)
         if max_roll < p:

@@ -259,6 +259,11 @@ def test_a_day_is_published_after_the_configured_delay():
         clock.advance(1)
         rows = verified_rows(s, "trades", "FOOUSDT", DAY1)
         assert rows == [as_archive(t, 1000) for t in rest_trades(s, "FOOUSDT", D1, D1 + DAY)] and rows
+        # The trades' pass built the day's klines too: downloading them builds nothing more.
+        assert http(s, "/_sim/state").json()["archive"]["builds"] == 2
+        klines = verified_rows(s, "klines", "FOOUSDT", DAY1)
+        assert klines == [kline_as_archive(k, 1000) for k in rest_klines(s, "FOOUSDT", D1, D1 + DAY)]
+        assert http(s, "/_sim/state").json()["archive"]["builds"] == 2
 
 
 def test_downloads_cost_no_rest_weight_and_no_rest_fault_touches_them(clean):

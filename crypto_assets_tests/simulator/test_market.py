@@ -11,6 +11,7 @@ from crypto_assets.simulator.market import (
     Market,
     SymbolConfig,
     SymbolMarket,
+    seeded_rng,
     symbol_config,
     units_to_decimal,
 )
@@ -46,6 +47,18 @@ def test_same_seed_and_origin_give_identical_trades():
     ta, tb = a.trades_between(*window), b.trades_between(*window)
     assert len(ta) > 1000
     assert as_rows(ta) == as_rows(tb)
+
+
+def test_seeded_rng_is_default_rng():
+    """The market's cheaper seeding gives numpy's default_rng of the same words, whatever their size."""
+    rng = np.random.default_rng(3)
+    edges = [0, 1, 2**32 - 1, 2**32, 2**40, 2**63]
+    for _ in range(500):
+        words = [int(w) for w in rng.integers(0, 2**32, int(rng.integers(1, 6)))]
+        words[int(rng.integers(0, len(words)))] = edges[int(rng.integers(0, len(edges)))]
+        ours, numpy_s = seeded_rng(*words), np.random.default_rng(words)
+        assert ours.bit_generator.state == numpy_s.bit_generator.state, words
+        assert ours.random(4).tolist() == numpy_s.random(4).tolist()
 
 
 def test_regenerated_seconds_are_identical_to_cached_ones():
