@@ -202,7 +202,9 @@ def csv_chunks(
         start, stop = max(chunk, origin), min(chunk + CHUNK_MS, end_ms)
         if kind == "klines":
             opens = range(-(-start // MINUTE_MS) * MINUTE_MS, stop, MINUTE_MS)  # REST's first: the origin minute
-            yield b"".join(kline_row(market.kline(o, MINUTE_MS), factor) for o in opens), len(opens)
+            # The day's per-second statistics are not kept: a process serving weeks of days would hoard them.
+            rows = b"".join(kline_row(market.kline(o, MINUTE_MS, keep_stats=False), factor) for o in opens)
+            yield rows, len(opens)
         elif stop <= start:
             yield b"", 0
         elif kind == "trades":

@@ -836,10 +836,11 @@ class SymbolMarket:
         t = self._block(self._second_of_trade_id(last)).trades
         return int(t.price[last - int(t.id[0])])
 
-    def kline(self, open_ms: int, interval_ms: int, until_ms: int | None = None) -> Kline:
+    def kline(self, open_ms: int, interval_ms: int, until_ms: int | None = None, keep_stats: bool = True) -> Kline:
         """The kline of [open_ms, open_ms + interval_ms), computed from the same trades; while it is still open,
         only the trades up to ``until_ms`` (inclusive) count. Whole seconds come from cached per-second
-        statistics, so a kline costs the same at 40 or 100,000 trades a second."""
+        statistics, so a kline costs the same at 40 or 100,000 trades a second. ``keep_stats`` False: statistics not
+        cached yet are computed and not kept (a pass over a whole day that nobody asks for again)."""
         end = open_ms + interval_ms if until_ms is None else min(open_ms + interval_ms, until_ms + 1)
         close_time = open_ms + interval_ms - 1
         start = max(open_ms, self.origin_ms)
@@ -852,7 +853,7 @@ class SymbolMarket:
                 if counts[s - self._index.origin_s] == 0:
                     continue
                 if start <= s * 1000 and (s + 1) * 1000 <= end:
-                    parts.append(self._second_stats(s))
+                    parts.append(self._second_stats(s, keep_stats))
                 else:
                     t = self._block(s).trades
                     t = t.slice(
@@ -880,10 +881,12 @@ class SymbolMarket:
             taker_buy_quote_volume=truncated_quote(sum(p.buy_quote for p in parts)),
         )
 
-    def _second_stats(self, second: int) -> _Stats:
+    def _second_stats(self, second: int, keep: bool = True) -> _Stats:
         stats = self._stats.get(second)
         if stats is None:
-            stats = self._stats[second] = self._stats_of(self._block(second).trades)
+            stats = self._stats_of(self._block(second).trades)
+            if keep:
+                self._stats[second] = stats
         return stats
 
     def _stats_of(self, t: Trades) -> _Stats:

@@ -13,6 +13,7 @@ import io
 import re
 import zipfile
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -264,6 +265,19 @@ def test_a_day_is_published_after_the_configured_delay():
         klines = verified_rows(s, "klines", "FOOUSDT", DAY1)
         assert klines == [kline_as_archive(k, 1000) for k in rest_klines(s, "FOOUSDT", D1, D1 + DAY)]
         assert http(s, "/_sim/state").json()["archive"]["builds"] == 2
+
+
+def test_simultaneous_downloads_build_a_day_once():
+    config = SimulatorConfig(
+        symbols=[symbol_config("FOOUSDT", trades_per_second=0.5, **SLOW)], origin_ms=D1 + 22 * HOUR
+    )
+    with Simulator(config, clock=ManualClock(NOW)) as s:
+        paths = [url(kind, "FOOUSDT", DAY1) + suffix for kind in ("trades", "klines") for suffix in ("", ".CHECKSUM")]
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda p: http(s, p), paths * 2))
+        assert [a.status for a in answers] == [200] * 8
+        assert [a.body for a in answers[:4]] == [a.body for a in answers[4:]]
+        assert http(s, "/_sim/state").json()["archive"]["builds"] == 2  # the trades' pass brought the klines
 
 
 def test_downloads_cost_no_rest_weight_and_no_rest_fault_touches_them(clean):
