@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import math
+import signal
 import sys
 
 from crypto_assets.simulator.market import DEFAULT_SYMBOLS, symbol_config
@@ -137,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         async with sim._server:
             await sim._server.serve_forever()
 
+    def terminated(signum, _frame):
+        raise SystemExit(128 + signum)  # through the finally below: the archive's cache folder goes too
+
+    signal.signal(signal.SIGTERM, terminated)
     try:
         asyncio.run(run())
     except OSError as exc:
