@@ -3,7 +3,7 @@ the ground truth and REST trade by trade and kline by kline, in Binance's format
 from 2025-01-01 on and ms before, the CHECKSUM line without a newline), the publication rule, the faults, no weight.
 
 One simulator (a fixed clock at 2025-01-02 06:00) holds a complete day, 2025-01-01, of a slow PEPEUSDT (8-decimal
-prices, quote amounts beyond int64) and the last 6 hours of 2024-12-31; NEWUSDT was listed on 2025-01-01 at 20:00."""
+prices, quote amounts beyond int64) and the last 2 hours of 2024-12-31; NEWUSDT was listed on 2025-01-01 at 20:00."""
 
 from __future__ import annotations
 
@@ -20,18 +20,26 @@ import pytest
 from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.simulator.__main__ import build_config, parse_args
 from crypto_assets.simulator.archive import MICROSECONDS_FROM_MS, day_of, day_start_ms, parse_path, time_factor
-from crypto_assets_tests.simulator._support import ManualClock, api, http, weight
+from crypto_assets_tests.simulator._support import ManualClock, api, weight
+from crypto_assets_tests.simulator._support import http as _http
 
 pytestmark = pytest.mark.integration
 
 MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 DAY1 = "2025-01-01"  # complete, in microseconds
-DAY0 = "2024-12-31"  # from 18:00 on (the simulator's history starts there), in milliseconds
+DAY0 = "2024-12-31"  # from 22:00 on (the simulator's history starts there), in milliseconds
 D1 = day_start_ms(DAY1)
-ORIGIN = D1 - 6 * HOUR
+ORIGIN = D1 - 2 * HOUR
 NOW = D1 + DAY + 6 * HOUR  # 2025-01-02 06:00: today is not published
 LISTED_AT = D1 + 20 * HOUR
-SLOW = dict(burst_probability=0.0)  # no sweeps of hundreds of trades: a day of a few thousand trades
+SLOW = dict(burst_probability=0.0)
+BUILD_TIMEOUT_S = 120  # no sweeps of hundreds of trades: a day of a few thousand trades
+
+
+def http(sim, path: str, *args, **kwargs):
+    """``_support.http`` with time for a download that builds its file (a day of the market's seconds) on a loaded
+    machine."""
+    return _http(sim, path, *args, **{"timeout": BUILD_TIMEOUT_S, **kwargs})
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +50,7 @@ def sim():
     ]
     config = SimulatorConfig(symbols=symbols, origin_ms=ORIGIN, listed={"NEWUSDT": (NOW - LISTED_AT) // MINUTE})
     with Simulator(config, clock=ManualClock(NOW)) as s:
+        s.archive_file("PEPEUSDT", DAY1)  # the day's trades and klines, built here rather than inside a request
         yield s
 
 
@@ -204,13 +213,13 @@ def test_aggregate_trades_cover_the_trades(sim):
 
 
 def test_days_before_2025_are_in_milliseconds(sim):
-    """2024-12-31 holds the history from its start (18:00) on: times of 13 digits, close times ending in 999."""
+    """2024-12-31 holds the history from its start (22:00) on: times of 13 digits, close times ending in 999."""
     trades = verified_rows(sim, "trades", "PEPEUSDT", DAY0)
     assert trades == [as_archive(t, 1) for t in rest_trades(sim, "PEPEUSDT", ORIGIN, D1)]
     assert trades and all(len(r[4]) == 13 and ORIGIN <= int(r[4]) < D1 for r in trades)
     klines = verified_rows(sim, "klines", "PEPEUSDT", DAY0)
     assert klines == [kline_as_archive(k, 1) for k in rest_klines(sim, "PEPEUSDT", ORIGIN, D1)]
-    assert len(klines) == 6 * 60 and klines[0][0] == str(ORIGIN) and klines[0][6] == str(ORIGIN + MINUTE - 1)
+    assert len(klines) == 2 * 60 and klines[0][0] == str(ORIGIN) and klines[0][6] == str(ORIGIN + MINUTE - 1)
 
 
 def test_a_listing_day_starts_at_the_listing(sim):
