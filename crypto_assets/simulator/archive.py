@@ -20,7 +20,9 @@ and for any other path the answer is 404 (S3's ``NoSuchKey`` XML). The day holdi
 holds its trades from that start on, as a listing day does on Binance.
 
 A file is built once per (symbol, kind, day, truncation) into a cache folder, streamed in ten-minute chunks (no day
-held in memory), in a worker thread (the event loop keeps serving the streams); later downloads are file sends.
+held in memory), in a worker thread (the event loop keeps serving the streams); later downloads are file sends. The
+trades (or aggTrades) of a whole day build the day's klines in the same pass, while the market still holds the
+seconds they generated.
 Faults (the ``archive_*`` state of ``faults.Faults``): a truncated day whose checksum matches, a download that fails
 its checksum (a corrupted zip, or a CHECKSUM of other bytes) before the file is right again, a day held back.
 """
