@@ -151,6 +151,7 @@ class Simulator(ServedAt):
 
     def stop(self) -> None:
         if self._loop is None or self._thread is None:
+            self.archive.close()  # files built in process (archive_file) without a running server
             return
 
         async def _shutdown() -> None:
