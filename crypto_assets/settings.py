@@ -4,6 +4,7 @@
 |-------------------|--------------------------------------|
 | BINANCE_WS_URL    | wss://stream.binance.com:9443        |
 | BINANCE_REST_URL  | https://api.binance.com              |
+| BINANCE_ARCHIVE_URL | https://data.binance.vision        |
 | CRYPTO_SYMBOLS    | BTCUSDT,ETHUSDT,SOLUSDT              |
 | CRYPTO_LAKE_URL   | <project root>/.lake                 |
 | AWS_ENDPOINT_URL  | unset (AWS's own endpoints)          |
@@ -39,6 +40,7 @@ DEFAULT_DOTENV_PATH = PROJECT_ROOT / ".env"
 
 DEFAULT_WS_URL = "wss://stream.binance.com:9443"
 DEFAULT_REST_URL = "https://api.binance.com"
+DEFAULT_ARCHIVE_URL = "https://data.binance.vision"  # Binance's public daily archives (/data/spot/daily/...)
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 DEFAULT_LAKE_URL = str(PROJECT_ROOT / ".lake")
 DEFAULT_PARTITION_DAYS = 30
@@ -73,6 +75,7 @@ class Settings:
     # the REST weight budget's state files, shared by every process on the machine that calls the exchange
     weight_budget_dir: str = DEFAULT_WEIGHT_BUDGET_DIR
     duckdb_path: str = DEFAULT_DUCKDB_PATH  # the warehouse file dbt builds (silver and gold)
+    binance_archive_url: str = DEFAULT_ARCHIVE_URL  # Binance's public data site (daily zips of trades and klines)
 
     @classmethod
     def from_env(
@@ -135,6 +138,9 @@ class Settings:
             ),
             duckdb_path=parse_local_path(
                 "DBT_DUCKDB_PATH", get("DBT_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH, relative_to=DBT_PROJECT_DIR
+            ),
+            binance_archive_url=parse_url(
+                "BINANCE_ARCHIVE_URL", get("BINANCE_ARCHIVE_URL") or DEFAULT_ARCHIVE_URL, ("http", "https")
             ),
         )
 

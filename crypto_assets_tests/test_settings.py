@@ -78,6 +78,16 @@ def test_bad_url_names_the_variable_and_value(variable, value):
     assert repr(value) in str(excinfo.value)
 
 
+def test_the_archive_url_defaults_to_binance_and_is_checked_like_the_rest_url():
+    assert settings().binance_archive_url == "https://data.binance.vision"
+    assert settings(BINANCE_ARCHIVE_URL=" ").binance_archive_url == "https://data.binance.vision"
+    assert settings(BINANCE_ARCHIVE_URL="http://127.0.0.1:8765/").binance_archive_url == "http://127.0.0.1:8765"
+    for bad in ("ws://data.binance.vision", "data.binance.vision", "https://", "https://x/?a=1"):
+        with pytest.raises(SettingsError, match="BINANCE_ARCHIVE_URL") as excinfo:
+            settings(BINANCE_ARCHIVE_URL=bad)
+        assert repr(bad) in str(excinfo.value)
+
+
 def test_lake_url_accepts_s3_and_local_paths(tmp_path):
     assert settings(CRYPTO_LAKE_URL="s3://bucket/some/prefix/").lake_url == "s3://bucket/some/prefix"
     assert settings(CRYPTO_LAKE_URL="s3://bucket").lake_url == "s3://bucket"
