@@ -37,3 +37,12 @@ MAX_LIMIT = 1000  # rows per trades / historicalTrades / aggTrades / klines requ
 TRADE_CHANNEL = "trade"
 AGG_TRADE_CHANNEL = "aggTrade"
 KLINE_1M_CHANNEL = "kline_1m"
+
+# Binance's public daily archive (BINANCE_ARCHIVE_URL, https://data.binance.vision): one zip per symbol and UTC day,
+# beside a `<zip>.CHECKSUM` file (`<sha256 hex>  <zip name>`). Path templates for
+# `str.format(symbol=..., day="YYYY-MM-DD")`; the simulator serves the same paths (its tests spell them out).
+ARCHIVE_DAILY_TRADES = "/data/spot/daily/trades/{symbol}/{symbol}-trades-{day}.zip"
+ARCHIVE_DAILY_KLINES_1M = "/data/spot/daily/klines/{symbol}/1m/{symbol}-1m-{day}.zip"
+ARCHIVE_CHECKSUM_SUFFIX = ".CHECKSUM"
+# The first UTC day (2025-01-01) whose spot archive files give times in microseconds; days before it give milliseconds.
+ARCHIVE_MICROSECONDS_FROM_MS = 1_735_689_600_000
