@@ -125,9 +125,11 @@ def test_the_pipeline_heals_itself_and_the_lake_equals_the_exchange(tmp_path):
         )
 
         # -- the streaming run's process dies hard; the keep-alive sensor starts another one
-        victim = stream_runs(instance, [DagsterRunStatus.STARTED])[0]
-        pids = step_pids(instance, victim)
-        assert pids
+        def stream_step():  # a run just started by the keep-alive may not have started its step yet
+            runs = stream_runs(instance, [DagsterRunStatus.STARTED])
+            return (runs[0], step_pids(instance, runs[0])) if runs and step_pids(instance, runs[0]) else None
+
+        victim, pids = demo.wait_for("a streaming run with its step process", stream_step, 90)
         killed_ms = int(time.time() * 1000)
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
