@@ -40,7 +40,7 @@ import pyarrow.csv as pacsv
 import requests
 
 from crypto_assets.exchange import endpoints
-from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable
+from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable, connection_reason, snippet
 from crypto_assets.exchange.models import Kline, MalformedPayload
 
 __all__ = [
@@ -261,11 +261,11 @@ class BinanceArchive:
                         return read(response)
                     if status == 404:
                         return _NOT_FOUND
-                    error = ExchangeError(status, None, _snippet(response.text), url)
+                    error = ExchangeError(status, None, snippet(response.text), url)
                     if status < 500:
                         raise error
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-                error = ExchangeUnreachable(url, f"{type(exc).__name__}: {exc}")
+                error = ExchangeUnreachable(url, connection_reason(exc))
             if attempt < self.max_attempts:
                 log.warning(
                     "%s (attempt %d of %d); trying again in %.1f s", error, attempt, self.max_attempts, self.backoff_s
@@ -285,11 +285,6 @@ def _save(response: requests.Response, path: str) -> tuple[str, int]:
             out.write(block)
             size += len(block)
     return digest.hexdigest(), size
-
-
-def _snippet(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ---- reading the files ---------------------------------------------------------------------------------------------

@@ -7,6 +7,9 @@ that is not what was asked for); ``ExchangeBanned`` and ``UnknownSymbol`` are th
 from __future__ import annotations
 
 import datetime as dt
+import re
+
+import requests
 
 
 class ExchangeUnreachable(Exception):
@@ -73,3 +76,22 @@ class UnknownSymbol(ExchangeError, ValueError):
 def utc_text(ms: int) -> str:
     """1767225600000 -> '2026-01-01T00:00:00.000Z'."""
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def connection_reason(exc: Exception) -> str:
+    """A short reason, e.g. 'Connection refused', instead of urllib3's nested retry message."""
+    text = str(exc)
+    match = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+    if match:
+        return match.group(1).strip()
+    if "Failed to resolve" in text or "NameResolutionError" in text:
+        return "host name could not be resolved"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"TLS error: {snippet(text)}"
+    return snippet(text)
+
+
+def snippet(value: object, limit: int = 200) -> str:
+    """``value`` as one line of at most ``limit`` characters, for error messages."""
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -23,7 +23,6 @@ import bisect
 import json
 import logging
 import random
-import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -34,7 +33,15 @@ from requests.adapters import HTTPAdapter
 
 from crypto_assets.exchange import endpoints
 from crypto_assets.exchange.endpoints import MAX_LIMIT
-from crypto_assets.exchange.errors import ExchangeBanned, ExchangeError, ExchangeUnreachable, UnknownSymbol, utc_text
+from crypto_assets.exchange.errors import (
+    ExchangeBanned,
+    ExchangeError,
+    ExchangeUnreachable,
+    UnknownSymbol,
+    connection_reason,
+    snippet,
+    utc_text,
+)
 from crypto_assets.exchange.models import (
     Kline,
     MalformedPayload,
@@ -118,7 +125,7 @@ class BinanceRestClient:
         answer = self._request(endpoints.TIME)
         body = _json(answer)
         if not isinstance(body, dict) or not isinstance(body.get("serverTime"), int):
-            raise ExchangeError(200, None, f"expected {{'serverTime': <int>}}, got {_snippet(body)}", answer.url)
+            raise ExchangeError(200, None, f"expected {{'serverTime': <int>}}, got {snippet(body)}", answer.url)
         self.budget.set_server_time(body["serverTime"], answer.sent_local_ms, answer.received_local_ms)
         return body["serverTime"]
 
@@ -129,7 +136,7 @@ class BinanceRestClient:
         answer = self._request(endpoints.EXCHANGE_INFO, params)
         body = _json(answer)
         if not isinstance(body, dict):
-            raise ExchangeError(200, None, f"expected an exchangeInfo object, got {_snippet(body)}", answer.url)
+            raise ExchangeError(200, None, f"expected an exchangeInfo object, got {snippet(body)}", answer.url)
         for rule in body.get("rateLimits") or []:
             if (
                 isinstance(rule, dict)
@@ -327,7 +334,7 @@ class BinanceRestClient:
                     continue
                 except requests.ConnectionError as exc:
                     self.budget.observe(None, sent)
-                    failures.append((url, _connection_reason(exc), None))
+                    failures.append((url, connection_reason(exc), None))
                     continue
                 received_local = self.budget.local_ms()
                 used = _int_header(response, "X-MBX-USED-WEIGHT-1M")
@@ -433,28 +440,10 @@ def _retry_after_s(response: requests.Response) -> float | None:
         return None
 
 
-def _connection_reason(exc: requests.ConnectionError) -> str:
-    """A short reason, e.g. 'Connection refused', instead of urllib3's nested retry message."""
-    text = str(exc)
-    match = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
-    if match:
-        return match.group(1).strip()
-    if "Failed to resolve" in text or "NameResolutionError" in text:
-        return "host name could not be resolved"
-    if isinstance(exc, requests.exceptions.SSLError):
-        return f"TLS error: {_snippet(text)}"
-    return _snippet(text)
-
-
 def _describe_non_binance_body(response: requests.Response) -> str:
     """Name what came back when it is not JSON from Binance (an HTML error page, a proxy's text), briefly."""
     content_type = response.headers.get("Content-Type", "unknown content type")
     text = response.text.strip()
     if "html" in content_type.lower() or not text:
         return f"{response.reason or 'no reason given'} (a {content_type} body, not a Binance API answer)"
-    return f"{response.reason or 'no reason given'}: {_snippet(text, 120)}"
-
-
-def _snippet(value: object, limit: int = 200) -> str:
-    text = " ".join(str(value).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{response.reason or 'no reason given'}: {snippet(text, 120)}"
