@@ -32,6 +32,8 @@ REST_WEIGHTS = {
     KLINES: 2,
 }
 MAX_LIMIT = 1000  # rows per trades / historicalTrades / aggTrades / klines request
+# aggTrades with both startTime and endTime: Binance refuses a window of an hour or more (-1127).
+AGG_TRADES_MAX_WINDOW_MS = 3_600_000
 
 # Stream channels: `<symbol lower case>@<channel>`.
 TRADE_CHANNEL = "trade"

@@ -210,10 +210,18 @@ class BinanceRestClient:
 
     def first_trade_id(self, symbol: str, start_ms: int, end_ms: int) -> int | None:
         """Id of the first trade with start_ms <= time < end_ms, or None when the window has none (so far).
-        One aggTrades request (weight 4): an aggregate's trades share its time, so the first aggregate of the
-        window starts with the window's first trade."""
-        if end_ms <= start_ms or start_ms > self.budget.now_ms():
-            return None
+        One aggTrades request (weight 4) per hour of the window until one holds a trade (Binance refuses a
+        startTime-endTime window of an hour or more): an aggregate's trades share its time, so the first aggregate of
+        the window starts with the window's first trade."""
+        now = self.budget.now_ms()
+        for window_start in range(start_ms, min(end_ms, now + 1), endpoints.AGG_TRADES_MAX_WINDOW_MS - 1):
+            window_end = min(end_ms, window_start + endpoints.AGG_TRADES_MAX_WINDOW_MS - 1)
+            first = self._first_agg_trade_id(symbol, window_start, window_end)
+            if first is not None:
+                return first
+        return None
+
+    def _first_agg_trade_id(self, symbol: str, start_ms: int, end_ms: int) -> int | None:
         params = {"symbol": symbol, "startTime": start_ms, "endTime": end_ms - 1, "limit": 1}  # both inclusive
         for limit in (1, MAX_LIMIT):  # the second pass only if the first row is one Binance marks invalid
             params["limit"] = limit

@@ -20,8 +20,9 @@ Binance spot trade ids are dense per symbol (one id per trade, no reuse, no gaps
    disagrees.
 
 Who applies which:
-- ``prove_minute`` (before writing, on ``Trade`` lists; the REST backfill and the stream's ``MinuteAssembler``):
-  all six; an unconfirmed boundary and a missing kline (when one is needed) are problems too.
+- ``prove_minute`` (before writing, on ``Trade`` lists; the REST backfill and the stream's ``MinuteAssembler``)
+  and ``prove_arrays`` (the same on columns; the archive backfill): all six; an unconfirmed boundary and a missing
+  kline (when one is needed) are problems too.
 - the checks of a stored file (``minute_checks``, after writing, on the Arrow table read back, the neighbouring
   minutes in the lake standing in for the trades before / after): ``trade_ids_dense`` = rules 2, 3, 4 and 6, a
   neighbour not in the lake leaving its side unchecked; ``agrees_with_kline`` = rule 5 (none needed by rule 6);
@@ -259,12 +260,35 @@ def prove_minute(
     ``prev_trade_id``: id of the last trade before the minute; ``first_trade_id``: the minute's first trade id as
     the exchange knows it (either one confirms the start); ``next_trade_id``: id of the first trade at/after the
     minute's end (None: not seen yet); ``kline``: the minute's closed 1m kline (None: not known)."""
+    count = len(trades)
+    return prove_arrays(
+        minute_start_ms,
+        np.fromiter((t.trade_id for t in trades), dtype=np.int64, count=count),
+        np.fromiter((t.trade_time for t in trades), dtype=np.int64, count=count),
+        sum((Decimal(t.qty) for t in trades), Decimal(0)),
+        prev_trade_id=prev_trade_id,
+        first_trade_id=first_trade_id,
+        next_trade_id=next_trade_id,
+        kline=kline,
+    )
+
+
+def prove_arrays(
+    minute_start_ms: int,
+    ids: np.ndarray,
+    times: np.ndarray,
+    volume: Decimal,
+    *,
+    prev_trade_id: int | None = None,
+    first_trade_id: int | None = None,
+    next_trade_id: int | None = None,
+    kline: Kline | None = None,
+) -> MinuteProof:
+    """``prove_minute`` on columns: the minute's trade ``ids`` (ascending, int64), their ``times`` (ms) and the exact
+    sum of their qty (``volume``), the same rules and arguments (the archive path proves whole days this way)."""
     if minute_start_ms % MINUTE_MS:
         raise ValueError(f"{minute_start_ms} is not the start of a minute")
-    count = len(trades)
-    ids = np.fromiter((t.trade_id for t in trades), dtype=np.int64, count=count)
-    times = np.fromiter((t.trade_time for t in trades), dtype=np.int64, count=count)
-    volume = sum((Decimal(t.qty) for t in trades), Decimal(0))
+    count = int(ids.size)
     first = int(ids[0]) if count else None
     last = int(ids[-1]) if count else None
 

@@ -14,7 +14,7 @@ column cast has failed.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 
 import numpy as np
@@ -75,6 +75,31 @@ def trades_to_table(trades: Sequence[Trade]) -> pa.Table:
     price = _decimal_column(trades, "price")
     qty = _decimal_column(trades, "qty")
     table = pa.Table.from_arrays([ids, price, qty, times, makers, received], schema=TRADE_SCHEMA)
+    return normalize(table)
+
+
+def columns_to_table(
+    symbol: str,
+    trade_id: pa.Array,
+    price: pa.Array,
+    qty: pa.Array,
+    trade_time: pa.Array,
+    is_buyer_maker: pa.Array,
+) -> pa.Table:
+    """Trades of ``symbol`` given as columns (int64 ids, price and qty as decimal strings, int64 times in ms, bools;
+    fetched, not streamed: no received_at) as a ``TRADE_SCHEMA`` table, sorted by trade_id, one row per trade_id.
+    The same errors as ``trades_to_table``; the conversion stays in C for a day of millions of trades."""
+
+    def describe(i: int) -> str:
+        return f"trade {symbol} #{trade_id[i].as_py()} at {trade_time[i].as_py()}"
+
+    price_column = _to_decimal(price, price.to_pylist, "price", describe)
+    qty_column = _to_decimal(qty, qty.to_pylist, "qty", describe)
+    received = pa.nulls(len(trade_id), pa.int64()).cast(TIMESTAMP)
+    table = pa.Table.from_arrays(
+        [trade_id, price_column, qty_column, trade_time.cast(TIMESTAMP), is_buyer_maker, received],
+        schema=TRADE_SCHEMA,
+    )
     return normalize(table)
 
 
@@ -157,14 +182,28 @@ def quote_amounts(table: pa.Table) -> pa.ChunkedArray:
 def _decimal_column(trades: Sequence[Trade], name: str) -> pa.Array:
     values = [getattr(t, name) for t in trades]
     try:
-        column = pa.array(values, pa.string()).cast(DECIMAL)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        column = None
+        strings = pa.array(values, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        strings = None
+    return _to_decimal(strings, lambda: values, name, lambda i: _describe(trades[i]))
+
+
+def _to_decimal(
+    strings: pa.Array | None, values: Callable[[], list], name: str, describe: Callable[[int], str]
+) -> pa.Array:
+    """``strings`` cast to ``DECIMAL`` exactly; else TradeValueError naming the first bad value (``values()``, the
+    column as Python values) and its trade (``describe(i)``)."""
+    column = None
+    if strings is not None:
+        try:
+            column = strings.cast(DECIMAL)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            column = None
     if column is None or column.null_count:
-        for trade, value in zip(trades, values):
+        for i, value in enumerate(values()):
             problem = _decimal_problem(value)
             if problem:
-                raise TradeValueError(f"{name} {value!r} of {_describe(trade)} {problem}")
+                raise TradeValueError(f"{name} {value!r} of {describe(i)} {problem}")
         raise TradeValueError(f"{name} column could not be converted to {DECIMAL}")  # pragma: no cover
     return column
 

@@ -102,7 +102,12 @@ class Lake(ABC):
                     f"trade #{trade.trade_id} is for {trade.symbol!r}, not {symbol!r}: refusing to write "
                     f"{self.location(key)}"
                 )
-        new = trades_to_table(trades)
+        return self.write_table(symbol, minute_start_ms, trades_to_table(trades))
+
+    def write_table(self, symbol: str, minute_start_ms: int, new: pa.Table) -> WriteResult:
+        """``write_minute`` for trades already in a ``TRADE_SCHEMA`` table (``schema.columns_to_table``): merged
+        into the minute's file; a trade outside the minute is refused (ValueError)."""
+        key = minute_file_path(symbol, minute_start_ms)  # validates symbol and minute
         if new.num_rows:
             times = new.column("trade_time").cast(pa.int64()).to_numpy()
             outside = np.nonzero((times < minute_start_ms) | (times >= minute_start_ms + MINUTE_MS))[0]

@@ -31,6 +31,8 @@ REST_WEIGHTS = {
 LEGAL_SYMBOL_PARAMETER = "^[A-Z0-9-_.]{1,20}$"
 DEFAULT_LIMIT = 500  # rows when a trades / historicalTrades / aggTrades / klines request sends no limit
 MAX_LIMIT = 1000  # a larger limit is served as this many rows
+# aggTrades with both startTime and endTime: the window must be shorter than an hour (-1127 otherwise).
+AGG_TRADES_MAX_WINDOW_MS = 3_600_000
 
 # Stream channels: `<symbol lower case>@<channel>`, in the order their payloads go out within one tick.
 TRADE_CHANNEL = "trade"

@@ -8,7 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from crypto_assets.simulator import endpoints, payloads
-from crypto_assets.simulator.endpoints import DEFAULT_LIMIT, LEGAL_SYMBOL_PARAMETER, MAX_LIMIT
+from crypto_assets.simulator.endpoints import (
+    AGG_TRADES_MAX_WINDOW_MS,
+    DEFAULT_LIMIT,
+    LEGAL_SYMBOL_PARAMETER,
+    MAX_LIMIT,
+)
 from crypto_assets.simulator.faults import Faults
 from crypto_assets.simulator.market import Market, units_to_decimal
 from crypto_assets.simulator.rate_limits import RequestWeightLimiter
@@ -223,6 +228,8 @@ class RestApi:
             return payloads.rest_agg_trades(sym.recent_aggs(limit, now))
         if start is None:  # only endTime: the latest aggregates up to it
             return payloads.rest_agg_trades(sym.recent_aggs(limit, min(end, now)))
+        if end is not None and end - start >= AGG_TRADES_MAX_WINDOW_MS:
+            raise ApiError(-1127, "More than 1 hours between startTime and endTime.")
         end = now if end is None else min(end, now)
         if end < start:
             raise ApiError(

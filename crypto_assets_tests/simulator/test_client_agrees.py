@@ -25,7 +25,7 @@ def constants(module) -> dict[str, object]:
     }
 
 
-@pytest.mark.parametrize("name", PATHS + CHANNELS + ("MAX_LIMIT", "LEGAL_SYMBOL_PARAMETER"))
+@pytest.mark.parametrize("name", PATHS + CHANNELS + ("MAX_LIMIT", "LEGAL_SYMBOL_PARAMETER", "AGG_TRADES_MAX_WINDOW_MS"))
 def test_the_client_and_the_simulator_declare_the_same(name):
     assert constants(client)[name] == constants(served)[name]
 
