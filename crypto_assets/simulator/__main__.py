@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import logging
 import math
 import signal
 import sys
+import time
 
 from crypto_assets.simulator.market import DEFAULT_SYMBOLS, symbol_config
 from crypto_assets.simulator.payloads import TRADE_SHAPES
@@ -34,6 +36,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--history-minutes", type=int, default=120, help="how long the market has traded before start")
+    p.add_argument(
+        "--history-from",
+        metavar="YYYY-MM-DD[THH:MM]",
+        help="the start of the market's history as a UTC time (overrides --history-minutes): a fixed start keeps "
+        "the market, trade ids included, the same from one start-up to the next",
+    )
     p.add_argument("--weight-per-minute", type=int, default=6000)
     p.add_argument("--ping-interval", type=float, default=20.0, help="seconds between server pings")
     p.add_argument("--pong-timeout", type=float, default=60.0, help="seconds a ping may stay unanswered")
@@ -57,6 +65,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=0,
         help="a day's files in the daily archive (/data/spot/daily/...) are published this long after the day ends",
+    )
+    p.add_argument(
+        "--archive-cache-dir",
+        metavar="DIR",
+        help="keep the daily archive's built files here and reuse those a simulator with the same market built "
+        "before (default: a temporary folder, removed at exit)",
     )
     p.add_argument(
         "--trade-shape",
@@ -102,6 +116,17 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
         raise SystemExit(f"--rate names symbols that are not in --symbols: {', '.join(sorted(unknown))}")
     if args.archive_delay_minutes < 0:
         raise SystemExit(f"--archive-delay-minutes must be >= 0, got {args.archive_delay_minutes}")
+    origin_ms = None
+    if args.history_from:
+        try:
+            origin = dt.datetime.fromisoformat(args.history_from)
+        except ValueError:
+            origin = None
+        if origin is None or (origin.tzinfo is not None and origin.utcoffset() != dt.timedelta(0)):
+            raise SystemExit(f"--history-from expects a UTC time YYYY-MM-DD[THH:MM], got {args.history_from!r}")
+        origin_ms = int(origin.replace(tzinfo=dt.UTC).timestamp() * 1000)
+        if origin_ms > time.time() * 1000:
+            raise SystemExit(f"--history-from must be in the past, got {args.history_from!r}")
     try:
         configs = [symbol_config(s, **({"trades_per_second": rates[s]} if s in rates else {})) for s in symbols]
     except ValueError as exc:
@@ -110,10 +135,12 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
         symbols=configs,
         seed=args.seed,
         history_minutes=args.history_minutes,
+        origin_ms=origin_ms,
         hostile=args.hostile,
         listed=parse_listed(args.listed, symbols),
         weight_per_minute=args.weight_per_minute,
         archive_delay_minutes=args.archive_delay_minutes,
+        archive_dir=args.archive_cache_dir,
         stream=StreamSettings(
             ping_interval_s=args.ping_interval,
             pong_timeout_s=args.pong_timeout,

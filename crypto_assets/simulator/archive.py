@@ -23,6 +23,12 @@ A file is built once per (symbol, kind, day, truncation) into a cache folder, st
 held in memory), in a worker thread (the event loop keeps serving the streams); later downloads are file sends. The
 trades (or aggTrades) of a whole day build the day's klines in the same pass, while the market still holds the
 seconds they generated.
+A cache folder given to the archive (``SimulatorConfig.archive_dir``, ``--archive-cache-dir``) persists: every file
+is named by a fingerprint of everything its rows are a function of (``Archive.recipe``: the symbol's configuration,
+the market seed, the symbol's start of history, the hostile windows up to the day's end, kind, day, truncation, and
+the source of the modules that generate and render the rows with numpy's version), with a ``.json`` beside it
+holding that recipe, the rows and the sha256. A later archive (another process) with the same recipe reuses the
+file once its sha256 is verified again; any other recipe builds its own file.
 Faults (the ``archive_*`` state of ``faults.Faults``): a truncated day whose checksum matches, a download that fails
 its checksum (a corrupted zip, or a CHECKSUM of other bytes) before the file is right again, a day held back.
 """
@@ -30,8 +36,11 @@ its checksum (a corrupted zip, or a CHECKSUM of other bytes) before the file is 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
+import functools
 import hashlib
+import json
 import logging
 import os
 import re
@@ -44,6 +53,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from crypto_assets.simulator import wire
 from crypto_assets.simulator.endpoints import MINUTE_MS
@@ -244,6 +255,19 @@ def write_zips(
     return rows
 
 
+@functools.cache
+def code_digest() -> str:
+    """sha256 of what, besides the market's state, decides a file's rows: the source of the modules that generate
+    and render them, and numpy's version (its generators draw the market)."""
+    from crypto_assets.simulator import hostile, market
+
+    h = hashlib.sha256(np.__version__.encode())
+    for module in (market, hostile):
+        h.update(Path(module.__file__).read_bytes())
+    h.update(Path(__file__).read_bytes())
+    return h.hexdigest()
+
+
 def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -277,6 +301,7 @@ class Archive:
         self._executor: ThreadPoolExecutor | None = None
         self._stop = threading.Event()
         self.builds = 0  # files built (a download of a cached file builds nothing)
+        self.reused = 0  # files found in the cache folder, built by an earlier archive with the same recipe
         self.downloads = 0  # GETs answered with a file (zip or CHECKSUM)
 
     # ---- the cache folder -----------------------------------------------------------------------------------------
@@ -333,6 +358,47 @@ class Archive:
             return built
         return self._build_keys(self._companions(key))[key]
 
+    # ---- the persistent cache -------------------------------------------------------------------------------------
+    def recipe(self, key: tuple) -> dict:
+        """Everything the rows of the file of ``key`` are a function of. The hostile windows count up to the day's
+        end (they change only seconds not generated yet, so those of a day already built stay as they were)."""
+        symbol, kind, day, end_ms = key
+        m = self.market[symbol]
+        day_end_s = (day_start_ms(day) + DAY_MS) // 1000
+        windows = [[w.start_s, min(w.end_s, day_end_s), w.seed] for w in m.hostile.windows if w.start_s < day_end_s]
+        return {
+            "kind": kind,
+            "symbol": symbol,
+            "day": day,
+            "end_ms": end_ms,
+            "config": dataclasses.asdict(m.cfg),
+            "seed": m.seed,
+            "origin_ms": m.origin_ms,
+            "hostile_windows": windows,
+            "code": code_digest(),
+        }
+
+    def _cache_path(self, key: tuple, recipe: dict) -> tuple[Path, str]:
+        """(zip path, fingerprint) of ``key`` built from ``recipe``."""
+        symbol, kind, day, _ = key
+        fingerprint = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+        stem = ArchiveFile(kind, symbol, day).stem
+        return self.cache_dir / symbol / kind / f"{stem}.{fingerprint[:20]}.zip", fingerprint
+
+    def _from_disk(self, key: tuple) -> BuiltFile | None:
+        """The file of ``key`` an earlier archive built with the same recipe, if it is there whole (its size and
+        sha256 as recorded); else None."""
+        path, fingerprint = self._cache_path(key, self.recipe(key))
+        try:
+            meta = json.loads(path.with_suffix(".json").read_text())
+            size = path.stat().st_size
+        except (OSError, ValueError):
+            return None
+        if meta.get("fingerprint") != fingerprint or meta.get("size") != size or sha256_of(path) != meta.get("sha256"):
+            log.warning("archive cache: %s does not match its record; building it again", path)
+            return None
+        return BuiltFile(path, size, meta["sha256"], int(meta["rows"]))
+
     def _companions(self, key: tuple) -> list[tuple]:
         """``key``, and with the trades (or aggTrades) of a whole day the day's klines when not built yet: a client
         reads both, and the second costs little while the market still holds the seconds the first generated."""
@@ -348,30 +414,44 @@ class Archive:
         return [key]
 
     def _build_keys(self, keys: list[tuple]) -> dict[tuple, BuiltFile]:
-        """Build the files of ``keys`` (one symbol and day) in one pass."""
+        """The files of ``keys`` (one symbol and day): those an earlier archive left in the cache folder as they are,
+        the others built in one pass."""
+        done = {}
+        for key in keys:
+            found = self._from_disk(key)
+            if found is not None:
+                done[key] = self._built[key] = found
+                self.reused += 1
+        keys = [k for k in keys if k not in done]
+        if not keys:
+            return done
         symbol, _, day, _ = keys[0]
         start = day_start_ms(day)
         market = self.market[symbol]
-        targets, finals = [], []
+        targets = []
         for _, kind, _, end_ms in keys:
             file = ArchiveFile(kind, symbol, day)
             folder = self.cache_dir / symbol / kind
             folder.mkdir(parents=True, exist_ok=True)
-            final = folder / f"{file.stem}{'' if end_ms == start + DAY_MS else f'.until-{end_ms}'}.zip"
-            partial = final.with_name(f"{final.name}.{os.getpid()}.{threading.get_ident()}.part")
+            partial = folder / f"{file.stem}.{os.getpid()}.{threading.get_ident()}.part"
             targets.append((partial, file, csv_chunks(market, kind, start, end_ms, time_factor(start))))
-            finals.append(final)
         try:
             rows = write_zips(targets, self._stop, zip64=market.cfg.trades_per_second >= 50)
-            for (partial, _, _), final in zip(targets, finals, strict=True):
+            for key, (partial, _, _), n in zip(keys, targets, rows, strict=True):
+                recipe = self.recipe(key)  # taken after the build: the hostile windows that made the file
+                final, fingerprint = self._cache_path(key, recipe)
+                built = BuiltFile(final, partial.stat().st_size, sha256_of(partial), n)
                 os.replace(partial, final)
+                record = {"fingerprint": fingerprint, "size": built.size, "sha256": built.sha256, "rows": n}
+                note = partial.with_name(partial.name + ".json")
+                note.write_text(json.dumps({**record, "recipe": recipe}, indent=1, sort_keys=True))
+                os.replace(note, final.with_suffix(".json"))
+                done[key] = self._built[key] = built
+                self.builds += 1
         finally:
             for partial, _, _ in targets:
                 partial.unlink(missing_ok=True)
-        done = {}
-        for key, final, n in zip(keys, finals, rows, strict=True):
-            done[key] = self._built[key] = BuiltFile(final, final.stat().st_size, sha256_of(final), n)
-            self.builds += 1
+                partial.with_name(partial.name + ".json").unlink(missing_ok=True)
         return done
 
     async def _ensure_built(self, key: tuple) -> BuiltFile:

@@ -63,7 +63,9 @@ class SimulatorConfig:
     hostile_seed: int | None = None  # defaults to seed
     listed: dict[str, int] = field(default_factory=dict)  # symbol -> listed this many minutes before start-up
     archive_delay_minutes: int = 0  # a day's archive files are published this long after the day ends
-    archive_dir: str | None = None  # cache of built archive files (default: a temporary folder, removed at stop)
+    # cache of built archive files, kept and reused by later simulators with the same market (default: a temporary
+    # folder, removed at stop)
+    archive_dir: str | None = None
 
 
 class Simulator(ServedAt):
@@ -365,6 +367,7 @@ class Simulator(ServedAt):
                     "url": self.archive_url,
                     "delay_minutes": self.config.archive_delay_minutes,
                     "builds": self.archive.builds,
+                    "reused": self.archive.reused,
                     "downloads": self.archive.downloads,
                 },
             }

@@ -307,6 +307,83 @@ def test_the_command_line_sets_the_delay():
         build_config(parse_args(["--archive-delay-minutes", "-1"]))
 
 
+# ---- the persistent cache folder ---------------------------------------------------------------------------------
+def cached_market(folder, **changes) -> SimulatorConfig:
+    """A small market whose archive keeps its files in ``folder``; ``changes`` to the symbol (``rate``) or the
+    simulator's configuration."""
+    rate = changes.pop("rate", 0.5)
+    config = dict(origin_ms=D1 + 22 * HOUR, archive_dir=str(folder)) | changes
+    return SimulatorConfig(symbols=[symbol_config("FOOUSDT", trades_per_second=rate, **SLOW)], **config)
+
+
+def test_a_later_simulator_with_the_same_market_reuses_the_cache_folder(tmp_path):
+    first = Simulator(cached_market(tmp_path), clock=ManualClock(NOW))
+    built = first.archive_file("FOOUSDT", DAY1)
+    first.stop()
+    assert first.archive.builds == 2 and built.rows > 0  # the trades, and the klines in the same pass
+    with Simulator(cached_market(tmp_path), clock=ManualClock(NOW)) as again:
+        trades = verified_rows(again, "trades", "FOOUSDT", DAY1)
+        klines = verified_rows(again, "klines", "FOOUSDT", DAY1)
+        assert trades == [as_archive(t, 1000) for t in rest_trades(again, "FOOUSDT", D1, D1 + DAY)]
+        assert len(klines) == 2 * 60
+        state = http(again, "/_sim/state").json()["archive"]
+        assert (state["builds"], state["reused"]) == (0, 2)
+        assert again.archive_file("FOOUSDT", DAY1) == built
+    assert built.path.exists()  # a given folder stays when the simulator stops
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"rate": 0.6},
+        {"seed": 2},
+        {"origin_ms": D1 + 21 * HOUR},
+        {"hostile": True},
+        {"listed": {"FOOUSDT": 30 * 60}},
+    ],
+    ids=["rate", "seed", "origin", "hostile", "listing"],
+)
+def test_another_market_builds_its_own_files(tmp_path, change):
+    first = Simulator(cached_market(tmp_path), clock=ManualClock(NOW))
+    built = first.archive_file("FOOUSDT", DAY1)
+    first.stop()
+    other = Simulator(cached_market(tmp_path, **change), clock=ManualClock(NOW))
+    try:
+        rebuilt = other.archive_file("FOOUSDT", DAY1)
+        assert (other.archive.builds, other.archive.reused) == (2, 0)
+        assert rebuilt.path != built.path and rebuilt.sha256 != built.sha256
+    finally:
+        other.stop()
+
+
+def test_a_truncated_file_and_a_damaged_file_are_not_taken_for_the_day(tmp_path):
+    first = Simulator(cached_market(tmp_path), clock=ManualClock(NOW))
+    built = first.archive_file("FOOUSDT", DAY1)
+    first.stop()
+    truncated = Simulator(cached_market(tmp_path), clock=ManualClock(NOW))
+    truncated.archive_truncate("FOOUSDT", DAY1, 23)  # the first hour of the market's two
+    short = truncated.archive_file("FOOUSDT", DAY1)
+    truncated.stop()
+    assert truncated.archive.builds == 1 and short.rows < built.rows  # the day's klines came from the folder
+    data = bytearray(built.path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    built.path.write_bytes(bytes(data))  # same size, other bytes
+    damaged = Simulator(cached_market(tmp_path), clock=ManualClock(NOW))
+    assert damaged.archive_file("FOOUSDT", DAY1) == built  # built again, to the same bytes
+    damaged.stop()
+    assert (damaged.archive.builds, damaged.archive.reused) == (1, 1)  # the intact klines are reused
+
+
+def test_the_command_line_sets_the_cache_folder_and_the_start_of_history():
+    config = build_config(parse_args(["--archive-cache-dir", "/tmp/x", "--history-from", "2025-01-01"]))
+    assert (config.archive_dir, config.origin_ms) == ("/tmp/x", D1)
+    assert build_config(parse_args(["--history-from", "2025-01-01T06:30"])).origin_ms == D1 + 6 * HOUR + 30 * MINUTE
+    assert build_config(parse_args([])).archive_dir is None and build_config(parse_args([])).origin_ms is None
+    for bad in ("yesterday", "2025-01-01T00:00+02:00", "2999-01-01"):
+        with pytest.raises(SystemExit, match="history-from"):
+            build_config(parse_args(["--history-from", bad]))
+
+
 # ---- faults (in process and over the control path) --------------------------------------------------------------
 @pytest.fixture(params=["in_process", "http"])
 def inject(request, clean):
