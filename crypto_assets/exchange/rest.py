@@ -110,6 +110,7 @@ class BinanceRestClient:
         self.urgent = urgent  # spends the budget's reserve too (the live stream's repairs)
         self._preferred = 0  # index of the base URL that answered last
         self._limit_tried = False
+        self.weight_spent = 0  # REQUEST_WEIGHT of every request this client sent
         self._session = requests.Session()
         adapter = HTTPAdapter(pool_connections=len(self.base_urls), pool_maxsize=32)
         self._session.mount("http://", adapter)
@@ -333,6 +334,7 @@ class BinanceRestClient:
                 i = (self._preferred + k) % n
                 url = self.base_urls[i] + path
                 sent = self.budget.acquire(weight, self.urgent)
+                self.weight_spent += weight
                 sent_local = self.budget.local_ms()
                 try:
                     response = self._session.get(url, params=params, timeout=self.timeout)

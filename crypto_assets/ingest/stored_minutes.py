@@ -1,12 +1,17 @@
 """Minutes into the lake, and the lake's minutes verified: what a partition's materialization stands on.
 
-``store_range_from_rest`` is the REST path for a range of whole minutes of one symbol:
-1. the range's closed 1m klines (one call per 1000 minutes);
+``store_range`` stores a range of whole minutes of one symbol:
+1. the range's closed 1m klines: from the daily archive's klines file for complete days it reads from (below),
+   over REST for the other minutes (one call per 1000 minutes);
 2. minutes already in the lake whose file verifies (checks below, with the kline) are kept and not fetched again,
    unless ``refetch``;
-3. the other minutes are fetched per contiguous run of minutes in one paging pass each (``fetch_minutes``), and
-   every proven minute is written (an unproven one is not written at all);
-4. every stored minute of the range is read back and checked (``minute_checks``), neighbours included.
+3. with an archive: each complete UTC day (by the exchange's clock) of which at least ``ARCHIVE_MIN_MINUTES`` are
+   still to fetch is read from the day's trades file, and every minute the archive proves is written
+   (``archive_backfill``); days not published (404), files failing their checksum twice and the minutes the
+   archive cannot prove go on to step 4;
+4. the other minutes are fetched over REST per contiguous run of minutes, at most ``REST_MINUTES_PER_PASS`` per
+   paging pass (``fetch_minutes``), and every proven minute is written (an unproven one is not written at all);
+5. every stored minute of the range is read back and checked (``minute_checks``), neighbours included.
 
 Failures stay with their minute: a minute whose trades the lake refuses (a value it cannot store exactly) is
 ``REFUSED`` with a failed ``values_sane`` check naming the trade and the value, and the other minutes go on. A lake
@@ -19,20 +24,30 @@ made of them. When the range's first minute has no closed kline, the symbol's fi
 and come out ``BEFORE_FIRST_TRADE`` with a note "before the symbol's first trade (first trade <id> at <time>)" that
 stands in for the kline check. Nothing is fetched for them.
 
-``verify_stored`` is step 4 alone; the live streamer uses it for the minutes it writes. No Dagster imports.
+``verify_stored`` is step 5 alone; the live streamer uses it for the minutes it writes. No Dagster imports.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Protocol
 
 import pyarrow as pa
 
+from crypto_assets.exchange.archive import BinanceArchive
 from crypto_assets.exchange.errors import utc_text
 from crypto_assets.exchange.models import Kline, Trade
+from crypto_assets.ingest.archive_backfill import (
+    DAY_MS,
+    ArchiveDay,
+    ArchiveSource,
+    archive_klines,
+    store_day_from_archive,
+)
 from crypto_assets.ingest.minute_checks import (
     KLINE_AGREEMENT,
     SANE_VALUES,
@@ -53,6 +68,8 @@ UNPROVEN = "unproven"  # could not be proven complete: not written
 REFUSED = "refused"  # proven, but the lake refused a value of it: not written (its values_sane check says why)
 NOT_STORED = "not stored"  # the lake failed before the minute was written and verified
 BEFORE_FIRST_TRADE = "before first trade"  # before the symbol's first trade: stored empty, nothing fetched
+ARCHIVE_MIN_MINUTES = 60  # fewer minutes of a day to fetch: REST is cheaper than the day's zip (~60 MB for BTC)
+REST_MINUTES_PER_PASS = 60  # minutes per REST paging pass: bounds the trades held at once (aggTrades: < 1 hour)
 NEIGHBOUR_WALK = 10  # minutes looked at on each side of a range to find the nearest earlier / later trade id
 
 
@@ -68,6 +85,7 @@ class StoredMinute:
     reasons: tuple[str, ...] = ()  # why an UNPROVEN minute could not be proven
     written_at_ms: int | None = None
     note: str | None = None  # BEFORE_FIRST_TRADE: "before the symbol's first trade (first trade <id> at <time>)"
+    archive: ArchiveSource | None = None  # the verified archive files a WRITTEN minute came from
 
     @property
     def ok(self) -> bool:
@@ -84,64 +102,72 @@ class StoredMinute:
 
 class ListingClient(RestClient, Protocol):  # the REST client, with the symbol's first trade
     def first_trade(self, symbol: str) -> Trade | None: ...
+    def first_trade_id(self, symbol: str, start_ms: int, end_ms: int) -> int | None: ...
 
 
-def store_range_from_rest(
+def store_range(
     client: ListingClient,
     lake: Lake,
     symbol: str,
     start_ms: int,
     end_ms: int,
     *,
+    archive: BinanceArchive | None = None,
     refetch: bool = False,
+    report: Callable[[str], None] = lambda _: None,
     clock: Callable[[], float] = time.time,
 ) -> list[StoredMinute]:
-    """Every minute of [start_ms, end_ms) of ``symbol``, stored and verified (or why not), in order."""
+    """Every minute of [start_ms, end_ms) of ``symbol``, stored and verified (or why not), in order. With an
+    ``archive``, the minutes of complete days it has published come from it when the range holds at least
+    ``ARCHIVE_MIN_MINUTES`` of the day still to fetch; the rest over REST. ``report`` gets progress lines."""
     check_whole_minutes(start_ms, end_ms)
     starts = list(range(start_ms, end_ms, MINUTE_MS))
-    klines = closed_klines(client, symbol, start_ms, end_ms)
-    notes = _before_first_trade(client, symbol, starts, klines)
-    tables: dict[int, pa.Table] = {}  # the minutes kept as stored (verified, not fetched again)
-    if not refetch:
-        for minute in starts:
-            if minute in notes:
-                continue
-            table = lake.read_minute(symbol, minute)
-            if table is not None and _verifies_alone(minute, table, klines.get(minute)):
-                tables[minute] = table
+    with tempfile.TemporaryDirectory(prefix=f"{symbol}-archive-") as folder:
+        days = _archive_days(client, archive, symbol, starts, Path(folder))
+        klines: dict[int, Kline] = {}
+        for day in days.values():
+            klines.update(day.klines)
+        for run_start, run_end in contiguous_ranges([m for m in starts if m not in klines]):
+            klines.update(closed_klines(client, symbol, run_start, run_end))
+        notes = _before_first_trade(client, symbol, starts, klines)
+        kept: set[int] = set()  # stored before, verified, not fetched again
+        if not refetch:
+            for minute in starts:
+                if minute in notes:
+                    continue
+                table = lake.read_minute(symbol, minute)
+                if table is not None and _verifies_alone(minute, table, klines.get(minute)):
+                    kept.add(minute)
+        to_fetch = [m for m in starts if m not in kept and m not in notes]
 
-    written_at: dict[int, int] = {}
-    failed: dict[int, StoredMinute] = {}  # unproven or refused
-    lake_error: LakeError | None = None
-    for minute in notes:  # before the first trade: nothing to fetch, an empty file like any proven-empty minute
+        written_at: dict[int, int] = {}
+        sources: dict[int, ArchiveSource] = {}
+        failed: dict[int, StoredMinute] = {}  # unproven or refused
+        lake_error: LakeError | None = None
         try:
-            lake.write_minute(symbol, minute, [])
-            written_at[minute] = int(clock() * 1000)
+            for minute in notes:  # before the first trade: nothing to fetch, an empty file like any proven-empty one
+                lake.write_minute(symbol, minute, [])
+                written_at[minute] = int(clock() * 1000)
+            for day_start, day in days.items():
+                wanted = [m for m in to_fetch if day_start <= m < day_start + DAY_MS]
+                if len(wanted) < ARCHIVE_MIN_MINUTES:
+                    continue
+                store_day_from_archive(
+                    archive, client, lake, symbol, day, wanted, Path(folder), report=report, clock=clock
+                )
+                report(archive_summary(symbol, day))
+                written_at.update(day.written)
+                sources.update(dict.fromkeys(day.written, day.source))
         except LakeError as exc:
             lake_error = exc
-            break
-    for run_start, run_end in contiguous_ranges([m for m in starts if m not in tables and m not in notes]):
-        if lake_error is not None:
-            break  # nothing more will be written: spend no more REST weight
-        for batch in fetch_minutes(client, symbol, run_start, run_end, klines):
-            minute = batch.minute_start_ms
-            if not batch.proof.complete:
-                failed[minute] = StoredMinute(minute, UNPROVEN, reasons=tuple(batch.proof.reasons))
-            elif lake_error is None:
-                try:
-                    lake.write_minute(symbol, minute, batch.trades)
-                    written_at[minute] = int(clock() * 1000)
-                except LakeError as exc:
-                    lake_error = exc
-                except ValueError as exc:  # TradeValueError included: a value the lake cannot hold exactly
-                    failed[minute] = refused(symbol, minute, exc)
+        rest_minutes = [m for m in to_fetch if m not in written_at]
+        if lake_error is None and rest_minutes:
+            lake_error = _store_over_rest(client, lake, symbol, rest_minutes, klines, written_at, failed, clock)
 
     checked: dict[int, StoredMinute] = {}
     if lake_error is None:
         try:
-            checked = verify_stored(
-                lake, symbol, [m for m in starts if m not in failed], klines, tables=tables, notes=notes
-            )
+            checked = verify_stored(lake, symbol, [m for m in starts if m not in failed], klines, notes=notes)
         except LakeError as exc:
             lake_error = exc
     out: list[StoredMinute] = []
@@ -159,8 +185,69 @@ def store_range_from_rest(
         else:
             stored = checked[minute]
             action = BEFORE_FIRST_TRADE if minute in notes else WRITTEN if minute in written_at else ALREADY_STORED
-            out.append(replace(stored, action=action, written_at_ms=written_at.get(minute)))
+            out.append(
+                replace(stored, action=action, written_at_ms=written_at.get(minute), archive=sources.get(minute))
+            )
     return out
+
+
+def _archive_days(
+    client: ListingClient, archive: BinanceArchive | None, symbol: str, starts: list[int], folder: Path
+) -> dict[int, ArchiveDay]:
+    """The archive's klines of each complete day (by the exchange's clock) holding at least ARCHIVE_MIN_MINUTES of
+    ``starts``, by day start; a day the archive cannot serve comes back with ``skipped`` set and no klines."""
+    if archive is None or len(starts) < ARCHIVE_MIN_MINUTES:
+        return {}
+    now = client.server_time()
+    per_day: dict[int, int] = {}
+    for minute in starts:
+        per_day[minute - minute % DAY_MS] = per_day.get(minute - minute % DAY_MS, 0) + 1
+    return {
+        day_start: archive_klines(archive, symbol, day_start, folder)
+        for day_start, count in per_day.items()
+        if count >= ARCHIVE_MIN_MINUTES and day_start + DAY_MS <= now
+    }
+
+
+def archive_summary(symbol: str, day: ArchiveDay) -> str:
+    """The run log's line for a day read from the archive (or why it was not)."""
+    if day.source is None:
+        return f"{symbol} {day.day}: not from the archive, over REST instead: {day.skipped}"
+    rate = day.trades / day.seconds if day.seconds else 0.0
+    return (
+        f"{symbol} {day.day}: archive import: {day.trades:,} trades, {len(day.written)} minute(s) proven in "
+        f"{day.seconds:.1f} s ({rate:,.0f} trades/s); {len(day.left)} minute(s) left to REST"
+    )
+
+
+def _store_over_rest(
+    client: ListingClient,
+    lake: Lake,
+    symbol: str,
+    minutes: list[int],
+    klines: dict[int, Kline],
+    written_at: dict[int, int],
+    failed: dict[int, StoredMinute],
+    clock: Callable[[], float],
+) -> LakeError | None:
+    """Fetch ``minutes`` over REST, at most REST_MINUTES_PER_PASS per paging pass (bounded memory), and write the
+    proven ones; unproven and refused minutes go into ``failed``. The lake's error, if it failed."""
+    for run_start, run_end in contiguous_ranges(minutes):
+        for pass_start in range(run_start, run_end, REST_MINUTES_PER_PASS * MINUTE_MS):
+            pass_end = min(run_end, pass_start + REST_MINUTES_PER_PASS * MINUTE_MS)
+            for batch in fetch_minutes(client, symbol, pass_start, pass_end, klines):
+                minute = batch.minute_start_ms
+                if not batch.proof.complete:
+                    failed[minute] = StoredMinute(minute, UNPROVEN, reasons=tuple(batch.proof.reasons))
+                    continue
+                try:
+                    lake.write_minute(symbol, minute, batch.trades)
+                    written_at[minute] = int(clock() * 1000)
+                except LakeError as exc:
+                    return exc  # nothing more will be written: spend no more REST weight
+                except ValueError as exc:  # TradeValueError included: a value the lake cannot hold exactly
+                    failed[minute] = refused(symbol, minute, exc)
+    return None
 
 
 def _before_first_trade(
@@ -205,14 +292,13 @@ def verify_stored(
     minutes: Sequence[int],
     klines: dict[int, Kline],
     *,
-    tables: dict[int, pa.Table] | None = None,
     notes: dict[int, str] | None = None,
 ) -> dict[int, StoredMinute]:
     """Read back each of ``minutes`` (ascending minute starts) and run the three checks, continuity with the
-    neighbouring minutes in the lake included. ``tables``: files already read (not read again). ``notes``: minutes
+    neighbouring minutes in the lake included. ``notes``: minutes
     before the symbol's first trade; an empty file of one passes the kline check with the note (there is no kline)."""
     notes = notes or {}
-    known: dict[int, pa.Table | None] = dict(tables or {})
+    known: dict[int, pa.Table | None] = {}
 
     def table_of(minute: int) -> pa.Table | None:
         if minute not in known:
@@ -229,6 +315,8 @@ def verify_stored(
 
     out: dict[int, StoredMinute] = {}
     for minute in minutes:
+        for old in [m for m in known if m < minute - NEIGHBOUR_WALK * MINUTE_MS]:  # memory: a day holds millions
+            del known[old]
         table = table_of(minute)
         path = lake.path_of(symbol, minute)
         if table is None:

@@ -49,7 +49,7 @@ def test_one_minute_partitioned_raw_asset_per_configured_symbol():
         and len(partitions.get_partition_keys_in_range(PartitionKeyRange(first, partitions.get_last_partition_key())))
         >= 7 * 1440
     )
-    assert asset.backfill_policy.max_partitions_per_run == 60
+    assert asset.backfill_policy.max_partitions_per_run == 1440  # one run per symbol-day
     assert asset.specs_by_key[AssetKey(["raw_trades", "ethusdt"])].group_name == "raw"
     assert {c.name for c in asset.check_specs} == {"trade_ids_dense", "agrees_with_kline", "values_sane"}
     assert all(c.blocking for c in asset.check_specs)

@@ -1,13 +1,16 @@
 """`raw_trades/<symbol>`: every spot trade of one symbol, one partition per UTC minute, one Parquet file per minute.
 
-Materializing a partition, or a range of them (a UI backfill runs at most an hour of minutes per run), fetches the
-minutes over REST by trade id in one paging pass (``ingest.stored_minutes.store_range_from_rest``), writes every
-minute proven complete, reads it back and checks it. Each minute that is stored and passes its three checks is
-recorded as its own partition's materialization, with its own metadata and check results. A minute that cannot be
-proven complete is neither written nor recorded: its partition gets a failed check (``agrees_with_kline`` when the
-kline is what disagrees or is missing, else ``trade_ids_dense``) whose description and metadata give the proof's
-reasons, and the run fails at the end naming it and why, after recording the good minutes. The gap sensor or a retry
-fetches it again; the passing checks of a later materialization clear the failure.
+Materializing a partition, or a range of them, stores the minutes (``ingest.stored_minutes.store_range``): the
+minutes of complete UTC days come from Binance's daily archive (``BINANCE_ARCHIVE_URL``) when the range holds at
+least an hour of the day to fetch, every other minute, and every minute the archive cannot prove, over REST by trade
+id; every minute is proven complete before it is written, then read back and checked. A UI backfill runs one run
+per 1,440 partitions: one per symbol-day, since the partition window starts at UTC midnight. Each minute that is
+stored and passes its three checks is recorded as its own partition's materialization, with its own metadata (the
+archive's verified sha256 for a minute read from it) and check results. A minute that cannot be proven complete is
+neither written nor recorded: its partition gets a failed check (``agrees_with_kline`` when the kline is what
+disagrees or is missing, else ``trade_ids_dense``) whose description and metadata give the proof's reasons, and the
+run fails at the end naming it and why, after recording the good minutes. The gap sensor or a retry fetches it
+again; the passing checks of a later materialization clear the failure.
 
 A minute before the symbol's first trade (before its listing: no trade, no kline, nothing to prove) asked for by
 hand (UI / CLI backfill) is not refused: it is recorded as an empty partition (an empty Parquet file, like any
@@ -17,6 +20,8 @@ sensor never asks for such minutes.
 """
 # No `from __future__ import annotations` in Dagster modules: Dagster inspects the `context` annotation at runtime.
 
+import contextlib
+import resource
 import warnings
 from collections.abc import Iterator
 from datetime import timedelta
@@ -51,7 +56,7 @@ from crypto_assets.ingest.stored_minutes import (
     UNPROVEN,
     WRITTEN,
     StoredMinute,
-    store_range_from_rest,
+    store_range,
     verify_range,
 )
 from crypto_assets.lake.store import LakeError
@@ -60,7 +65,7 @@ from crypto_assets.minutes import KEY_FORMAT, MINUTE_MS, minute_key
 # Partitioned asset checks (one result per minute partition) are a preview feature in Dagster 1.13: used knowingly.
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=PreviewWarning)
 
-MINUTES_PER_RUN = 60  # a backfill of many minutes runs in ranges of up to an hour, each one paging pass
+MINUTES_PER_RUN = 1440  # a UI backfill runs one run per symbol-day (the window starts at UTC midnight)
 MAX_PROBLEMS_LISTED = 20
 
 
@@ -88,9 +93,10 @@ def build_raw_trades_asset(symbol: str, partitions_def: TimeWindowPartitionsDefi
                 metadata={"symbol": symbol},
                 description=(
                     f"Every {symbol} spot trade, one partition per UTC minute (key {KEY_FORMAT}), stored as "
-                    f"raw_trades/symbol={symbol}/date=<YYYY-MM-DD>/<HH-MM>.parquet in the lake. Materializing fetches "
-                    f"the minute(s) over REST by trade id; only minutes proven complete (dense ids, both boundaries, "
-                    f"the exchange's 1m kline) are written and recorded."
+                    f"raw_trades/symbol={symbol}/date=<YYYY-MM-DD>/<HH-MM>.parquet in the lake. Materializing reads "
+                    f"complete days from Binance's daily archive and the other minutes over REST by trade id; only "
+                    f"minutes proven complete (dense ids, both boundaries, the exchange's 1m kline) are written and "
+                    f"recorded."
                 ),
             )
         ],
@@ -113,15 +119,29 @@ def build_raw_trades_asset(symbol: str, partitions_def: TimeWindowPartitionsDefi
             f"{symbol}: {(end_ms - start_ms) // MINUTE_MS} minute(s) from {window.start:%Y-%m-%d %H:%M} "
             f"UTC{' (refetching stored minutes)' if config.refetch else ''}"
         )
+        weight = 0
         try:
-            with exchange.rest_client() as client:
+            with exchange.rest_client() as client, contextlib.ExitStack() as stack:
                 client.validate_symbols([symbol])  # before the symbol becomes part of any path
-                if key in context.selected_asset_keys:
-                    outcomes = store_range_from_rest(
-                        client, lake.lake(), symbol, start_ms, end_ms, refetch=config.refetch
-                    )
-                else:  # the checks alone: read the stored minutes back and check them, fetch nothing
-                    outcomes = verify_range(client, lake.lake(), symbol, start_ms, end_ms)
+                archive = exchange.archive()
+                if archive is not None:
+                    stack.enter_context(archive)
+                try:
+                    if key in context.selected_asset_keys:
+                        outcomes = store_range(
+                            client,
+                            lake.lake(),
+                            symbol,
+                            start_ms,
+                            end_ms,
+                            archive=archive,
+                            refetch=config.refetch,
+                            report=context.log.info,
+                        )
+                    else:  # the checks alone: read the stored minutes back and check them, fetch nothing
+                        outcomes = verify_range(client, lake.lake(), symbol, start_ms, end_ms)
+                finally:
+                    weight = client.weight_spent
         except ExchangeUnreachable as exc:
             raise Failure(description=f"{symbol}: exchange unreachable, nothing written: {exc}") from None
         except ExchangeError as exc:
@@ -129,6 +149,9 @@ def build_raw_trades_asset(symbol: str, partitions_def: TimeWindowPartitionsDefi
         except LakeError as exc:
             raise Failure(description=f"{symbol}: lake error: {exc}") from None
 
+        context.log.info(
+            f"{symbol}: run peak memory {peak_rss_mb():.0f} MB (max RSS of the run process); REST weight spent {weight}"
+        )
         problems: dict[str, None] = {}  # in order, each once (a failed lake is the same reason for every minute)
         for outcome in outcomes:
             for event in minute_events(key, outcome, record=key in context.selected_asset_keys):
@@ -176,7 +199,7 @@ def minute_events(
                 partition=partition,
                 severity=AssetCheckSeverity.ERROR,
                 blocking=True,
-                description=f"minute {partition} could not be proven complete over REST, so it was not written: "
+                description=f"minute {partition} could not be proven complete, so it was not written: "
                 + "; ".join(outcome.reasons),
                 metadata={"action": MetadataValue.text(UNPROVEN), "reasons": MetadataValue.json(list(outcome.reasons))},
             )
@@ -203,6 +226,11 @@ def minute_events(
     return events
 
 
+def peak_rss_mb() -> float:
+    """The largest resident memory this process has had, in MB (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def unproven_check(reasons: tuple[str, ...]) -> str:
     """The check an unproven minute fails: the kline agreement when a reason is about the kline, else dense ids
     (the boundaries and the ids are what the proof could not establish)."""
@@ -218,7 +246,10 @@ def materialization_metadata(outcome: StoredMinute) -> dict[str, object]:
         "last_trade_id": summary.last_trade_id,
         "base_volume": MetadataValue.text(summary.base_volume),
         "quote_volume": MetadataValue.text(summary.quote_volume),
-        "source": MetadataValue.text(summary.source),
+        "source": MetadataValue.text("archive" if outcome.archive else summary.source),
+        "archive_url": MetadataValue.url(outcome.archive.trades_url) if outcome.archive else None,
+        "archive_sha256": MetadataValue.text(outcome.archive.trades_sha256) if outcome.archive else None,
+        "archive_klines_sha256": MetadataValue.text(outcome.archive.klines_sha256) if outcome.archive else None,
         "action": MetadataValue.text(outcome.action),
         "lake_path": MetadataValue.path(outcome.path) if outcome.path else None,
         "note": MetadataValue.text(outcome.note) if outcome.note else None,

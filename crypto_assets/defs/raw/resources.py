@@ -2,6 +2,7 @@
 
 from dagster import ConfigurableResource
 
+from crypto_assets.exchange.archive import BinanceArchive
 from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.exchange.weight_budget import URGENT_RESERVE, WeightBudget
 from crypto_assets.lake import Lake, lake_from_url
@@ -10,12 +11,14 @@ from crypto_assets.settings import DEFAULT_SPOOL_DIR, DEFAULT_SPOOL_MAX_MB, DEFA
 
 class ExchangeResource(ConfigurableResource):
     """Where the Binance (or simulator) endpoints are, which symbols this deployment captures, and the folder of
-    the REST weight budget that every process of the machine shares (``CRYPTO_WEIGHT_BUDGET_DIR``)."""
+    the REST weight budget that every process of the machine shares (``CRYPTO_WEIGHT_BUDGET_DIR``).
+    ``archive_url``: Binance's public daily archive (``BINANCE_ARCHIVE_URL``); None: every minute over REST."""
 
     rest_url: str
     ws_url: str
     symbols: list[str]
     weight_budget_dir: str = DEFAULT_WEIGHT_BUDGET_DIR
+    archive_url: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ExchangeResource":
@@ -24,6 +27,7 @@ class ExchangeResource(ConfigurableResource):
             ws_url=settings.binance_ws_url,
             symbols=list(settings.symbols),
             weight_budget_dir=settings.weight_budget_dir,
+            archive_url=settings.binance_archive_url,
         )
 
     def rest_client(self, timeout: float = 10) -> BinanceRestClient:
@@ -37,6 +41,10 @@ class ExchangeResource(ConfigurableResource):
                 self.rest_url, state_dir=self.weight_budget_dir, urgent_reserve=URGENT_RESERVE
             ),
         )
+
+    def archive(self) -> BinanceArchive | None:
+        """A new client of the daily archive (a context manager), or None when none is configured."""
+        return BinanceArchive(self.archive_url) if self.archive_url else None
 
 
 class LakeResource(ConfigurableResource):
