@@ -19,7 +19,9 @@ REST whole (``ArchiveDay.skipped`` says why). No Dagster imports.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -41,13 +43,16 @@ from crypto_assets.exchange.errors import ExchangeError
 from crypto_assets.exchange.models import Kline
 from crypto_assets.ingest.completeness import prove_arrays
 from crypto_assets.lake.schema import TRADE_SCHEMA, TradeValueError, columns_to_table
-from crypto_assets.lake.store import Lake
+from crypto_assets.lake.store import Lake, LakeError
 from crypto_assets.minutes import MINUTE_MS, minute_key
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 _LAKE_COLUMNS = ("trade_id", "price", "qty", "trade_time", "is_buyer_maker")  # of the archive's columns
 PROGRESS_STEP = 0.1  # a progress line each time another tenth of the day has been read
+# Lake writes (Parquet encoding, fsync or an S3 PUT: the GIL released) overlap the reading, in threads.
+WRITERS = 2
+MAX_WRITES_IN_FLIGHT = 8  # minutes proven and waiting for their write: bounds memory
 
 
 class BoundaryClient(Protocol):  # what the archive path needs of crypto_assets.exchange.rest.BinanceRestClient
@@ -162,27 +167,34 @@ class _DayReader:
         self.proven_until = day_start_ms  # minutes before this are proven (or left)
         self.spoiled: dict[int, str] = {}  # minutes the file itself disqualifies, with why
         self.next_progress = PROGRESS_STEP
+        self.writes: deque[tuple[int, Future]] = deque()  # (minute, its write) in flight, oldest first
 
     def run(self, file: ArchiveFile) -> None:
         started = time.monotonic()
+        pool = ThreadPoolExecutor(WRITERS, thread_name_prefix=f"lake-{self.symbol}")
         try:
             first = self.client.first_trade_id(self.symbol, self.start, self.start + DAY_MS)
             self.prev_id = None if first is None else first - 1
             try:
                 for batch in iter_trades(file, self.symbol):
-                    self._take(batch)
+                    self._take(batch, pool)
                     self.day.trades += batch.num_rows
                     self._progress(started)
             except MalformedArchive as exc:  # the minutes proven so far stay; the rest of the day goes to REST
                 reason = f"the archive file breaks off: {exc}"
                 self.day.left.update({m: (reason,) for m in self.wanted if m >= self.proven_until})
+                while self.writes:
+                    self._settle_oldest()
                 return
             following = self.client.first_trade_id(self.symbol, self.start + DAY_MS, self.start + DAY_MS + HOUR_MS)
-            self._prove_until(self.start + DAY_MS, next_id=following)
+            self._prove_until(self.start + DAY_MS, following, pool)
+            while self.writes:
+                self._settle_oldest()
         finally:
+            pool.shutdown(wait=True, cancel_futures=True)
             self.day.seconds = time.monotonic() - started
 
-    def _take(self, batch: pa.RecordBatch) -> None:
+    def _take(self, batch: pa.RecordBatch, pool: ThreadPoolExecutor) -> None:
         minutes = (batch.column(4).to_numpy() - self.start) // MINUTE_MS * MINUTE_MS + self.start
         cuts = np.flatnonzero(np.diff(minutes)) + 1
         for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [minutes.size]])):
@@ -190,7 +202,7 @@ class _DayReader:
             part = batch.slice(int(lo), int(hi - lo))
             if self.held_minute is None or minute > self.held_minute:
                 if self.held_minute is not None or minute > self.proven_until:
-                    self._prove_until(minute, next_id=part.column(0)[0].as_py())
+                    self._prove_until(minute, part.column(0)[0].as_py(), pool)
                 self.held_minute, self.held = minute, [part]
             elif minute == self.held_minute:
                 self.held.append(part)
@@ -200,19 +212,19 @@ class _DayReader:
                     f"among the trades of minute {minute_key(self.held_minute)}"
                 )
 
-    def _prove_until(self, end: int, next_id: int | None) -> None:
+    def _prove_until(self, end: int, next_id: int | None, pool: ThreadPoolExecutor) -> None:
         """Prove the held minute and the empty minutes after it up to ``end`` (exclusive), ``next_id`` being the first
         trade at/after ``end``; write the wanted ones that are proven."""
         for minute in range(self.proven_until, end, MINUTE_MS):
             trades = self.held if minute == self.held_minute else []
             table = pa.Table.from_batches(trades) if trades else None
-            self._prove(minute, table, next_id)
+            self._prove(minute, table, next_id, pool)
             if table is not None and table.num_rows:
                 self.prev_id = table.column("trade_id")[-1].as_py()
         self.proven_until = end
         self.held_minute, self.held = None, []
 
-    def _prove(self, minute: int, table: pa.Table | None, next_id: int | None) -> None:
+    def _prove(self, minute: int, table: pa.Table | None, next_id: int | None, pool: ThreadPoolExecutor) -> None:
         if minute not in self.wanted:
             return
         if minute in self.spoiled:
@@ -237,7 +249,20 @@ class _DayReader:
         if not proof.complete:
             self.day.left[minute] = tuple(proof.reasons)
             return
-        self.lake.write_table(self.symbol, minute, stored)
+        self.writes.append((minute, pool.submit(self.lake.write_table, self.symbol, minute, stored)))
+        while len(self.writes) > MAX_WRITES_IN_FLIGHT:
+            self._settle_oldest()
+
+    def _settle_oldest(self) -> None:
+        """Wait for the oldest write in flight; a LakeError stops the day (raised), a refused minute goes to REST."""
+        minute, write = self.writes.popleft()
+        try:
+            write.result()
+        except LakeError:
+            raise
+        except ValueError as exc:  # a trade the lake refuses: REST fetches the minute and names the value
+            self.day.left[minute] = (f"the lake refused the archive's minute: {exc}",)
+            return
         self.day.written[minute] = int(self.clock() * 1000)
 
     def _lake_table(self, table: pa.Table | None) -> pa.Table:
