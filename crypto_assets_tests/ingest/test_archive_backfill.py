@@ -12,6 +12,7 @@ ARCHIVE_MIN_MINUTES are wanted, and a few hours prove what a whole day would at 
 from __future__ import annotations
 
 import collections
+import zipfile
 from decimal import Decimal
 
 import pytest
@@ -69,6 +70,25 @@ class CountingArchive(BinanceArchive):
     def download(self, symbol, day, kind, folder):
         self.asked.append((kind, str(day)))
         return super().download(symbol, day, kind, folder)
+
+
+class DoctoredArchive(CountingArchive):
+    """Changes the lines of each trades file it downloads with ``doctor`` (list of CSV lines -> list), after the
+    checksum was verified: a file Binance published with a matching checksum and a flaw in it."""
+
+    def __init__(self, *args, doctor, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.doctor = doctor
+
+    def download(self, symbol, day, kind, folder):
+        file = super().download(symbol, day, kind, folder)
+        if file is not None and kind == "trades":
+            with zipfile.ZipFile(file.path) as zf:
+                (name,) = zf.namelist()
+                lines = zf.read(name).decode().splitlines(keepends=True)
+            with zipfile.ZipFile(file.path, "w", zipfile.ZIP_DEFLATED) as zf:
+                zf.writestr(name, "".join(self.doctor(lines)))
+        return file
 
 
 @pytest.fixture(scope="module")
@@ -197,8 +217,8 @@ def test_a_range_across_the_switch_to_microseconds(sim, client, archive, lake):
 
 # ---- faults ----------------------------------------------------------------------------------------------------
 def test_a_truncated_day_whose_checksum_matches(sim, client, archive, lake):
-    cut, end = D1 + 7 * HOUR, D1 + 9 * HOUR
-    sim.archive_truncate(SYMBOL, DAY1, 7)
+    cut, end = D1 + 2 * HOUR, D1 + 3 * HOUR
+    sim.archive_truncate(SYMBOL, DAY1, 2)
     out = store_range(client, lake, SYMBOL, D1, end, archive=archive)
     assert_exact(sim, lake, SYMBOL, out, D1, end)
     from_archive = archive_minutes(out)
@@ -239,7 +259,7 @@ def test_a_day_not_published_is_served_by_rest(sim, client, archive, lake):
 
 
 def test_today_is_served_by_rest_without_asking_the_archive(sim, client, archive, lake):
-    start, end = D2, D2 + 5 * HOUR
+    start, end = D2 + 3 * HOUR, D2 + 5 * HOUR
     out = store_range(client, lake, SYMBOL, start, end, archive=archive)
     assert_exact(sim, lake, SYMBOL, out, start, end)
     assert archive_minutes(out) == set() and archive.asked == []
@@ -260,6 +280,62 @@ def test_yesterday_before_its_publication_is_served_by_rest(tmp_path):
         assert_exact(s, lake, SYMBOL, out, D1 + 21 * HOUR, D2)
         assert archive_minutes(out) == set() and s.archive.downloads == 0
         assert a.asked and all(day == DAY1 for _, day in a.asked)  # asked, and answered 404
+
+
+def busy_minutes(sim, start: int, end: int) -> tuple[int, int]:
+    """Two consecutive minutes of [start, end) each holding at least two trades."""
+    counts = collections.Counter(t.trade_time // MINUTE_MS * MINUTE_MS for t in truth(sim, SYMBOL, start, end))
+    return next((m, m + MINUTE_MS) for m in sorted(counts) if counts[m] >= 2 and counts[m + MINUTE_MS] >= 2)
+
+
+def line_of(lines: list[str], trade_id: int) -> int:
+    return next(i for i, line in enumerate(lines) if line.startswith(f"{trade_id},"))
+
+
+def drop_a_trade(lines, m, m2, trades):
+    return [line for line in lines if not line.startswith(f"{trades[m][1]},")]
+
+
+def change_a_qty(lines, m, m2, trades):
+    i = line_of(lines, trades[m][0])
+    fields = lines[i].split(",")
+    fields[2] = str(Decimal(fields[2]) + Decimal("0.00000001"))
+    return [*lines[:i], ",".join(fields), *lines[i + 1 :]]
+
+
+def swap_across_minutes(lines, m, m2, trades):
+    i, j = line_of(lines, trades[m][-1]), line_of(lines, trades[m2][0])
+    assert j == i + 1
+    return [*lines[:i], lines[j], lines[i], *lines[j + 1 :]]
+
+
+def break_a_line(lines, m, m2, trades):
+    i = line_of(lines, trades[m][0])
+    return [*lines[:i], "not,a,trades,row\n", *lines[i + 1 :]]
+
+
+@pytest.mark.parametrize(
+    ("doctor", "spoiled"),
+    [
+        (drop_a_trade, "m"),  # a hole: the ids of the minute are not dense
+        (change_a_qty, "m"),  # the minute's volume disagrees with its kline
+        (swap_across_minutes, "m m2"),  # a row among the next minute's rows
+        (break_a_line, "m on"),  # the file breaks off: nothing from there on is proven
+    ],
+)
+def test_a_flawed_file_whose_checksum_matches(sim, client, lake, doctor, spoiled):
+    start, end = HOURS_OF_DAY1
+    m, m2 = busy_minutes(sim, start + HOUR, end)
+    trades = {x: [t.trade_id for t in truth(sim, SYMBOL, x, x + MINUTE_MS)] for x in (m, m2)}
+    with DoctoredArchive(sim.archive_url, backoff_s=0.01, doctor=lambda lines: doctor(lines, m, m2, trades)) as a:
+        out = store_range(client, lake, SYMBOL, start, end, archive=a)
+    assert_exact(sim, lake, SYMBOL, out, start, end)
+    over_rest = {x.minute_start_ms for x in out if x.archive is None}
+    if spoiled == "m on":
+        assert over_rest >= set(range(m, end, MINUTE_MS))
+    else:
+        assert over_rest == {"m": {m}, "m m2": {m, m2}}[spoiled]
+    assert {x.action for x in out} == {WRITTEN}
 
 
 # ---- what is not worth the archive, or already stored ----------------------------------------------------------
