@@ -19,6 +19,7 @@ import pytest
 
 from crypto_assets.exchange import endpoints
 from crypto_assets.exchange.archive import BinanceArchive, archive_path, day_start_ms
+from crypto_assets.exchange.errors import ExchangeUnreachable
 from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.exchange.weight_budget import WeightBudget
 from crypto_assets.ingest.stored_minutes import (
@@ -33,6 +34,7 @@ from crypto_assets.lake import LocalLake
 from crypto_assets.minutes import MINUTE_MS, minute_key
 from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.ground_truth import truth
+from crypto_assets_tests.ports import free_port
 from crypto_assets_tests.simulator._support import ManualClock
 
 pytestmark = pytest.mark.integration
@@ -336,6 +338,20 @@ def test_a_flawed_file_whose_checksum_matches(sim, client, lake, doctor, spoiled
     else:
         assert over_rest == {"m": {m}, "m m2": {m, m2}}[spoiled]
     assert {x.action for x in out} == {WRITTEN}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ExchangeUnreachable,
+    reason="archive_backfill._download catches ExchangeError only; ExchangeUnreachable (connection refused, timeout) "
+    "is not one, so it escapes store_range instead of leaving the day to REST",
+)
+def test_an_archive_host_that_does_not_answer_leaves_the_days_to_rest(sim, client, lake):
+    start, end = HOURS_OF_DAY1
+    with CountingArchive(f"http://127.0.0.1:{free_port()}", timeout=2, backoff_s=0.01) as unreachable:
+        out = store_range(client, lake, SYMBOL, start, end, archive=unreachable)
+    assert_exact(sim, lake, SYMBOL, out, start, end)
+    assert archive_minutes(out) == set() and unreachable.asked
 
 
 # ---- what is not worth the archive, or already stored ----------------------------------------------------------
