@@ -6,8 +6,8 @@ after 40-100 s, bursts of 10-50x, empty minutes) with 100 minutes of history and
 (1200 a minute instead of 6000). The keep-alive sensor starts the live stream, which reconnects after every cut and
 repairs what it missed over REST. Then the test sends the GraphQL mutation of the UI's "Materialize" / "Launch
 backfill" dialog (`launchPartitionBackfill` with `assetSelection` + `partitionNames`, as the dialog sends them) for
-90 minutes x 3 symbols ending a few minutes before now: two runs of the three assets (at most an hour of minutes
-per run) whose paging needs about four minutes of the whole limit, so they and the stream's repairs really compete
+90 minutes x 3 symbols ending a few minutes before now: runs of up to a day of minutes (today's minutes come over
+REST, in paging passes of at most an hour) whose paging needs about four minutes of the whole limit, so they and the stream's repairs really compete
 for the budget (checked: the exchange sees the minute's weight close to its limit while the backfill runs).
 
 The gap sensor is kept out of it by configuration (a one-hour look-back that ends an hour ago: nothing is ever due),
