@@ -35,7 +35,7 @@ from crypto_assets.minutes import MINUTE_MS, minute_key
 from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.ground_truth import truth
 from crypto_assets_tests.ports import free_port
-from crypto_assets_tests.simulator._support import ManualClock
+from crypto_assets_tests.simulator._support import ManualClock, http
 
 pytestmark = pytest.mark.integration
 
@@ -194,6 +194,9 @@ def test_a_complete_day_in_microseconds_equals_the_ground_truth(sim, client, arc
     assert_exact(sim, lake, SYMBOL, out, D1, D1 + DAY)
     assert {m.action for m in out} == {WRITTEN}
     assert_from_archive(sim, out, SYMBOL, DAY1, range(D1, D1 + DAY, MINUTE_MS))
+    for kind in ("trades", "klines"):  # the sha256 each CHECKSUM file carries
+        line = http(sim, archive_path(SYMBOL, DAY1, kind) + ".CHECKSUM").body.decode()
+        assert line.split("  ")[0] == getattr(out[0].archive, f"{kind}_sha256"), kind
     assert sorted(archive.asked) == [("klines", DAY1), ("trades", DAY1)]
     # REST: the day's two boundaries (aggTrades) and the server's time; not one page of trades, nor klines
     assert endpoints.HISTORICAL_TRADES not in client.calls and endpoints.KLINES not in client.calls, client.calls
