@@ -10,6 +10,8 @@ their CHECKSUM, and the trades and 1m klines read back out of the zips. No Dagst
   Downloads cost no REST weight: the archive is another host, outside the weight budget.
 - ``iter_trades`` streams the CSV inside a trades zip as pyarrow record batches (prices and quantities as exact
   strings; times in milliseconds); ``read_klines`` reads a klines zip into ``Kline`` records.
+- A header row (``id,price,...`` / ``open_time,...``), which Binance's spot files do not have but its futures
+  files do, is skipped.
 - Times: the files of days from 2025-01-01 on give microseconds, those of days before give milliseconds. The unit is
   decided by the file's day (from its name), and every row's time must lie in that day in that unit.
 - A verified checksum proves the file is the one Binance published, not that the file holds the whole day: Binance
@@ -327,7 +329,8 @@ def iter_trades(
         factor = time_factor(start)
         low, high = start * factor, (start + DAY_MS) * factor
         unit = "microseconds" if factor == 1000 else "milliseconds"
-        read = pacsv.ReadOptions(column_names=list(_TRADE_COLUMNS), block_size=BLOCK_BYTES)
+        header = _has_header(zf, info)
+        read = pacsv.ReadOptions(column_names=list(_TRADE_COLUMNS), block_size=BLOCK_BYTES, skip_rows=int(header))
         convert = pacsv.ConvertOptions(
             column_types=_TRADE_TYPES,
             true_values=["True"],
@@ -336,7 +339,7 @@ def iter_trades(
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
         )
-        done = 0  # rows yielded so far
+        done = int(header)  # lines read so far (rows yielded, and the header row)
         with zf.open(info) as stream:
             try:
                 reader = pacsv.open_csv(stream, read_options=read, convert_options=convert)
@@ -347,6 +350,13 @@ def iter_trades(
                         done += part.num_rows
             except pa.ArrowInvalid as exc:
                 raise _located(zf, info, where, done, exc) from None
+
+
+def _has_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
+    """Whether the CSV starts with a header row (``id,price,...``). Binance's spot files have none, its futures files
+    and some re-uploads do: a first line that starts with a letter is taken for one."""
+    with zf.open(info) as stream:
+        return stream.read(1).isalpha()
 
 
 def _checked_trades(
@@ -397,9 +407,11 @@ def read_klines(file: ArchiveFile | str | Path, symbol: str) -> list[Kline]:
         start = day_start_ms(day)
         factor = time_factor(start)
         with zf.open(info) as stream:
+            rows = enumerate(csv.reader(io.TextIOWrapper(stream, encoding="utf-8", newline="")), 1)
             return [
                 _kline(row, number, symbol, where, start, factor)
-                for number, row in enumerate(csv.reader(io.TextIOWrapper(stream, encoding="utf-8", newline="")), 1)
+                for number, row in rows
+                if not (number == 1 and row and row[0].isidentifier())  # a header row (open_time,...)
             ]
 
 

@@ -352,3 +352,16 @@ def test_a_file_of_another_symbol_or_with_another_member_is_refused(tmp_path):
         zf.writestr("extra.csv", "")
     with pytest.raises(MalformedArchive, match="expected one member"):
         trades_of(path)
+
+
+def test_a_header_row_is_skipped_and_lines_still_counted_from_the_top(tmp_path):
+    """Binance's spot files have no header; its futures files do, and a re-upload might: one is skipped."""
+    rows = "".join(f"{i},1.5,2,3.0,{(D1 + i) * 1000},True,True\n" for i in range(3))
+    header = "id,price,qty,quote_qty,time,is_buyer_maker,is_best_match\n"
+    assert [r["trade_id"] for r in trades_of(make_zip(tmp_path, DAY1, header + rows))] == [0, 1, 2]
+    with pytest.raises(MalformedArchive, match="line 5") as excinfo:
+        trades_of(make_zip(tmp_path, DAY1, header + rows + "3,1.5x,2,3.0,0,True,True\n"))
+    assert excinfo.value.line == 5
+    kline_header = "open_time,open,high,low,close,volume,close_time,quote_volume,count,tbbv,tbqv,ignore\n"
+    kline = f"{D1 * 1000},1.0,1.0,1.0,1.0,0.0,{(D1 + MINUTE) * 1000 - 1},0.0,0,0.0,0.0,0\n"
+    assert [k.open_time for k in read_klines(make_zip(tmp_path, DAY1, kline_header + kline, "klines"), SYMBOL)] == [D1]
