@@ -39,7 +39,7 @@ from crypto_assets.exchange.archive import (
     iter_trades,
     read_klines,
 )
-from crypto_assets.exchange.errors import ExchangeError
+from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable
 from crypto_assets.exchange.models import Kline
 from crypto_assets.ingest.completeness import prove_arrays
 from crypto_assets.lake.schema import TRADE_SCHEMA, TradeValueError, columns_to_table
@@ -135,7 +135,7 @@ def _download(archive: BinanceArchive, symbol: str, day: ArchiveDay, kind: str, 
     """The verified file of ``kind``, or None with ``day.skipped`` saying why the archive cannot serve the day."""
     try:
         file = archive.download(symbol, day.day, kind, folder)
-    except ExchangeError as exc:  # a checksum that failed twice, or a host that did not answer
+    except (ExchangeError, ExchangeUnreachable) as exc:  # a checksum that failed twice, a host that did not answer
         day.skipped = f"the {kind} file of {day.day} is not usable: {exc}"
         return None
     if file is None:

@@ -19,7 +19,6 @@ import pytest
 
 from crypto_assets.exchange import endpoints
 from crypto_assets.exchange.archive import BinanceArchive, archive_path, day_start_ms
-from crypto_assets.exchange.errors import ExchangeUnreachable
 from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.exchange.weight_budget import WeightBudget
 from crypto_assets.ingest.stored_minutes import (
@@ -343,12 +342,6 @@ def test_a_flawed_file_whose_checksum_matches(sim, client, lake, doctor, spoiled
     assert {x.action for x in out} == {WRITTEN}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ExchangeUnreachable,
-    reason="archive_backfill._download catches ExchangeError only; ExchangeUnreachable (connection refused, timeout) "
-    "is not one, so it escapes store_range instead of leaving the day to REST",
-)
 def test_an_archive_host_that_does_not_answer_leaves_the_days_to_rest(sim, client, lake):
     start, end = HOURS_OF_DAY1
     with CountingArchive(f"http://127.0.0.1:{free_port()}", timeout=2, backoff_s=0.01) as unreachable:
