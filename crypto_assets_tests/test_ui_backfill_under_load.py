@@ -7,8 +7,9 @@ after 40-100 s, bursts of 10-50x, empty minutes) with 100 minutes of history and
 repairs what it missed over REST. Then the test sends the GraphQL mutation of the UI's "Materialize" / "Launch
 backfill" dialog (`launchPartitionBackfill` with `assetSelection` + `partitionNames`, as the dialog sends them) for
 90 minutes x 3 symbols ending a few minutes before now: runs of up to a day of minutes (today's minutes come over
-REST, in paging passes of at most an hour) whose paging needs about four minutes of the whole limit, so they and the stream's repairs really compete
-for the budget (checked: the exchange sees the minute's weight close to its limit while the backfill runs).
+REST, in paging passes of at most an hour) whose paging needs about four minutes of the whole limit, so they and the
+stream's repairs really compete for the budget (checked: the exchange sees the minute's weight close to its limit
+while the backfill runs).
 
 The gap sensor is kept out of it by configuration (a one-hour look-back that ends an hour ago: nothing is ever due),
 so the backfill is what fetches those minutes. At the end: the backfill is COMPLETED_SUCCESS (Dagster 1.13's

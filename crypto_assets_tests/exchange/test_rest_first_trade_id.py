@@ -6,14 +6,12 @@ NEWUSDT is listed 5 hours after the start of the simulator's history: its first 
 
 from __future__ import annotations
 
-import collections
-
 import pytest
 
 from crypto_assets.exchange import endpoints
-from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.exchange.weight_budget import WeightBudget
 from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
+from crypto_assets_tests.rest_calls import CountingClient
 from crypto_assets_tests.simulator._support import ManualClock
 
 pytestmark = pytest.mark.integration
@@ -24,18 +22,6 @@ LISTED_AT = ORIGIN + 5 * HOUR
 NOW = ORIGIN + 8 * HOUR
 NEW, OLD = "NEWUSDT", "SOLUSDT"
 WINDOW = endpoints.AGG_TRADES_MAX_WINDOW_MS - 1  # what one request covers
-
-
-class CountingClient(BinanceRestClient):
-    """Counts requests per endpoint."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.calls: collections.Counter[str] = collections.Counter()
-
-    def _request(self, path, params=None):
-        self.calls[path] += 1
-        return super()._request(path, params)
 
 
 @pytest.fixture(scope="module")

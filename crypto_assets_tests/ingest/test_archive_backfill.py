@@ -19,7 +19,6 @@ import pytest
 
 from crypto_assets.exchange import endpoints
 from crypto_assets.exchange.archive import BinanceArchive, archive_path, day_start_ms
-from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.exchange.weight_budget import WeightBudget
 from crypto_assets.ingest.stored_minutes import (
     ALREADY_STORED,
@@ -34,6 +33,7 @@ from crypto_assets.minutes import MINUTE_MS, minute_key
 from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.ground_truth import truth
 from crypto_assets_tests.ports import free_port
+from crypto_assets_tests.rest_calls import CountingClient
 from crypto_assets_tests.simulator._support import ManualClock, http
 
 pytestmark = pytest.mark.integration
@@ -47,18 +47,6 @@ NEW = "NEWUSDT"
 LISTED_AT = D1 + 20 * HOUR
 HOURS_OF_DAY1 = (D1 + 10 * HOUR, D1 + 13 * HOUR)  # enough minutes of a day for the archive (ARCHIVE_MIN_MINUTES)
 SLOW = dict(trades_per_second=0.1, burst_probability=0.0)  # ~8,600 trades a day: a day builds in seconds
-
-
-class CountingClient(BinanceRestClient):
-    """Counts requests per endpoint."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.calls: collections.Counter[str] = collections.Counter()
-
-    def _request(self, path, params=None):
-        self.calls[path] += 1
-        return super()._request(path, params)
 
 
 class CountingArchive(BinanceArchive):

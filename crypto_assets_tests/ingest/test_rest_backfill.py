@@ -8,12 +8,12 @@ from collections import Counter
 import pytest
 
 from crypto_assets.exchange import endpoints
-from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.exchange.weight_budget import WeightBudget
 from crypto_assets.ingest.rest_backfill import MinuteBatch, fetch_minutes, split_and_prove
 from crypto_assets.minutes import MINUTE_MS, minute_key
 from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.ground_truth import past_minute, truth
+from crypto_assets_tests.rest_calls import CountingClient
 
 pytestmark = pytest.mark.integration
 
@@ -34,18 +34,6 @@ def sim():
     )
     with Simulator(config) as s:
         yield s
-
-
-class CountingClient(BinanceRestClient):
-    """Counts requests per endpoint (to check the weight spent)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.calls: dict[str, int] = {}
-
-    def _request(self, path, params=None):
-        self.calls[path] = self.calls.get(path, 0) + 1
-        return super()._request(path, params)
 
 
 @pytest.fixture

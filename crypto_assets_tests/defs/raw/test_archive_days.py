@@ -1,13 +1,13 @@
 """Minutes of a complete UTC day of raw_trades/<symbol> materialized in one Dagster run from the simulator's daily
 archive: a real (SQLite) Dagster instance records every partition with its checks and the verified sha256, the lake
 equals the ground truth, the run log shows the import's progress; a day the archive has not published yet is served
-by REST. (An hour and a half of the day, not all 1,440 minutes: SQLite takes ~30 ms per recorded event, and a day is 5,760
-of them; bench/archive_backfill.py runs whole days.)"""
+by REST. (An hour and a half of the day, not all 1,440 minutes: Dagster takes ~30 ms per recorded event here, and a
+day is 5,760 of them; bench/archive_backfill.py runs whole days.)"""
 
 from datetime import UTC, datetime
 
 import pytest
-from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter, materialize
+from dagster import DagsterEventType, EventRecordsFilter, materialize
 
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
 from crypto_assets.defs.partitions import minute_partitions
@@ -39,13 +39,6 @@ def sim():
     with Simulator(config, clock=ManualClock(NOW)) as s:
         s.archive_file(SYMBOL, DAY)  # built here rather than inside the run's download
         yield s
-
-
-@pytest.fixture
-def instance(tmp_path):
-    (tmp_path / "dagster_home").mkdir()
-    with DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as inst:
-        yield inst
 
 
 def run_range(sim, instance, lake_url: str, first_ms: int, last_ms: int):

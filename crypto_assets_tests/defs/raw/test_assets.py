@@ -11,7 +11,6 @@ import pytest
 from dagster import (
     AssetSelection,
     DagsterEventType,
-    DagsterInstance,
     DagsterInvalidConfigError,
     DagsterInvariantViolationError,
     DagsterUnknownPartitionError,
@@ -34,13 +33,6 @@ from crypto_assets_tests.ground_truth import past_minute, truth
 from crypto_assets_tests.ports import free_port
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def instance(tmp_path):
-    (tmp_path / "dagster_home").mkdir()
-    with DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as inst:
-        yield inst
 
 
 def resources(rest_url: str, lake_url: str, endpoint_url: str | None = None) -> dict:

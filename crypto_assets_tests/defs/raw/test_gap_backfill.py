@@ -6,7 +6,7 @@ healthy symbols against the simulator, the broken one against a port nobody list
 import json
 
 import pytest
-from dagster import AssetMaterialization, DagsterInstance, build_sensor_context, materialize
+from dagster import AssetMaterialization, build_sensor_context, materialize
 
 from crypto_assets.definitions import build_definitions
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
@@ -71,13 +71,6 @@ def market(clock):
     )
     with Simulator(config, clock=clock.sim_ms) as sim:
         yield sim
-
-
-@pytest.fixture
-def instance(tmp_path):
-    (tmp_path / "home").mkdir()
-    with DagsterInstance.local_temp(str(tmp_path / "home")) as inst:
-        yield inst
 
 
 class Gap:

@@ -3,10 +3,8 @@ materializations."""
 
 import time
 
-import pytest
 from dagster import (
     AssetMaterialization,
-    DagsterInstance,
     DagsterRunStatus,
     build_sensor_context,
 )
@@ -20,13 +18,6 @@ from crypto_assets.minutes import MINUTE_MS, contiguous_ranges, floor_minute, mi
 from crypto_assets.settings import Settings
 
 SYMBOLS = "BTCUSDT,ETHUSDT"
-
-
-@pytest.fixture
-def instance(tmp_path):
-    (tmp_path / "home").mkdir()
-    with DagsterInstance.local_temp(str(tmp_path / "home")) as inst:
-        yield inst
 
 
 def definitions(**env):
