@@ -8,8 +8,9 @@
 - ``raw_trades_gap_backfill`` looks back over the last ``CRYPTO_GAP_LOOKBACK_HOURS`` for minute partitions of
   `raw_trades/<symbol>` that ended more than ``CRYPTO_GAP_SETTLE_SECONDS`` ago and are neither materialized nor
   in flight, and backfills them over REST, at most ``CRYPTO_GAP_MAX_RUNS`` gap runs in flight at once (they share
-  the exchange's weight limit). A run covers one range: a contiguous run of at most ``MINUTES_PER_RUN`` missing
-  minutes of one symbol that are all due.
+  the exchange's weight limit). A run covers one range: a contiguous run of at most ``GAP_MINUTES_PER_RUN`` (60)
+  missing minutes of one symbol that are all due: small runs that end soon and free the weight for the newest gaps
+  (a UI backfill runs whole days instead).
 
   Order: newest minutes first (they feed freshness and the next dbt hour), older ones behind them, fair across
   symbols: round robin by symbol (each symbol's newest range first), the turn starting one symbol further each
@@ -53,7 +54,6 @@ from dagster import (
 )
 
 from crypto_assets.defs.names import IN_FLIGHT_STATUSES, RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
-from crypto_assets.defs.raw.assets import MINUTES_PER_RUN
 from crypto_assets.defs.raw.live_stream import HEARTBEAT_TAG, STREAM_JOB, SYMBOLS_TAG
 from crypto_assets.defs.raw.resources import ExchangeResource
 from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable, utc_text
@@ -64,6 +64,7 @@ STALE_AFTER_S = 45  # no heartbeat for this long (it beats every 15 s: three mis
 FAILURE_BACKOFF_AFTER = 3  # failed stream runs in a row before starts are spaced out
 MAX_BACKOFF_S = 15 * 60
 GAP_TAG = "crypto_assets/gap_backfill"  # value: the symbol
+GAP_MINUTES_PER_RUN = 60
 MAX_RUNS_PER_TICK = 6
 BACKOFF_FIRST_S = 300  # a minute still missing after its run ended waits 5 min, then 10, 20 ... up to 4 h
 BACKOFF_MAX_S = 4 * 3600
@@ -287,7 +288,7 @@ def build_gap_backfill_sensor(
             ]
             missing_total += len(due)
             if due:
-                queues[symbol] = newest_first_ranges(due, MINUTES_PER_RUN)
+                queues[symbol] = newest_first_ranges(due, GAP_MINUTES_PER_RUN)
         picked, state.turn = round_robin(symbols, queues, min(free, MAX_RUNS_PER_TICK), state.turn)
         requests = [
             RunRequest(
