@@ -4,8 +4,9 @@ trades/s per run, peak memory of a run, REST weight, and the lake against the si
 What the UI's backfill button does, done over the same GraphQL API: ``dagster dev`` (a subprocess, in a temporary
 DAGSTER_HOME and a temporary local lake) loads the project's code location against the exchange simulator (its own
 process: ``SimulatorProcess``; BINANCE_REST_URL, BINANCE_WS_URL and BINANCE_ARCHIVE_URL all point at it), then
-``launchPartitionBackfill`` asks for every minute partition of ``--days`` complete UTC days (default 7: the whole
-window of CRYPTO_PARTITION_DAYS=7 but today) of ``raw_trades/<symbol>`` for each of ``--symbols`` (default
+``launchPartitionBackfill`` (``assetSelection`` and ``partitionNames``, as the UI's launch dialog sends them) asks
+for every minute partition of ``--days`` complete UTC days (default 7: the whole window of
+CRYPTO_PARTITION_DAYS=7 but today) of ``raw_trades/<symbol>`` for each of ``--symbols`` (default
 BTCUSDT, ETHUSDT, SOLUSDT, all at BTCUSDT's default rate, ``--rate`` to change: 40 trades/s plus bursts, about 3.7
 million trades a day). Dagster's backfill daemon splits it by the assets' BackfillPolicy into runs, the queued run
 coordinator starts them, and the bench polls until the backfill is done.
@@ -36,14 +37,18 @@ Before the clock starts, two untimed phases, whose times are printed apart:
 Printed: the wall time of the backfill (launch -> the last run finished; goal <= 10 minutes); the runs and their
 outcomes; per run, what its log says (lines of the project's archive import: ``archive import: N trades, M
 minute(s) proven in S s (R trades/s); K minute(s) left to REST`` per day, goal >= 300,000 trades/s, and at the
-end ``run peak memory X MB (max RSS of the run process); REST weight spent W``, goal <= 500 MB), with the peak
-resident memory the bench itself sampled from /proc (VmHWM) of every run and step process; the REST weight spent
-(sum over runs) and the REST responses the simulator counted meanwhile; then per symbol-day the trades and minute
-files in the lake against the simulator's truth, minute by minute: the trade count of each 1m kline of the day's
-klines zip (the market's own count, equal to the trades zip's rows).
+end ``run peak memory X MB (max RSS of the run process); REST weight spent W``, goal <= 500 MB), beside the peak
+resident memory the bench itself sampled from /proc (VmHWM, twice a second) of every process started under
+``dagster dev`` during the backfill; the REST weight spent (sum over runs) and the REST responses the simulator
+counted meanwhile; where a run's time goes (created -> run start -> step start -> the import done, the peak memory
+line -> every minute's events recorded -> run end, from the run's event log); then per symbol-day the trades and
+minute files in the lake against the simulator's truth, minute by minute: the trade count of each 1m kline of the
+day's klines zip (the market's own count, equal to the trades zip's rows). The exit status is 0 when every run
+succeeded and the lake equals the truth.
 
     .venv/bin/python bench/archive_backfill.py                          # 7 days x 3 symbols at BTC's rate
     .venv/bin/python bench/archive_backfill.py --days 1 --symbols BTCUSDT --rate 2   # a small run
+    .venv/bin/python bench/archive_backfill.py --prebuild-only          # fill the cache folder only
 """
 
 from __future__ import annotations
