@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import time
 
 import pytest
 
@@ -21,9 +20,8 @@ def project_copy(tmp_path):
 def test_a_missing_manifest_is_parsed_then_reused_until_a_file_changes(project_copy):
     project = dbt_project(project_copy)
     assert not project.manifest_path.exists()
-    started = time.monotonic()
     ensure_manifest(project)
-    assert project.manifest_path.exists() and time.monotonic() - started < 30
+    assert project.manifest_path.exists()
     assert manifest_is_current(project)
     assert [p.name for p in project.manifest_path.parent.iterdir()] == ["manifest.json"]  # no scratch left behind
     model = project_copy / "models" / "marts" / "candles_1h.sql"
