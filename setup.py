@@ -13,6 +13,8 @@ setup(
         "dagster-webserver==1.13.27",
         "dagster-aws==0.29.27",
         "dagster-dbt==0.29.27",
+        # The production instance's storage (deploy/dagster.yaml: PostgreSQL through psycopg2).
+        "dagster-postgres==0.29.27",
         # dbt-core 1.12 depends on dbt-core-experimental-parser, whose build downloads a wheel from the
         # internet: it cannot be installed offline. Dagster's own production project pins 1.11 as well.
         "dbt-core>=1.11,<1.12",

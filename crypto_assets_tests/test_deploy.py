@@ -33,7 +33,7 @@ HELM = DEPLOY / "helm"
 STATE_MOUNT = "/opt/dagster/state"
 CODE_SERVER_PORT = 4000
 # The tag the stream job carries for the run queue's limit of one streaming run, and the run-retry opt-out.
-STREAM_TAG = getattr(live_stream, "STREAM_TAG", "crypto_assets/live_stream")
+STREAM_TAG = live_stream.STREAM_TAG
 MAX_RETRIES_TAG = "dagster/max_retries"
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY")
 
@@ -197,10 +197,6 @@ def test_monitoring_and_retries_leave_the_stream_to_its_keepalive_sensor():
     assert config["run_retries"]["enabled"] is True and config["run_retries"]["max_retries"] >= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the stream job does not carry its run-queue tag and run-retry opt-out yet (remove this mark when it does)",
-)
 def test_stream_job_carries_its_queue_tag_and_opts_out_of_run_retries():
     job = live_stream.live_trades_stream
     tags = {**job.tags, **(getattr(job, "run_tags", None) or {})}

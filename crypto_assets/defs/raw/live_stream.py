@@ -35,6 +35,10 @@ from crypto_assets.minutes import minute_key
 
 STREAM_JOB = "live_trades_stream"
 SYMBOLS_TAG = "crypto_assets/symbols"
+# On every stream run: the production run queue allows one run with this tag at a time (deploy/dagster.yaml), and
+# Dagster's run retries leave the stream alone (the keep-alive sensor replaces a dead stream run, with back-off).
+STREAM_TAG = "crypto_assets/live_stream"
+STREAM_RUN_TAGS = {STREAM_TAG: "true", "dagster/max_retries": "0"}
 HEARTBEAT_TAG = "crypto_assets/heartbeat"
 HEARTBEAT_S = 15
 STDERR_LINES = 40  # of the capture process, kept for the failure message
@@ -129,6 +133,10 @@ def _check_symbols(context: OpExecutionContext, exchange: ExchangeResource, symb
         context.log.warning(f"could not check the symbols over REST ({exc}); streaming anyway")
 
 
-@job(name=STREAM_JOB, description="The live trade stream: one long-lived run, kept alive by live_stream_keepalive.")
+@job(
+    name=STREAM_JOB,
+    description="The live trade stream: one long-lived run, kept alive by live_stream_keepalive.",
+    tags=STREAM_RUN_TAGS,
+)
 def live_trades_stream():
     stream_trades()
