@@ -76,7 +76,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from dagster import DagsterInstance, RunsFilter
+from dagster import DagsterEventType, DagsterInstance, RunsFilter
 from dagster._core.storage.tags import BACKFILL_ID_TAG
 
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG
@@ -378,36 +378,49 @@ class MemorySampler(threading.Thread):
 
 
 # ---- the run logs -------------------------------------------------------------------------------------------------
+STEP_MARKS = {
+    DagsterEventType.STEP_START: "STEP_START",
+    DagsterEventType.STEP_SUCCESS: "STEP_SUCCESS",
+    DagsterEventType.STEP_FAILURE: "STEP_FAILURE",
+}
+
+
 def read_run(instance: DagsterInstance, record) -> dict:
+    """A run of the backfill and its steps (one per asset: Dagster puts the assets of one partition range in one
+    run), from its event log: times, the archive import lines, peak memory, REST weight, errors."""
     run = record.dagster_run
     info = {
         "run_id": run.run_id,
         "status": run.status.value,
         "range": (run.tags.get(RANGE_START_TAG), run.tags.get(RANGE_END_TAG)),
-        "asset": ",".join("/".join(k.path) for k in (run.asset_selection or [])),
-        "seconds": (record.end_time or time.time()) - (record.start_time or record.create_timestamp.timestamp()),
+        "created": record.create_timestamp.timestamp(),
         "end_time": record.end_time,
-        "create": record.create_timestamp.timestamp(),
-        "imports": [],
-        "not_archive": [],
-        "progress_lines": 0,
-        "peak_mb": None,
-        "weight": None,
+        "run_start": None,
+        "steps": {},
         "errors": [],
-        "marks": {},  # phase -> log time (s): the step started, the work ended, every minute recorded
     }
-    marks = info["marks"]
     for entry in instance.all_logs(run.run_id):
         message = entry.user_message or ""
+        step = None
+        if entry.step_key:
+            step = info["steps"].setdefault(
+                entry.step_key,
+                {"imports": [], "not_archive": [], "peak_mb": None, "weight": None, "marks": {}, "status": None},
+            )
         if entry.dagster_event is not None:
-            kind = entry.dagster_event.event_type_value
-            if kind in ("STEP_FAILURE", "RUN_FAILURE"):
-                info["errors"].append(message[:400])
-            if kind in ("RUN_START", "STEP_START"):
-                marks.setdefault(kind.lower(), entry.timestamp)
+            kind = entry.dagster_event.event_type
+            if kind in (DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE):
+                info["errors"].append(f"{entry.step_key or 'run'}: {message[:400]}")
+            if kind == DagsterEventType.RUN_START:
+                info["run_start"] = entry.timestamp
+            if step is not None and kind in STEP_MARKS:
+                step["marks"][STEP_MARKS[kind]] = entry.timestamp
+                step["status"] = STEP_MARKS[kind].removeprefix("STEP_")
+            continue
+        if step is None:
             continue
         if m := IMPORT_LINE.search(message):
-            info["imports"].append(
+            step["imports"].append(
                 {
                     "symbol": m["symbol"],
                     "day": m["day"],
@@ -419,17 +432,105 @@ def read_run(instance: DagsterInstance, record) -> dict:
                 }
             )
         elif m := NOT_ARCHIVE_LINE.search(message):
-            info["not_archive"].append(f"{m['symbol']} {m['day']}{m['why']}")
-        elif PROGRESS_LINE.search(message):
-            info["progress_lines"] += 1
+            step["not_archive"].append(f"{m['symbol']} {m['day']}{m['why']}")
         if m := PEAK_LINE.search(message):
-            info["peak_mb"] = number(m["mb"])
-            marks["worked"] = entry.timestamp
-        if RECORDED_LINE.search(message):
-            marks["recorded"] = entry.timestamp
+            step["peak_mb"] = number(m["mb"])
+            step["marks"]["worked"] = entry.timestamp
         if m := WEIGHT_LINE.search(message):
-            info["weight"] = int(number(m["weight"]))
+            step["weight"] = int(number(m["weight"]))
+        if RECORDED_LINE.search(message):
+            step["marks"]["recorded"] = entry.timestamp
     return info
+
+
+def _span(a: float | None, b: float | None, into: list[float]) -> None:
+    if a is not None and b is not None:
+        into.append(b - a)
+
+
+def print_runs(runs: list[dict], launched: float, max_runs: int, status: str) -> tuple[list[float], bool]:
+    """The wall time, the runs and their steps, the import figures, peak memory and REST weight from the run logs;
+    (import trades/s of each symbol-day, every run succeeded)."""
+    ends = [r["end_time"] for r in runs if r["end_time"]]
+    wall = (max(ends) - launched) if ends else float("nan")
+    outcomes = Counter(r["status"] for r in runs)
+    steps = [st for r in runs for st in r["steps"].values()]
+    imports = [i for st in steps for i in st["imports"]]
+    rates = [i["rate"] for i in imports]
+    log_peaks = [st["peak_mb"] for st in steps if st["peak_mb"] is not None]
+    weights = [st["weight"] for st in steps if st["weight"] is not None]
+    print(
+        f"  backfill {status}: wall time {wall:.1f} s = {wall / 60:.1f} min (launch -> last run finished; goal <= "
+        f"{GOAL_WALL_S // 60} min)" + (f", at most {max_runs} run(s) at a time" if max_runs else "")
+    )
+    run_times = [(r["end_time"] or time.time()) - r["created"] for r in runs]
+    print(
+        f"  runs: {len(runs)} ({', '.join(f'{k} {v}' for k, v in sorted(outcomes.items()))}) with {len(steps)} "
+        f"step(s) (one per asset); run time from creation {spread(run_times, '.1f')} s"
+    )
+    run_phases: dict[str, list[float]] = {"created -> run start": [], "run start -> first step start": []}
+    run_phases["last step end -> run end"] = []
+    for r in runs:
+        marks = [st["marks"] for st in r["steps"].values()]
+        starts = [m["STEP_START"] for m in marks if "STEP_START" in m]
+        ends_ = [m.get("STEP_SUCCESS") or m.get("STEP_FAILURE") for m in marks]
+        ends_ = [e for e in ends_ if e is not None]
+        _span(r["created"], r["run_start"], run_phases["created -> run start"])
+        _span(r["run_start"], min(starts, default=None), run_phases["run start -> first step start"])
+        _span(max(ends_, default=None), r["end_time"], run_phases["last step end -> run end"])
+    step_phases: dict[str, list[float]] = {"step start -> import done": [], "import done -> minutes recorded": []}
+    step_phases["recorded -> step end"] = []
+    for st in steps:
+        m = st["marks"]
+        t = [m.get("STEP_START"), m.get("worked"), m.get("recorded"), m.get("STEP_SUCCESS") or m.get("STEP_FAILURE")]
+        for values, a, b in zip(step_phases.values(), t, t[1:], strict=False):
+            _span(a, b, values)
+    print("  run phases (s): " + "; ".join(f"{k} {spread(v, '.1f')}" for k, v in run_phases.items()))
+    print("  step phases (s): " + "; ".join(f"{k} {spread(v, '.1f')}" for k, v in step_phases.items()))
+    print(
+        f"  archive import: {len(imports)} symbol-day(s), {sum(i['trades'] for i in imports):,} trades, "
+        f"{sum(i['minutes'] for i in imports):,} minute(s) proven, {sum(i['left'] for i in imports):,} left to "
+        f"REST; trades/s per symbol-day {spread(rates)} (goal >= {GOAL_RATE:,})"
+    )
+    not_archive = [n for st in steps for n in st["not_archive"]]
+    if not_archive:
+        print(f"  days not from the archive: {'; '.join(not_archive[:10])}")
+    print(
+        f"  peak memory of a step process: {spread(log_peaks)} MB by the run logs (goal <= {GOAL_MB})"
+        if log_peaks
+        else "  peak memory: no 'run peak memory' line in the run logs"
+    )
+    print(
+        f"  REST weight spent: {sum(weights):,} (sum over {len(weights)} step log(s))"
+        if weights
+        else "  REST weight spent: no 'REST weight spent' line in the run logs"
+    )
+    for r in sorted(runs, key=lambda r: r["range"]):
+        print(f"    run {r['run_id'][:8]} {r['range'][0]}..{r['range'][1]}: {r['status']}")
+        for key, st in sorted(r["steps"].items()):
+            m = st["marks"]
+            end = m.get("STEP_SUCCESS") or m.get("STEP_FAILURE") or time.time()
+            line = f"      {key}: {st['status'] or 'not started'} in {end - m.get('STEP_START', end):.1f} s"
+            for i in st["imports"]:
+                line += f"; {i['trades']:,} trades imported in {i['seconds']:.1f} s ({i['rate']:,.0f}/s)"
+            if st["peak_mb"] is not None:
+                line += f"; peak {st['peak_mb']:.0f} MB"
+            if st["weight"] is not None:
+                line += f"; weight {st['weight']}"
+            print(line)
+        for error in r["errors"][:3]:
+            print(f"      error: {error}")
+    return rates, bool(runs) and outcomes.get("SUCCESS", 0) == len(runs)
+
+
+def report_kept(home: Path) -> int:
+    """The run figures of the newest backfill in a kept DAGSTER_HOME (no lake comparison: the simulator is gone)."""
+    with DagsterInstance.from_config(str(home)) as instance:
+        backfill = instance.get_backfills(limit=1)[0]
+        records = instance.get_run_records(RunsFilter(tags={BACKFILL_ID_TAG: backfill.backfill_id}))
+        runs = [read_run(instance, r) for r in records]
+    _, ok = print_runs(runs, backfill.backfill_timestamp, 0, backfill.status.value)
+    return 0 if ok else 1
 
 
 def spread(values: list[float], fmt: str = ",.0f") -> str:
@@ -452,7 +553,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout-minutes", type=float, default=60, help="give the backfill up after this long")
     p.add_argument("--keep", action="store_true", help="keep the temporary DAGSTER_HOME and lake, print where")
     p.add_argument("--prebuild-only", action="store_true", help="fill the cache folder, then stop")
+    p.add_argument("--report", type=Path, metavar="DAGSTER_HOME", help="print the run figures of a kept run, then stop")
     args = p.parse_args(argv)
+    if args.report:
+        return report_kept(args.report)
     symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
     if not 1 <= args.days <= 30:
         p.error("--days must be 1 to 30")
@@ -553,71 +657,17 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(2)
             peaks = sampler.stop()
             responses = rest_responses(sim) - responses_before
-            runs = sorted((read_run(instance, r) for r in records), key=lambda r: (r["asset"], r["range"]))
+            runs = [read_run(instance, r) for r in records]
             instance.dispose()
         finally:
             if sampler is not None and sampler.is_alive():
                 sampler.stop()
             dagster.stop()
 
-    ends = [r["end_time"] for r in runs if r["end_time"]]
-    wall = (max(ends) - launched) if ends else float("nan")
-    outcomes = Counter(r["status"] for r in runs)
-    imports = [i for r in runs for i in r["imports"]]
-    rates = [i["rate"] for i in imports]
-    log_peaks = [r["peak_mb"] for r in runs if r["peak_mb"] is not None]
-    weights = [r["weight"] for r in runs if r["weight"] is not None]
-    print(
-        f"  backfill {status}: wall time {wall:.1f} s = {wall / 60:.1f} min (launch -> last run finished; goal <= "
-        f"{GOAL_WALL_S // 60} min), {args.max_runs} run(s) at a time"
-    )
-    print(
-        f"  runs: {len(runs)} ({', '.join(f'{k} {v}' for k, v in sorted(outcomes.items()))}); run time "
-        f"{spread([r['seconds'] for r in runs], '.1f')} s"
-    )
-    phases = {"created -> run start": [], "run start -> step start": [], "step start -> work done": []}
-    phases |= {"work done -> minutes recorded": [], "minutes recorded -> run end": []}
-    for r in runs:
-        m, t = r["marks"], [r.get("create"), *(r["marks"].get(k) for k in ("run_start", "step_start"))]
-        t += [m.get("worked"), m.get("recorded"), r["end_time"]]
-        for values, a, b in zip(phases.values(), t, t[1:], strict=False):
-            if a is not None and b is not None:
-                values.append(b - a)
-    print("  run phases (s, from the run logs): " + "; ".join(f"{k} {spread(v, '.1f')}" for k, v in phases.items()))
-    print(
-        f"  archive import: {len(imports)} symbol-day(s), {sum(i['trades'] for i in imports):,} trades, "
-        f"{sum(i['minutes'] for i in imports):,} minute(s) proven, {sum(i['left'] for i in imports):,} left to "
-        f"REST; trades/s per run {spread(rates)} (goal >= {GOAL_RATE:,})"
-    )
-    not_archive = [n for r in runs for n in r["not_archive"]]
-    if not_archive:
-        print(f"  days not from the archive: {'; '.join(not_archive[:10])}")
-    print(
-        f"  peak memory of a run: {max(log_peaks):.0f} MB by the run logs (goal <= {GOAL_MB})"
-        if log_peaks
-        else "  peak memory of a run: no 'run peak memory' line in the run logs",
-        end="",
-    )
+    _, all_ok = print_runs(runs, launched, args.max_runs, status)
     mb, cmd, seen = peaks
-    print(f"; sampled: max VmHWM {mb:.0f} MB over the {seen} process(es) the runs started ({cmd!r})")
-    print(
-        f"  REST weight spent: {sum(weights):,} (sum over {len(weights)} run log(s))"
-        if weights
-        else "  REST weight spent: no 'REST weight spent' line in the run logs",
-        end="",
-    )
-    print(f"; REST responses the simulator answered meanwhile: {dict(sorted(responses.items())) or 'none'}")
-    for r in runs:
-        line = f"    {r['asset']} {r['range'][0]}..{r['range'][1]}: {r['status']} in {r['seconds']:.1f} s"
-        for i in r["imports"]:
-            line += f"; {i['day']} {i['trades']:,} trades in {i['seconds']:.1f} s ({i['rate']:,.0f}/s)"
-        if r["peak_mb"] is not None:
-            line += f"; peak {r['peak_mb']:.0f} MB"
-        if r["weight"] is not None:
-            line += f"; weight {r['weight']}"
-        if r["errors"]:
-            line += f"; error: {r['errors'][0]}"
-        print(line)
+    print(f"  sampled: max VmHWM {mb:.0f} MB over the {seen} process(es) started during the backfill ({cmd!r})")
+    print(f"  REST responses the simulator answered during the backfill: {dict(sorted(responses.items())) or 'none'}")
 
     print("  lake vs the simulator's truth (trades per minute: the count of each 1m kline of the day's klines zip):")
     exact = True
@@ -641,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  kept: {tmp} (DAGSTER_HOME dagster_home/, lake/, dagster_dev.log)")
     else:
         shutil.rmtree(tmp, ignore_errors=True)
-    return 0 if exact and outcomes.get("SUCCESS", 0) == len(runs) and runs else 1
+    return 0 if exact and all_ok else 1
 
 
 if __name__ == "__main__":
