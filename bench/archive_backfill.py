@@ -8,12 +8,16 @@ process: ``SimulatorProcess``; BINANCE_REST_URL, BINANCE_WS_URL and BINANCE_ARCH
 for every minute partition of ``--days`` complete UTC days (default 7: the whole window of
 CRYPTO_PARTITION_DAYS=7 but today) of ``raw_trades/<symbol>`` for each of ``--symbols`` (default
 BTCUSDT, ETHUSDT, SOLUSDT, all at BTCUSDT's default rate, ``--rate`` to change: 40 trades/s plus bursts, about 3.7
-million trades a day). Dagster's backfill daemon splits it by the assets' BackfillPolicy into runs, the queued run
-coordinator starts them, and the bench polls until the backfill is done.
+million trades a day). Dagster's backfill daemon splits it by the assets' BackfillPolicy (1,440 partitions a run)
+into runs, the queued run coordinator starts them, and the bench polls until the backfill is done. The assets of
+one partition range go into one run: a run per day, holding a step per symbol, which the run's multiprocess
+executor runs up to the machine's cores at a time.
 
 Run concurrency: dagster.yaml sets ``concurrency.runs.max_concurrent_runs`` to the machine's cores (``--max-runs``;
-Dagster's default is 10). An archive import is one CPU-bound process per run (unzip, parse, prove, write Parquet),
-so more runs than cores only share the cores, and each more run adds its peak memory.
+Dagster's default is 10), so that while one run waits on its last step another run's steps use the idle cores; a
+step of an archive day is one process (unzip, parse, prove, write Parquet, then record its 1,440 partitions), so
+up to cores x cores step processes can exist at once, each with its own peak memory. ``--max-runs 1`` keeps it to
+cores.
 
 Automation off: the project's sensors and schedules are on by default. The live stream keep-alive would start a
 streaming run (a capture process and REST calls), the gap sensor would backfill the last day's minutes over REST at
@@ -35,13 +39,14 @@ Before the clock starts, two untimed phases, whose times are printed apart:
   per-second index is computed up to now (a few seconds per day of history), as a running exchange has it.
 
 Printed: the wall time of the backfill (launch -> the last run finished; goal <= 10 minutes); the runs and their
-outcomes; per run, what its log says (lines of the project's archive import: ``archive import: N trades, M
+outcomes; per step, what its log says (lines of the project's archive import: ``archive import: N trades, M
 minute(s) proven in S s (R trades/s); K minute(s) left to REST`` per day, goal >= 300,000 trades/s, and at the
 end ``run peak memory X MB (max RSS of the run process); REST weight spent W``, goal <= 500 MB), beside the peak
 resident memory the bench itself sampled from /proc (VmHWM, twice a second) of every process started under
 ``dagster dev`` during the backfill; the REST weight spent (sum over runs) and the REST responses the simulator
-counted meanwhile; where a run's time goes (created -> run start -> step start -> the import done, the peak memory
-line -> every minute's events recorded -> run end, from the run's event log); then per symbol-day the trades and
+counted meanwhile; where the time goes (a run: created -> started -> its first step started, its last step ended
+-> run end; a step: started -> the import done, its peak memory line -> its 1,440 minutes' events recorded -> step
+end; from the runs' event logs); then per symbol-day the trades and
 minute files in the lake against the simulator's truth, minute by minute: the trade count of each 1m kline of the
 day's klines zip (the market's own count, equal to the trades zip's rows). The exit status is 0 when every run
 succeeded and the lake equals the truth.
@@ -49,6 +54,7 @@ succeeded and the lake equals the truth.
     .venv/bin/python bench/archive_backfill.py                          # 7 days x 3 symbols at BTC's rate
     .venv/bin/python bench/archive_backfill.py --days 1 --symbols BTCUSDT --rate 2   # a small run
     .venv/bin/python bench/archive_backfill.py --prebuild-only          # fill the cache folder only
+    .venv/bin/python bench/archive_backfill.py --report /tmp/archive-backfill-bench-XXXX/dagster_home  # a kept run
 """
 
 from __future__ import annotations
