@@ -666,9 +666,9 @@ def main(argv: list[str] | None = None) -> int:
             runs = [read_run(instance, r) for r in records]
             instance.dispose()
         finally:
+            dagster.stop()  # first: nothing below may leave dagster dev running
             if sampler is not None and sampler.is_alive():
                 sampler.stop()
-            dagster.stop()
 
     _, all_ok = print_runs(runs, launched, args.max_runs, status)
     mb, cmd, seen = peaks
