@@ -4,7 +4,7 @@ Materializing a partition, or a range of them, stores the minutes (``ingest.stor
 minutes of complete UTC days come from Binance's daily archive (``BINANCE_ARCHIVE_URL``) when the range holds at
 least an hour of the day to fetch, every other minute, and every minute the archive cannot prove, over REST by trade
 id; every minute is proven complete before it is written, then read back and checked. A UI backfill runs one run
-per 1,440 partitions: one per symbol-day, since the partition window starts at UTC midnight. Each minute that is
+per 1,440 partitions: one per day (a step per symbol), since the partition window starts at UTC midnight. Each minute that is
 stored and passes its three checks is recorded as its own partition's materialization, with its own metadata (the
 archive's verified sha256 for a minute read from it) and check results. A minute that cannot be proven complete is
 neither written nor recorded: its partition gets a failed check (``agrees_with_kline`` when the kline is what
@@ -65,7 +65,7 @@ from crypto_assets.minutes import KEY_FORMAT, MINUTE_MS, minute_key
 # Partitioned asset checks (one result per minute partition) are a preview feature in Dagster 1.13: used knowingly.
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=PreviewWarning)
 
-MINUTES_PER_RUN = 1440  # a UI backfill runs one run per symbol-day (the window starts at UTC midnight)
+MINUTES_PER_RUN = 1440  # a UI backfill runs one run per day, a step per symbol (the window starts at UTC midnight)
 MAX_PROBLEMS_LISTED = 20
 
 
