@@ -4,13 +4,13 @@ Materializing a partition, or a range of them, stores the minutes (``ingest.stor
 minutes of complete UTC days come from Binance's daily archive (``BINANCE_ARCHIVE_URL``) when the range holds at
 least an hour of the day to fetch, every other minute, and every minute the archive cannot prove, over REST by trade
 id; every minute is proven complete before it is written, then read back and checked. A UI backfill runs one run
-per 1,440 partitions: one per day (a step per symbol), since the partition window starts at UTC midnight. Each minute that is
-stored and passes its three checks is recorded as its own partition's materialization, with its own metadata (the
-archive's verified sha256 for a minute read from it) and check results. A minute that cannot be proven complete is
-neither written nor recorded: its partition gets a failed check (``agrees_with_kline`` when the kline is what
-disagrees or is missing, else ``trade_ids_dense``) whose description and metadata give the proof's reasons, and the
-run fails at the end naming it and why, after recording the good minutes. The gap sensor or a retry fetches it
-again; the passing checks of a later materialization clear the failure.
+per 1,440 partitions: one per day (a step per symbol), since the partition window starts at UTC midnight. Each
+minute that is stored and passes its three checks is recorded as its own partition's materialization, with its own
+metadata (the archive's verified sha256 for a minute read from it) and check results. A minute that cannot be
+proven complete is neither written nor recorded: its partition gets a failed check (``agrees_with_kline`` when the
+kline is what disagrees or is missing, else ``trade_ids_dense``) whose description and metadata give the proof's
+reasons, and the run fails at the end naming it and why, after recording the good minutes. The gap sensor or a
+retry fetches it again; the passing checks of a later materialization clear the failure.
 
 A minute before the symbol's first trade (before its listing: no trade, no kline, nothing to prove) asked for by
 hand (UI / CLI backfill) is not refused: it is recorded as an empty partition (an empty Parquet file, like any
