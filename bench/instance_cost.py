@@ -100,6 +100,17 @@ def as_postgres(command: list[str]) -> list[str]:
     return ["su", "postgres", "-c", " ".join(command)]
 
 
+def psql(port: int, database: str, sql: str) -> str:
+    """``sql`` run by psql as the dagster user on the cluster at ``port``: its unaligned output."""
+    out = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "dagster", "-d", database, "-tAc", sql],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()
+
+
 def measure_postgres(sim: Simulator, minutes: int, folder: Path) -> tuple[int, int, float]:
     data, port = folder / "pg_data", free_port()
     for path in (folder.parent, folder):  # the postgres user must reach its data folder
@@ -116,23 +127,7 @@ def measure_postgres(sim: Simulator, minutes: int, folder: Path) -> tuple[int, i
         capture_output=True,
     )
     try:
-        subprocess.run(
-            [
-                "psql",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-U",
-                "dagster",
-                "-d",
-                "postgres",
-                "-c",
-                "create database dagster",
-            ],
-            check=True,
-            capture_output=True,
-        )
+        psql(port, "postgres", "create database dagster")
         home = folder / "pg_home"
         home.mkdir()
         (home / "dagster.yaml").write_text(
@@ -150,25 +145,7 @@ def measure_postgres(sim: Simulator, minutes: int, folder: Path) -> tuple[int, i
         )
 
         def size() -> int:
-            out = subprocess.run(
-                [
-                    "psql",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                    "-U",
-                    "dagster",
-                    "-d",
-                    "dagster",
-                    "-tAc",
-                    "select pg_database_size('dagster')",
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            return int(out.stdout.strip())
+            return int(psql(port, "dagster", "select pg_database_size('dagster')"))
 
         with DagsterInstance.from_config(str(home)) as instance:
             before = size()
