@@ -5,8 +5,8 @@ One real run of ``raw_trades/solusdt`` over ``--minutes`` (default 60) minutes o
 clock (a slow symbol: the REST path, whose events are the same as the archive's), once per storage:
 - SQLite: ``DagsterInstance.local_temp`` in a throw-away folder; bytes = the size of its ``.db`` files after the run,
   less their size before it;
-- PostgreSQL: a throw-away cluster made with this machine's ``initdb`` / ``pg_ctl`` (run as the ``postgres`` user
-  when this runs as root) on a free port, the instance configured as in ``deploy/dagster.yaml`` (psycopg2);
+- PostgreSQL: a throw-away server (``crypto_assets_tests/postgres_server.py``: this machine's ``initdb`` / ``pg_ctl``)
+  on a free port, the instance configured as in ``deploy/dagster.yaml`` (psycopg2);
   bytes = ``pg_database_size`` after less before.
 Rows = the run's event log entries (``all_logs``), of which asset events (a materialization and three checks per
 minute) grow with minutes; seconds = the run's wall time (fetching ~1,800 trades over REST included, a second or
@@ -20,16 +20,15 @@ The gap sensor's tick time with 3 and 100 symbols is not measured here yet.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import socket
-import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from dagster import DagsterInstance, materialize
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG
 from crypto_assets.defs.partitions import minute_partitions
@@ -38,6 +37,7 @@ from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.archive import day_start_ms
 from crypto_assets.minutes import MINUTE_MS, minute_key
 from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
+from crypto_assets_tests.postgres_server import missing_reason, postgres_server  # noqa: E402
 
 SYMBOL = "SOLUSDT"
 DAY = "2025-01-01"
@@ -53,12 +53,6 @@ NO_CAPTURE = """compute_logs:
 class FixedClock:
     def __call__(self) -> int:
         return NOW
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_once(sim: Simulator, instance: DagsterInstance, lake: str, minutes: int) -> tuple[int, float]:
@@ -93,41 +87,9 @@ def measure_sqlite(sim: Simulator, minutes: int, folder: Path) -> tuple[int, int
         return rows, sqlite_bytes(home) - before, seconds
 
 
-def as_postgres(command: list[str]) -> list[str]:
-    """``command`` as the postgres user when running as root (initdb refuses root)."""
-    if os.geteuid() != 0:
-        return command
-    return ["su", "postgres", "-c", " ".join(command)]
-
-
-def psql(port: int, database: str, sql: str) -> str:
-    """``sql`` run by psql as the dagster user on the cluster at ``port``: its unaligned output."""
-    out = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "dagster", "-d", database, "-tAc", sql],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.strip()
-
-
 def measure_postgres(sim: Simulator, minutes: int, folder: Path) -> tuple[int, int, float]:
-    data, port = folder / "pg_data", free_port()
-    for path in (folder.parent, folder):  # the postgres user must reach its data folder
-        path.chmod(0o777)
-    subprocess.run(
-        as_postgres(["initdb", "-D", str(data), "-U", "dagster", "--auth=trust", "-E", "UTF8"]),
-        check=True,
-        capture_output=True,
-    )
-    options = f"'-p {port} -k {folder} -c listen_addresses=127.0.0.1'"
-    subprocess.run(
-        as_postgres(["pg_ctl", "-D", str(data), "-o", options, "-l", str(folder / "pg.log"), "-w", "start"]),
-        check=True,
-        capture_output=True,
-    )
-    try:
-        psql(port, "postgres", "create database dagster")
+    with postgres_server(folder / "pg") as pg:
+        pg.create_database("dagster")
         home = folder / "pg_home"
         home.mkdir()
         (home / "dagster.yaml").write_text(
@@ -135,24 +97,18 @@ def measure_postgres(sim: Simulator, minutes: int, folder: Path) -> tuple[int, i
             + f"""storage:
   postgres:
     postgres_db:
-      hostname: 127.0.0.1
-      port: {port}
+      hostname: {pg.host}
+      port: {pg.port}
       username: dagster
       password: ""
       db_name: dagster
       scheme: postgresql+psycopg2
 """
         )
-
-        def size() -> int:
-            return int(psql(port, "dagster", "select pg_database_size('dagster')"))
-
         with DagsterInstance.from_config(str(home)) as instance:
-            before = size()
+            before = pg.database_bytes("dagster")
             rows, seconds = run_once(sim, instance, str(folder / "lake_pg"), minutes)
-            return rows, size() - before, seconds
-    finally:
-        subprocess.run(as_postgres(["pg_ctl", "-D", str(data), "-m", "fast", "stop"]), capture_output=True)
+            return rows, pg.database_bytes("dagster") - before, seconds
 
 
 def main() -> int:
@@ -167,7 +123,7 @@ def main() -> int:
     print(f"instance cost: one run of raw_trades/{SYMBOL.lower()} over {args.minutes} minutes, scaled to a symbol-day")
     with tempfile.TemporaryDirectory(prefix="instance-cost-") as tmp, Simulator(config, clock=FixedClock()) as sim:
         storages = [("SQLite", measure_sqlite)]
-        if not args.skip_postgres and shutil.which("initdb") and shutil.which("pg_ctl"):
+        if not args.skip_postgres and missing_reason() is None:
             storages.append(("PostgreSQL", measure_postgres))
         for name, measure in storages:
             folder = Path(tmp) / name
