@@ -8,7 +8,7 @@ SIM_PORT ?= 8765
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 DAGSTER_HOME_ABS := $(abspath $(DAGSTER_HOME))
 
-.PHONY: .venv dev demo test bench
+.PHONY: .venv dev demo test bench postgres
 
 # Create the virtualenv and install the project (editable, with dev extras); redone only when setup.py or
 # pyproject.toml change.
@@ -32,10 +32,20 @@ demo: $(VENV_STAMP)
 # Lint and format check first (ruff, configured in pyproject.toml: a lint error fails the run), then the tests on four
 # workers, one test file per worker at a time, the long end-to-end files first (conftest.py): most integration tests
 # wait on real-time exchange minutes, so they overlap well on two cores.
-test: $(VENV_STAMP)
+test: $(VENV_STAMP) postgres
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest -n 4 --dist loadfile
+
+# PostgreSQL's programs (initdb, pg_ctl, psql) for the production end-to-end test, which starts its own throw-away
+# server: installed from Debian's packages when missing (as root, or through sudo).
+postgres:
+	@if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "make test: installing PostgreSQL (Debian packages postgresql, postgresql-client)"; \
+		if [ "$$(id -u)" -eq 0 ]; then sudo=; else sudo=sudo; fi; \
+		$$sudo apt-get install -y --no-install-recommends postgresql postgresql-client \
+			|| { $$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends postgresql postgresql-client; }; \
+	fi
 
 # Every bench/*.py in turn; each prints its own figures.
 bench: $(VENV_STAMP)

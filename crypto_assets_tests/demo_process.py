@@ -12,6 +12,8 @@ from pathlib import Path
 from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
+from crypto_assets.exchange.models import Trade, parse_rest_trades
+from crypto_assets.minutes import MINUTE_MS
 from crypto_assets_tests.ports import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -21,6 +23,29 @@ LOCATIONS_QUERY = """
 { workspaceOrError { ... on Workspace { locationEntries { name
     locationOrLoadError { __typename ... on PythonError { message } } } } } }
 """
+
+
+def graphql(port: int, query: str, variables: dict | None = None) -> dict:
+    """POST a query to the webserver on ``port`` as the UI does; GraphQL errors fail the test with their messages."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.loads(response.read())
+    assert not answer.get("errors"), f"GraphQL errors: {answer['errors']}"
+    return answer["data"]
+
+
+def code_location_loaded(port: int) -> bool:
+    """Whether the webserver on ``port`` has loaded every code location; one that failed to load fails here."""
+    entries = graphql(port, LOCATIONS_QUERY)["workspaceOrError"]["locationEntries"]
+    errors = [e for e in entries if (e["locationOrLoadError"] or {}).get("__typename") == "PythonError"]
+    assert not errors, f"the code location failed to load: {errors}"
+    return bool(entries) and all(
+        (e["locationOrLoadError"] or {}).get("__typename") == "RepositoryLocation" for e in entries
+    )
 
 
 class Demo:
@@ -75,36 +100,26 @@ class Demo:
         )
         urllib.request.urlopen(request, timeout=10).read()
 
+    def minute_truth(self, symbol: str, minute_ms: int) -> list[Trade]:
+        """The simulator's ground truth of one minute (``GET /_sim/trades``), as REST would deliver it."""
+        answer = self.sim_get(f"/_sim/trades?symbol={symbol}&startTime={minute_ms}&endTime={minute_ms + MINUTE_MS}")
+        return parse_rest_trades(symbol, json.dumps(answer).encode())
+
     def sim_get(self, path: str):
         with urllib.request.urlopen(self.sim_url + path, timeout=30) as response:
             return json.loads(response.read())
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
-        """POST a query to the webserver as the UI does; GraphQL errors fail the test with their messages."""
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.dagster_port}/graphql",
-            data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            answer = json.loads(response.read())
-        assert not answer.get("errors"), f"GraphQL errors: {answer['errors']}"
-        return answer["data"]
+        return graphql(self.dagster_port, query, variables)
 
     def loaded_instance(self) -> DagsterInstance:
         """The demo's Dagster instance, opened once `dagster dev` has loaded the code location: opening it while
         dagster dev's own processes still create the SQLite storage can race them (seen: alembic "more than one
         head" in the code server, which then never starts a run). A location that failed to load fails here."""
 
-        def loaded():
-            entries = self.graphql(LOCATIONS_QUERY)["workspaceOrError"]["locationEntries"]
-            errors = [e for e in entries if (e["locationOrLoadError"] or {}).get("__typename") == "PythonError"]
-            assert not errors, f"the code location failed to load: {errors}"
-            return entries and all(
-                (e["locationOrLoadError"] or {}).get("__typename") == "RepositoryLocation" for e in entries
-            )
-
-        self.wait_for("dagster dev with its code location loaded", loaded, 120, every_s=1)
+        self.wait_for(
+            "dagster dev with its code location loaded", lambda: code_location_loaded(self.dagster_port), 120, every_s=1
+        )
         return self.instance()
 
     def wait_for(self, what: str, condition, timeout_s: float, every_s: float = 3):

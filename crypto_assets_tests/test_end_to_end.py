@@ -8,17 +8,17 @@ partition of every symbol in the window must be materialized, and every minute f
 ground truth exactly: no trade lost, duplicated or invented.
 """
 
-import json
 import os
 import signal
 import time
 import urllib.request
+from collections.abc import Callable
 
 import pytest
 from dagster import DagsterEventType, DagsterRunStatus, RunsFilter
 
-from crypto_assets.exchange.models import parse_rest_trades
-from crypto_assets.lake import LocalLake, trades_to_table
+from crypto_assets.exchange.models import Trade
+from crypto_assets.lake import Lake, LocalLake, trades_to_table
 from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key
 from crypto_assets_tests.demo_process import Demo
 
@@ -64,22 +64,19 @@ def step_pids(instance, run) -> set[int]:
     return {e.dagster_event.pid for e in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_START)}
 
 
-def assert_lake_equals_exchange(demo: Demo, symbols, first_ms: int, end_ms: int) -> dict[str, list[int]]:
-    """Every minute file of [first_ms, end_ms) equals the simulator's ground truth (``GET /_sim/trades``) trade by
-    trade; returns each symbol's trade ids in the order the files hold them."""
-    lake = LocalLake(demo.lake_path)
+def assert_lake_equals_exchange(
+    lake: Lake, truth_of: Callable[[str, int], list[Trade]], symbols, first_ms: int, end_ms: int
+) -> dict[str, list[int]]:
+    """Every minute file of [first_ms, end_ms) in ``lake`` equals the exchange's ground truth (``truth_of(symbol,
+    minute_ms)``, e.g. ``Demo.minute_truth``) trade by trade; returns each symbol's trade ids in the order the files
+    hold them."""
     ids: dict[str, list[int]] = {}
     for symbol in symbols:
         for minute in range(first_ms, end_ms, MINUTE_MS):
-            truth = parse_rest_trades(
-                symbol,
-                json.dumps(
-                    demo.sim_get(f"/_sim/trades?symbol={symbol}&startTime={minute}&endTime={minute + MINUTE_MS}")
-                ).encode(),
-            )
             stored = lake.read_minute(symbol, minute)
             assert stored is not None, f"{symbol} {minute_key(minute)} not in the lake"
-            assert stored.drop_columns("received_at").equals(trades_to_table(truth).drop_columns("received_at")), (
+            expected = trades_to_table(truth_of(symbol, minute))
+            assert stored.drop_columns("received_at").equals(expected.drop_columns("received_at")), (
                 f"{symbol} {minute_key(minute)} differs"
             )
             ids.setdefault(symbol, []).extend(stored.column("trade_id").to_pylist())
@@ -153,7 +150,7 @@ def test_the_pipeline_heals_itself_and_the_lake_equals_the_exchange(tmp_path):
         )
 
         # -- the lake equals the exchange's ground truth, minute by minute
-        assert_lake_equals_exchange(demo, SYMBOLS, first_ms, end_ms)
+        assert_lake_equals_exchange(LocalLake(demo.lake_path), demo.minute_truth, SYMBOLS, first_ms, end_ms)
 
         weights = demo.sim_get("/_sim/state")["weights"]
         assert all(ip["bans"] == 0 for ip in weights.values()), weights  # the 429 storm never became a 418

@@ -25,8 +25,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from dagster import DagsterRunStatus
+from dagster import DagsterEventType, DagsterRunStatus
 
+from crypto_assets.lake import LocalLake
 from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key
 from crypto_assets_tests.demo_process import Demo
 from crypto_assets_tests.test_end_to_end import (
@@ -58,27 +59,42 @@ def first_recorders(instance, symbol: str, partitions: set[str], stream_run_ids:
 
 
 def kill_stream_step(demo: Demo, instance, not_before_s: float, previous_run_ids: set[str]) -> str:
-    """SIGKILL the step process of the streaming run that is running (a new one, not in ``previous_run_ids``) at
-    ``not_before_s`` (epoch seconds); returns the killed run's id."""
-    run = demo.wait_for(
-        "a new streaming run with its step process",
-        lambda: [
-            r
-            for r in stream_runs(instance, [DagsterRunStatus.STARTED])
-            if r.run_id not in previous_run_ids and step_pids(instance, r)
-        ],
-        180,
-    )[0]
+    """At ``not_before_s`` (epoch seconds), SIGKILL the step process of the streaming run that is running then (a new
+    one, not in ``previous_run_ids``); returns the killed run's id. The run is picked at kill time, not before: on a
+    loaded machine the keep-alive may have replaced a run meanwhile (``stream_run_ends`` says why at the end)."""
     time.sleep(max(0.0, not_before_s - time.time()))
-    pids = step_pids(instance, run)
-    for pid in pids:
-        os.kill(pid, signal.SIGKILL)
-    print(
-        f"kill -9 of the streaming run {run.run_id[:8]}'s step process (pid {sorted(pids)}) at "
-        f"{time.strftime('%H:%M:%S')}",
-        flush=True,
-    )
-    return run.run_id
+
+    def killed() -> str | None:
+        for run in stream_runs(instance, [DagsterRunStatus.STARTED]):
+            pids = step_pids(instance, run)
+            if run.run_id in previous_run_ids or not pids:
+                continue
+            try:
+                for pid in pids:
+                    os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue  # it ended between the query and the kill: the next tick finds its successor
+            print(
+                f"kill -9 of the streaming run {run.run_id[:8]}'s step process (pid {sorted(pids)}) at "
+                f"{time.strftime('%H:%M:%S')}",
+                flush=True,
+            )
+            return run.run_id
+        return None
+
+    return demo.wait_for("a new streaming run with its step process, to kill", killed, 180, every_s=1)
+
+
+def stream_run_ends(instance, killed: set[str]) -> list[str]:
+    """Each ended streaming run that the test did not kill, with why it ended (its failure or engine message)."""
+    out = []
+    for run in stream_runs(instance, [DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED, DagsterRunStatus.SUCCESS]):
+        if run.run_id in killed:
+            continue
+        events = instance.all_logs(run.run_id, of_type={DagsterEventType.RUN_FAILURE, DagsterEventType.STEP_FAILURE})
+        why = "; ".join((e.dagster_event.message or "")[:300] for e in events) or "no failure event"
+        out.append(f"{run.run_id[:8]} {run.status.value}: {why}")
+    return out
 
 
 def capture_processes(lake_path: Path) -> list[int]:
@@ -136,7 +152,7 @@ def test_the_pipeline_heals_itself_under_a_hostile_exchange_and_two_kills(tmp_pa
         )
 
         # -- the lake equals the exchange's ground truth, minute by minute, and no trade is stored twice
-        ids = assert_lake_equals_exchange(demo, SYMBOLS, first_ms, end_ms)
+        ids = assert_lake_equals_exchange(LocalLake(demo.lake_path), demo.minute_truth, SYMBOLS, first_ms, end_ms)
         for symbol, symbol_ids in ids.items():
             twice = [i for i, n in Counter(symbol_ids).items() if n > 1]
             assert not twice, f"{symbol}: trade ids in two minute files: {twice[:10]}"
@@ -162,7 +178,8 @@ def test_the_pipeline_heals_itself_under_a_hostile_exchange_and_two_kills(tmp_pa
         print(
             f"{total} minutes checked ({len(window)} x {len(SYMBOLS)} symbols), first recorded by: "
             f"{dict(recorders)}; by the streaming runs: {share:.0%}; {len(state['hostile']['cuts'])} connections "
-            f"cut by the exchange; {len(stream_run_ids)} streaming runs (the last {replacement[0].run_id[:8]})",
+            f"cut by the exchange; {len(stream_run_ids)} streaming runs (the last {replacement[0].run_id[:8]}); "
+            f"ended other than by the kills: {stream_run_ends(instance, killed) or 'none'}",
             flush=True,
         )
         assert total == len(window) * len(SYMBOLS)

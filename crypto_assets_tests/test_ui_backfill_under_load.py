@@ -29,6 +29,7 @@ from collections import Counter
 import pytest
 from dagster import DagsterRunStatus, RunsFilter
 
+from crypto_assets.lake import LocalLake
 from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key
 from crypto_assets_tests.demo_process import Demo
 from crypto_assets_tests.test_end_to_end import assert_lake_equals_exchange
@@ -218,7 +219,7 @@ def test_a_ui_backfill_and_the_stream_repairs_share_the_budget_without_a_418(tmp
         assert not any(missing.values()), f"not materialized by backfill {backfill_id}: {missing}"
 
         # -- the lake equals the exchange's ground truth, trade by trade
-        assert_lake_equals_exchange(demo, SYMBOLS, first_ms, end_ms)
+        assert_lake_equals_exchange(LocalLake(demo.lake_path), demo.minute_truth, SYMBOLS, first_ms, end_ms)
 
         # -- no ban, at most a handful of 429s, over the whole session (stream repairs, backfill, sensors)
         answers = rate_limit_answers(demo)

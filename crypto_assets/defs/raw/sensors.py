@@ -2,7 +2,8 @@
 
 - ``live_stream_keepalive`` keeps exactly one `live_trades_stream` run alive. A run counts as alive while it is
   queued, starting, or started with a fresh heartbeat; a started run whose heartbeat is older than
-  ``STALE_AFTER_S`` died without Dagster noticing (``dagster dev`` killed hard) and is marked failed. A run
+  ``STALE_AFTER_S`` died without Dagster noticing (``dagster dev`` killed hard) or is cut off: its worker is stopped
+  through the run launcher and the run is marked failed. A run
   streaming other symbols than the configured ones is cancelled and replaced. After repeated failures in a row the
   next start waits (1, 2, 4 ... up to 15 minutes): no crash loop.
 - ``raw_trades_gap_backfill`` looks back over the last ``CRYPTO_GAP_LOOKBACK_HOURS`` for minute partitions of
@@ -97,12 +98,7 @@ def build_live_stream_keepalive(stream_job: JobDefinition, symbols: Sequence[str
             if run.status == DagsterRunStatus.STARTED:
                 beat = float(run.tags.get(HEARTBEAT_TAG) or record.start_time or record.create_timestamp.timestamp())
                 if now - beat > STALE_AFTER_S:
-                    instance.report_run_failed(
-                        run,
-                        f"no heartbeat for {now - beat:.0f}s: the run's process is "
-                        f"gone (e.g. its host or `dagster dev` was killed)",
-                    )
-                    context.log.warning(f"marked stream run {run.run_id} failed: no heartbeat for {now - beat:.0f}s")
+                    _end_silent_run(context, run, now - beat)
                     continue
             if run.tags.get(SYMBOLS_TAG) != configured and run.status != DagsterRunStatus.CANCELING:
                 context.log.info(
@@ -119,6 +115,25 @@ def build_live_stream_keepalive(stream_job: JobDefinition, symbols: Sequence[str
         return RunRequest(tags={SYMBOLS_TAG: configured})
 
     return live_stream_keepalive
+
+
+def _end_silent_run(context: SensorEvaluationContext, run, silent_s: float) -> None:
+    """A started stream run without a heartbeat for ``silent_s``: its worker is stopped through the run launcher
+    first (a worker that lives but cannot write its heartbeat, e.g. cut off from the instance's database, must not
+    stream beside the next run; a Docker or Kubernetes launcher stops its container or pod, the default launcher asks
+    the code server), then the run is marked failed. A worker that is gone already is the usual case: the launcher
+    finds nothing to stop, and Dagster's run monitoring may have marked the run failed as well."""
+    instance = context.instance
+    try:
+        instance.run_launcher.terminate(run.run_id)
+    except Exception as exc:  # noqa: BLE001 - an unreachable code server or container API must not keep a dead run
+        context.log.warning(f"could not stop stream run {run.run_id}'s worker ({exc}); marking it failed anyway")
+    instance.report_run_failed(
+        run,
+        f"no heartbeat for {silent_s:.0f}s: the run's process is gone or cut off (e.g. its host, container or "
+        f"`dagster dev` was killed); its worker was stopped",
+    )
+    context.log.warning(f"marked stream run {run.run_id} failed: no heartbeat for {silent_s:.0f}s")
 
 
 def _backoff_s(instance, now: float) -> float:

@@ -70,6 +70,10 @@ def test_a_run_without_heartbeat_is_failed_and_replaced(instance):
     result = evaluate(defs, "live_stream_keepalive", instance)
     assert instance.get_run_by_id(dead.run_id).status == DagsterRunStatus.FAILURE
     assert len(result.run_requests) == 1
+    # its worker was asked to stop first, through the instance's run launcher (here the default one, which has no
+    # code server to ask: it says so in the run's log)
+    engine = [e.message for e in instance.all_logs(dead.run_id) if e.dagster_event and e.dagster_event.is_engine_event]
+    assert any("termination request" in (m or "") for m in engine), engine
 
 
 def test_a_run_streaming_other_symbols_is_cancelled_first(instance):
