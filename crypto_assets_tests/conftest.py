@@ -79,13 +79,14 @@ def local_lake(hours, tmp_path_factory):
 
 # ---- scheduling ------------------------------------------------------------------------------------------------------
 # With `--dist loadfile` a file goes to one worker as a whole, in collection order (xdist's own reordering by test
-# count is turned off below). The end-to-end files run for 5 to 10 minutes each against `dagster dev`: they go first,
-# so the rest of the suite runs beside them, not after them; the slowest of the other files (dbt builds, S3 outages)
-# come next, so that no long file starts last. Paths are relative to this folder, measured with `--durations`.
+# count is turned off below). The three end-to-end files run for 5 to 10 minutes each against Dagster's processes,
+# mostly waiting for real-time minutes: they go first, one per worker, and the fourth worker starts the rest of the
+# suite beside them; the slowest of the other files (dbt builds, S3 outages) come next, so that no long file starts
+# last. Paths are relative to this folder, measured with `--durations`.
 LONGEST_FIRST = (
     "test_self_healing_end_to_end.py",
+    "test_production_end_to_end.py",
     "test_ui_backfill_under_load.py",
-    "test_end_to_end.py",
     "defs/analytics/test_dbt_assets.py",
     "dbt/test_models.py",
     "defs/raw/test_live_stream_s3_outage.py",
@@ -147,6 +148,11 @@ def _fresh_defs_state_storage():
     test's), a disposed instance's storage can stay current, and a later test loading definitions in the same worker
     fails with "undefined DagsterInstance weakref"."""
     yield
+    forget_defs_state_storage()
+
+
+def forget_defs_state_storage() -> None:
+    """No current defs-state storage: definitions loaded next do not reach for an instance that may be gone."""
     from dagster._core.storage.defs_state.base import _current_storage
 
     _current_storage.set(None)

@@ -9,14 +9,16 @@ The test starts what a production deployment runs, each a process of its own on 
   DefaultRunLauncher instead of the DockerRunLauncher (no Docker engine here), so run workers are processes launched
   by the code server. Storage, run queue limits, run monitoring, run retries and S3 compute logs are the file's own.
 
-Nobody clicks anything until the dbt hour: the keep-alive sensor starts the stream, which records minutes; the gap
-sensor heals the history before it (the gap); then the previous hour's dbt build is launched through the webserver
-(GraphQL, as the UI launches a partition) and builds from S3. Then the daemon and the code server are killed with
-SIGKILL and started again. Afterwards:
+Nobody clicks anything until the dbt hour: the keep-alive sensor starts the stream, which records minutes (the UI's
+GraphQL shows their source); the gap sensor heals the history before it (the gap). Then the previous hour's dbt build
+is launched through the webserver (GraphQL, as the UI launches a partition) and builds from S3 while the exchange
+misbehaves: the stream is dropped, gets a malformed frame and a half-open socket, and REST answers a 429 storm. Then
+the streaming run's step process is killed with SIGKILL (the keep-alive sensor starts another run), and after it the
+daemon and the code server, which are started again. Afterwards:
 - exactly one streaming run is in flight, and one capture process writes the lake;
 - the stream records minutes again;
 - every minute from the start of the previous hour to the last whole minute is materialized (no minute lost), and
-  every minute file in S3 equals the simulator's ground truth trade by trade.
+  every minute file in S3 equals the simulator's ground truth trade by trade; no REST caller was banned.
 Everything the test started is stopped, also when it fails (each process is the leader of its own session: the run
 workers and capture processes started under the code server are killed with it at the end).
 """
@@ -44,17 +46,19 @@ from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key
 from crypto_assets.settings import PROJECT_ROOT
 from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.demo_process import code_location_loaded, graphql
-from crypto_assets_tests.ground_truth import truth
-from crypto_assets_tests.ports import free_port
-from crypto_assets_tests.postgres_server import missing_reason, postgres_server
-from crypto_assets_tests.test_end_to_end import (
+from crypto_assets_tests.end_to_end_checks import (
+    STREAM_QUERY,
     SYMBOLS,
     assert_lake_equals_exchange,
+    capture_processes,
     missing_partitions,
+    step_pids,
     stream_minutes_recorded,
     stream_runs,
 )
-from crypto_assets_tests.test_self_healing_end_to_end import capture_processes
+from crypto_assets_tests.ground_truth import truth
+from crypto_assets_tests.ports import free_port
+from crypto_assets_tests.postgres_server import missing_reason, postgres_server
 
 pytestmark = [
     pytest.mark.integration,
@@ -258,13 +262,14 @@ def test_the_production_topology_streams_heals_builds_and_survives_kill_9_of_dae
             )
             instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
 
-            # -- the keep-alive sensor starts the stream, which records minutes
-            first_stream_key = deployment.wait_for(
+            # -- no click: the keep-alive sensor starts the stream, which records minutes as they close
+            streamed = deployment.wait_for(
                 "a minute recorded by the stream",
-                lambda: min(stream_minutes_recorded(instance, "BTCUSDT", now_ms), default=None),
+                lambda: stream_minutes_recorded(instance, "BTCUSDT", now_ms),
                 240,
             )
-            print(f"first minute recorded by the stream: {first_stream_key}", flush=True)
+            ui = deployment.graphql(STREAM_QUERY, {"partition": streamed[0]})["assetOrError"]["assetMaterializations"]
+            assert any(e.get("text") in ("stream", "stream+rest") for m in ui for e in m["metadataEntries"]), ui
 
             # -- the gap sensor heals the history before it: the previous hour and what follows, every symbol
             heal_end = floor_minute(now_ms)
@@ -274,23 +279,47 @@ def test_the_production_topology_streams_heals_builds_and_survives_kill_9_of_dae
                 360,
                 every_s=5,
             )
-            gap_runs = [r for r in instance.get_runs() if GAP_TAG in r.tags]
-            assert gap_runs, "no gap run healed the history"
+            assert any(GAP_TAG in r.tags for r in instance.get_runs()), "no gap run healed the history"
 
-            # -- an hour of dbt, launched through the webserver, builds from S3
+            # -- an hour of dbt, launched through the webserver, builds from S3 while the exchange misbehaves
             hour_key = minute_key(hour_ms)[:-2] + "00"
             build = launch_hour_build(deployment, hour_key)
+            sim.drop_connections()
+            time.sleep(15)
+            sim.send_malformed("ETHUSDT", 1)
+            sim.half_open(duration_s=45)  # the stream notices after 30 s of silence and reconnects
+            time.sleep(20)
+            sim.rate_limit_storm(30, retry_after_s=2)
+            deployment.wait_for(
+                "the stream reconnected after the half-open socket",
+                lambda: stream_minutes_recorded(instance, "BTCUSDT", int(time.time() * 1000) - 2 * MINUTE_MS),
+                150,
+            )
             finished = deployment.wait_for(
                 "the dbt hour's run to finish",
                 lambda: (r := instance.get_run_by_id(build)) and r.is_finished and r,
                 300,
             )
             assert finished.status == DagsterRunStatus.SUCCESS, deployment.tail()
-            assert instance.get_materialized_partitions(AssetKey("candles_1h")) >= {hour_key}
+            assert hour_key in instance.get_materialized_partitions(AssetKey("candles_1h"))
             with duckdb.connect(env["DBT_DUCKDB_PATH"], read_only=True) as warehouse:
                 candles = warehouse.execute("select symbol, trade_count, minute_count from candles_1h").fetchall()
             assert sorted(candles) == sorted(
                 (symbol, len(truth(sim, symbol, hour_ms, hour_ms + HOUR_MS)), 60) for symbol in SYMBOLS
+            )
+
+            # -- the streaming run's step process dies hard: the keep-alive sensor starts one other run, no second
+            def stream_step():  # a run just started by the keep-alive may not have started its step yet
+                runs = stream_runs(instance, [DagsterRunStatus.STARTED])
+                return (runs[0], step_pids(instance, runs[0])) if runs and step_pids(instance, runs[0]) else None
+
+            victim, pids = deployment.wait_for("a streaming run with its step process", stream_step, 90)
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+            deployment.wait_for(
+                "the replacement streaming run",
+                lambda: [r for r in stream_runs(instance, [DagsterRunStatus.STARTED]) if r.run_id != victim.run_id],
+                120,
             )
 
             # -- kill -9 of the daemon and the code server, then both started again
@@ -303,21 +332,16 @@ def test_the_production_topology_streams_heals_builds_and_survives_kill_9_of_dae
             deployment.start_code_server()
             deployment.start("daemon")
             deployment.wait_for(
-                "the restarted code server loaded", lambda: code_location_loaded(deployment.webserver_port), 120, 1
-            )
-            after_ms = floor_minute(int(killed_at * 1000)) + MINUTE_MS
-            deployment.wait_for(
                 "a minute recorded by the stream after the restart",
-                lambda: stream_minutes_recorded(instance, "BTCUSDT", after_ms),
+                lambda: stream_minutes_recorded(instance, "BTCUSDT", floor_minute(int(killed_at * 1000)) + MINUTE_MS),
                 240,
             )
-            # the keep-alive sensor has ticked for a minute or more since the restart
-            time.sleep(max(0.0, killed_at + 90 - time.time()))
+            time.sleep(max(0.0, killed_at + 90 - time.time()))  # the keep-alive has ticked for a minute since
             in_flight = stream_runs(instance, IN_FLIGHT_STATUSES)
             assert len(in_flight) == 1, f"streaming runs in flight after the restart: {[r.run_id for r in in_flight]}"
             assert len(capture_processes(LAKE_URL)) == 1
-            replaced = in_flight[0].run_id not in before_kill
-            print(f"after the restart: stream run {in_flight[0].run_id[:8]} ({'new' if replaced else 'the same'})")
+            kept = "the same" if in_flight[0].run_id in before_kill else "a new one"
+            print(f"after the restart: streaming run {in_flight[0].run_id[:8]} ({kept})", flush=True)
 
             # -- no minute lost: every minute materialized, every file equal to the exchange's ground truth
             end_ms = floor_minute(int(time.time() * 1000)) - MINUTE_MS
@@ -329,6 +353,8 @@ def test_the_production_topology_streams_heals_builds_and_survives_kill_9_of_dae
             )
             lake = lake_from_url(LAKE_URL, endpoint_url=moto_endpoint)
             assert_lake_equals_exchange(lake, lambda s, m: truth(sim, s, m, m + MINUTE_MS), SYMBOLS, hour_ms, end_ms)
+            weights = sim.state()["weights"]
+            assert all(ip["bans"] == 0 for ip in weights.values()), weights  # the 429 storm never became a 418
             print(f"production topology: {(time.time() - started) / 60:.1f} min in all", flush=True)
         finally:
             deployment.stop()

@@ -22,7 +22,6 @@ import os
 import signal
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from dagster import DagsterEventType, DagsterRunStatus
@@ -30,9 +29,10 @@ from dagster import DagsterEventType, DagsterRunStatus
 from crypto_assets.lake import LocalLake
 from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key
 from crypto_assets_tests.demo_process import Demo
-from crypto_assets_tests.test_end_to_end import (
+from crypto_assets_tests.end_to_end_checks import (
     SYMBOLS,
     assert_lake_equals_exchange,
+    capture_processes,
     missing_partitions,
     step_pids,
     stream_runs,
@@ -95,19 +95,6 @@ def stream_run_ends(instance, killed: set[str]) -> list[str]:
         why = "; ".join((e.dagster_event.message or "")[:300] for e in events) or "no failure event"
         out.append(f"{run.run_id[:8]} {run.status.value}: {why}")
     return out
-
-
-def capture_processes(lake_path: Path) -> list[int]:
-    """The pids of the capture processes writing to ``lake_path`` (from /proc: their command line names it)."""
-    pids = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = cmdline.read_bytes().split(b"\0")
-        except OSError:
-            continue  # gone meanwhile
-        if b"crypto_assets.ingest.capture_process" in args and str(lake_path).encode() in args:
-            pids.append(int(cmdline.parent.name))
-    return pids
 
 
 @pytest.mark.integration

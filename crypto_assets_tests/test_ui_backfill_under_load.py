@@ -32,7 +32,7 @@ from dagster import DagsterRunStatus, RunsFilter
 from crypto_assets.lake import LocalLake
 from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key
 from crypto_assets_tests.demo_process import Demo
-from crypto_assets_tests.test_end_to_end import assert_lake_equals_exchange
+from crypto_assets_tests.end_to_end_checks import assert_lake_equals_exchange
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 RATES = {"BTCUSDT": 8, "ETHUSDT": 4, "SOLUSDT": 2}  # trades/s; with the hostile bursts ~5000 weight of paging

@@ -1,0 +1,83 @@
+"""What the end-to-end tests check in a running deployment (``dagster dev`` or the production processes): streaming
+runs, the minutes the stream recorded, the partitions still missing, a run's step processes, and the lake against the
+exchange's ground truth."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+from dagster import DagsterEventType, RunsFilter
+
+from crypto_assets.defs.names import raw_trades_key
+from crypto_assets.exchange.models import Trade
+from crypto_assets.lake import Lake, trades_to_table
+from crypto_assets.minutes import MINUTE_MS, minute_key
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+STREAM_QUERY = """
+query ($partition: String!) { assetOrError(assetKey: {path: ["raw_trades", "btcusdt"]}) {
+    ... on Asset { assetMaterializations(partitions: [$partition]) { partition metadataEntries { label
+        ... on TextMetadataEntry { text } ... on IntMetadataEntry { intRepr } } } } } }
+"""
+
+
+def stream_runs(instance, statuses=None):
+    return instance.get_runs(RunsFilter(job_name="live_trades_stream", statuses=statuses or []))
+
+
+def stream_minutes_recorded(instance, symbol: str, after_ms: int) -> list[str]:
+    # the gap backfill records up to an hour of minutes at once: read far enough back not to miss the stream's
+    records = instance.fetch_materializations(raw_trades_key(symbol), limit=2000).records
+    return [
+        r.partition_key
+        for r in records
+        if r.asset_materialization.metadata["source"].value in ("stream", "stream+rest")
+        and r.partition_key >= minute_key(after_ms)
+    ]
+
+
+def missing_partitions(instance, first_ms: int, end_ms: int, symbols=SYMBOLS) -> dict[str, list[str]]:
+    out = {}
+    for symbol in symbols:
+        done = instance.get_materialized_partitions(raw_trades_key(symbol))
+        missing = [minute_key(m) for m in range(first_ms, end_ms, MINUTE_MS) if minute_key(m) not in done]
+        if missing:
+            out[symbol] = missing
+    return out
+
+
+def step_pids(instance, run) -> set[int]:
+    """The pids of a run's step processes (from its STEP_START events): what a kill -9 of the run's process hits."""
+    return {e.dagster_event.pid for e in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_START)}
+
+
+def assert_lake_equals_exchange(
+    lake: Lake, truth_of: Callable[[str, int], list[Trade]], symbols, first_ms: int, end_ms: int
+) -> dict[str, list[int]]:
+    """Every minute file of [first_ms, end_ms) in ``lake`` equals the exchange's ground truth (``truth_of(symbol,
+    minute_ms)``, e.g. ``Demo.minute_truth``) trade by trade; returns each symbol's trade ids in the order the files
+    hold them."""
+    ids: dict[str, list[int]] = {}
+    for symbol in symbols:
+        for minute in range(first_ms, end_ms, MINUTE_MS):
+            stored = lake.read_minute(symbol, minute)
+            assert stored is not None, f"{symbol} {minute_key(minute)} not in the lake"
+            expected = trades_to_table(truth_of(symbol, minute))
+            assert stored.drop_columns("received_at").equals(expected.drop_columns("received_at")), (
+                f"{symbol} {minute_key(minute)} differs"
+            )
+            ids.setdefault(symbol, []).extend(stored.column("trade_id").to_pylist())
+    return ids
+
+
+def capture_processes(lake: str | Path) -> list[int]:
+    """The pids of the capture processes writing to ``lake`` (a folder or URL; from /proc: their command line names
+    it)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile
+        if b"crypto_assets.ingest.capture_process" in args and str(lake).encode() in args:
+            pids.append(int(cmdline.parent.name))
+    return pids
