@@ -8,11 +8,12 @@ The newest partition is the last minute (hour) that has ended.
 
 from datetime import UTC, datetime, timedelta
 
-from dagster import TimeWindowPartitionsDefinition
+from dagster import AssetKey, DagsterEventType, DagsterInstance, TimeWindowPartitionsDefinition
 
-from crypto_assets.minutes import KEY_FORMAT
+from crypto_assets.minutes import KEY_FORMAT, MINUTE_MS, minute_key
 
 HOUR_KEY_FORMAT = "%Y-%m-%d-%H:00"
+KEYS_PER_QUERY = 1440  # minute keys asked for in one query: a day
 
 
 def window_start(partition_days: int, now: datetime | None = None) -> datetime:
@@ -33,3 +34,15 @@ def hour_partitions(partition_days: int, now: datetime | None = None) -> TimeWin
     return TimeWindowPartitionsDefinition(
         start=window_start(partition_days, now), cron_schedule="0 * * * *", fmt=HOUR_KEY_FORMAT, timezone="UTC"
     )
+
+
+def materialized_minutes(instance: DagsterInstance, key: AssetKey, start_ms: int, end_ms: int) -> set[str]:
+    """The minute partitions of [start_ms, end_ms) that ``key`` has a materialization of. Only the window's keys are
+    asked for, so a sensor tick costs the same after a month as after a day (``get_materialized_partitions`` reads
+    every partition the asset ever had: 0.15-0.19 s per asset at 30 days of minutes, bench/instance_cost.py)."""
+    keys = [minute_key(m) for m in range(start_ms, end_ms, MINUTE_MS)]
+    found: set[str] = set()
+    for i in range(0, len(keys), KEYS_PER_QUERY):  # never an empty set: that would mean every partition
+        chunk = set(keys[i : i + KEYS_PER_QUERY])
+        found.update(instance.get_latest_storage_id_by_partition(key, DagsterEventType.ASSET_MATERIALIZATION, chunk))
+    return found

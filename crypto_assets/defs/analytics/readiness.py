@@ -18,6 +18,7 @@ from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, RunsFilter
 
 from crypto_assets.defs.analytics.warehouse import WarehouseBusyError, WarehouseResource
 from crypto_assets.defs.names import IN_FLIGHT_STATUSES, PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
+from crypto_assets.defs.partitions import materialized_minutes
 from crypto_assets.minutes import MINUTE_MS, minute_keys, minute_start_ms
 
 BUILT_MARKER = AssetKey("stg_trade_minutes")
@@ -33,9 +34,14 @@ def minute_keys_of_hour(hour: str) -> list[str]:
     return minute_keys(start, start + MINUTES_PER_HOUR * MINUTE_MS)
 
 
-def materialized_raw_minutes(instance: DagsterInstance, raw_keys: Iterable[AssetKey]) -> dict[AssetKey, set[str]]:
-    """Every materialized minute partition of each raw asset (one fast query per asset)."""
-    return {key: set(instance.get_materialized_partitions(key)) for key in raw_keys}
+def materialized_raw_minutes(
+    instance: DagsterInstance, raw_keys: Iterable[AssetKey], hours: Sequence[str]
+) -> dict[AssetKey, set[str]]:
+    """The materialized minute partitions of each raw asset from the first to the last of ``hours``."""
+    if not hours:
+        return {key: set() for key in raw_keys}
+    start, end = min(map(minute_start_ms, hours)), max(map(minute_start_ms, hours)) + MINUTES_PER_HOUR * MINUTE_MS
+    return {key: materialized_minutes(instance, key, start, end) for key in raw_keys}
 
 
 def raw_minutes_present(materialized: Mapping[AssetKey, set[str]], hour: str) -> dict[AssetKey, int]:
@@ -91,7 +97,7 @@ def hours_to_build(
 ) -> tuple[list[str], list[str]]:
     """Of ``hours`` (oldest first): those ready to build (every raw minute materialized, never built, no run in
     flight), and one line for each hour left alone, saying why."""
-    materialized = materialized_raw_minutes(instance, raw_keys)
+    materialized = materialized_raw_minutes(instance, raw_keys, hours)
     busy = hours_in_flight(instance, job_name)
     ready, notes = [], []
     for hour in hours:

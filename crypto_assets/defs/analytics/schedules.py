@@ -28,6 +28,7 @@ from dagster import (
     SkipReason,
     TimeWindowPartitionsDefinition,
     define_asset_job,
+    in_process_executor,
     schedule,
 )
 
@@ -49,6 +50,7 @@ def build_hourly_job(hourly_assets: AssetsDefinition) -> AssetJob:
         HOURLY_JOB,
         selection=[hourly_assets],
         description="dbt build of silver and gold for one hour partition (or a range)",
+        executor_def=in_process_executor,  # one step (the dbt build): no second process loading the definitions
     )
 
 
@@ -57,6 +59,7 @@ def build_latest_prices_job(latest_assets: AssetsDefinition) -> AssetJob:
         LATEST_PRICES_JOB,
         selection=[latest_assets],
         description="dbt build of the unpartitioned models (latest prices)",
+        executor_def=in_process_executor,
     )
 
 

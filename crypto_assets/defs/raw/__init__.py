@@ -8,7 +8,7 @@
 - ``resources``: ``ExchangeResource`` (endpoints, symbols, the shared REST weight budget) and ``LakeResource``.
 """
 
-from dagster import AssetSelection, Definitions, define_asset_job
+from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
 
 from crypto_assets.defs.partitions import minute_partitions
 from crypto_assets.defs.raw.assets import build_raw_trades_asset
@@ -32,6 +32,9 @@ def build_raw_definitions(settings: Settings) -> Definitions:
         selection=AssetSelection.assets(*raw_trades),
         partitions_def=minutes,
         description="raw_trades minutes fetched over REST (what the gap sensor launches)",
+        # a gap run is one symbol, so one step: run in the run's own process, not in a second one that loads the
+        # definitions again (a few seconds of CPU per run; UI backfills keep a process per step)
+        executor_def=in_process_executor,
     )
     return Definitions(
         assets=raw_trades,

@@ -55,6 +55,7 @@ from dagster import (
 )
 
 from crypto_assets.defs.names import IN_FLIGHT_STATUSES, RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
+from crypto_assets.defs.partitions import materialized_minutes
 from crypto_assets.defs.raw.live_stream import HEARTBEAT_TAG, STREAM_JOB, SYMBOLS_TAG
 from crypto_assets.defs.raw.resources import ExchangeResource
 from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable, utc_text
@@ -262,7 +263,10 @@ def build_gap_backfill_sensor(
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             context.log.warning(f"unreadable gap sensor cursor ({exc}): starting from a fresh state")
             state = GapCursor()
-        materialized = {symbol: instance.get_materialized_partitions(raw_trades_key(symbol)) for symbol in symbols}
+        until = floor_minute(now_ms) + MINUTE_MS  # the window's minutes and those since its end (a run may hold them)
+        materialized = {
+            symbol: materialized_minutes(instance, raw_trades_key(symbol), window_start, until) for symbol in symbols
+        }
 
         _account_ended_runs(context, state, symbols, materialized, now_ms, window_start, settings)
         for symbol in list(state.waits):  # bounded: only minutes inside the window that are still missing
