@@ -82,7 +82,7 @@ def kill_stream_step(demo: Demo, instance, not_before_s: float, previous_run_ids
             return run.run_id
         return None
 
-    return demo.wait_for("a new streaming run with its step process, to kill", killed, 180, every_s=1)
+    return demo.wait_for("a new streaming run with its step process, to kill", killed, 240, every_s=1)
 
 
 def stream_run_ends(instance, killed: set[str]) -> list[str]:

@@ -89,7 +89,7 @@ def test_two_minutes_without_s3_lose_nothing_and_stop_nothing(simulator, tmp_pat
                 "stream connected", lambda: any("stream connected" in m for m in run_log(instance, run.run_id)), 60
             )
             [capture_pid] = capture_processes()
-            joined = floor_minute(int(time.time() * 1000))  # the minute the stream joined during (or the one before)
+            joined = floor_minute(int(time.time() * 1000))  # the minute the stream joined during (or the one after)
 
             # -- S3 goes away for two minutes, mid-run, while the first whole minute ends (at least 20 s before the
             #    outage's end, so that minute surely waits)
@@ -131,14 +131,17 @@ def check_lake_and_log(instance, simulator, lake, joined, after, endpoint, log):
         counts = Counter(r.partition_key for r in records)
         assert all(n == 1 for n in counts.values()), counts  # nothing recorded twice
         starts = sorted(minute_start_ms(k) for k in counts)
-        assert starts[0] <= joined + MINUTE_MS, (minute_key(joined), starts)  # from the first full minute on
+        # from the first full minute on; the test saw the connection up to a minute after it happened (under load)
+        assert joined - MINUTE_MS <= starts[0] <= joined + MINUTE_MS, (minute_key(joined), starts)
         assert starts == list(range(starts[0], starts[-1] + MINUTE_MS, MINUTE_MS))  # none missing
         assert starts[-1] >= after
         for record in records:
             metadata = record.asset_materialization.metadata
-            # the join minute is completed over REST by the stream's own repair: "stream+rest", or "rest" when the
-            # stream connected so late in it that every trade of it came from the repair
-            expected = ("stream+rest", "rest") if record.partition_key == minute_key(joined) else ("stream",)
+            # the first minute recorded is the join minute, completed over REST by the stream's own repair:
+            # "stream+rest", or "rest" when the stream connected so late in it that every trade of it came from the
+            # repair, or "stream" when it connected at its very start; every later one is the stream's alone
+            first = record.partition_key == minute_key(starts[0])
+            expected = ("stream+rest", "rest", "stream") if first else ("stream",)
             assert metadata["source"].value in expected and metadata["action"].value == "written", (
                 record.partition_key,
                 metadata["source"].value,
