@@ -1,4 +1,3 @@
-import gc
 import time
 import uuid
 from pathlib import Path
@@ -149,10 +148,6 @@ def _fresh_defs_state_storage():
     test's), a disposed instance's storage can stay current, and a later test loading definitions in the same worker
     fails with "undefined DagsterInstance weakref"."""
     yield
-    # A context a test left open (an instance entered by a generator never closed) restores the storage that was
-    # current before it when it is garbage-collected, possibly one whose instance is gone: collect now, at the test's
-    # end, not in the middle of a later test, then forget whatever is current.
-    gc.collect()
     forget_defs_state_storage()
 
 
