@@ -1,5 +1,6 @@
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
@@ -149,6 +150,28 @@ def _fresh_defs_state_storage():
     fails with "undefined DagsterInstance weakref"."""
     yield
     forget_defs_state_storage()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _instance_contexts_forget_on_exit():
+    """Leaving a DagsterInstance context restores the defs-state storage that was current before it (a context
+    variable token). When that exit comes from the garbage collector (a context never closed, e.g. a generator's),
+    it can restore, in the middle of a later test, the storage of an instance that is gone, and the next definitions
+    loaded fail with "undefined DagsterInstance weakref" (seen in three tests). In the tests, leaving a context forgets
+    the storage instead: no test relies on an outer instance's defs state."""
+    from dagster._core.storage.defs_state import base
+
+    @contextmanager
+    def set_and_forget(storage):
+        base._current_storage.set(storage)
+        try:
+            yield
+        finally:
+            base._current_storage.set(None)
+
+    original, base.set_defs_state_storage = base.set_defs_state_storage, set_and_forget
+    yield
+    base.set_defs_state_storage = original
 
 
 def forget_defs_state_storage() -> None:
