@@ -25,7 +25,6 @@ from crypto_assets.exchange.errors import utc_text
 from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key, minute_start_ms
 from crypto_assets.settings import Settings
 from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
-from crypto_assets_tests.conftest import forget_defs_state_storage
 from crypto_assets_tests.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -131,9 +130,6 @@ def run_request(request, instance, rest_url, tmp_path):
     """The requested run, for real: the sensor's tags on a materialization of the symbol's asset."""
     symbol = request.tags[GAP_TAG]
     asset = build_raw_trades_asset(symbol, minute_partitions(1))
-    # materialize() loads definitions, which reach for the current defs-state storage: after a run in this test that
-    # can be one whose instance was garbage-collected ("undefined DagsterInstance weakref", seen once in the suite)
-    forget_defs_state_storage()
     return materialize(
         [asset],
         instance=instance,
