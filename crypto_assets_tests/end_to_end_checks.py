@@ -2,10 +2,11 @@
 runs, the minutes the stream recorded, the partitions still missing, a run's step processes, and the lake against the
 exchange's ground truth."""
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dagster import DagsterEventType, RunsFilter
+from dagster import AssetRecordsFilter, DagsterEventType, RunsFilter
 
 from crypto_assets.defs.names import raw_trades_key
 from crypto_assets.exchange.models import Trade
@@ -25,13 +26,18 @@ def stream_runs(instance, statuses=None):
 
 
 def stream_minutes_recorded(instance, symbol: str, after_ms: int) -> list[str]:
-    # the gap backfill records up to an hour of minutes at once: read far enough back not to miss the stream's
-    records = instance.fetch_materializations(raw_trades_key(symbol), limit=2000).records
+    """The minutes from ``after_ms`` on that the stream recorded. Only those minutes' records are read: the tests poll
+    this every few seconds while gap runs record hours of minutes, on a machine the whole suite loads."""
+    keys = [minute_key(m) for m in range(after_ms // MINUTE_MS * MINUTE_MS, int(time.time() * 1000), MINUTE_MS)]
+    if not keys:
+        return []
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=raw_trades_key(symbol), asset_partitions=keys), limit=10 * len(keys)
+    ).records
     return [
         r.partition_key
         for r in records
         if r.asset_materialization.metadata["source"].value in ("stream", "stream+rest")
-        and r.partition_key >= minute_key(after_ms)
     ]
 
 
