@@ -30,7 +30,8 @@ the source of the modules that generate and render the rows with numpy's version
 holding that recipe, the rows and the sha256. A later archive (another process) with the same recipe reuses the
 file once its sha256 is verified again; any other recipe builds its own file.
 Faults (the ``archive_*`` state of ``faults.Faults``): a truncated day whose checksum matches, a download that fails
-its checksum (a corrupted zip, or a CHECKSUM of other bytes) before the file is right again, a day held back.
+its checksum (a corrupted zip, or a CHECKSUM of other bytes) before the file is right again, a broken zip whose
+checksum matches (cut off, or a byte of its data changed), a day held back.
 """
 
 from __future__ import annotations
@@ -491,8 +492,13 @@ class Archive:
             body = _s3_error("InternalError", f"{type(exc).__name__}: {exc}")
             writer.write(_head_or_full(500, body, {}, _XML, keep_alive, head_only))
             return
+        # A broken publication (archive_broken): the zip cut off halfway, or one byte of its data changed; its
+        # CHECKSUM is that of the broken bytes.
+        broken = self.faults.archive_break(file.symbol, file.kind, file.day)
+        size = built.size // 2 if broken == "cut" else built.size
+        flip_at = built.size // 2 if broken == "flip" else -1
         if file.checksum:
-            digest = built.sha256
+            digest = built.sha256 if broken is None else _sha256_of(built.path, size, flip_at)
             if not head_only and self.faults.take_archive_corruption(file.symbol, file.kind, file.day, "checksum"):
                 digest = hashlib.sha256(b"other bytes:" + digest.encode()).hexdigest()
             content = f"{digest}  {file.zip_name}".encode()
@@ -500,23 +506,12 @@ class Archive:
             return
         corrupt_at = -1
         if not head_only and self.faults.take_archive_corruption(file.symbol, file.kind, file.day, "zip"):
-            corrupt_at = built.size // 2  # one byte flipped in the deflated data: the sha256 and the CRC both fail
+            corrupt_at = built.size // 2 + 1  # one byte flipped in the deflated data: the sha256 and the CRC both fail
 
         def parts(start: int, end: int) -> Iterator[bytes]:
-            with open(built.path, "rb") as f:
-                f.seek(start)
-                at = start
-                while at < end:
-                    block = f.read(min(SEND_CHUNK, end - at))
-                    if not block:
-                        return
-                    if at <= corrupt_at < at + len(block):
-                        i = corrupt_at - at
-                        block = block[:i] + bytes((block[i] ^ 0xFF,)) + block[i + 1 :]
-                    yield block
-                    at += len(block)
+            return _read_flipped(built.path, start, end, (flip_at, corrupt_at))
 
-        await self._send(request, writer, built.size, "application/zip", parts)
+        await self._send(request, writer, size, "application/zip", parts)
 
     async def _send(self, request: wire.Request, writer: asyncio.StreamWriter, size: int, content_type: str, parts):
         """The whole body, or the one byte range asked for (206), or 416; HEAD gets the head alone."""
@@ -569,3 +564,28 @@ def _head_or_full(status, body, headers, content_type, keep_alive, head_only) ->
     if head_only:
         return wire.http_head(status, len(body), headers, content_type, keep_alive)
     return wire.http_response(status, body, headers, content_type, keep_alive)
+
+
+def _read_flipped(path: Path, start: int, end: int, flips: tuple[int, ...]) -> Iterator[bytes]:
+    """Bytes [start, end) of the file at ``path`` in blocks, each byte at an offset of ``flips`` inverted."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        at = start
+        while at < end:
+            block = f.read(min(SEND_CHUNK, end - at))
+            if not block:
+                return
+            for offset in flips:
+                if at <= offset < at + len(block):
+                    i = offset - at
+                    block = block[:i] + bytes((block[i] ^ 0xFF,)) + block[i + 1 :]
+            yield block
+            at += len(block)
+
+
+def _sha256_of(path: Path, size: int, flip_at: int) -> str:
+    """The sha256 of the first ``size`` bytes of the file at ``path``, the byte at ``flip_at`` inverted."""
+    digest = hashlib.sha256()
+    for block in _read_flipped(path, 0, size, (flip_at,)):
+        digest.update(block)
+    return digest.hexdigest()

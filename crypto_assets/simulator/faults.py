@@ -13,6 +13,7 @@ MALFORMED_KINDS = ("truncated", "not-json", "wrong-type", "missing-field", "bina
 BAD_VALUE_FIELDS = ("price", "qty")
 ARCHIVE_KINDS = ("trades", "aggTrades", "klines")
 ARCHIVE_PARTS = ("zip", "checksum")  # what a corrupted download of an archive file gets wrong
+ARCHIVE_BREAKS = ("cut", "flip")  # how a published zip is broken: cut off halfway, or a byte of its data changed
 # What the project's client parses as a decimal (crypto_assets.exchange.models.Decimal): a bad value must pass it,
 # so that it reaches the lake, which is what the fault tests.
 CLIENT_DECIMAL = re.compile(r"^[0-9]{1,20}(\.[0-9]{1,18})?$")
@@ -37,6 +38,9 @@ class Faults:
     archive_truncated: dict[str, int] = field(default_factory=dict)  # -> ms of the day the file holds
     archive_corrupt: dict[str, dict[str, int]] = field(default_factory=dict)  # -> {part: downloads left corrupted}
     archive_unpublished: list[str] = field(default_factory=list)
+    archive_broken: dict[str, str] = field(
+        default_factory=dict
+    )  # -> how the published zip is broken (its CHECKSUM too)
 
     def take_rest_error(self, now_ms: int) -> int:
         """The injected 5xx status for this request, or 0."""
@@ -102,6 +106,16 @@ class Faults:
         left[part] -= 1
         return True
 
+    def break_archive(self, symbol: str, kind: str, day: str, how: str) -> None:
+        _check_kind(kind)
+        if how not in ARCHIVE_BREAKS:
+            raise ValueError(f"unknown way to break a zip {how!r}; expected one of {ARCHIVE_BREAKS}")
+        self.archive_broken[f"{symbol}/{kind}/{day}"] = how
+
+    def archive_break(self, symbol: str, kind: str, day: str) -> str | None:
+        """How the published zip of ``kind`` is broken ("cut" or "flip"), or None."""
+        return self.archive_broken.get(f"{symbol}/{kind}/{day}")
+
     def hold_back_archive(self, symbol: str | None, day: str) -> None:
         key = f"{symbol or '*'}/{day}"
         if key not in self.archive_unpublished:
@@ -116,6 +130,8 @@ class Faults:
             del self.archive_truncated[key]
         for key in [k for k in self.archive_corrupt if _archive_match(k, symbol, day)]:
             del self.archive_corrupt[key]
+        for key in [k for k in self.archive_broken if _archive_match(k, symbol, day)]:
+            del self.archive_broken[key]
         self.archive_unpublished[:] = [k for k in self.archive_unpublished if not _archive_match(k, symbol, day)]
 
     def as_dict(self) -> dict:

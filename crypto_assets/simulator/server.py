@@ -311,6 +311,15 @@ class Simulator(ServedAt):
         self._call(self.faults.corrupt_archive, symbol, kind, day, part, int(count))
         return {"path": archive.ArchiveFile(kind, symbol, day).path}
 
+    def archive_broken(self, symbol: str, day: str, kind: str = "trades", how: str = "cut") -> dict:
+        """Publish ``kind`` of ``symbol`` on ``day`` as a broken zip whose CHECKSUM matches the broken bytes (Binance
+        checksummed what it uploaded), until ``archive_reupload``: with ``how`` "cut" the zip breaks off halfway (no
+        central directory: it does not open), with "flip" one byte of its deflated data is changed (it opens, and its
+        CRC fails). Returns the file's path."""
+        self._archive_day(symbol, day)
+        self._call(self.faults.break_archive, symbol, kind, day, how)
+        return {"path": archive.ArchiveFile(kind, symbol, day).path}
+
     def archive_unpublished(self, day: str, symbol: str | None = None) -> None:
         """Every file of ``day`` (of ``symbol``, or of every symbol) answers 404 until ``archive_reupload``, as a day
         Binance has not published yet."""
@@ -485,6 +494,9 @@ class Simulator(ServedAt):
                 args.get("kind", "trades"),
                 args.get("part", "zip"),
                 int(args.get("count", 1)),
+            ),
+            "archive_broken": lambda: self.archive_broken(
+                args["symbol"], args["day"], args.get("kind", "trades"), args.get("how", "cut")
             ),
             "archive_unpublished": lambda: self.archive_unpublished(args["day"], args.get("symbol")),
             "archive_reupload": lambda: self.archive_reupload(args["day"], args.get("symbol")),

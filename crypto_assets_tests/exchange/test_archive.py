@@ -365,3 +365,38 @@ def test_a_header_row_is_skipped_and_lines_still_counted_from_the_top(tmp_path):
     kline_header = "open_time,open,high,low,close,volume,close_time,quote_volume,count,tbbv,tbqv,ignore\n"
     kline = f"{D1 * 1000},1.0,1.0,1.0,1.0,0.0,{(D1 + MINUTE) * 1000 - 1},0.0,0,0.0,0.0,0\n"
     assert [k.open_time for k in read_klines(make_zip(tmp_path, DAY1, kline_header + kline, "klines"), SYMBOL)] == [D1]
+
+
+def damaged(path, how: str):
+    """The zip at ``path`` broken in place: "cut" off halfway, a byte of its data "flip"ped, or "html" instead."""
+    data = path.read_bytes()
+    middle = len(data) // 2
+    path.write_bytes(
+        {
+            "cut": data[:middle],
+            "flip": data[:middle] + bytes((data[middle] ^ 0xFF,)) + data[middle + 1 :],
+            "html": b"<html><body>503 Service Unavailable</body></html>",
+        }[how]
+    )
+    return path
+
+
+@pytest.mark.parametrize("how", ["cut", "flip", "html"])
+def test_a_broken_zip_is_malformed_and_yields_no_row(tmp_path, how):
+    """A checksum matches whatever was published, a broken zip too. A damaged deflate stream can inflate to rows that
+    look right before its CRC fails at the end: the CRC is checked before the first row is read."""
+    rows = "".join(f"{i},1.{i % 97},2,3.0,{(D1 + i) * 1000},True,True\n" for i in range(100_000))
+    path = damaged(make_zip(tmp_path, DAY1, rows), how)
+    yielded = []
+    with pytest.raises(MalformedArchive, match="not a readable zip|fails its CRC") as excinfo:
+        for batch in iter_trades(path, SYMBOL):
+            yielded.append(batch.num_rows)
+    assert str(path) in str(excinfo.value) and yielded == []
+    kline = "".join(
+        f"{(D1 + m * MINUTE) * 1000},1.0,1.0,1.0,1.0,0.0,{(D1 + (m + 1) * MINUTE) * 1000 - 1},0.0,0,0.0,0.0,0\n"
+        for m in range(1440)
+    )
+    path = damaged(make_zip(tmp_path, DAY1, kline, "klines"), how)
+    with pytest.raises(MalformedArchive, match="not a readable zip|fails its CRC") as excinfo:
+        read_klines(path, SYMBOL)
+    assert str(path) in str(excinfo.value)

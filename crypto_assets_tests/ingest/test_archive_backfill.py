@@ -242,6 +242,16 @@ def test_a_checksum_that_fails_twice_leaves_the_day_to_rest(sim, client, archive
     assert client.calls[endpoints.HISTORICAL_TRADES] > 0
 
 
+@pytest.mark.parametrize(("kind", "how"), [("trades", "cut"), ("trades", "flip"), ("klines", "cut")])
+def test_a_broken_zip_whose_checksum_matches_leaves_the_day_to_rest(sim, client, archive, lake, kind, how):
+    sim.archive_broken(SYMBOL, DAY1, kind=kind, how=how)
+    out = store_range(client, lake, SYMBOL, *HOURS_OF_DAY1, archive=archive)
+    assert_exact(sim, lake, SYMBOL, out, *HOURS_OF_DAY1)
+    assert archive_minutes(out) == set() and {m.action for m in out} == {WRITTEN}
+    assert client.calls[endpoints.HISTORICAL_TRADES] > 0
+    assert ("trades", DAY1) in archive.asked or kind == "klines"  # a broken klines file: the trades are not fetched
+
+
 def test_a_day_not_published_is_served_by_rest(sim, client, archive, lake):
     sim.archive_unpublished(DAY1, SYMBOL)
     downloads = sim.archive.downloads

@@ -429,6 +429,27 @@ def test_a_checksum_that_fails_then_succeeds(clean, inject, part):
     assert other_line[:64] == hashlib.sha256(other).hexdigest()
 
 
+@pytest.mark.parametrize("how", ["cut", "flip"])
+def test_a_broken_zip_whose_checksum_matches(clean, inject, how):
+    good, line = download(clean, "trades", "PEPEUSDT", DAY1)
+    result = inject("archive_broken", symbol="PEPEUSDT", day=DAY1, kind="trades", how=how)
+    assert result["path"] == url("trades", "PEPEUSDT", DAY1)
+    for _ in range(2):  # published so: every download is the same broken file, its CHECKSUM matching it
+        bad, bad_line = download(clean, "trades", "PEPEUSDT", DAY1)
+        assert bad_line == f"{hashlib.sha256(bad).hexdigest()}  PEPEUSDT-trades-2025-01-01.zip"
+        assert bad != good and len(bad) == (len(good) // 2 if how == "cut" else len(good))
+        with pytest.raises((zipfile.BadZipFile, zlib.error, EOFError)):  # no central directory, or a bad CRC
+            rows_of(bad, "PEPEUSDT-trades-2025-01-01.csv")
+    head = http(clean, url("trades", "PEPEUSDT", DAY1), method="HEAD")
+    assert int(head.headers["content-length"]) == len(bad)
+    assert (
+        download(clean, "klines", "PEPEUSDT", DAY1)[1][:64]
+        == hashlib.sha256(download(clean, "klines", "PEPEUSDT", DAY1)[0]).hexdigest()
+    )  # the other kinds are whole
+    inject("archive_reupload", symbol="PEPEUSDT", day=DAY1)
+    assert download(clean, "trades", "PEPEUSDT", DAY1) == (good, line)
+
+
 def test_a_day_held_back_answers_404_until_published(clean, inject):
     inject("archive_unpublished", symbol="PEPEUSDT", day=DAY1)
     for kind in ("trades", "klines", "aggTrades"):
@@ -460,6 +481,7 @@ def test_fault_arguments_are_checked(sim):
         ("archive_truncate", {"symbol": "PEPEUSDT", "day": "2025-1-1", "hours": 1}),
         ("archive_corrupt", {"symbol": "PEPEUSDT", "day": DAY1, "part": "csv"}),
         ("archive_corrupt", {"symbol": "PEPEUSDT", "day": DAY1, "kind": "bookTicker"}),
+        ("archive_broken", {"symbol": "PEPEUSDT", "day": DAY1, "how": "shred"}),
         ("archive_unpublished", {"day": "yesterday"}),
     ):
         r = http(sim, f"/_sim/faults/{name}", method="POST", body=body)
