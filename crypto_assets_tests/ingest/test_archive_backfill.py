@@ -223,6 +223,17 @@ def test_a_truncated_day_whose_checksum_matches(sim, client, archive, lake):
     assert all(m.archive is None and m.action == WRITTEN for m in out if m.minute_start_ms >= cut)
 
 
+def test_a_truncated_klines_file_leaves_the_minutes_without_a_kline_to_rest(sim, client, archive, lake):
+    cut, end = D1 + 2 * HOUR, D1 + 3 * HOUR
+    sim.archive_truncate(SYMBOL, DAY1, 2, kind="klines")
+    out = store_range(client, lake, SYMBOL, D1 + HOUR, end, archive=archive)
+    assert_exact(sim, lake, SYMBOL, out, D1 + HOUR, end)
+    assert set(range(D1 + HOUR, cut, MINUTE_MS)) <= archive_minutes(out)  # every minute with its kline
+    # Past the cut, a minute whose neighbouring trades are known is proven by the ids alone (ids are dense per symbol:
+    # completeness.kline_needed); those that need their kline came over REST.
+    assert any(m.archive is None for m in out if m.minute_start_ms >= cut)
+
+
 def test_a_checksum_that_fails_once_is_downloaded_again(sim, client, archive, lake):
     sim.archive_corrupt(SYMBOL, DAY1, kind="trades", part="zip", count=1)
     downloads = sim.archive.downloads
