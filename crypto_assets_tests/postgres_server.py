@@ -1,10 +1,10 @@
 """A throw-away PostgreSQL server from this machine's packages, for the tests and benches that need a real one.
 
-``initdb`` makes a cluster in a folder of the caller's, ``pg_ctl`` starts it on a free port of 127.0.0.1 (its socket
-in the same folder, trust authentication, superuser ``dagster``) and stops it on exit. The binaries are taken from
-PATH, else from Debian's ``/usr/lib/postgresql/<version>/bin`` (package ``postgresql``; ``make test`` installs it
-where it is missing). PostgreSQL refuses to run as root: as root, every server command runs as the ``postgres``
-user the package creates.
+``initdb`` makes a cluster (in a folder of the caller's, or as root in one of the postgres user's), ``pg_ctl``
+starts it on a free port of 127.0.0.1 (its socket in the same folder, trust authentication, superuser ``dagster``) and
+stops it on exit. The binaries are taken from PATH, else from Debian's ``/usr/lib/postgresql/<version>/bin`` (package
+``postgresql``; ``make test`` installs it where it is missing). PostgreSQL refuses to run as root: as root, every
+server command runs as the ``postgres`` user the package creates.
 
     with postgres_server(tmp_path / "pg") as pg:
         pg.create_database("dagster")
@@ -18,6 +18,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -88,34 +89,43 @@ class PostgresServer:
 
 @contextmanager
 def postgres_server(folder: Path) -> Iterator[PostgresServer]:
-    """A fresh cluster in ``folder`` (created), running until the block ends; its log is ``folder/postgres.log``."""
+    """A fresh cluster running until the block ends; its log is ``folder/postgres.log`` (``folder`` is created).
+
+    As root the cluster lives in a folder of its own under the system's temporary folder, owned by the postgres user,
+    and its log is copied to ``folder`` when it stops: under the caller's folder (pytest's) the server could be cut
+    off its data directory mid-run, since pytest resets its base folder to mode 0700 whenever another pytest session
+    starts on the machine."""
     reason = missing_reason()
     if reason:
         raise RuntimeError(reason)
     folder.mkdir(parents=True, exist_ok=True)
-    data, log, port = folder / "data", folder / "postgres.log", free_port()
-    if os.geteuid() == 0:  # the postgres user must reach and own its folder
-        for path in [folder, *folder.parents]:
-            if path == Path("/"):
-                break
-            path.chmod(path.stat().st_mode | 0o011)
-        shutil.chown(folder, "postgres")
-    subprocess.run(
-        _as_server_user([server_binary("initdb"), "-D", str(data), "-U", USER, "--auth=trust", "-E", "UTF8"]),
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    as_root = os.geteuid() == 0
+    home = Path(tempfile.mkdtemp(prefix="crypto-assets-postgres-")) if as_root else folder
+    if as_root:
+        shutil.chown(home, "postgres")
+    data, log, port = home / "data", home / "postgres.log", free_port()
     pg_ctl = server_binary("pg_ctl")
-    started = subprocess.run(
-        _as_server_user([pg_ctl, "-D", str(data), "-o", options, "-l", str(log), "-w", "-t", "60", "start"]),
-        capture_output=True,
-        text=True,
-    )
-    if started.returncode != 0:
-        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-        raise RuntimeError(f"PostgreSQL did not start on 127.0.0.1:{port}: {started.stderr.strip()}\n{tail}")
     try:
-        yield PostgresServer(port)
+        subprocess.run(
+            _as_server_user([server_binary("initdb"), "-D", str(data), "-U", USER, "--auth=trust", "-E", "UTF8"]),
+            check=True,
+            capture_output=True,
+        )
+        options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off"
+        started = subprocess.run(
+            _as_server_user([pg_ctl, "-D", str(data), "-o", options, "-l", str(log), "-w", "-t", "60", "start"]),
+            capture_output=True,
+            text=True,
+        )
+        if started.returncode != 0:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError(f"PostgreSQL did not start on 127.0.0.1:{port}: {started.stderr.strip()}\n{tail}")
+        try:
+            yield PostgresServer(port)
+        finally:
+            subprocess.run(_as_server_user([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True)
     finally:
-        subprocess.run(_as_server_user([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True)
+        if as_root:
+            if log.exists():
+                shutil.copyfile(log, folder / "postgres.log")
+            shutil.rmtree(home, ignore_errors=True)
