@@ -11,7 +11,7 @@ from dagster import AssetRecordsFilter, DagsterEventType, RunsFilter
 from crypto_assets.defs.names import raw_trades_key
 from crypto_assets.exchange.models import Trade
 from crypto_assets.lake import Lake, trades_to_table
-from crypto_assets.minutes import MINUTE_MS, minute_key
+from crypto_assets.minutes import MINUTE_MS, minute_key, minute_keys
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 STREAM_QUERY = """
@@ -28,7 +28,7 @@ def stream_runs(instance, statuses=None):
 def stream_minutes_recorded(instance, symbol: str, after_ms: int) -> list[str]:
     """The minutes from ``after_ms`` on that the stream recorded. Only those minutes' records are read: the tests poll
     this every few seconds while gap runs record hours of minutes, on a machine the whole suite loads."""
-    keys = [minute_key(m) for m in range(after_ms // MINUTE_MS * MINUTE_MS, int(time.time() * 1000), MINUTE_MS)]
+    keys = minute_keys(after_ms, int(time.time() * 1000))
     if not keys:
         return []
     records = instance.fetch_materializations(

@@ -16,8 +16,8 @@ their CHECKSUM, and the trades and 1m klines read back out of the zips. No Dagst
   decided by the file's day (from its name), and every row's time must lie in that day in that unit.
 - A verified checksum proves the file is the one Binance published, not that the file holds the whole day, nor that
   it is a readable zip: Binance has published truncated days whose checksum matched. A zip that does not open, or
-  whose data breaks off or fails its CRC, raises ``MalformedArchive`` like a malformed row (after the rows read
-  before the break). Callers prove the minutes themselves.
+  whose data breaks off or fails its CRC, raises ``MalformedArchive`` before any row is read. Callers prove the
+  minutes themselves.
 """
 
 from __future__ import annotations
@@ -373,8 +373,6 @@ def iter_trades(
                         done += part.num_rows
             except pa.ArrowInvalid as exc:
                 raise _located(zf, info, where, done, exc) from None
-            except _BROKEN_ZIP as exc:
-                raise MalformedArchive(where, f"the zip breaks off after row {done}: {exc}", done + 1) from None
 
 
 def _has_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:

@@ -506,7 +506,9 @@ class Archive:
             return
         corrupt_at = -1
         if not head_only and self.faults.take_archive_corruption(file.symbol, file.kind, file.day, "zip"):
-            corrupt_at = built.size // 2 + 1  # one byte flipped in the deflated data: the sha256 and the CRC both fail
+            # one byte flipped in the deflated data: the sha256 and the CRC both fail (the byte after a "flip"
+            # break's, so that the two faults together do not flip one byte back)
+            corrupt_at = built.size // 2 + 1
 
         def parts(start: int, end: int) -> Iterator[bytes]:
             return _read_flipped(built.path, start, end, (flip_at, corrupt_at))

@@ -38,9 +38,8 @@ class Faults:
     archive_truncated: dict[str, int] = field(default_factory=dict)  # -> ms of the day the file holds
     archive_corrupt: dict[str, dict[str, int]] = field(default_factory=dict)  # -> {part: downloads left corrupted}
     archive_unpublished: list[str] = field(default_factory=list)
-    archive_broken: dict[str, str] = field(
-        default_factory=dict
-    )  # -> how the published zip is broken (its CHECKSUM too)
+    # -> how the published zip is broken ("cut" or "flip"), its CHECKSUM matching the broken bytes
+    archive_broken: dict[str, str] = field(default_factory=dict)
 
     def take_rest_error(self, now_ms: int) -> int:
         """The injected 5xx status for this request, or 0."""
