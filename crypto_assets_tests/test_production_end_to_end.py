@@ -239,7 +239,9 @@ def test_the_production_topology_streams_heals_builds_and_survives_kill_9_of_dae
             "CRYPTO_SYMBOLS": ",".join(SYMBOLS),
             "CRYPTO_LAKE_URL": LAKE_URL,
             "CRYPTO_PARTITION_DAYS": "1",
-            "CRYPTO_GAP_LOOKBACK_HOURS": "2",
+            # the history to heal starts at the previous UTC hour: nearly 2 h back when the test starts at xx:59, and
+            # the gap sensor (newest first) reaches the oldest minutes minutes later; 2 h let them age out of its view
+            "CRYPTO_GAP_LOOKBACK_HOURS": "3",
             "CRYPTO_GAP_SETTLE_SECONDS": "15",
             "CRYPTO_SPOOL_DIR": str(tmp_path / "state" / "spool"),
             "CRYPTO_WEIGHT_BUDGET_DIR": str(tmp_path / "state" / "weight_budget"),
