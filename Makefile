@@ -35,7 +35,7 @@ demo: $(VENV_STAMP)
 test: $(VENV_STAMP) postgres
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/pytest -n 4 --dist loadfile
+	$(VENV)/bin/pytest -n 4 --dist loadfile --durations=30
 
 # PostgreSQL's programs (initdb, pg_ctl, psql) for the production end-to-end test, which starts its own throw-away
 # server: installed from Debian's packages when missing (as root, or through sudo).

@@ -46,6 +46,16 @@ STDERR_LINES = 40  # of the capture process, kept for the failure message
 
 @op(description="Streams every configured symbol's trades and records each minute proven complete.")
 def stream_trades(context: OpExecutionContext, exchange: ExchangeResource, lake: LakeResource) -> None:
+    stop_beating = threading.Event()  # beating from the start: the keep-alive sensor waits for the first beat
+    threading.Thread(target=_heartbeat, args=(context, stop_beating), name="heartbeat", daemon=True).start()
+    try:
+        _stream(context, exchange, lake)
+    finally:
+        stop_beating.set()
+
+
+def _stream(context: OpExecutionContext, exchange: ExchangeResource, lake: LakeResource) -> None:
+    """The capture process, run until it exits (a failure naming its exit code and stderr) or the run ends."""
     symbols = list(exchange.symbols)
     _check_symbols(context, exchange, symbols)
     capture = subprocess.Popen(
@@ -65,8 +75,6 @@ def stream_trades(context: OpExecutionContext, exchange: ExchangeResource, lake:
     )
     stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
     threading.Thread(target=_collect, args=(capture.stderr, stderr_tail), name="capture-stderr", daemon=True).start()
-    stop_beating = threading.Event()
-    threading.Thread(target=_heartbeat, args=(context, stop_beating), name="heartbeat", daemon=True).start()
     try:
         for line in capture.stdout:
             _record(context, line)
@@ -76,7 +84,6 @@ def stream_trades(context: OpExecutionContext, exchange: ExchangeResource, lake:
             f"its stderr:\n" + "\n".join(stderr_tail)
         )
     finally:
-        stop_beating.set()
         if capture.poll() is None:
             capture.terminate()
             try:

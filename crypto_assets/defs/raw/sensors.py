@@ -2,10 +2,10 @@
 
 - ``live_stream_keepalive`` keeps exactly one `live_trades_stream` run alive. A run counts as alive while it is
   queued, starting, or started with a fresh heartbeat; a started run whose heartbeat is older than
-  ``STALE_AFTER_S`` died without Dagster noticing (``dagster dev`` killed hard) or is cut off: its worker is stopped
-  through the run launcher and the run is marked failed. A run
-  streaming other symbols than the configured ones is cancelled and replaced. After repeated failures in a row the
-  next start waits (1, 2, 4 ... up to 15 minutes): no crash loop.
+  ``STALE_AFTER_S``, or that has none ``FIRST_BEAT_WITHIN_S`` after its start, died without Dagster noticing
+  (``dagster dev`` killed hard) or is cut off: its worker is stopped through the run launcher and the run is marked
+  failed. A run streaming other symbols than the configured ones is cancelled and replaced. After repeated failures
+  in a row the next start waits (1, 2, 4 ... up to 15 minutes): no crash loop.
 - ``raw_trades_gap_backfill`` looks back over the last ``CRYPTO_GAP_LOOKBACK_HOURS`` for minute partitions of
   `raw_trades/<symbol>` that ended more than ``CRYPTO_GAP_SETTLE_SECONDS`` ago and are neither materialized nor
   in flight, and backfills them over REST, at most ``CRYPTO_GAP_MAX_RUNS`` gap runs in flight at once (they share
@@ -63,6 +63,10 @@ from crypto_assets.minutes import MINUTE_MS, contiguous_ranges, floor_minute, mi
 from crypto_assets.settings import Settings
 
 STALE_AFTER_S = 45  # no heartbeat for this long (it beats every 15 s: three missed beats): the process is gone
+# A started run's first beat comes once its step process has loaded the definitions: seen taking over 50 s on two
+# busy cores (two healthy runs were failed for it at 45 s). The same bound as the production run monitoring's
+# start_timeout_seconds.
+FIRST_BEAT_WITHIN_S = 180
 FAILURE_BACKOFF_AFTER = 3  # failed stream runs in a row before starts are spaced out
 MAX_BACKOFF_S = 15 * 60
 GAP_TAG = "crypto_assets/gap_backfill"  # value: the symbol
@@ -97,9 +101,9 @@ def build_live_stream_keepalive(stream_job: JobDefinition, symbols: Sequence[str
         for record in instance.get_run_records(RunsFilter(job_name=STREAM_JOB, statuses=IN_FLIGHT_STATUSES)):
             run = record.dagster_run
             if run.status == DagsterRunStatus.STARTED:
-                beat = float(run.tags.get(HEARTBEAT_TAG) or record.start_time or record.create_timestamp.timestamp())
-                if now - beat > STALE_AFTER_S:
-                    _end_silent_run(context, run, now - beat)
+                silence = _silence(run, record, now)
+                if silence:
+                    _end_silent_run(context, run, silence)
                     continue
             if run.tags.get(SYMBOLS_TAG) != configured and run.status != DagsterRunStatus.CANCELING:
                 context.log.info(
@@ -118,8 +122,19 @@ def build_live_stream_keepalive(stream_job: JobDefinition, symbols: Sequence[str
     return live_stream_keepalive
 
 
-def _end_silent_run(context: SensorEvaluationContext, run, silent_s: float) -> None:
-    """A started stream run without a heartbeat for ``silent_s``: its worker is stopped through the run launcher
+def _silence(run, record, now: float) -> str | None:
+    """Why a started stream run counts as dead, or None: no heartbeat for ``STALE_AFTER_S``, or none yet
+    ``FIRST_BEAT_WITHIN_S`` after the run started."""
+    beat = run.tags.get(HEARTBEAT_TAG)
+    if beat:
+        silent_s = now - float(beat)
+        return f"no heartbeat for {silent_s:.0f}s" if silent_s > STALE_AFTER_S else None
+    silent_s = now - (record.start_time or record.create_timestamp.timestamp())
+    return f"no heartbeat {silent_s:.0f}s after its start" if silent_s > FIRST_BEAT_WITHIN_S else None
+
+
+def _end_silent_run(context: SensorEvaluationContext, run, silence: str) -> None:
+    """A started stream run that is silent (``silence`` says how): its worker is stopped through the run launcher
     first (a worker that lives but cannot write its heartbeat, e.g. cut off from the instance's database, must not
     stream beside the next run; a Docker or Kubernetes launcher stops its container or pod, the default launcher asks
     the code server), then the run is marked failed. A worker that is gone already is the usual case: the launcher
@@ -131,10 +146,10 @@ def _end_silent_run(context: SensorEvaluationContext, run, silent_s: float) -> N
         context.log.warning(f"could not stop stream run {run.run_id}'s worker ({exc}); marking it failed anyway")
     instance.report_run_failed(
         run,
-        f"no heartbeat for {silent_s:.0f}s: the run's process is gone or cut off (e.g. its host, container or "
-        f"`dagster dev` was killed); its worker was stopped",
+        f"{silence}: the run's process is gone or cut off (e.g. its host, container or `dagster dev` was killed); "
+        f"its worker was stopped",
     )
-    context.log.warning(f"marked stream run {run.run_id} failed: no heartbeat for {silent_s:.0f}s")
+    context.log.warning(f"marked stream run {run.run_id} failed: {silence}")
 
 
 def _backoff_s(instance, now: float) -> float:

@@ -2,6 +2,7 @@
 materializations."""
 
 import time
+from datetime import UTC, datetime, timedelta
 
 from dagster import (
     AssetMaterialization,
@@ -13,7 +14,7 @@ from crypto_assets.definitions import build_definitions
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
 from crypto_assets.defs.raw import RAW_TRADES_JOB
 from crypto_assets.defs.raw.live_stream import HEARTBEAT_TAG, SYMBOLS_TAG
-from crypto_assets.defs.raw.sensors import GAP_TAG
+from crypto_assets.defs.raw.sensors import FIRST_BEAT_WITHIN_S, GAP_TAG
 from crypto_assets.minutes import MINUTE_MS, contiguous_ranges, floor_minute, minute_key, minute_start_ms
 from crypto_assets.settings import Settings
 
@@ -34,12 +35,13 @@ def evaluate(defs, name, instance):
     return result
 
 
-def stream_run(instance, defs, status, **tags):
+def stream_run(instance, defs, status, started_s_ago: float = 0, **tags):
     run = instance.create_run_for_job(defs.resolve_job_def("live_trades_stream"), tags={SYMBOLS_TAG: SYMBOLS, **tags})
-    if status != DagsterRunStatus.NOT_STARTED:
-        instance.report_run_failed(run) if status == DagsterRunStatus.FAILURE else instance.handle_run_event(
-            run.run_id, _event(run, status)
-        )
+    if status == DagsterRunStatus.FAILURE:
+        instance.report_run_failed(run)
+    elif status != DagsterRunStatus.NOT_STARTED:
+        at = datetime.now(UTC) - timedelta(seconds=started_s_ago)
+        instance.handle_run_event(run.run_id, _event(run, status), at)
     return instance.get_run_by_id(run.run_id)
 
 
@@ -74,6 +76,26 @@ def test_a_run_without_heartbeat_is_failed_and_replaced(instance):
     # code server to ask: it says so in the run's log)
     engine = [e.message for e in instance.all_logs(dead.run_id) if e.dagster_event and e.dagster_event.is_engine_event]
     assert any("termination request" in (m or "") for m in engine), engine
+
+
+def test_a_starting_run_has_time_for_its_first_beat(instance):
+    """No heartbeat yet: the run's step process is still loading (over 50 s was seen on two busy cores); only a run
+    silent FIRST_BEAT_WITHIN_S after its start is failed."""
+    defs = definitions()
+    loading = stream_run(instance, defs, DagsterRunStatus.STARTED, started_s_ago=FIRST_BEAT_WITHIN_S - 60)
+    result = evaluate(defs, "live_stream_keepalive", instance)
+    assert not result.run_requests and "STARTED" in result.skip_message
+    assert instance.get_run_by_id(loading.run_id).status == DagsterRunStatus.STARTED
+
+    instance.delete_run(loading.run_id)
+    silent = stream_run(instance, defs, DagsterRunStatus.STARTED, started_s_ago=FIRST_BEAT_WITHIN_S + 10)
+    result = evaluate(defs, "live_stream_keepalive", instance)
+    assert instance.get_run_by_id(silent.run_id).status == DagsterRunStatus.FAILURE
+    assert len(result.run_requests) == 1
+    [failure] = [
+        e.message for e in instance.all_logs(silent.run_id) if e.is_dagster_event and e.dagster_event.is_run_failure
+    ]
+    assert "no heartbeat 19" in failure and "after its start" in failure, failure
 
 
 def test_a_run_streaming_other_symbols_is_cancelled_first(instance):
