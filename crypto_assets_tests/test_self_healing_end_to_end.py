@@ -118,11 +118,15 @@ def test_the_pipeline_heals_itself_under_a_hostile_exchange_and_two_kills(tmp_pa
         instance = demo.loaded_instance()
         killed = {kill_stream_step(demo, instance, started + KILL_AT_S[0], set())}
         killed.add(kill_stream_step(demo, instance, started + KILL_AT_S[1], killed))
-        replacement = demo.wait_for(
-            "the third streaming run",
-            lambda: [r for r in stream_runs(instance, [DagsterRunStatus.STARTED]) if r.run_id not in killed],
-            180,
-        )
+        try:
+            replacement = demo.wait_for(
+                "the third streaming run",
+                lambda: [r for r in stream_runs(instance, [DagsterRunStatus.STARTED]) if r.run_id not in killed],
+                180,
+            )
+        except TimeoutError as exc:  # why the streaming runs ended says why none is left (e.g. a back-off)
+            ends = stream_run_ends(instance, killed)
+            raise AssertionError(f"{exc}\nstream runs ended other than by the kills: {ends}") from None
         assert len(stream_runs(instance, [DagsterRunStatus.STARTED])) == 1  # never two at once
         # the killed runs' capture processes died with their step processes: one capture process writes the lake
         # (the third run's step starts its capture process, which takes a while on a loaded machine)
