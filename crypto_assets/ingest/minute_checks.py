@@ -1,8 +1,11 @@
-"""The three checks of a minute file as stored in the lake, and its summary. No Dagster imports.
+"""The three rules a minute file as stored in the lake is checked against, their one verdict, and its summary. No
+Dagster imports.
 
-They look at what was actually written (the table read back from the lake), independently of the proof that let
-the minute be written, but with the same rules: each check calls the rule functions of ``completeness`` (numbered
-there), the neighbouring minutes in the lake standing in for the trades before and after the minute:
+The rules look at what was actually written (the table read back from the lake), independently of the proof that
+let the minute be written, but with the same rules: each calls the rule functions of ``completeness`` (numbered
+there), the neighbouring minutes in the lake standing in for the trades before and after the minute. Dagster shows
+them as one asset check per minute partition, ``MINUTE_CHECK`` (``verdict``): one recorded event per minute instead of
+one per rule, its metadata naming each rule's result:
 - ``trade_ids_dense``: rules 2, 3, 4 and 6: ids strictly consecutive inside the minute, and continuous with the
   neighbouring minutes in the lake (the last id of the nearest earlier minute + 1 = this minute's first id; empty
   minutes in between are skipped, a missing file breaks the chain and leaves that side unchecked);
@@ -39,13 +42,17 @@ from crypto_assets.lake.schema import quote_amounts
 DENSE_IDS = "trade_ids_dense"
 KLINE_AGREEMENT = "agrees_with_kline"
 SANE_VALUES = "values_sane"
-CHECK_DESCRIPTIONS = {
+RULE_DESCRIPTIONS = {
     DENSE_IDS: "Trade ids run without holes inside the minute and continue from the previous minute in the lake "
     "to the next one.",
     KLINE_AGREEMENT: "The minute agrees with the exchange's closed 1m kline: trade count, base volume (exact), and "
     "first / last trade id when the kline carries them.",
     SANE_VALUES: "price > 0, qty > 0, every trade_time inside the minute, no duplicate trade id.",
 }
+MINUTE_CHECK = "minute_complete"  # the one asset check of a minute partition: every rule holds
+MINUTE_CHECK_DESCRIPTION = "The stored minute is complete and exact: " + " ".join(
+    f"{name}: {text}" for name, text in RULE_DESCRIPTIONS.items()
+)
 
 
 @dataclass(frozen=True)
@@ -180,6 +187,32 @@ def check_values(minute_start_ms: int, table: pa.Table) -> CheckResult:
         True,
         f"{name}: {table.num_rows} trades with positive price and qty, all inside the minute, no duplicate id",
     )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The one check result of a stored minute: passed when every rule holds. ``rules``: each rule's result, by
+    name (a minute missing from the lake has none); ``reasons``: the failed rules' descriptions."""
+
+    passed: bool
+    description: str
+    rules: dict[str, bool]
+    reasons: tuple[str, ...]
+    metadata: dict[str, int | str | None]  # the failed rules' figures (neighbour ids, the kline's count and volume)
+
+
+def verdict(results: tuple[CheckResult, ...]) -> Verdict:
+    """The rules' results as one verdict. A passing verdict keeps only the rule names (what every minute records
+    stays small); a failing one keeps the failed rules' descriptions and figures."""
+    failed = [r for r in results if not r.passed]
+    rules = {r.name: r.passed for r in results if r.name in RULE_DESCRIPTIONS}
+    if not failed:
+        return Verdict(True, "every rule holds: " + ", ".join(rules), rules, (), {})
+    metadata: dict[str, int | str | None] = {}
+    for result in failed:
+        metadata.update({k: v for k, v in result.metadata.items() if v is not None})
+    reasons = tuple(r.description for r in failed)
+    return Verdict(False, "; ".join(reasons), rules, reasons, metadata)
 
 
 def _described(name: str, problems: list[str]) -> str:

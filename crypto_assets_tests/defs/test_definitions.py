@@ -51,7 +51,7 @@ def test_one_minute_partitioned_raw_asset_per_configured_symbol():
     )
     assert asset.backfill_policy.max_partitions_per_run == 1440  # one run per symbol-day
     assert asset.specs_by_key[AssetKey(["raw_trades", "ethusdt"])].group_name == "raw"
-    assert {c.name for c in asset.check_specs} == {"trade_ids_dense", "agrees_with_kline", "values_sane"}
+    assert {c.name for c in asset.check_specs} == {"minute_complete"}
     assert all(c.blocking for c in asset.check_specs)
 
 

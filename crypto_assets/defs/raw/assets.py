@@ -5,11 +5,12 @@ minutes of complete UTC days come from Binance's daily archive (``BINANCE_ARCHIV
 least an hour of the day to fetch, every other minute, and every minute the archive cannot prove, over REST by trade
 id; every minute is proven complete before it is written, then read back and checked. A UI backfill runs one run
 per 1,440 partitions: one per day (a step per symbol), since the partition window starts at UTC midnight. Each
-minute that is stored and passes its three checks is recorded as its own partition's materialization, with its own
-metadata (the archive's verified sha256 for a minute read from it) and check results. A minute that cannot be
-proven complete is neither written nor recorded: its partition gets a failed check (``agrees_with_kline`` when the
-kline is what disagrees or is missing, else ``trade_ids_dense``) whose description and metadata give the proof's
-reasons, and the run fails at the end naming it and why, after recording the good minutes. The gap sensor or a
+minute that is stored and passes the ``minute_complete`` check (its three rules) is recorded as its own partition's
+materialization, with its own metadata (the archive's verified sha256 for a minute read from it), and its check
+result (``recording.py``: two events per minute, the materializations written as one batch). A minute that cannot be
+proven complete is neither written nor recorded: its partition gets a failed ``minute_complete`` whose description
+and metadata give each rule's result and the reasons; the op yields it, so the failure blocks what depends on the
+minute in the run, and the run fails at the end naming it and why, after recording the good minutes. The gap sensor or a
 retry fetches it again; the passing checks of a later materialization clear the failure.
 
 A minute before the symbol's first trade (before its listing: no trade, no kline, nothing to prove) asked for by
@@ -28,17 +29,16 @@ from datetime import timedelta
 
 from dagster import (
     AssetCheckEvaluation,
-    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
-    AssetMaterialization,
     AssetsDefinition,
     AssetSpec,
     BackfillPolicy,
     Config,
     Failure,
     FreshnessPolicy,
+    MaterializeResult,
     MetadataValue,
     PreviewWarning,
     TimeWindowPartitionsDefinition,
@@ -47,13 +47,18 @@ from dagster import (
 from pydantic import Field
 
 from crypto_assets.defs.names import raw_trades_key
+from crypto_assets.defs.raw.recording import (
+    materialization_metadata,
+    minute_check,
+    minute_materialization,
+    record_materializations,
+)
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable
-from crypto_assets.ingest.minute_checks import CHECK_DESCRIPTIONS, DENSE_IDS, KLINE_AGREEMENT
+from crypto_assets.ingest.minute_checks import MINUTE_CHECK, MINUTE_CHECK_DESCRIPTION
 from crypto_assets.ingest.stored_minutes import (
     ALREADY_STORED,
     BEFORE_FIRST_TRADE,
-    UNPROVEN,
     WRITTEN,
     StoredMinute,
     store_range,
@@ -101,18 +106,22 @@ def build_raw_trades_asset(symbol: str, partitions_def: TimeWindowPartitionsDefi
             )
         ],
         check_specs=[
-            AssetCheckSpec(name, asset=key, blocking=True, partitions_def=partitions_def, description=description)
-            for name, description in CHECK_DESCRIPTIONS.items()
+            AssetCheckSpec(
+                MINUTE_CHECK,
+                asset=key,
+                blocking=True,
+                partitions_def=partitions_def,
+                description=MINUTE_CHECK_DESCRIPTION,
+            )
         ],
         partitions_def=partitions_def,
         backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=MINUTES_PER_RUN),
-        # Every minute is recorded by its own events (below), so the op's outputs are optional; a run of the checks
-        # alone re-verifies the stored files without fetching anything.
+        # A run of the checks alone re-verifies the stored files without fetching anything.
         can_subset=True,
     )
     def raw_trades(
         context: AssetExecutionContext, config: RawTradesConfig, exchange: ExchangeResource, lake: LakeResource
-    ) -> Iterator[None]:
+    ) -> Iterator[MaterializeResult | AssetCheckEvaluation]:
         window = context.partition_time_window
         start_ms, end_ms = int(window.start.timestamp() * 1000), int(window.end.timestamp() * 1000)
         context.log.info(
@@ -152,10 +161,13 @@ def build_raw_trades_asset(symbol: str, partitions_def: TimeWindowPartitionsDefi
         context.log.info(
             f"{symbol}: run peak memory {peak_rss_mb():.0f} MB (max RSS of the run process); REST weight spent {weight}"
         )
+        if key in context.selected_asset_keys:
+            yield from _materializations(context, key, outcomes)
         problems: dict[str, None] = {}  # in order, each once (a failed lake is the same reason for every minute)
         for outcome in outcomes:
-            for event in minute_events(key, outcome, record=key in context.selected_asset_keys):
-                context.log_event(event)
+            evaluation = minute_check(key, outcome)
+            if evaluation is not None:
+                yield evaluation  # yielded, not logged: a failed one blocks (Dagster enforces only yielded ones)
             problems.update(dict.fromkeys(outcome.problems))
         recorded = sum(o.ok for o in outcomes)
         before = sum(o.action == BEFORE_FIRST_TRADE and o.ok for o in outcomes)
@@ -176,85 +188,25 @@ def build_raw_trades_asset(symbol: str, partitions_def: TimeWindowPartitionsDefi
                 f"lake or failing a check); {recorded} recorded.\n{listed}{more}",
                 metadata={"minutes_not_recorded": MetadataValue.json([minute_key(o.minute_start_ms) for o in failed])},
             )
-        yield from ()  # a generator with no output: each partition is recorded by its own events above
 
     return raw_trades
 
 
-def minute_events(
-    key: AssetKey, outcome: StoredMinute, record: bool = True
-) -> list[AssetMaterialization | AssetCheckEvaluation]:
-    """The materialization of a good minute's partition (when ``record``) and its check results; for a minute that
-    failed a check, the check results only (so the failure shows on the partition); for an UNPROVEN one, a failed
-    evaluation of the check its proof failed (``unproven_check``) with the proof's reasons. (The live stream passes
-    only good minutes: its given-up minutes stay log lines.)"""
-    partition = minute_key(outcome.minute_start_ms)
-    events: list[AssetMaterialization | AssetCheckEvaluation] = []
-    if outcome.action == UNPROVEN:
-        return [
-            AssetCheckEvaluation(
-                asset_key=key,
-                check_name=unproven_check(outcome.reasons),
-                passed=False,
-                partition=partition,
-                severity=AssetCheckSeverity.ERROR,
-                blocking=True,
-                description=f"minute {partition} could not be proven complete, so it was not written: "
-                + "; ".join(outcome.reasons),
-                metadata={"action": MetadataValue.text(UNPROVEN), "reasons": MetadataValue.json(list(outcome.reasons))},
-            )
-        ]
-    if outcome.ok and record:
-        events.append(
-            AssetMaterialization(asset_key=key, partition=partition, metadata=materialization_metadata(outcome))
-        )
-    for check in outcome.checks:
-        if check.name not in CHECK_DESCRIPTIONS:
-            continue
-        events.append(
-            AssetCheckEvaluation(
-                asset_key=key,
-                check_name=check.name,
-                passed=check.passed,
-                partition=partition,
-                severity=AssetCheckSeverity.ERROR,
-                blocking=True,
-                description=check.description,
-                metadata={k: v for k, v in check.metadata.items() if v is not None},
-            )
-        )
-    return events
+def _materializations(
+    context: AssetExecutionContext, key: AssetKey, outcomes: list[StoredMinute]
+) -> Iterator[MaterializeResult]:
+    """Every minute of the run good: one ranged ``MaterializeResult``, each partition with its own metadata (Dagster
+    writes the range's materializations as one batch where the storage can), so that assets downstream in the same
+    run go ahead. Otherwise the good minutes are recorded one by one and the run fails after the checks."""
+    if all(o.ok for o in outcomes):
+        for outcome in outcomes:
+            partition = minute_key(outcome.minute_start_ms)
+            context.add_asset_metadata(materialization_metadata(outcome), asset_key=key, partition_key=partition)
+        yield MaterializeResult(asset_key=key)
+    else:
+        record_materializations(context, [minute_materialization(key, o) for o in outcomes if o.ok])
 
 
 def peak_rss_mb() -> float:
     """The largest resident memory this process has had, in MB (Linux reports kilobytes)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def unproven_check(reasons: tuple[str, ...]) -> str:
-    """The check an unproven minute fails: the kline agreement when a reason is about the kline, else dense ids
-    (the boundaries and the ids are what the proof could not establish)."""
-    return KLINE_AGREEMENT if any("kline" in reason for reason in reasons) else DENSE_IDS
-
-
-def materialization_metadata(outcome: StoredMinute) -> dict[str, object]:
-    summary = outcome.summary
-    assert summary is not None
-    metadata: dict[str, object] = {
-        "dagster/row_count": MetadataValue.int(summary.rows),
-        "first_trade_id": summary.first_trade_id,
-        "last_trade_id": summary.last_trade_id,
-        "base_volume": MetadataValue.text(summary.base_volume),
-        "quote_volume": MetadataValue.text(summary.quote_volume),
-        "source": MetadataValue.text("archive" if outcome.archive else summary.source),
-        "archive_url": MetadataValue.url(outcome.archive.trades_url) if outcome.archive else None,
-        "archive_sha256": MetadataValue.text(outcome.archive.trades_sha256) if outcome.archive else None,
-        "archive_klines_sha256": MetadataValue.text(outcome.archive.klines_sha256) if outcome.archive else None,
-        "action": MetadataValue.text(outcome.action),
-        "lake_path": MetadataValue.path(outcome.path) if outcome.path else None,
-        "note": MetadataValue.text(outcome.note) if outcome.note else None,
-    }
-    if outcome.written_at_ms is not None:
-        minute_end_ms = outcome.minute_start_ms + MINUTE_MS
-        metadata["written_after_minute_end_s"] = MetadataValue.float((outcome.written_at_ms - minute_end_ms) / 1000)
-    return {k: v for k, v in metadata.items() if v is not None}

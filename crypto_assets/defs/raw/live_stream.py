@@ -3,9 +3,9 @@
 The op starts the capture process (``python -m crypto_assets.ingest.capture_process``: one WebSocket connection,
 ``BinanceStream`` -> ``LiveCapture`` -> lake, no Dagster imported, so it stays small) and records what it reports:
 every minute proven complete, already written to the lake and checked, becomes the materialization of its
-`raw_trades/<symbol>` partition with its three check results (source `stream`, or `stream+rest` for a minute the
-capture process repaired over REST after a reconnect or a restart); a minute the stream cannot prove is logged and
-left to the gap sensor. While the lake does not answer, proven minutes wait in the capture process's
+`raw_trades/<symbol>` partition with its ``minute_complete`` check result (source `stream`, or `stream+rest` for a
+minute the capture process repaired over REST after a reconnect or a restart); a minute the stream cannot prove is
+logged and left to the gap sensor. While the lake does not answer, proven minutes wait in the capture process's
 spool on local disk (``CRYPTO_SPOOL_DIR``, at most ``CRYPTO_SPOOL_MAX_MB``) and are recorded here once written; the
 run logs every minute what waits and why. If the capture process dies, the run fails (and the sensor starts another);
 if the run ends or its process dies, the capture process stops with it.
@@ -27,7 +27,7 @@ import msgspec
 from dagster import Failure, OpExecutionContext, job, op
 
 from crypto_assets.defs.names import raw_trades_key
-from crypto_assets.defs.raw.assets import minute_events
+from crypto_assets.defs.raw.recording import minute_check, minute_materialization, record_materializations
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable, UnknownSymbol
 from crypto_assets.ingest.capture_process import ENVIRONMENT, LogLine, MinuteDecided, command, decode_message
@@ -102,8 +102,9 @@ def _record(context: OpExecutionContext, line: bytes) -> None:
     if isinstance(message, MinuteDecided):
         outcome = message.outcome
         if outcome.ok:
-            for event in minute_events(raw_trades_key(message.symbol), outcome):
-                context.log_event(event)
+            key = raw_trades_key(message.symbol)
+            record_materializations(context, [minute_materialization(key, outcome)])
+            context.log_event(minute_check(key, outcome))
         else:
             context.log.warning(
                 f"{message.symbol} {minute_key(outcome.minute_start_ms)} not recorded from the stream "

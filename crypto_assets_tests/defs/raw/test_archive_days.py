@@ -14,7 +14,7 @@ from crypto_assets.defs.partitions import minute_partitions
 from crypto_assets.defs.raw.assets import build_raw_trades_asset
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.archive import day_start_ms
-from crypto_assets.ingest.minute_checks import CHECK_DESCRIPTIONS
+from crypto_assets.ingest.minute_checks import MINUTE_CHECK
 from crypto_assets.lake import lake_from_url
 from crypto_assets.lake.schema import trades_to_table
 from crypto_assets.minutes import MINUTE_MS, minute_key
@@ -80,7 +80,11 @@ def test_hours_of_a_day_from_the_archive_are_recorded_with_their_checks_and_chec
         for evaluation in (e.event_log_entry.dagster_event.event_specific_data for e in evaluations)
         if evaluation.passed
     }
-    assert passed == {(check, key) for check in CHECK_DESCRIPTIONS for key in keys}
+    assert passed == {(MINUTE_CHECK, key) for key in keys}
+    # what each recorded minute cost the run's event log: one materialization and one check evaluation
+    run_events = [e.dagster_event.event_type for e in instance.all_logs(result.run_id) if e.is_dagster_event]
+    assert run_events.count(DagsterEventType.ASSET_MATERIALIZATION) == len(keys)
+    assert run_events.count(DagsterEventType.ASSET_CHECK_EVALUATION) == len(keys)
 
     lake = lake_from_url(lake_url)
     for minute in range(first, end, 7 * MINUTE_MS):

@@ -10,11 +10,14 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import (
     AssetSelection,
+    BackfillPolicy,
     DagsterEventType,
     DagsterInvalidConfigError,
     DagsterInvariantViolationError,
     DagsterUnknownPartitionError,
     EventRecordsFilter,
+    MaterializeResult,
+    asset,
     materialize,
 )
 
@@ -23,7 +26,7 @@ from crypto_assets.defs.partitions import minute_partitions
 from crypto_assets.defs.raw.assets import build_raw_trades_asset
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.errors import utc_text
-from crypto_assets.ingest.minute_checks import CHECK_DESCRIPTIONS
+from crypto_assets.ingest.minute_checks import MINUTE_CHECK
 from crypto_assets.lake import lake_from_url
 from crypto_assets.lake.schema import trades_to_table
 from crypto_assets.minutes import MINUTE_MS, minute_key
@@ -96,8 +99,11 @@ def test_one_minute_partition_equals_the_exchanges_trades(simulator, tmp_path, i
     assert metadata["written_after_minute_end_s"].value > 0
     assert Decimal(metadata["base_volume"].value) == sum(Decimal(t.qty) for t in expected)
     assert Decimal(metadata["quote_volume"].value) == sum(Decimal(t.qty) * Decimal(t.price) for t in expected)
-    for check in CHECK_DESCRIPTIONS:
-        assert check_status(instance, "BTCUSDT", check, minute_key(minute)) == "SUCCEEDED"
+    evaluation = check_evaluation(instance, "BTCUSDT", MINUTE_CHECK, minute_key(minute))
+    assert evaluation.passed and evaluation.description.startswith("every rule holds")
+    assert {k: v.value for k, v in evaluation.metadata.items()} == dict.fromkeys(
+        ("trade_ids_dense", "agrees_with_kline", "values_sane"), True
+    )
 
 
 def test_a_range_runs_once_and_records_every_minute(simulator, tmp_path, instance):
@@ -110,8 +116,7 @@ def test_a_range_runs_once_and_records_every_minute(simulator, tmp_path, instanc
     assert instance.get_materialized_partitions(raw_trades_key("ETHUSDT")) == keys
     assert len(instance.get_runs()) == 1
     for key in keys:
-        for check in CHECK_DESCRIPTIONS:
-            assert check_status(instance, "ETHUSDT", check, key) == "SUCCEEDED"
+        assert check_status(instance, "ETHUSDT", MINUTE_CHECK, key) == "SUCCEEDED"
 
 
 def test_quiet_minutes_are_complete_partitions_with_zero_rows(simulator, tmp_path, instance):
@@ -281,9 +286,11 @@ def test_running_the_checks_alone_reverifies_the_lake_without_fetching(simulator
         tags={RANGE_START_TAG: minute_key(first), RANGE_END_TAG: minute_key(last)},
     )
     assert not result.success
-    assert check_status(instance, "BTCUSDT", "trade_ids_dense", minute_key(last)) == "FAILED"
-    assert check_status(instance, "BTCUSDT", "agrees_with_kline", minute_key(last)) == "FAILED"
-    assert check_status(instance, "BTCUSDT", "values_sane", minute_key(last)) == "SUCCEEDED"
+    failed = check_evaluation(instance, "BTCUSDT", MINUTE_CHECK, minute_key(last))
+    assert not failed.passed
+    rules = {name: failed.metadata[name].value for name in ("trade_ids_dense", "agrees_with_kline", "values_sane")}
+    assert rules == {"trade_ids_dense": False, "agrees_with_kline": False, "values_sane": True}
+    assert check_status(instance, "BTCUSDT", MINUTE_CHECK, minute_key(first)) == "SUCCEEDED"
     # the damage is not "repaired" by a checks-only run, and no new materialization is recorded
     assert pq.read_table(path).num_rows == table.num_rows - 1
     assert len(instance.fetch_materializations(raw_trades_key("BTCUSDT"), limit=10).records) == 2
@@ -353,7 +360,9 @@ def test_a_value_no_lake_can_hold_fails_its_minute_only(every_class, tmp_path, i
     assert "Traceback" not in message
     good = {minute_key(m) for m in range(first, last + MINUTE_MS, MINUTE_MS)} - {key}
     assert instance.get_materialized_partitions(raw_trades_key("ETHBTC")) == good
-    assert check_status(instance, "ETHBTC", "values_sane", key) == "FAILED"
+    failed = check_evaluation(instance, "ETHBTC", MINUTE_CHECK, key)
+    assert not failed.passed and failed.metadata["values_sane"].value is False
+    assert f"#{bad['trade_id']}" in failed.description and bad["value"] in failed.description
     assert lake_from_url(lake_url).read_minute("ETHBTC", bad_minute) is None
     for minute in range(first, last + MINUTE_MS, MINUTE_MS):
         if minute != bad_minute:
@@ -423,16 +432,47 @@ def test_an_unproven_minute_shows_a_failed_check_that_a_later_success_clears(sim
     )
     assert not run("BTCUSDT", first, last, res, instance, raise_on_error=False).success
     key = minute_key(lying)
-    failed = check_evaluation(instance, "BTCUSDT", "agrees_with_kline", key)
+    failed = check_evaluation(instance, "BTCUSDT", MINUTE_CHECK, key)
     assert failed is not None and not failed.passed
     assert f"minute {key}" in failed.description and "kline trade count" in failed.description
     assert any("kline trade count" in r for r in failed.metadata["reasons"].value)
     assert instance.get_materialized_partitions(raw_trades_key("BTCUSDT")) == {minute_key(first)}
     # the exchange tells the truth again: the same partition is materialized, and its checks pass
     assert run("BTCUSDT", lying, lying, resources(simulator.rest_url, lake_url), instance).success
-    for check in CHECK_DESCRIPTIONS:
-        assert check_status(instance, "BTCUSDT", check, key) == "SUCCEEDED"
+    assert check_status(instance, "BTCUSDT", MINUTE_CHECK, key) == "SUCCEEDED"
     assert minute_key(lying) in instance.get_materialized_partitions(raw_trades_key("BTCUSDT"))
+
+
+def test_a_failed_minute_blocks_what_depends_on_it_in_the_run(simulator, tmp_path, instance):
+    """A user's asset downstream of raw_trades, materialized in the same run: when one minute of the range fails its
+    check (the exchange's kline disagrees), the check is failed on that partition with its reasons, blocking, and
+    the downstream asset is not materialized for any partition; with every minute proven, it is."""
+    partitions = minute_partitions(1)
+    raw = build_raw_trades_asset("BTCUSDT", partitions)
+
+    @asset(partitions_def=partitions, deps=[raw_trades_key("BTCUSDT")], backfill_policy=BackfillPolicy.single_run())
+    def minute_feature() -> MaterializeResult:
+        return MaterializeResult()
+
+    first, last = past_minute(simulator, 4), past_minute(simulator, 3)
+    tags = {RANGE_START_TAG: minute_key(first), RANGE_END_TAG: minute_key(last)}
+    res = resources(simulator.rest_url, str(tmp_path / "lake"))
+    res["exchange"] = LyingKlines(
+        rest_url=simulator.rest_url, ws_url="ws://127.0.0.1:1", symbols=["BTCUSDT"], lying_minute=last
+    )
+    result = materialize([raw, minute_feature], resources=res, instance=instance, tags=tags, raise_on_error=False)
+    assert not result.success
+    failed = check_evaluation(instance, "BTCUSDT", MINUTE_CHECK, minute_key(last))
+    assert not failed.passed and failed.blocking and "kline trade count" in failed.description
+    assert instance.get_materialized_partitions(raw_trades_key("BTCUSDT")) == {minute_key(first)}
+    assert instance.get_materialized_partitions(minute_feature.key) == set()
+    started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    assert started == {raw.op.name}  # the downstream step never ran
+
+    res["exchange"] = resources(simulator.rest_url, "unused")["exchange"]  # the exchange tells the truth again
+    assert materialize([raw, minute_feature], resources=res, instance=instance, tags=tags).success
+    assert check_status(instance, "BTCUSDT", MINUTE_CHECK, minute_key(last)) == "SUCCEEDED"
+    assert instance.get_materialized_partitions(minute_feature.key) == {minute_key(first), minute_key(last)}
 
 
 @pytest.fixture(scope="module")
@@ -464,8 +504,7 @@ def test_minutes_before_the_first_trade_are_recorded_empty_with_a_note(listing, 
             f"before the symbol's first trade (first trade 0 at {utc_text(opening.trade_time)})"
         )
         assert metadata["action"].value == "before first trade"
-        for check in CHECK_DESCRIPTIONS:
-            assert check_status(instance, "NEWUSDT", check, minute_key(minute)) == "SUCCEEDED"
+        assert check_status(instance, "NEWUSDT", MINUTE_CHECK, minute_key(minute)) == "SUCCEEDED"
     assert_lake_equals_truth(listing, lake_url, "NEWUSDT", listing_minute, last)
     assert recorded[minute_key(listing_minute)]["first_trade_id"].value == 0
     assert "note" not in recorded[minute_key(listing_minute)]
