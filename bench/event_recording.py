@@ -1,19 +1,24 @@
-"""What one recorded event costs Dagster's SQLite instance storage (what ``dagster dev`` uses): the floor under any
-backfill that records minute partitions with their checks.
+"""What recording minute partitions costs the Dagster instance, per minute, on SQLite (what ``dagster dev`` uses, on
+the disk) and on PostgreSQL (``deploy/dagster.yaml``'s storage, a throw-away server from this machine's packages),
+in the shape this project used before (one materialization and three check evaluations per minute, each sent with
+``context.log_event``) and in today's (``defs/raw/assets.py``: one ranged ``MaterializeResult`` whose partitions
+carry their own metadata, batch-written where the storage can, and one yielded ``minute_complete`` evaluation per
+minute).
 
-A minute-partitioned asset shaped like ``raw_trades/<symbol>`` (three partitioned, blocking checks) is materialized
-over ``--minutes`` partitions in one run, in process, against a fresh SQLite instance; its op records each minute
-the way the raw asset does (``context.log_event``: one materialization with a dozen metadata entries, then one
-evaluation per check). Printed: milliseconds per event and per minute, and what a symbol-day (1,440 minutes) and the
-archive bench's 7 days x 3 symbols would take to record at that rate in one process. ``--folder`` puts the instance
-elsewhere (``/dev/shm``: the same storage without the disk's fsyncs).
+A minute-partitioned asset shaped like ``raw_trades/<symbol>`` is materialized over ``--minutes`` partitions in one
+run, in process, against a fresh instance; the op's wall time (Dagster writes each event while the op is suspended
+at the yield or ``log_event`` that sent it) is the instance time of the recording. Printed per storage and shape:
+events per minute, ms per minute, and the floor: one check evaluation written alone (Dagster 1.13 cannot batch
+those). ``DAGSTER_EVENT_BATCH_SIZE`` is set as ``deploy/`` sets it (dagster-postgres batches; SQLite's storage
+writes a batch one event at a time).
 
-    .venv/bin/python bench/event_recording.py                      # 240 minutes, instance on the disk (temp folder)
-    .venv/bin/python bench/event_recording.py --folder /dev/shm    # the same in memory
+    .venv/bin/python bench/event_recording.py [--minutes 240] [--skip-postgres] [--folder /dev/shm]
 """
 
 # No `from __future__ import annotations`: Dagster inspects the `context` annotation at runtime.
 import argparse
+import os
+import sys
 import tempfile
 import time
 import warnings
@@ -25,8 +30,9 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetMaterialization,
+    AssetSelection,
     AssetSpec,
-    DagsterInstance,
+    MaterializeResult,
     MetadataValue,
     PreviewWarning,
     TimeWindowPartitionsDefinition,
@@ -34,39 +40,54 @@ from dagster import (
     multi_asset,
 )
 
-from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from instance_cost import storage_of  # noqa: E402  (the SQLite / PostgreSQL instances of the other bench)
+
+from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG  # noqa: E402
+from crypto_assets_tests.postgres_server import missing_reason  # noqa: E402
 
 warnings.filterwarnings("ignore", category=PreviewWarning)
-CHECKS = ("trade_ids_dense", "agrees_with_kline", "values_sane")
+BATCH_SIZE = "1000"  # DAGSTER_EVENT_BATCH_SIZE, as in deploy/
+OLD_CHECKS = ("trade_ids_dense", "agrees_with_kline", "values_sane")
+NEW_CHECK = "minute_complete"
 KEY = AssetKey(["raw_trades", "benchusdt"])
-RECORDING_SECONDS: list[float] = []  # the op's loop alone (the run is in process)
+RECORDING_SECONDS: list[float] = []  # the op's wall time, per run
 PARTITIONS = TimeWindowPartitionsDefinition(start="2026-11-01-00:00", cron_schedule="* * * * *", fmt="%Y-%m-%d-%H:%M")
 
 
+def metadata(n: int, partition: str) -> dict:
+    """A minute's materialization metadata, as the raw asset records it."""
+    return {
+        "dagster/row_count": MetadataValue.int(2600),
+        "first_trade_id": 5_000_000_000 + n * 2600,
+        "last_trade_id": 5_000_000_000 + n * 2600 + 2599,
+        "base_volume": MetadataValue.text("12.34567800"),
+        "quote_volume": MetadataValue.text("1234567.8901234500000000"),
+        "source": MetadataValue.text("archive"),
+        "archive_url": MetadataValue.url(
+            "https://data.binance.vision/data/spot/daily/trades/X/X-trades-2026-11-01.zip"
+        ),
+        "archive_sha256": MetadataValue.text("0" * 64),
+        "action": MetadataValue.text("written"),
+        "lake_path": MetadataValue.path(f"/lake/raw_trades/symbol=BENCHUSDT/{partition}.parquet"),
+    }
+
+
 @multi_asset(
+    name="before",
     specs=[AssetSpec(KEY, partitions_def=PARTITIONS)],
-    check_specs=[AssetCheckSpec(name, asset=KEY, blocking=True, partitions_def=PARTITIONS) for name in CHECKS],
+    check_specs=[AssetCheckSpec(name, asset=KEY, blocking=True, partitions_def=PARTITIONS) for name in OLD_CHECKS],
     partitions_def=PARTITIONS,
     can_subset=True,
 )
-def recorded_minutes(context: AssetExecutionContext):
+def before(context: AssetExecutionContext):
+    """Until 2026-12-07: every event sent on its own (``log_event``), three checks per minute."""
     started = time.perf_counter()
     for n, partition in enumerate(context.partition_keys):
-        metadata = {
-            "dagster/row_count": MetadataValue.int(2600),
-            "first_trade_id": 5_000_000_000 + n * 2600,
-            "last_trade_id": 5_000_000_000 + n * 2600 + 2599,
-            "base_volume": MetadataValue.text("12.34567800"),
-            "quote_volume": MetadataValue.text("1234567.8901234500000000"),
-            "source": MetadataValue.text("archive"),
-            "archive_url": MetadataValue.url("https://data.binance.vision/data/spot/daily/trades/X/X.zip"),
-            "archive_sha256": MetadataValue.text("0" * 64),
-            "archive_klines_sha256": MetadataValue.text("1" * 64),
-            "action": MetadataValue.text("written"),
-            "lake_path": MetadataValue.path(f"/lake/raw_trades/symbol=BENCHUSDT/{partition}.parquet"),
-        }
-        context.log_event(AssetMaterialization(asset_key=KEY, partition=partition, metadata=metadata))
-        for name in CHECKS:
+        context.log_event(AssetMaterialization(asset_key=KEY, partition=partition, metadata=metadata(n, partition)))
+        for name in OLD_CHECKS:
             context.log_event(
                 AssetCheckEvaluation(
                     asset_key=KEY,
@@ -82,32 +103,75 @@ def recorded_minutes(context: AssetExecutionContext):
     yield from ()
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--minutes", type=int, default=240, help="minute partitions recorded in the run (default 240)")
-    p.add_argument("--folder", type=Path, default=None, help="where the instance lives (default: a temp folder)")
-    args = p.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="event-recording-", dir=args.folder))
-    keys = PARTITIONS.get_partition_keys()[: args.minutes]
-    events = args.minutes * (1 + len(CHECKS))
-    with DagsterInstance.local_temp(str(home)) as instance:
+@multi_asset(
+    name="after",
+    specs=[AssetSpec(KEY, partitions_def=PARTITIONS)],
+    check_specs=[AssetCheckSpec(NEW_CHECK, asset=KEY, blocking=True, partitions_def=PARTITIONS)],
+    partitions_def=PARTITIONS,
+    can_subset=True,
+)
+def after(context: AssetExecutionContext):
+    """Today: one ranged output (per-partition metadata, batch-written) and one yielded check per minute."""
+    started = time.perf_counter()
+    if KEY in context.selected_asset_keys:
+        for n, partition in enumerate(context.partition_keys):
+            context.add_asset_metadata(metadata(n, partition), asset_key=KEY, partition_key=partition)
+        yield MaterializeResult(asset_key=KEY)
+    for partition in context.partition_keys:
+        yield AssetCheckEvaluation(
+            asset_key=KEY,
+            check_name=NEW_CHECK,
+            passed=True,
+            partition=partition,
+            blocking=True,
+            description="every rule holds: trade_ids_dense, agrees_with_kline, values_sane",
+            metadata={name: MetadataValue.bool(True) for name in OLD_CHECKS},
+        )
+    RECORDING_SECONDS.append(time.perf_counter() - started)
+
+
+def measure(storage, label: str, asset, minutes: int, checks_only: bool = False) -> float:
+    """Seconds the op spent recording ``minutes`` partitions in a fresh instance (``checks_only``: the check
+    evaluations alone, the floor no batching reaches)."""
+    keys = PARTITIONS.get_partition_keys()[:minutes]
+    with storage.instance(label) as instance:
         result = materialize(
-            [recorded_minutes],
+            [asset],
+            selection=AssetSelection.checks_for_assets(asset) if checks_only else None,
             instance=instance,
             tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]},
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},  # no console line per event
         )
-        assert result.success and len(instance.get_materialized_partitions(KEY)) == args.minutes
-    seconds = RECORDING_SECONDS[-1]
-    per_event = seconds / events
-    per_day = per_event * 1440 * (1 + len(CHECKS))
-    print(
-        f"event recording, SQLite instance in {home.parent}: {args.minutes} minutes x (1 materialization + "
-        f"{len(CHECKS)} checks) = {events} events recorded in {seconds:.1f} s\n"
-        f"  {per_event * 1000:.1f} ms per event, {per_event * (1 + len(CHECKS)) * 1000:.0f} ms per minute partition\n"
-        f"  a symbol-day (1,440 minutes): {per_day:.0f} s; 7 days x 3 symbols: {per_day * 21 / 60:.1f} min in one "
-        f"process (the instance's one write lock keeps parallel processes from doing much better)"
-    )
+        assert result.success and len(instance.get_materialized_partitions(KEY)) == (0 if checks_only else minutes)
+    return RECORDING_SECONDS[-1]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--minutes", type=int, default=240, help="minute partitions recorded in each run (default 240)")
+    p.add_argument("--skip-postgres", action="store_true")
+    p.add_argument("--folder", type=Path, default=None, help="where the instances live (default: a temp folder)")
+    args = p.parse_args()
+    os.environ["DAGSTER_EVENT_BATCH_SIZE"] = BATCH_SIZE
+    names = ["SQLite"] + (["PostgreSQL"] if not args.skip_postgres and missing_reason() is None else [])
+    with tempfile.TemporaryDirectory(prefix="event-recording-", dir=args.folder) as tmp:
+        for name in names:
+            with storage_of(name, Path(tmp) / name) as storage:
+                old = measure(storage, "before", before, args.minutes)
+                new = measure(storage, "after", after, args.minutes)
+                floor = measure(storage, "floor", after, args.minutes, checks_only=True)
+            per_old, per_new = old / args.minutes * 1000, new / args.minutes * 1000
+            print(
+                f"{name}: {args.minutes} minutes recorded in one run (DAGSTER_EVENT_BATCH_SIZE={BATCH_SIZE})\n"
+                f"  before (1 materialization + {len(OLD_CHECKS)} checks per minute, each logged alone): "
+                f"{old:.1f} s, {per_old:.1f} ms per minute\n"
+                f"  after  (ranged output, batch-written, + 1 yielded check per minute):      "
+                f"{new:.1f} s, {per_new:.1f} ms per minute ({per_old / per_new:.1f}x less)\n"
+                f"  floor: the check evaluations alone (not batch-writable in Dagster 1.13): "
+                f"{floor / args.minutes * 1000:.1f} ms per minute\n"
+                f"  a symbol-day (1,440 minutes) before / after: {per_old * 1.44:.0f} s / {per_new * 1.44:.0f} s",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
