@@ -10,7 +10,7 @@ raw_trades/btcusdt, copied from dagster-webserver's UI bundle:
 - PartitionHealthQuery: partitionKeysByDimension + assetPartitionStatuses, what the asset's Partitions tab and the
   Materialize dialog (partition picker with its health bar) load; the headline figure;
 - FullPartitionsQuery: partitionKeysByDimension alone;
-- AssetCheckPartitionHealthQuery: the same for one of the asset's partitioned checks (trade_ids_dense);
+- AssetCheckPartitionHealthQuery: the same for one of the asset's partitioned check (minute_complete);
 - AssetStaleStatusQuery: assetNodes partitionStats (counts only, the asset graph and overview).
 
 Each is sent ``--reps`` times in a row (the first included); printed: keys returned, response size, first,
@@ -40,7 +40,7 @@ from crypto_assets.settings import DEFAULT_PARTITION_DAYS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ASSET_KEY = ["raw_trades", "btcusdt"]
-CHECK_NAME = "trade_ids_dense"
+CHECK_NAME = "minute_complete"
 GOAL_S = 3.0
 START_TIMEOUT_S = 90
 

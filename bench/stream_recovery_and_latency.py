@@ -50,6 +50,7 @@ from dagster import DagsterEventType, EventRecordsFilter  # noqa: E402
 
 from crypto_assets.defs.names import raw_trades_key  # noqa: E402
 from crypto_assets.ingest.capture_process import ENVIRONMENT, LogLine, MinuteDecided, command, decode_message  # noqa: E402,E501
+from crypto_assets.ingest.minute_checks import MINUTE_CHECK  # noqa: E402
 from crypto_assets.lake import LocalLake  # noqa: E402
 from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key, minute_start_ms  # noqa: E402
 from crypto_assets.simulator.process import SimulatorProcess  # noqa: E402
@@ -61,19 +62,19 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)  # get_event_reco
 
 
 def verified_minutes(instance) -> dict[str, set[str]]:
-    """Per symbol, the partitions that are materialized and have all three checks passed."""
+    """Per symbol, the partitions that are materialized and have their minute_complete check passed."""
     passed: Counter = Counter()
     for record in instance.get_event_records(
         EventRecordsFilter(DagsterEventType.ASSET_CHECK_EVALUATION), limit=1_000_000
     ):
         evaluation = record.event_log_entry.dagster_event.event_specific_data
-        if evaluation.passed:
+        if evaluation.passed and evaluation.check_name == MINUTE_CHECK:
             passed[(evaluation.asset_key, evaluation.partition)] += 1
     out = {}
     for symbol in SYMBOLS:
         key = raw_trades_key(symbol)
         materialized = instance.get_materialized_partitions(key)
-        out[symbol] = {p for p in materialized if passed[(key, p)] >= 3}
+        out[symbol] = {p for p in materialized if passed[(key, p)]}
     return out
 
 
