@@ -1,5 +1,6 @@
 """What recording minute partitions costs the Dagster instance, per minute, on SQLite (what ``dagster dev`` uses, on
-the disk) and on PostgreSQL (``deploy/dagster.yaml``'s storage, a throw-away server from this machine's packages),
+the disk) and on PostgreSQL (a throw-away server from this machine's packages) with dagster-postgres's own storage
+and with ``deploy/dagster.yaml``'s (its event log holding its connections: ``crypto_assets/defs/instance.py``),
 in the shape this project used before (one materialization and three check evaluations per minute, each sent with
 ``context.log_event``) and in today's (``defs/raw/assets.py``: one ranged ``MaterializeResult`` whose partitions
 carry their own metadata, batch-written where the storage can, and one yielded ``minute_complete`` evaluation per
@@ -12,12 +13,13 @@ events per minute, ms per minute, and the floor: one check evaluation written al
 those). ``DAGSTER_EVENT_BATCH_SIZE`` is set as ``deploy/`` sets it (dagster-postgres batches; SQLite's storage
 writes a batch one event at a time).
 
-    .venv/bin/python bench/event_recording.py [--minutes 240] [--skip-postgres] [--folder /dev/shm]
+    .venv/bin/python bench/event_recording.py [--minutes 240] [--repeat 3] [--skip-postgres] [--folder /dev/shm]
 """
 
 # No `from __future__ import annotations`: Dagster inspects the `context` annotation at runtime.
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -43,13 +45,12 @@ from dagster import (
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from instance_cost import storage_of  # noqa: E402  (the SQLite / PostgreSQL instances of the other bench)
+from instance_cost import EVENT_BATCH_SIZE, PG_DEPLOY, PG_PLAIN, storage_of  # noqa: E402  (the SQLite / PostgreSQL instances of the other bench)
 
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG  # noqa: E402
 from crypto_assets_tests.postgres_server import missing_reason  # noqa: E402
 
 warnings.filterwarnings("ignore", category=PreviewWarning)
-BATCH_SIZE = "1000"  # DAGSTER_EVENT_BATCH_SIZE, as in deploy/
 OLD_CHECKS = ("trade_ids_dense", "agrees_with_kline", "values_sane")
 NEW_CHECK = "minute_complete"
 KEY = AssetKey(["raw_trades", "benchusdt"])
@@ -149,20 +150,30 @@ def measure(storage, label: str, asset, minutes: int, checks_only: bool = False)
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=int, default=240, help="minute partitions recorded in each run (default 240)")
+    p.add_argument("--repeat", type=int, default=3, help="runs of each measurement; the median is printed")
     p.add_argument("--skip-postgres", action="store_true")
     p.add_argument("--folder", type=Path, default=None, help="where the instances live (default: a temp folder)")
     args = p.parse_args()
-    os.environ["DAGSTER_EVENT_BATCH_SIZE"] = BATCH_SIZE
-    names = ["SQLite"] + (["PostgreSQL"] if not args.skip_postgres and missing_reason() is None else [])
+    os.environ["DAGSTER_EVENT_BATCH_SIZE"] = EVENT_BATCH_SIZE
+    postgres = [PG_PLAIN, PG_DEPLOY] if not args.skip_postgres and missing_reason() is None else []
+    names = ["SQLite", *postgres]
     with tempfile.TemporaryDirectory(prefix="event-recording-", dir=args.folder) as tmp:
         for name in names:
-            with storage_of(name, Path(tmp) / name) as storage:
-                old = measure(storage, "before", before, args.minutes)
-                new = measure(storage, "after", after, args.minutes)
-                floor = measure(storage, "floor", after, args.minutes, checks_only=True)
+            with storage_of(name, Path(tmp) / name.replace(" ", "_")) as storage:
+                old, new, floor = (
+                    statistics.median(
+                        measure(storage, f"{label}{i}", asset, args.minutes, only) for i in range(args.repeat)
+                    )
+                    for label, asset, only in (
+                        ("before", before, False),
+                        ("after", after, False),
+                        ("floor", after, True),
+                    )
+                )
             per_old, per_new = old / args.minutes * 1000, new / args.minutes * 1000
             print(
-                f"{name}: {args.minutes} minutes recorded in one run (DAGSTER_EVENT_BATCH_SIZE={BATCH_SIZE})\n"
+                f"{name}: {args.minutes} minutes recorded in one run, median of {args.repeat} "
+                f"(DAGSTER_EVENT_BATCH_SIZE={EVENT_BATCH_SIZE})\n"
                 f"  before (1 materialization + {len(OLD_CHECKS)} checks per minute, each logged alone): "
                 f"{old:.1f} s, {per_old:.1f} ms per minute\n"
                 f"  after  (ranged output, batch-written, + 1 yielded check per minute):      "

@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import statistics
 import sys
 import tempfile
@@ -67,6 +68,9 @@ DAY = "2025-01-01"
 D1 = day_start_ms(DAY)
 NOW = D1 + 86_400_000 + 6 * 3_600_000  # the simulator's clock: 2025-01-02 06:00, the day before complete
 MINUTES_PER_DAY = 1440
+PG_DEPLOY = "PostgreSQL"  # deploy/dagster.yaml's storages (the event log holding its connections)
+PG_PLAIN = "PostgreSQL, dagster-postgres alone"
+EVENT_BATCH_SIZE = "1000"  # DAGSTER_EVENT_BATCH_SIZE, as deploy/.env.example sets it
 NO_CAPTURE = """compute_logs:
   module: dagster._core.storage.noop_compute_log_manager
   class: NoOpComputeLogManager
@@ -100,29 +104,19 @@ class SqliteStorage:
 
 
 class PostgresStorage:
-    name = "PostgreSQL"
+    """A database per instance on the throw-away server, configured as ``deploy/dagster.yaml`` configures its
+    storage (``deploy``), or as dagster-postgres's plain ``storage: postgres``."""
 
-    def __init__(self, pg: PostgresServer, folder: Path):
-        self.pg, self.folder = pg, folder
+    def __init__(self, pg: PostgresServer, folder: Path, deploy: bool = True):
+        self.pg, self.folder, self.deploy = pg, folder, deploy
+        self.name = PG_DEPLOY if deploy else PG_PLAIN
 
     @contextmanager
     def instance(self, label: str) -> Iterator[DagsterInstance]:
         self.pg.create_database(label)
         home = self.folder / label
         home.mkdir()
-        (home / "dagster.yaml").write_text(
-            NO_CAPTURE
-            + f"""storage:
-  postgres:
-    postgres_db:
-      hostname: {self.pg.host}
-      port: {self.pg.port}
-      username: dagster
-      password: ""
-      db_name: {label}
-      scheme: postgresql+psycopg2
-"""
-        )
+        (home / "dagster.yaml").write_text(NO_CAPTURE + self.pg.instance_yaml(label, deploy_storages=self.deploy))
         with DagsterInstance.from_config(str(home)) as instance:
             yield instance
 
@@ -132,12 +126,13 @@ class PostgresStorage:
 
 @contextmanager
 def storage_of(name: str, folder: Path) -> Iterator[SqliteStorage | PostgresStorage]:
+    """``name``: "SQLite", PG_DEPLOY or PG_PLAIN."""
     folder.mkdir()
     if name == "SQLite":
         yield SqliteStorage(folder)
         return
     with postgres_server(folder / "pg") as pg:
-        yield PostgresStorage(pg, folder)
+        yield PostgresStorage(pg, folder, deploy=name == PG_DEPLOY)
 
 
 # ---- recording a run -------------------------------------------------------------------------------------------
@@ -290,6 +285,7 @@ def main() -> int:
     )
     parser.add_argument("--skip-ticks", action="store_true", help="only the recording figures")
     args = parser.parse_args()
+    os.environ["DAGSTER_EVENT_BATCH_SIZE"] = EVENT_BATCH_SIZE
     counts = [] if args.skip_ticks else [int(n) for n in args.tick_symbols.split(",") if n.strip()]
     scale = MINUTES_PER_DAY / args.minutes
     config = SimulatorConfig(

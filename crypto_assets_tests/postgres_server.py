@@ -24,9 +24,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from crypto_assets_tests.ports import free_port
 
 USER = "dagster"
+DEPLOY_INSTANCE = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
 
 
 def server_binary(name: str) -> str | None:
@@ -75,6 +78,23 @@ class PostgresServer:
 
     def database_bytes(self, name: str) -> int:
         return int(self.psql(name, f"select pg_database_size('{name}')"))
+
+    def instance_yaml(self, database: str, deploy_storages: bool = True) -> str:
+        """A dagster.yaml storing in ``database`` here: ``deploy/dagster.yaml``'s three storages (its event log
+        holding its connections), or with ``deploy_storages=False`` dagster-postgres's plain ``storage: postgres``."""
+        db = {
+            "hostname": self.host,
+            "port": self.port,
+            "username": USER,
+            "password": "",
+            "db_name": database,
+            "scheme": "postgresql+psycopg2",
+        }
+        if not deploy_storages:
+            return yaml.safe_dump({"storage": {"postgres": {"postgres_db": db}}})
+        deploy = yaml.safe_load(DEPLOY_INSTANCE.read_text())
+        names = ("run_storage", "event_log_storage", "schedule_storage")
+        return yaml.safe_dump({name: {**deploy[name], "config": {"postgres_db": db}} for name in names})
 
     def dagster_env(self, database: str) -> dict[str, str]:
         """The variables ``deploy/dagster.yaml`` reads its storage from, pointing at ``database`` here."""

@@ -117,14 +117,35 @@ def grpc_module(args: list[str]) -> str:
 def test_instance_file_validates_against_dagsters_instance_schema():
     config, custom_class = dagster_instance_config(str(DEPLOY))  # raises DagsterInvalidConfigError when it does not
     assert custom_class is None
-    assert set(config) >= {"storage", "run_launcher", "concurrency", "run_monitoring", "run_retries", "telemetry"}
+    assert set(config) >= {
+        "run_storage",
+        "event_log_storage",
+        "schedule_storage",
+        "run_launcher",
+        "concurrency",
+        "run_monitoring",
+        "run_retries",
+        "telemetry",
+    }
     assert config["telemetry"] == {"enabled": False}
 
 
 def test_postgres_storage_comes_from_the_environment_over_psycopg2(monkeypatch):
     pg_utils = pytest.importorskip("dagster_postgres.utils", reason="dagster-postgres is not installed here")
 
-    db = instance()["storage"]["postgres"]["postgres_db"]
+    config = instance()
+    db = config["run_storage"]["config"]["postgres_db"]
+    # one database for the three storages, the event log's class holding its connections (crypto_assets.defs.instance)
+    for storage in ("event_log_storage", "schedule_storage"):
+        assert config[storage]["config"]["postgres_db"] == db
+    classes = {name: (config[name]["module"], config[name]["class"]) for name in ("run_storage", "schedule_storage")}
+    assert classes == {
+        "run_storage": ("dagster_postgres.run_storage", "PostgresRunStorage"),
+        "schedule_storage": ("dagster_postgres.schedule_storage", "PostgresScheduleStorage"),
+    }
+    event_log = config["event_log_storage"]
+    storage_class = getattr(importlib.import_module(event_log["module"]), event_log["class"])
+    assert issubclass(storage_class, importlib.import_module("dagster_postgres").PostgresEventLogStorage)
     expected = {
         "hostname": "DAGSTER_PG_HOST",
         "port": "DAGSTER_PG_PORT",
