@@ -53,6 +53,7 @@ succeeded and the lake equals the truth.
 
     .venv/bin/python bench/archive_backfill.py                          # 7 days x 3 symbols at BTC's rate
     .venv/bin/python bench/archive_backfill.py --days 1 --symbols BTCUSDT --rate 2   # a small run
+    .venv/bin/python bench/archive_backfill.py --postgres               # the same on deploy/'s PostgreSQL storage
     .venv/bin/python bench/archive_backfill.py --prebuild-only          # fill the cache folder only
     .venv/bin/python bench/archive_backfill.py --report /tmp/archive-backfill-bench-XXXX/dagster_home  # a kept run
 """
@@ -60,6 +61,7 @@ succeeded and the lake equals the truth.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -90,6 +92,11 @@ from crypto_assets.lake.paths import minute_file_path
 from crypto_assets.minutes import MINUTE_MS, minute_key
 from crypto_assets.simulator.market import symbol_config
 from crypto_assets.simulator.process import SimulatorProcess
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from crypto_assets_tests.postgres_server import postgres_server  # noqa: E402
+
+EVENT_BATCH_SIZE = "1000"  # DAGSTER_EVENT_BATCH_SIZE, as deploy/.env.example sets it
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE = ROOT / "bench" / ".cache" / "archive"
@@ -560,6 +567,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the temporary DAGSTER_HOME and lake, print where")
     p.add_argument("--prebuild-only", action="store_true", help="fill the cache folder, then stop")
     p.add_argument("--report", type=Path, metavar="DAGSTER_HOME", help="print the run figures of a kept run, then stop")
+    p.add_argument(
+        "--postgres",
+        action="store_true",
+        help="the instance on a throw-away PostgreSQL server with deploy/dagster.yaml's storage and "
+        "DAGSTER_EVENT_BATCH_SIZE (default: SQLite, as `make dev`)",
+    )
     args = p.parse_args(argv)
     if args.report:
         return report_kept(args.report)
@@ -598,7 +611,20 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="archive-backfill-bench-"))
     home, lake_dir = tmp / "dagster_home", tmp / "lake"
     home.mkdir()
-    (home / "dagster.yaml").write_text(DAGSTER_YAML.format(max_runs=args.max_runs))
+    with contextlib.ExitStack() as stack:
+        storage, batch = "", {}
+        if args.postgres:
+            pg = stack.enter_context(postgres_server(tmp / "postgres"))
+            pg.create_database("dagster")
+            storage, batch = pg.instance_yaml("dagster"), {"DAGSTER_EVENT_BATCH_SIZE": EVENT_BATCH_SIZE}
+        print(f"  instance: {'PostgreSQL, deploy/dagster.yaml storage' if args.postgres else 'SQLite'}", flush=True)
+        (home / "dagster.yaml").write_text(DAGSTER_YAML.format(max_runs=args.max_runs) + storage)
+        return backfill(args, tmp, home, lake_dir, sim_args, jobs, symbols, days, first_ms, end_ms, batch)
+
+
+def backfill(args, tmp, home, lake_dir, sim_args, jobs, symbols, days, first_ms, end_ms, batch) -> int:
+    """The timed backfill under dagster dev, then the figures and the lake against the truth (0: every minute exact
+    and every run succeeded)."""
     with SimulatorProcess(*sim_args, start_timeout_s=60) as sim:
         began = time.monotonic()
         klines = warm_up(sim, jobs, symbols)
@@ -617,6 +643,7 @@ def main(argv: list[str] | None = None) -> int:
             "CRYPTO_LAKE_URL": str(lake_dir),
             "CRYPTO_PARTITION_DAYS": str(args.days),
             "DBT_DUCKDB_PATH": str(tmp / "crypto.duckdb"),
+            **batch,
         }
         for name in ("CRYPTO_SPOOL_DIR", "CRYPTO_WEIGHT_BUDGET_DIR", "AWS_ENDPOINT_URL"):
             env.pop(name, None)  # under the temporary DAGSTER_HOME; a local lake
