@@ -5,8 +5,9 @@
    over REST for the other minutes (one call per 1000 minutes);
 2. minutes already in the lake whose file verifies (checks below, with the kline) are kept and not fetched again,
    unless ``refetch``;
-3. with an archive: each complete UTC day (by the exchange's clock) of which at least ``ARCHIVE_MIN_MINUTES`` are
-   still to fetch is read from the day's trades file, and every minute the archive proves is written
+3. with an archive: each complete UTC day (by the exchange's clock) whose minutes still to fetch cost more over REST
+   than the day's archive (``fetch_cost``, by the trade counts of the day's klines) is read from the day's trades
+   file, and every minute the archive proves is written
    (``archive_backfill``); days not published (404), files failing their checksum twice and the minutes the
    archive cannot prove go on to step 4;
 4. the other minutes are fetched over REST per contiguous run of minutes, at most ``REST_MINUTES_PER_PASS`` per
@@ -48,6 +49,7 @@ from crypto_assets.ingest.archive_backfill import (
     archive_klines,
     store_day_from_archive,
 )
+from crypto_assets.ingest.fetch_cost import archive_is_cheaper
 from crypto_assets.ingest.minute_checks import (
     KLINE_AGREEMENT,
     SANE_VALUES,
@@ -68,7 +70,6 @@ UNPROVEN = "unproven"  # could not be proven complete: not written
 REFUSED = "refused"  # proven, but the lake refused a value of it: not written (its values_sane check says why)
 NOT_STORED = "not stored"  # the lake failed before the minute was written and verified
 BEFORE_FIRST_TRADE = "before first trade"  # before the symbol's first trade: stored empty, nothing fetched
-ARCHIVE_MIN_MINUTES = 60  # fewer minutes of a day to fetch: REST is cheaper than the day's zip (~60 MB for BTC)
 REST_MINUTES_PER_PASS = 60  # minutes per REST paging pass: bounds the trades held at once (aggTrades: < 1 hour)
 NEIGHBOUR_WALK = 10  # minutes looked at on each side of a range to find the nearest earlier / later trade id
 
@@ -118,8 +119,8 @@ def store_range(
     clock: Callable[[], float] = time.time,
 ) -> list[StoredMinute]:
     """Every minute of [start_ms, end_ms) of ``symbol``, stored and verified (or why not), in order. With an
-    ``archive``, the minutes of complete days it has published come from it when the range holds at least
-    ``ARCHIVE_MIN_MINUTES`` of the day still to fetch; the rest over REST. ``report`` gets progress lines."""
+    ``archive``, the minutes of complete days it has published come from it where that is cheaper than REST
+    (``fetch_cost``); the rest over REST. ``report`` gets progress lines."""
     check_whole_minutes(start_ms, end_ms)
     starts = list(range(start_ms, end_ms, MINUTE_MS))
     with tempfile.TemporaryDirectory(prefix=f"{symbol}-archive-") as folder:
@@ -150,7 +151,10 @@ def store_range(
                 written_at[minute] = int(clock() * 1000)
             for day_start, day in days.items():
                 wanted = [m for m in to_fetch if day_start <= m < day_start + DAY_MS]
-                if len(wanted) < ARCHIVE_MIN_MINUTES:
+                if not wanted:
+                    continue
+                if day.skipped is None and not archive_is_cheaper(day.klines, wanted):
+                    report(f"{symbol} {day.day}: {len(wanted)} minute(s) over REST, cheaper than the day's archive")
                     continue
                 store_day_from_archive(
                     archive, client, lake, symbol, day, wanted, Path(folder), report=report, clock=clock
@@ -194,18 +198,15 @@ def store_range(
 def _archive_days(
     client: ListingClient, archive: BinanceArchive | None, symbol: str, starts: list[int], folder: Path
 ) -> dict[int, ArchiveDay]:
-    """The archive's klines of each complete day (by the exchange's clock) holding at least ARCHIVE_MIN_MINUTES of
-    ``starts``, by day start; a day the archive cannot serve comes back with ``skipped`` set and no klines."""
-    if archive is None or len(starts) < ARCHIVE_MIN_MINUTES:
+    """The archive's klines (a small zip, no REST weight) of each complete day (by the exchange's clock) holding a
+    minute of ``starts``, by day start; a day the archive cannot serve comes back with ``skipped`` set and no
+    klines."""
+    if archive is None or not starts:
         return {}
     now = client.server_time()
-    per_day: dict[int, int] = {}
-    for minute in starts:
-        per_day[minute - minute % DAY_MS] = per_day.get(minute - minute % DAY_MS, 0) + 1
+    days = dict.fromkeys(minute - minute % DAY_MS for minute in starts)
     return {
-        day_start: archive_klines(archive, symbol, day_start, folder)
-        for day_start, count in per_day.items()
-        if count >= ARCHIVE_MIN_MINUTES and day_start + DAY_MS <= now
+        day_start: archive_klines(archive, symbol, day_start, folder) for day_start in days if day_start + DAY_MS <= now
     }
 
 

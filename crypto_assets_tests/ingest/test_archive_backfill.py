@@ -6,8 +6,9 @@ filling what the archive lacks.
 
 One simulator on a fixed clock (2025-01-02 06:00, moved on a minute before each test so that each test has a fresh
 REST weight minute) holds two complete days of a slow SOLUSDT (2024-12-31 and 2025-01-01, no bursts) and NEWUSDT,
-listed on 2025-01-01 at 20:00. Most tests store a few hours of a day: the archive serves a day from which at least
-ARCHIVE_MIN_MINUTES are wanted, and a few hours prove what a whole day would at a fraction of the minute files."""
+listed on 2025-01-01 at 20:00. Most tests store a few hours of a day: the archive serves a day whose wanted minutes
+would cost more over REST (``fetch_cost``), and a few hours prove what a whole day would at a fraction of the minute
+files."""
 
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ from decimal import Decimal
 import pytest
 
 from crypto_assets.exchange import endpoints
-from crypto_assets.exchange.archive import BinanceArchive, archive_path, day_start_ms
+from crypto_assets.exchange.archive import BinanceArchive, archive_path, day_start_ms, read_klines
 from crypto_assets.exchange.weight_budget import WeightBudget
+from crypto_assets.ingest.fetch_cost import archive_is_cheaper
 from crypto_assets.ingest.stored_minutes import (
     ALREADY_STORED,
-    ARCHIVE_MIN_MINUTES,
     BEFORE_FIRST_TRADE,
     WRITTEN,
     StoredMinute,
@@ -45,8 +46,8 @@ NOW = D2 + 6 * HOUR  # DAY2 (today) is not published
 SYMBOL = "SOLUSDT"
 NEW = "NEWUSDT"
 LISTED_AT = D1 + 20 * HOUR
-HOURS_OF_DAY1 = (D1 + 10 * HOUR, D1 + 13 * HOUR)  # enough minutes of a day for the archive (ARCHIVE_MIN_MINUTES)
-SLOW = dict(trades_per_second=0.1, burst_probability=0.0)  # ~8,600 trades a day: a day builds in seconds
+HOURS_OF_DAY1 = (D1 + 10 * HOUR, D1 + 13 * HOUR)  # ~10,800 trades: 11 REST pages cost more than the day's archive
+SLOW = dict(trades_per_second=1.0, burst_probability=0.0)  # ~86,000 trades a day: a day builds in seconds
 
 
 class CountingArchive(BinanceArchive):
@@ -360,18 +361,24 @@ def test_an_archive_host_that_does_not_answer_leaves_the_days_to_rest(sim, clien
 
 
 # ---- what is not worth the archive, or already stored ----------------------------------------------------------
-@pytest.mark.parametrize("minutes", [ARCHIVE_MIN_MINUTES - 1, ARCHIVE_MIN_MINUTES])
-def test_a_few_minutes_of_a_day_come_over_rest(sim, client, archive, lake, minutes):
+@pytest.mark.parametrize("minutes", [10, 60])
+def test_each_day_takes_its_cheaper_way(sim, client, archive, lake, minutes, tmp_path):
+    """Ten minutes (~600 trades, one REST page) come over REST, with only the day's klines file asked of the archive;
+    an hour (~3,600 trades, four pages: 1 s of weight budget against 0.9 s for the day's zip) from the archive."""
     start = D1 + 9 * HOUR
     end = start + minutes * MINUTE_MS
-    downloads = sim.archive.downloads
+    with BinanceArchive(sim.archive_url) as plain:
+        day = {k.open_time: k for k in read_klines(plain.download(SYMBOL, DAY1, "klines", tmp_path), SYMBOL)}
+    cheaper = archive_is_cheaper(day, range(start, end, MINUTE_MS))
+    assert cheaper == (minutes == 60)
     out = store_range(client, lake, SYMBOL, start, end, archive=archive)
     assert_exact(sim, lake, SYMBOL, out, start, end)
-    if minutes < ARCHIVE_MIN_MINUTES:
-        assert archive_minutes(out) == set() and archive.asked == [] and sim.archive.downloads == downloads
-    else:
+    if cheaper:
         assert_from_archive(sim, out, SYMBOL, DAY1, range(start, end, MINUTE_MS))
         assert endpoints.HISTORICAL_TRADES not in client.calls, client.calls
+    else:
+        assert archive_minutes(out) == set() and archive.asked == [("klines", DAY1)]
+        assert client.calls[endpoints.HISTORICAL_TRADES] > 0
 
 
 def test_a_day_stored_before_is_not_written_again(sim, client, archive, lake):

@@ -8,7 +8,8 @@
   in a row the next start waits (1, 2, 4 ... up to 15 minutes): no crash loop.
 - ``raw_trades_gap_backfill`` looks back over the last ``CRYPTO_GAP_LOOKBACK_HOURS`` for minute partitions of
   `raw_trades/<symbol>` that ended more than ``CRYPTO_GAP_SETTLE_SECONDS`` ago and are neither materialized nor
-  in flight, and backfills them over REST, at most ``CRYPTO_GAP_MAX_RUNS`` gap runs in flight at once (they share
+  in flight, and backfills them (over REST, or the archive where cheaper: ``fetch_cost``), at most
+  ``CRYPTO_GAP_MAX_RUNS`` gap runs in flight at once (they share
   the exchange's weight limit). A run covers one range: a contiguous run of at most ``GAP_MINUTES_PER_RUN`` (60)
   missing minutes of one symbol that are all due: small runs that end soon and free the weight for the newest gaps
   (a UI backfill runs whole days instead).

@@ -1,8 +1,8 @@
 """Minutes of a complete UTC day of raw_trades/<symbol> materialized in one Dagster run from the simulator's daily
 archive: a real (SQLite) Dagster instance records every partition with its checks and the verified sha256, the lake
 equals the ground truth, the run log shows the import's progress; a day the archive has not published yet is served
-by REST. (An hour and a half of the day, not all 1,440 minutes: Dagster takes ~30 ms per recorded event here, and a
-day is 5,760 of them; bench/archive_backfill.py runs whole days.)"""
+by REST. (An hour and a half of the day, ~5,400 trades, which cost more over REST than the day's archive: not all
+1,440 minutes, whose recording alone takes a minute or two on SQLite; bench/archive_backfill.py runs whole days.)"""
 
 from datetime import UTC, datetime
 
@@ -34,7 +34,7 @@ NOW = D1 + DAY_MS + 6 * HOUR_MS  # 2025-01-02 06:00: 2025-01-01 is published, 20
 @pytest.fixture(scope="module")
 def sim():
     config = SimulatorConfig(
-        symbols=[symbol_config(SYMBOL, trades_per_second=0.5, burst_probability=0.0)], origin_ms=D1 - 2 * HOUR_MS
+        symbols=[symbol_config(SYMBOL, trades_per_second=1.0, burst_probability=0.0)], origin_ms=D1 - 2 * HOUR_MS
     )
     with Simulator(config, clock=ManualClock(NOW)) as s:
         s.archive_file(SYMBOL, DAY)  # built here rather than inside the run's download
