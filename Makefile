@@ -8,7 +8,7 @@ SIM_PORT ?= 8765
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 DAGSTER_HOME_ABS := $(abspath $(DAGSTER_HOME))
 
-.PHONY: .venv dev demo test bench postgres
+.PHONY: .venv dev demo check test bench lint test-tools
 
 # Create the virtualenv and install the project (editable, with dev extras); redone only when setup.py or
 # pyproject.toml change.
@@ -29,22 +29,34 @@ dev: $(VENV_STAMP)
 demo: $(VENV_STAMP)
 	SIM_PORT="$(SIM_PORT)" DAGSTER_PORT="$(DAGSTER_PORT)" DAGSTER_HOME="$(DAGSTER_HOME_ABS)" scripts/demo.sh
 
-# Lint and format check first (ruff, configured in pyproject.toml: a lint error fails the run), then the tests on four
-# workers, one test file per worker at a time, the long end-to-end files first (conftest.py): most integration tests
-# wait on real-time exchange minutes, so they overlap well on two cores.
-test: $(VENV_STAMP) postgres
+# Lint and format check (ruff, configured in pyproject.toml): a lint or format error fails check and test.
+lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# The inner loop (goal: under 3 minutes on 2 cores): lint, then every test but the end-to-end ones (marked e2e: a
+# whole `dagster dev` or production deployment), on four workers, one test file per worker at a time.
+check: lint test-tools
+	$(VENV)/bin/pytest -n 4 --dist loadfile -m "not e2e" --durations=15
+
+# Everything, what .ci/run calls: lint, then the whole suite on four workers, the end-to-end files first
+# (conftest.py): most integration tests wait on real-time exchange minutes, so they overlap well on two cores.
+test: lint test-tools
 	$(VENV)/bin/pytest -n 4 --dist loadfile --durations=30
 
-# PostgreSQL's programs (initdb, pg_ctl, psql) for the production end-to-end test, which starts its own throw-away
-# server: installed from Debian's packages when missing (as root, or through sudo).
-postgres:
-	@if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-		echo "make test: installing PostgreSQL (Debian packages postgresql, postgresql-client)"; \
+# The programs the tests start or call, from Debian's packages when missing (as root, or through sudo): PostgreSQL
+# (initdb, pg_ctl, psql) for the throw-away servers of the instance and production tests, and docker-compose, which
+# validates deploy/docker-compose.yml (no Docker engine needed). A test whose program is missing fails naming it.
+test-tools:
+	@missing=; \
+	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="postgresql"; \
+	command -v psql >/dev/null || missing="$$missing postgresql-client"; \
+	command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	if [ -n "$$missing" ]; then \
+		echo "make: installing Debian packages for the tests:$$missing"; \
 		if [ "$$(id -u)" -eq 0 ]; then sudo=; else sudo=sudo; fi; \
-		$$sudo apt-get install -y --no-install-recommends postgresql postgresql-client \
-			|| { $$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends postgresql postgresql-client; }; \
+		$$sudo apt-get install -y --no-install-recommends $$missing \
+			|| { $$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends $$missing; }; \
 	fi
 
 # Every bench/*.py in turn; each prints its own figures.

@@ -45,6 +45,8 @@ setup(
             "hypothesis>=6.100",
             # A real S3 server on 127.0.0.1 for the lake's S3 tests (ThreadedMotoServer), not mocks.
             "moto[server]>=5.0",
+            # deploy/dagster.yaml's run launcher, whose config the deploy tests check against its own schema
+            "dagster-docker==0.29.27",
         ],
     },
 )

@@ -104,9 +104,10 @@ TESTS_DIR = Path(__file__).parent
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
 
-    def key(item):
+    def key(item):  # end-to-end tests (marked e2e) first, then the slowest files
         path = item.path
-        return rank.get(path.relative_to(TESTS_DIR).as_posix() if path.is_relative_to(TESTS_DIR) else "", len(rank))
+        name = path.relative_to(TESTS_DIR).as_posix() if path.is_relative_to(TESTS_DIR) else ""
+        return (item.get_closest_marker("e2e") is None, rank.get(name, len(rank)))
 
     items.sort(key=key)  # stable: the others keep their order
 

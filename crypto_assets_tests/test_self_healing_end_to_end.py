@@ -98,6 +98,7 @@ def stream_run_ends(instance, killed: set[str]) -> list[str]:
 
 
 @pytest.mark.integration
+@pytest.mark.e2e
 @pytest.mark.timeout(780)
 def test_the_pipeline_heals_itself_under_a_hostile_exchange_and_two_kills(tmp_path):
     demo = Demo(

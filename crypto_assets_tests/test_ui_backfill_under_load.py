@@ -159,6 +159,7 @@ def repaired_minutes(instance, symbol: str, after_s: float, before_s: float) -> 
 
 
 @pytest.mark.integration
+@pytest.mark.e2e
 @pytest.mark.timeout(720)
 def test_a_ui_backfill_and_the_stream_repairs_share_the_budget_without_a_418(tmp_path):
     demo = Demo(
