@@ -612,6 +612,14 @@ def main(argv: list[str] | None = None) -> int:
     home, lake_dir = tmp / "dagster_home", tmp / "lake"
     home.mkdir()
     with contextlib.ExitStack() as stack:
+        # removed last: the PostgreSQL server, stopped before it, copies its log into it
+        stack.callback(
+            lambda: (
+                print(f"  kept: {tmp} (DAGSTER_HOME dagster_home/, lake/, dagster_dev.log)")
+                if args.keep
+                else shutil.rmtree(tmp, ignore_errors=True)
+            )
+        )
         storage, batch = "", {}
         if args.postgres:
             pg = stack.enter_context(postgres_server(tmp / "postgres"))
@@ -720,10 +728,6 @@ def backfill(args, tmp, home, lake_dir, sim_args, jobs, symbols, days, first_ms,
             f"in 1440 minutes: {'exact' if not wrong else f'{wrong} minute(s) differ'}"
         )
     print(f"  lake {'equals' if exact else 'DIFFERS FROM'} the truth, minute by minute")
-    if args.keep:
-        print(f"  kept: {tmp} (DAGSTER_HOME dagster_home/, lake/, dagster_dev.log)")
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0 if exact and all_ok else 1
 
 
