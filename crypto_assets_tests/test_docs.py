@@ -28,7 +28,7 @@ SOURCE_SUFFIXES = {".py", ".yaml", ".yml", ".toml", ".sh", ".sql", ".md"}
 # Never searched for files: environments, caches and run-time state, whatever is on this machine.
 NOT_SEARCHED = {".git", ".venv", ".dagster_home", ".lake", ".pytest_cache", ".hypothesis", "__pycache__", "target"}
 
-CODE_SPAN = re.compile(r"`([^`\n]+)`")
+CODE_SPAN = re.compile(r"`([^`]+)`")  # inside one paragraph, which may wrap it over lines
 LINK = re.compile(r"!?\[(?:[^\]\\]|\\.)*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 REFERENCE_LINK = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+\"[^\"]*\")?\s*$")
 HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
@@ -89,33 +89,59 @@ def anchors(path: Path) -> set[str]:
     return found
 
 
+def paragraphs(path: Path) -> Iterator[tuple[int, str]]:
+    """(first line, text) of every run of non-blank lines outside fenced code blocks; a table row is a run of its own
+    (its cells' code spans never continue on the next row)."""
+    prose, _ = split_fences(path.read_text(encoding="utf-8"))
+    start, lines, previous = 0, [], -1
+    for number, line in prose:
+        ends_run = not line.strip() or number != previous + 1 or line.lstrip().startswith("|")
+        if ends_run and lines:
+            yield start, "\n".join(lines)
+            lines = []
+        if line.strip():
+            if not lines:
+                start = number
+            lines.append(line)
+            if line.lstrip().startswith("|"):
+                yield start, "\n".join(lines)
+                lines = []
+        previous = number
+    if lines:
+        yield start, "\n".join(lines)
+
+
+def matches(path: Path, pattern: re.Pattern[str]) -> Iterator[tuple[int, re.Match[str]]]:
+    """(line, match) of ``pattern`` in every paragraph outside code blocks."""
+    for start, text in paragraphs(path):
+        for match in pattern.finditer(text):
+            yield start + text.count("\n", 0, match.start()), match
+
+
 def links(path: Path) -> Iterator[tuple[int, str]]:
     """(line, target) of every inline and reference link outside code."""
-    prose, _ = split_fences(path.read_text(encoding="utf-8"))
-    for number, line in prose:
-        without_code = CODE_SPAN.sub("", line)
+    for start, text in paragraphs(path):
+        without_code = CODE_SPAN.sub(
+            lambda span: "_" * len(span.group(0).split("\n")[0]) + "\n" * span.group(0).count("\n"), text
+        )
         for match in LINK.finditer(without_code):
-            yield number, match.group(1)
-        reference = REFERENCE_LINK.match(without_code)
-        if reference:
-            yield number, reference.group(1)
+            yield start + without_code.count("\n", 0, match.start()), match.group(1)
+        for offset, line in enumerate(without_code.splitlines()):
+            reference = REFERENCE_LINK.match(line)
+            if reference:
+                yield start + offset, reference.group(1)
+
+
+def code_spans(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, span) of every inline code span outside fenced blocks, a span wrapped over lines joined by a space."""
+    for number, match in matches(path, CODE_SPAN):
+        yield number, re.sub(r"\s*\n\s*", " ", match.group(1))
 
 
 def code_texts(path: Path) -> Iterator[tuple[int, str]]:
     """(line, text) of every inline code span outside fences, and of every line inside fenced blocks."""
-    prose, code = split_fences(path.read_text(encoding="utf-8"))
-    for number, line in prose:
-        for span in CODE_SPAN.findall(line):
-            yield number, span
-    yield from code
-
-
-def code_spans(path: Path) -> Iterator[tuple[int, str]]:
-    """(line, span) of every inline code span outside fenced blocks."""
-    prose, _ = split_fences(path.read_text(encoding="utf-8"))
-    for number, line in prose:
-        for span in CODE_SPAN.findall(line):
-            yield number, span
+    yield from code_spans(path)
+    yield from split_fences(path.read_text(encoding="utf-8"))[1]
 
 
 # ---- the checks: each returns its problems, one line each ----------------------------------------------------------
