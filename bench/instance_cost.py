@@ -55,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from crypto_assets.definitions import build_definitions
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
 from crypto_assets.defs.partitions import minute_partitions
+from crypto_assets.defs.raw import raw_resources
 from crypto_assets.defs.raw.assets import build_raw_trades_asset
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.archive import day_start_ms
@@ -143,10 +144,10 @@ def run_once(sim: Simulator, instance: DagsterInstance, lake: str, minutes: int)
     started = time.monotonic()
     result = materialize(
         [asset],
-        resources={
-            "exchange": ExchangeResource(rest_url=sim.rest_url, ws_url="ws://127.0.0.1:1", symbols=[SYMBOL]),
-            "lake": LakeResource(url=lake),
-        },
+        resources=raw_resources(
+            ExchangeResource(rest_url=sim.rest_url, ws_url="ws://127.0.0.1:1", symbols=[SYMBOL]),
+            LakeResource(url=lake),
+        ),
         instance=instance,
         tags={RANGE_START_TAG: minute_key(first), RANGE_END_TAG: minute_key(first + (minutes - 1) * MINUTE_MS)},
     )

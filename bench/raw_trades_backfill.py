@@ -48,6 +48,7 @@ from dagster import DagsterInstance, materialize
 
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
 from crypto_assets.defs.partitions import minute_partitions
+from crypto_assets.defs.raw import raw_resources
 from crypto_assets.defs.raw.assets import build_raw_trades_asset
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange import endpoints
@@ -108,10 +109,10 @@ def run_symbol(
 ) -> dict:
     """One run of raw_trades/<symbol> over the minutes first_ms..last_ms (inclusive), as a backfill launches it."""
     asset = build_raw_trades_asset(symbol, minute_partitions(1))
-    resources = {
-        "exchange": RecordingExchange(rest_url=rest_url, ws_url="ws://127.0.0.1:1", symbols=list(SYMBOLS)),
-        "lake": LakeResource(url=lake_url),
-    }
+    resources = raw_resources(
+        RecordingExchange(rest_url=rest_url, ws_url="ws://127.0.0.1:1", symbols=list(SYMBOLS)),
+        LakeResource(url=lake_url),
+    )
     tags = {RANGE_START_TAG: minute_key(first_ms), RANGE_END_TAG: minute_key(last_ms)}
     own = instance is None
     if own:  # a process of its own (a pool worker): its responses are this run's

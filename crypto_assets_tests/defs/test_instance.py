@@ -9,6 +9,7 @@ from dagster import DagsterInstance, materialize
 
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
 from crypto_assets.defs.partitions import minute_partitions
+from crypto_assets.defs.raw import raw_resources
 from crypto_assets.defs.raw.assets import build_raw_trades_asset
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.ingest.minute_checks import MINUTE_CHECK
@@ -46,12 +47,10 @@ def record(pg, simulator, tmp_path, first: int, deploy_storages: bool) -> tuple[
         before = sessions(pg, database)
         result = materialize(
             [build_raw_trades_asset("BTCUSDT", minute_partitions(1))],
-            resources={
-                "exchange": ExchangeResource(
-                    rest_url=simulator.rest_url, ws_url="ws://127.0.0.1:1", symbols=["BTCUSDT"]
-                ),
-                "lake": LakeResource(url=str(tmp_path / "lake")),
-            },
+            resources=raw_resources(
+                ExchangeResource(rest_url=simulator.rest_url, ws_url="ws://127.0.0.1:1", symbols=["BTCUSDT"]),
+                LakeResource(url=str(tmp_path / "lake")),
+            ),
             instance=instance,
             tags={RANGE_START_TAG: minute_key(first), RANGE_END_TAG: minute_key(last)},
         )

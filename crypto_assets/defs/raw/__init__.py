@@ -1,7 +1,8 @@
 """Raw: every trade of every configured symbol, as minute partitions of ``raw_trades/<symbol>``.
 
-- ``assets``: the ``raw_trades/<symbol>`` assets and their three blocking checks (a minute fetched over REST and
-  proven, or re-verified in the lake);
+- ``assets``: the ``raw_trades/<symbol>`` assets and their blocking ``minute_complete`` check (a minute fetched from
+  the archive or over REST and proven, or re-verified in the lake);
+- ``io_manager``: ``raw_trades_io_manager``, which hands the trades of the minutes an asset depends on to it;
 - ``live_stream``: the ``live_trades_stream`` job, whose op runs the capture process and records its minutes;
 - ``sensors``: ``live_stream_keepalive`` (exactly one streaming run, alive) and ``raw_trades_gap_backfill`` (every
   minute the stream did not record, over REST);
@@ -12,12 +13,13 @@ from dagster import AssetSelection, Definitions, define_asset_job, in_process_ex
 
 from crypto_assets.defs.partitions import minute_partitions
 from crypto_assets.defs.raw.assets import build_raw_trades_asset
+from crypto_assets.defs.raw.io_manager import RAW_TRADES_IO_MANAGER, RawTradesIOManager
 from crypto_assets.defs.raw.live_stream import live_trades_stream
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.defs.raw.sensors import build_gap_backfill_sensor, build_live_stream_keepalive
 from crypto_assets.settings import Settings
 
-__all__ = ["RAW_TRADES_JOB", "build_raw_definitions"]
+__all__ = ["RAW_TRADES_JOB", "build_raw_definitions", "raw_resources"]
 
 RAW_TRADES_JOB = "raw_trades_from_rest"
 
@@ -43,5 +45,11 @@ def build_raw_definitions(settings: Settings) -> Definitions:
             build_live_stream_keepalive(live_trades_stream, settings.symbols),
             build_gap_backfill_sensor(raw_job, settings.symbols, minutes, settings),
         ],
-        resources={"exchange": ExchangeResource.from_settings(settings), "lake": LakeResource.from_settings(settings)},
+        resources=raw_resources(ExchangeResource.from_settings(settings), LakeResource.from_settings(settings)),
     )
+
+
+def raw_resources(exchange: ExchangeResource, lake: LakeResource) -> dict[str, object]:
+    """The resources the raw assets need: the exchange, the lake, and the IO manager that reads the lake for the
+    assets downstream of them (``raw_trades_io_manager``)."""
+    return {"exchange": exchange, "lake": lake, RAW_TRADES_IO_MANAGER: RawTradesIOManager(lake=lake)}

@@ -47,6 +47,7 @@ from dagster import (
 from pydantic import Field
 
 from crypto_assets.defs.names import raw_trades_key
+from crypto_assets.defs.raw.io_manager import RAW_TRADES_IO_MANAGER
 from crypto_assets.defs.raw.recording import (
     materialization_metadata,
     minute_check,
@@ -103,7 +104,7 @@ def build_raw_trades_asset(symbol: str, partitions_def: TimeWindowPartitionsDefi
                     f"minutes proven complete (dense ids, both boundaries, the exchange's 1m kline) are written and "
                     f"recorded."
                 ),
-            )
+            ).with_io_manager_key(RAW_TRADES_IO_MANAGER)
         ],
         check_specs=[
             AssetCheckSpec(

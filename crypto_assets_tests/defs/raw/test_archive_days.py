@@ -11,6 +11,7 @@ from dagster import DagsterEventType, EventRecordsFilter, materialize
 
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
 from crypto_assets.defs.partitions import minute_partitions
+from crypto_assets.defs.raw import raw_resources
 from crypto_assets.defs.raw.assets import build_raw_trades_asset
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.archive import day_start_ms
@@ -48,7 +49,7 @@ def run_range(sim, instance, lake_url: str, first_ms: int, last_ms: int):
     )
     return materialize(
         [asset],
-        resources={"exchange": exchange, "lake": LakeResource(url=lake_url)},
+        resources=raw_resources(exchange, LakeResource(url=lake_url)),
         instance=instance,
         tags={RANGE_START_TAG: minute_key(first_ms), RANGE_END_TAG: minute_key(last_ms)},
     )

@@ -23,6 +23,7 @@ from dagster import (
 
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
 from crypto_assets.defs.partitions import minute_partitions
+from crypto_assets.defs.raw import raw_resources
 from crypto_assets.defs.raw.assets import build_raw_trades_asset
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.errors import utc_text
@@ -39,10 +40,10 @@ pytestmark = pytest.mark.integration
 
 
 def resources(rest_url: str, lake_url: str, endpoint_url: str | None = None) -> dict:
-    return {
-        "exchange": ExchangeResource(rest_url=rest_url, ws_url="ws://127.0.0.1:1", symbols=["BTCUSDT"]),
-        "lake": LakeResource(url=lake_url, endpoint_url=endpoint_url),
-    }
+    return raw_resources(
+        ExchangeResource(rest_url=rest_url, ws_url="ws://127.0.0.1:1", symbols=["BTCUSDT"]),
+        LakeResource(url=lake_url, endpoint_url=endpoint_url),
+    )
 
 
 def run(symbol, first_ms, last_ms, res, instance, refetch=False, raise_on_error=True):

@@ -11,7 +11,7 @@ from dagster import AssetMaterialization, build_sensor_context, materialize
 from crypto_assets.definitions import build_definitions
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
 from crypto_assets.defs.partitions import minute_partitions
-from crypto_assets.defs.raw import RAW_TRADES_JOB
+from crypto_assets.defs.raw import RAW_TRADES_JOB, raw_resources
 from crypto_assets.defs.raw.assets import build_raw_trades_asset
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.defs.raw.sensors import (
@@ -135,15 +135,15 @@ def run_request(request, instance, rest_url, tmp_path):
         instance=instance,
         tags=request.tags,
         raise_on_error=False,
-        resources={
-            "exchange": ExchangeResource(
+        resources=raw_resources(
+            ExchangeResource(
                 rest_url=rest_url,
                 ws_url="ws://127.0.0.1:1",
                 symbols=[symbol],
                 weight_budget_dir=str(tmp_path / "budget"),
             ),
-            "lake": LakeResource(url=str(tmp_path / "lake")),
-        },
+            LakeResource(url=str(tmp_path / "lake")),
+        ),
     )
 
 
