@@ -13,6 +13,8 @@ setup(
         "dagster-webserver==1.13.27",
         "dagster-aws==0.29.27",
         "dagster-dbt==0.29.27",
+        # the warehouse_io_manager (silver and gold tables for downstream assets) is Dagster's DuckDB integration
+        "dagster-duckdb==0.29.27",
         # The production instance's storage (deploy/dagster.yaml: PostgreSQL through psycopg2).
         "dagster-postgres==0.29.27",
         # dbt-core 1.12 depends on dbt-core-experimental-parser, whose build downloads a wheel from the
@@ -22,7 +24,7 @@ setup(
         # dbt reads the lake through DuckDB (imported directly for read-only queries); s3:// lakes through
         # fsspec/s3fs registered in DuckDB (its httpfs extension would be downloaded at run time: no network here).
         # boto3 is left to the resolver (s3fs's aiobotocore picks the 1.43.x line).
-        "duckdb>=1.1",
+        "duckdb>=2.0",
         "s3fs>=2025.1",
         "websocket-client>=1.8",
         # Typed, fast JSON decoding of stream frames (several times faster than json + dataclasses).

@@ -19,6 +19,11 @@ from crypto_assets.defs.analytics.schedules import build_hourly_job, build_lates
 from crypto_assets.defs.analytics.sensors import build_gap_rebuild_sensor
 from crypto_assets.defs.analytics.translator import AnalyticsTranslator
 from crypto_assets.defs.analytics.warehouse import WarehouseResource
+from crypto_assets.defs.analytics.warehouse_io_manager import (
+    WAREHOUSE_IO_MANAGER,
+    WAREHOUSE_SCHEMA,
+    WarehouseIOManager,
+)
 from crypto_assets.defs.partitions import hour_partitions
 from crypto_assets.settings import Settings
 
@@ -49,5 +54,6 @@ def build_analytics_definitions(settings: Settings) -> Definitions:
                 dbt_executable=dbt_executable(),
             ),
             "warehouse": warehouse,
+            WAREHOUSE_IO_MANAGER: WarehouseIOManager(database=warehouse.duckdb_path, schema=WAREHOUSE_SCHEMA),
         },
     )

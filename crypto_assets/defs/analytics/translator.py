@@ -10,6 +10,7 @@ from typing import Any
 from dagster import AssetDep, AssetSpec, FreshnessPolicy, TimeWindowPartitionMapping
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
+from crypto_assets.defs.analytics.warehouse_io_manager import WAREHOUSE_IO_MANAGER
 from crypto_assets.defs.names import raw_trades_key
 
 LAKE_SOURCE = "source.dbt_crypto_pipeline.lake.raw_trades"
@@ -35,6 +36,11 @@ class AnalyticsTranslator(DagsterDbtTranslator):
             deps = [dep for dep in spec.deps if dep.asset_key != source_key]
             deps += [AssetDep(key, partition_mapping=TimeWindowPartitionMapping()) for key in self.raw_keys]
             spec = spec.replace_attributes(deps=deps)
+        # read by assets downstream (warehouse_io_manager); an hourly model's rows of an hour are its window column's
+        spec = spec.with_io_manager_key(WAREHOUSE_IO_MANAGER)
+        window_column = node.get("config", {}).get("window_column")
+        if window_column:
+            spec = spec.merge_attributes(metadata={"partition_expr": window_column})
         fqn = node.get("fqn", [])  # e.g. ["dbt_crypto_pipeline", "staging", "stg_trades"]
         layer = fqn[1] if len(fqn) > 2 else ""
         if layer == "staging":

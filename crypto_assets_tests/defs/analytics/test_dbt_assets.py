@@ -1,15 +1,22 @@
 """The dagster-dbt assets run for real: `dbt build` of hour partitions on a DagsterInstance in a temporary
 DAGSTER_HOME, on the simulator lake; partition status, check results and metadata come from the instance."""
 
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pandas as pd
+import pyarrow as pa
 import pytest
-from dagster import AssetKey, DagsterInstance, Definitions
+from dagster import AssetIn, AssetKey, DagsterInstance, Definitions, asset
 
 from crypto_assets.defs.analytics import build_analytics_definitions
 from crypto_assets.defs.analytics.schedules import HOURLY_JOB, LATEST_PRICES_JOB
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG
+from crypto_assets.defs.partitions import hour_partitions
 from crypto_assets.minutes import MINUTE_MS, minute_key
 from crypto_assets.settings import Settings
 from crypto_assets_tests.analytics_data import SYMBOLS, copy_lake
+from crypto_assets_tests.ground_truth import truth
 
 pytestmark = pytest.mark.integration
 
@@ -201,3 +208,31 @@ def test_wiring_pool_backfill_policy_lineage_and_freshness(backfilled):
     assert graph.get(AssetKey("candles_1h")).freshness_policy is not None
     assert graph.get(AssetKey("stg_trades")).group_name == "silver"
     assert graph.get(AssetKey("candles_1h")).group_name == "gold"
+
+
+def test_a_users_asset_and_load_asset_value_get_the_gold_hour_exactly(backfilled, instance, hours):
+    """A user's code location adds an hourly asset downstream of candles_1h: materialized through Dagster, its input
+    is that hour's candles (one per symbol) from the warehouse, decimals exact, equal to the simulator's trades; and
+    load_asset_value of candles_1h for an hour gives that hour's rows."""
+    defs, _, _ = backfilled
+    candles_1h = AssetKey("candles_1h")
+
+    @asset(partitions_def=hour_partitions(30), ins={"candles": AssetIn(candles_1h)})
+    def hourly_volume(candles: pd.DataFrame) -> dict:
+        return {row.symbol: (row.trade_count, row.volume) for row in candles.itertuples()}
+
+    user = Definitions.merge(defs, Definitions(assets=[hourly_volume]))
+    h1, h2 = hours.keys
+    result = user.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, partition_key=h2, asset_selection=[hourly_volume.key]
+    )
+    got = result.output_for_node("hourly_volume")
+    for symbol in SYMBOLS:
+        trades = truth(hours.sim, symbol, hours.h2, hours.h2 + 60 * MINUTE_MS)
+        assert got[symbol] == (len(trades), sum(Decimal(t.qty) for t in trades)), symbol
+
+    table = user.load_asset_value(candles_1h, partition_key=h1, instance=instance, python_type=pa.Table)
+    assert table.num_rows == len(SYMBOLS) and pa.types.is_decimal(table.schema.field("volume").type)
+    assert {t.as_py().replace(tzinfo=None) for t in table.column("hour_start")} == {
+        datetime.fromtimestamp(hours.h1 / 1000, UTC).replace(tzinfo=None)
+    }
