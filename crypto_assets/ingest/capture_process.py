@@ -14,8 +14,8 @@ how many, since when and why. A restarted process finds the spooled minutes and 
 
 It imports no Dagster: about 80 MB resident, where a process that loads the Dagster code location starts near 300 MB
 (dagster, dagster-dbt, pyarrow, boto3...). The Dagster op that starts it (``defs/raw/live_stream.py``) records what it
-reports. It stops on SIGTERM, and when its parent goes away (its stdout breaks; on Linux also the parent-death
-signal). Errors go to stderr with a non-zero exit. No Dagster imports.
+reports. It stops on SIGTERM or SIGINT (Ctrl-C), and when its parent goes away (its stdout breaks; on Linux also the
+parent-death signal). Errors go to stderr with a non-zero exit. No Dagster imports.
 """
 
 from __future__ import annotations
@@ -138,7 +138,11 @@ def run(
     if len(spool):
         send(LogLine("INFO", f"{len(spool)} minute(s) found in the spool {spool.folder}: written first"))
     stream = BinanceStream(ws_url, symbols, silence_timeout_s=SILENCE_TIMEOUT_S)
+    # SIGINT as SIGTERM: Ctrl-C on `dagster dev` reaches this process with its whole process group; either way the
+    # stream closes, the minutes decided so far are reported, and the process exits 0 (the minute in progress is
+    # left to the gap backfill)
     signal.signal(signal.SIGTERM, lambda *_: stream.close())
+    signal.signal(signal.SIGINT, lambda *_: stream.close())
     rest = BinanceRestClient(
         rest_url,
         urgent=True,

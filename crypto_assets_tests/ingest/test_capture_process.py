@@ -1,6 +1,7 @@
 """The capture process as the Dagster op runs it: a child process reporting JSON lines, against the simulator."""
 
 import os
+import signal
 import subprocess
 import time
 from decimal import Decimal
@@ -36,7 +37,10 @@ def start(simulator, tmp_path):
     )
 
 
-def test_reports_connection_and_liveness_and_stops_on_sigterm(simulator, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_reports_connection_and_liveness_and_stops_on_sigterm_or_sigint(simulator, tmp_path, stop):
+    """SIGINT as SIGTERM: Ctrl-C on `dagster dev` reaches the capture process with its whole process group; it exits
+    0 (no KeyboardInterrupt traceback) once the stream is closed."""
     capture = start(simulator, tmp_path)
     try:
         messages = []
@@ -47,8 +51,9 @@ def test_reports_connection_and_liveness_and_stops_on_sigterm(simulator, tmp_pat
         assert any("stream connected" in line for line in logs), logs
         assert sum(isinstance(m, Alive) for m in messages) >= 2  # one every 5 s while records flow
     finally:
-        capture.terminate()
+        capture.send_signal(stop)
     assert capture.wait(15) == 0
+    assert b"Traceback" not in capture.stderr.read()
 
 
 def test_stops_when_its_parent_stops_reading(simulator, tmp_path):

@@ -10,6 +10,18 @@ spool on local disk (``CRYPTO_SPOOL_DIR``, at most ``CRYPTO_SPOOL_MAX_MB``) and 
 run logs every minute what waits and why. If the capture process dies, the run fails (and the sensor starts another);
 if the run ends or its process dies, the capture process stops with it.
 
+Stopping it (Ctrl-C or SIGTERM to ``dagster dev``, ``docker stop``, Terminate in the UI, ``dagster run terminate``)
+ends the run CANCELED, not failed, with its capture process gone. An interrupt of the step process (Dagster's way
+of stopping a run: the run worker forwards it) no longer raises in the middle of recording a minute: it is captured
+(``dagster._utils.interrupts.capture_interrupts``), the capture process gets SIGTERM and reports the minutes it
+decided up to then, which are recorded; then the run is reported canceling, as Dagster's own termination does
+(``DagsterInstance.report_run_canceling``), and the interrupt ends the step: Dagster's run worker, finding the run
+canceling, records RUN_CANCELED. The minute in progress is left to the gap sensor. Without this Dagster records an
+interrupt nobody asked for through Dagster as "Execution was interrupted unexpectedly" (RUN_FAILURE).
+Under ``dagster dev`` the op also watches the ``dagster dev`` process: a SIGTERM to ``dagster dev`` alone stops it
+but not its code server, which keeps a run going until it ends (a stream never does), so once ``dagster dev`` is
+gone the run terminates itself through the run launcher, like ``dagster run terminate`` (docs/adr/0003).
+
 The run tags itself with its symbols and writes a heartbeat tag every ``HEARTBEAT_S`` seconds: the keep-alive
 sensor (``sensors.py``) uses them to restart a run that died without Dagster noticing, and one whose symbols are
 no longer the configured ones. While the exchange is unreachable the stream backs off (up to 30 s between
@@ -19,12 +31,15 @@ attempts, at most 60 attempts per 5 minutes) and the run says so in its log; it 
 
 import collections
 import os
+import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import msgspec
-from dagster import Failure, OpExecutionContext, job, op
+from dagster import DagsterExecutionInterruptedError, DagsterRunStatus, Failure, OpExecutionContext, job, op
+from dagster._utils.interrupts import capture_interrupts, check_captured_interrupt
 
 from crypto_assets.defs.names import raw_trades_key
 from crypto_assets.defs.raw.recording import minute_check, minute_materialization, record_materializations
@@ -42,6 +57,9 @@ STREAM_RUN_TAGS = {STREAM_TAG: "true", "dagster/max_retries": "0"}
 HEARTBEAT_TAG = "crypto_assets/heartbeat"
 HEARTBEAT_S = 15
 STDERR_LINES = 40  # of the capture process, kept for the failure message
+STOP_S = 10  # once asked to stop, the capture process has this long to report its last minutes and exit
+WATCH_S = 0.5  # how often the op looks for an interrupt, and for its `dagster dev`
+DEV_FLAG = b"DAGSTER_IS_DEV_CLI=1"  # `dagster dev` puts it in the environment of every process it starts
 
 
 @op(description="Streams every configured symbol's trades and records each minute proven complete.")
@@ -49,15 +67,29 @@ def stream_trades(context: OpExecutionContext, exchange: ExchangeResource, lake:
     stop_beating = threading.Event()  # beating from the start: the keep-alive sensor waits for the first beat
     threading.Thread(target=_heartbeat, args=(context, stop_beating), name="heartbeat", daemon=True).start()
     try:
-        _stream(context, exchange, lake)
+        with capture_interrupts():  # SIGINT / SIGTERM stop the capture process instead of raising mid-record
+            dev = _dagster_dev()
+            if dev is not None:
+                threading.Thread(
+                    target=_watch_dagster_dev, args=(context, dev, stop_beating), name="dagster-dev-watch", daemon=True
+                ).start()
+            _stream(context, exchange, lake)
+        raise DagsterExecutionInterruptedError()  # _stream returns only once an interrupt stopped it
+    except (DagsterExecutionInterruptedError, KeyboardInterrupt):
+        with capture_interrupts():  # the run worker forwards the same stop: it must not cut this short
+            _report_canceling(context)
+        raise
     finally:
         stop_beating.set()
 
 
 def _stream(context: OpExecutionContext, exchange: ExchangeResource, lake: LakeResource) -> None:
-    """The capture process, run until it exits (a failure naming its exit code and stderr) or the run ends."""
+    """The capture process, run until it exits on its own (a failure naming its exit code and stderr) or an
+    interrupt stops it (returns once it has exited and everything it reported is recorded)."""
     symbols = list(exchange.symbols)
     _check_symbols(context, exchange, symbols)
+    if check_captured_interrupt():
+        return
     capture = subprocess.Popen(
         command(
             exchange.ws_url,
@@ -75,15 +107,24 @@ def _stream(context: OpExecutionContext, exchange: ExchangeResource, lake: LakeR
     )
     stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
     threading.Thread(target=_collect, args=(capture.stderr, stderr_tail), name="capture-stderr", daemon=True).start()
+    done = threading.Event()
+    threading.Thread(target=_stop_on_interrupt, args=(capture, done), name="capture-stop", daemon=True).start()
     try:
-        for line in capture.stdout:
+        for line in capture.stdout:  # until it exits: on its own, or stopped by _stop_on_interrupt
             _record(context, line)
         code = capture.wait()
+        if check_captured_interrupt():
+            context.log.info(
+                f"stream stopped: the capture process (pid {capture.pid}) exited with code {code} and its last "
+                f"decided minutes are recorded; the minute in progress is left to the gap backfill"
+            )
+            return
         raise Failure(
             description=f"the capture process (pid {capture.pid}) exited with code {code}; the end of "
             f"its stderr:\n" + "\n".join(stderr_tail)
         )
     finally:
+        done.set()
         if capture.poll() is None:
             capture.terminate()
             try:
@@ -117,6 +158,83 @@ def _record(context: OpExecutionContext, line: bytes) -> None:
 def _collect(pipe, tail: collections.deque) -> None:
     for raw in pipe:
         tail.append(raw.decode(errors="replace").rstrip())
+
+
+def _stop_on_interrupt(capture: subprocess.Popen, done: threading.Event) -> None:
+    """Once the step process is interrupted (the interrupt is captured, not raised): SIGTERM to the capture process,
+    which closes the stream and reports what it decided before exiting; killed if it takes over ``STOP_S``."""
+    while not done.wait(WATCH_S):
+        if check_captured_interrupt():
+            if capture.poll() is None:
+                capture.terminate()
+            if not done.wait(STOP_S) and capture.poll() is None:
+                capture.kill()
+            return
+
+
+def _report_canceling(context: OpExecutionContext) -> None:
+    """The run, interrupted, is reported canceling (unless a termination already did): Dagster's run worker then ends
+    it RUN_CANCELED instead of RUN_FAILURE ("Execution was interrupted unexpectedly")."""
+    run = context.instance.get_run_by_id(context.run_id)
+    if run is not None and run.status == DagsterRunStatus.STARTED:
+        context.instance.report_run_canceling(
+            run,
+            "The stream was stopped (its process interrupted: `dagster dev` stopped, its container stopped, or the "
+            "run terminated): the run ends canceled; the minute in progress is left to the gap backfill.",
+        )
+
+
+def _dagster_dev() -> tuple[int, bytes] | None:
+    """The `dagster dev` this run runs under (its pid and start time, from /proc), or None: not under `dagster dev`
+    (production), or not on Linux. `dagster dev` sets DAGSTER_IS_DEV_CLI=1 in the environment of all it starts (code
+    server, run worker, this step process) but not in its own initial one: the first ancestor without it."""
+    if os.environ.get("DAGSTER_IS_DEV_CLI") != "1":
+        return None
+    pid = os.getppid()
+    try:
+        while pid > 1:
+            if DEV_FLAG not in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                return pid, _stat(pid)[19]
+            pid = int(_stat(pid)[1])
+    except (OSError, IndexError, ValueError):
+        pass
+    return None
+
+
+def _stat(pid: int) -> list[bytes]:
+    """/proc/<pid>/stat's fields after the command name: [state, ppid, ..., starttime at 19, ...]."""
+    return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
+
+
+def _alive(pid: int, started: bytes) -> bool:
+    try:
+        return _stat(pid)[19] == started  # the same process, not a new one with its pid
+    except (OSError, IndexError):
+        return False
+
+
+def _watch_dagster_dev(context: OpExecutionContext, dev: tuple[int, bytes], stop: threading.Event) -> None:
+    """Once `dagster dev` is gone (SIGTERM or kill to it alone), the run is terminated as `dagster run terminate`
+    does it (the run launcher marks it canceling and asks the code server to interrupt the run worker): the code
+    server outlives `dagster dev` for as long as a run goes on, and a stream would go on for ever, unseen. If the
+    launcher cannot, this step process interrupts itself (the run is canceling already: it ends canceled)."""
+    while not stop.wait(WATCH_S):
+        if check_captured_interrupt():
+            return  # stopping already (Ctrl-C reaches the whole process group)
+        if _alive(*dev):
+            continue
+        run = context.instance.get_run_by_id(context.run_id)
+        if run is None or run.status != DagsterRunStatus.STARTED:
+            return  # ending already
+        context.log.warning(f"`dagster dev` (pid {dev[0]}) is gone: terminating this run (docs/adr/0003)")
+        try:
+            if context.instance.run_launcher.terminate(context.run_id):
+                return
+        except Exception as exc:  # noqa: BLE001 - an unreachable code server: the fallback below ends the run
+            context.log.warning(f"the run launcher could not terminate the run ({exc}); interrupting the step")
+        _report_canceling(context)
+        os.kill(os.getpid(), signal.SIGINT)
+        return
 
 
 def _heartbeat(context: OpExecutionContext, stop: threading.Event) -> None:

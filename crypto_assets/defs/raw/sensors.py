@@ -4,8 +4,11 @@
   queued, starting, or started with a fresh heartbeat; a started run whose heartbeat is older than
   ``STALE_AFTER_S``, or that has none ``FIRST_BEAT_WITHIN_S`` after its start, died without Dagster noticing
   (``dagster dev`` killed hard) or is cut off: its worker is stopped through the run launcher and the run is marked
-  failed. A run streaming other symbols than the configured ones is cancelled and replaced. After repeated failures
-  in a row the next start waits (1, 2, 4 ... up to 15 minutes): no crash loop.
+  failed; a canceling run as silent (its worker died before it could record the end) is marked canceled. A run
+  streaming other symbols than the configured ones is cancelled and replaced. After repeated failures in a row the
+  next start waits (1, 2, 4 ... up to 15 minutes): no crash loop. A canceled run (stopped on purpose: Ctrl-C on
+  ``dagster dev``, Terminate in the UI, a change of symbols) is no failure and ends the row: the next start is at
+  once.
 - ``raw_trades_gap_backfill`` looks back over the last ``CRYPTO_GAP_LOOKBACK_HOURS`` for minute partitions of
   `raw_trades/<symbol>` that ended more than ``CRYPTO_GAP_SETTLE_SECONDS`` ago and are neither materialized nor
   in flight, and backfills them (over REST, or the archive where cheaper: ``fetch_cost``), at most
@@ -101,7 +104,7 @@ def build_live_stream_keepalive(stream_job: JobDefinition, symbols: Sequence[str
         alive = []
         for record in instance.get_run_records(RunsFilter(job_name=STREAM_JOB, statuses=IN_FLIGHT_STATUSES)):
             run = record.dagster_run
-            if run.status == DagsterRunStatus.STARTED:
+            if run.status in (DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING):
                 silence = _silence(run, record, now)
                 if silence:
                     _end_silent_run(context, run, silence)
@@ -135,26 +138,36 @@ def _silence(run, record, now: float) -> str | None:
 
 
 def _end_silent_run(context: SensorEvaluationContext, run, silence: str) -> None:
-    """A started stream run that is silent (``silence`` says how): its worker is stopped through the run launcher
-    first (a worker that lives but cannot write its heartbeat, e.g. cut off from the instance's database, must not
-    stream beside the next run; a Docker or Kubernetes launcher stops its container or pod, the default launcher asks
-    the code server), then the run is marked failed. A worker that is gone already is the usual case: the launcher
-    finds nothing to stop, and Dagster's run monitoring may have marked the run failed as well."""
+    """A started (or canceling) stream run that is silent (``silence`` says how): its worker is stopped through the
+    run launcher first (a worker that lives but cannot write its heartbeat, e.g. cut off from the instance's database,
+    must not stream beside the next run; a Docker or Kubernetes launcher stops its container or pod, the default
+    launcher asks the code server), then the run is marked failed, or canceled if it was being canceled (it was
+    stopped on purpose and its worker died before recording the end, e.g. ``dagster dev`` killed hard right after a
+    Ctrl-C: left canceling, it would count as alive for ever where run monitoring is off, as under ``dagster dev``).
+    A worker that is gone already is the usual case: the launcher finds nothing to stop, and Dagster's run
+    monitoring may have marked the run failed as well."""
     instance = context.instance
+    canceling = run.status == DagsterRunStatus.CANCELING
+    verdict = "canceled" if canceling else "failed"
     try:
         instance.run_launcher.terminate(run.run_id)
     except Exception as exc:  # noqa: BLE001 - an unreachable code server or container API must not keep a dead run
-        context.log.warning(f"could not stop stream run {run.run_id}'s worker ({exc}); marking it failed anyway")
-    instance.report_run_failed(
-        run,
+        context.log.warning(f"could not stop stream run {run.run_id}'s worker ({exc}); marking it {verdict} anyway")
+    message = (
         f"{silence}: the run's process is gone or cut off (e.g. its host, container or `dagster dev` was killed); "
-        f"its worker was stopped",
+        f"its worker was stopped"
     )
-    context.log.warning(f"marked stream run {run.run_id} failed: {silence}")
+    if canceling:
+        instance.report_run_canceled(run, message)
+    else:
+        instance.report_run_failed(run, message)
+    context.log.warning(f"marked stream run {run.run_id} {verdict}: {silence}")
 
 
 def _backoff_s(instance, now: float) -> float:
-    """Seconds to wait before starting a stream run again, after FAILURE_BACKOFF_AFTER or more failures in a row."""
+    """Seconds to wait before starting a stream run again, after FAILURE_BACKOFF_AFTER or more failures in a row
+    (newest first). Any other end breaks the row: a canceled run was stopped on purpose (Ctrl-C on `dagster dev`, the
+    UI, a change of symbols), and the next start must not wait for the failures before it."""
     records = instance.get_run_records(RunsFilter(job_name=STREAM_JOB), limit=12)
     failures = 0
     for record in records:

@@ -39,6 +39,8 @@ def stream_run(instance, defs, status, started_s_ago: float = 0, **tags):
     run = instance.create_run_for_job(defs.resolve_job_def("live_trades_stream"), tags={SYMBOLS_TAG: SYMBOLS, **tags})
     if status == DagsterRunStatus.FAILURE:
         instance.report_run_failed(run)
+    elif status == DagsterRunStatus.CANCELED:
+        instance.report_run_canceled(run)
     elif status != DagsterRunStatus.NOT_STARTED:
         at = datetime.now(UTC) - timedelta(seconds=started_s_ago)
         instance.handle_run_event(run.run_id, _event(run, status), at)
@@ -118,6 +120,29 @@ def test_repeated_failures_space_out_the_restarts(instance):
         stream_run(instance, defs, DagsterRunStatus.FAILURE)
     result = evaluate(defs, "live_stream_keepalive", instance)
     assert not result.run_requests and "failed in a row" in result.skip_message
+
+
+def test_a_canceled_run_ends_the_failure_row(instance):
+    """Failures in a row, then the stream stopped on purpose (Ctrl-C on `dagster dev` ends the run canceled): the next
+    start is at once, not after the failures' back-off."""
+    defs = definitions()
+    for _ in range(3):
+        stream_run(instance, defs, DagsterRunStatus.FAILURE)
+    stream_run(instance, defs, DagsterRunStatus.CANCELED)
+    assert len(evaluate(defs, "live_stream_keepalive", instance).run_requests) == 1
+
+
+def test_a_silent_canceling_run_is_marked_canceled_and_replaced(instance):
+    """Its worker died before it could record the end (no run monitoring under `dagster dev` would): left canceling it
+    would count as alive for ever. Canceled, not failed: it was stopped on purpose, and it starts no back-off."""
+    defs = definitions()
+    for _ in range(2):
+        stream_run(instance, defs, DagsterRunStatus.FAILURE)
+    run = stream_run(instance, defs, DagsterRunStatus.STARTED, **{HEARTBEAT_TAG: str(int(time.time()) - 600)})
+    instance.report_run_canceling(run)
+    result = evaluate(defs, "live_stream_keepalive", instance)
+    assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.CANCELED
+    assert len(result.run_requests) == 1
 
 
 # ---- gap backfill ----------------------------------------------------------------------------------------------------
