@@ -11,7 +11,7 @@
 
 An hourly model's input is the rows of the hours it depends on: the translator sets each model's ``partition_expr``
 to its ``window_column`` (``hour_start``, ``minute_start``...), which the integration turns into a time-window
-filter. See ADR 0003 for why a subclass rather than ``DuckDBPandasIOManager`` as it is."""
+filter. ADR 0004 says why a subclass rather than ``DuckDBPandasIOManager`` as it is."""
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
