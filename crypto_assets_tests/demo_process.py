@@ -60,7 +60,7 @@ class Demo:
             "CRYPTO_LAKE_URL": str(self.lake_path),
             **env,
         }
-        for name in ("BINANCE_REST_URL", "BINANCE_WS_URL", "AWS_ENDPOINT_URL"):
+        for name in ("BINANCE_REST_URL", "BINANCE_WS_URL", "BINANCE_ARCHIVE_URL", "AWS_ENDPOINT_URL"):
             self.env.pop(name, None)
         self.sim_url = f"http://127.0.0.1:{self.sim_port}"
 

@@ -100,6 +100,7 @@ echo "demo: exchange simulator answering at $SIM_URL"
 
 export BINANCE_REST_URL="$SIM_URL"
 export BINANCE_WS_URL="ws://127.0.0.1:${SIM_PORT}"
+export BINANCE_ARCHIVE_URL="$SIM_URL"  # the simulator serves the daily archive too: the demo never reads Binance
 mkdir -p "$DAGSTER_HOME"
 "$PY" -m crypto_assets.preflight || { echo "demo: dagster not started (preflight against the simulator failed)." >&2; exit 1; }
 .venv/bin/dagster dev -h 127.0.0.1 -p "$DAGSTER_PORT" -w workspace.yaml
