@@ -10,10 +10,14 @@
 
 Each complete minute (``MinuteAssembler``) is written to the lake with its trades' ``received_at``, read back and
 checked against the stream's own closed kline (``verify_stored``), so the stream and the REST path leave the same
-files and the same checks. With a ``StreamRepairer`` (the capture process always has one) the capture repairs its
-own holes: after every reconnect, and after a restart from the last minute the lake holds (up to
-``RESUME_MAX_MINUTES`` back), the ids it missed are fetched over REST and the touched minutes proven like any other
-(``stream_repair.py``). A given-up minute is not written: the REST gap backfill fetches it. Nothing a minute
+files and the same checks. A minute's ``source`` comes from its trades (``stream``: all streamed, ``stream+rest``:
+some repaired, ``rest``: all repaired); a minute without trades has none to tell (the file alone would say
+``rest``), so the capture names what proved it empty: ``rest`` when its closed kline came from a repair (the stream
+did not see the minute end), ``stream`` otherwise (the stream's own closed kline with n = 0, or, without a kline,
+the ids the capture held running on across it). With a ``StreamRepairer`` (the capture process always has one) the
+capture repairs its own holes: after every reconnect, and after a restart from the last minute the lake holds (up
+to ``RESUME_MAX_MINUTES`` back), the ids it missed are fetched over REST and the touched minutes proven like any
+other (``stream_repair.py``). A given-up minute is not written: the REST gap backfill fetches it. Nothing a minute
 holds stops the capture:
 - trades the lake refuses (``TradeValueError`` or another ValueError from the write): the minute is given up as
   ``REFUSED`` (``stored_minutes.refused``, as on the REST path), naming the symbol, minute, trade and value;
@@ -28,6 +32,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 
 import pyarrow.compute as pc
 
@@ -218,9 +223,10 @@ class LiveCapture:
         written_at_ms = int(self.clock() * 1000)
         klines = {minute_start_ms: kline} if kline is not None else {}
         stored = verify_stored(self.lake, symbol, [minute_start_ms], klines)[minute_start_ms]
-        return StoredMinute(
-            minute_start_ms, WRITTEN, stored.path, stored.summary, stored.checks, written_at_ms=written_at_ms
-        )
+        summary = stored.summary
+        if summary is not None and not summary.rows:  # the file alone says "rest": no trade carries received_at
+            summary = replace(summary, source=_empty_minute_source(kline))
+        return StoredMinute(minute_start_ms, WRITTEN, stored.path, summary, stored.checks, written_at_ms=written_at_ms)
 
     def _spool(self, minute: DecidedMinute, now_ms: int) -> StoredMinute | None:
         if self.spool is None:
@@ -271,6 +277,13 @@ def _last_recorded(lake: Lake, symbol: str, since_ms: int, before_ms: int) -> tu
         if table.num_rows:
             return newest, int(pc.max(table.column("trade_id")).as_py())
     return newest, None
+
+
+def _empty_minute_source(kline: Kline | None) -> str:
+    """The source of a minute the capture proved empty: ``rest`` when its closed kline came from a repair (REST
+    klines carry no ``received_at``), ``stream`` when the stream delivered it, or when there is none (the ids the
+    capture held run on across the minute)."""
+    return "rest" if kline is not None and kline.received_at is None else "stream"
 
 
 def _stuck(symbol: str, minute_start_ms: int, error: CorruptMinuteFile) -> StoredMinute:

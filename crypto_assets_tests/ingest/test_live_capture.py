@@ -13,7 +13,7 @@ from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.exchange.stream import BinanceStream
 from crypto_assets.exchange.weight_budget import WeightBudget
 from crypto_assets.ingest.live_capture import LiveCapture
-from crypto_assets.ingest.spool import MinuteSpool
+from crypto_assets.ingest.spool import MinuteSpool, SpooledMinute
 from crypto_assets.ingest.stored_minutes import REFUSED, UNPROVEN, WRITTEN
 from crypto_assets.ingest.stream_repair import StreamRepairer
 from crypto_assets.lake import LocalLake, minute_file_path
@@ -108,6 +108,7 @@ def test_every_minute_after_joining_is_written_complete_and_checked(tmp_path):
         assert_equals_truth(sim, lake, "BTCUSDT", minute)
         quiet = decided[(QUIET, minute)]
         assert quiet.ok and lake.read_minute(QUIET, minute).num_rows == 0
+        assert quiet.summary.source == "stream"  # no trade to tell: the stream's own closed kline proved it empty
         # recorded within seconds of the minute's end (exchange time), not after the grace period
         assert outcome.written_at_ms - (minute + MINUTE_MS) < 3_000 * SPEED
 
@@ -260,9 +261,27 @@ def test_a_lake_outage_waits_in_the_spool_and_every_minute_lands_once_in_order(t
         joined = [o for s, o in decided if s == symbol and o.minute_start_ms == T0 + 2 * MINUTE_MS]
         assert [o.action for o in joined] == [UNPROVEN]
     assert all(o.ok for _, o in decided if o.action == WRITTEN)
+    # drained from the spool, each minute keeps its source (an empty one too: its stream kline waited with it)
+    assert {o.summary.source for _, o in decided if o.action == WRITTEN} == {"stream"}
     for minute in expected:
         assert_equals_truth(sim, lake, "BTCUSDT", minute)
         assert lake.read_minute(QUIET, minute).num_rows == 0
+
+
+def test_a_minute_without_trades_is_sourced_by_what_proved_it_empty(tmp_path):
+    """An empty minute's file has no trade whose received_at could tell where it came from: the capture names the
+    kline that proved it empty, the stream's (``stream``) or a repair's over REST (``rest``, no received_at)."""
+    lake = LocalLake(tmp_path / "lake")
+    spool = MinuteSpool(tmp_path / "spool", 2**20)
+    live = LiveCapture(lake, [QUIET], spool=spool, clock=lambda: (T0 + 3 * MINUTE_MS) / 1000)
+    streamed = Kline(QUIET, T0, T0 + MINUTE_MS - 1, "1", "1", "1", "1", "0", "0", 0, "0", "0", -1, -1, T0 + MINUTE_MS)
+    repaired = Kline(QUIET, T0 + MINUTE_MS, T0 + 2 * MINUTE_MS - 1, "1", "1", "1", "1", "0", "0", 0, "0", "0")
+    for kline in (streamed, repaired):
+        assert spool.put(SpooledMinute(QUIET, kline.open_time, [], kline, T0 + 3 * MINUTE_MS))
+    drained = {outcome.minute_start_ms: outcome for _, outcome in live.drain_spool()}
+    assert all(o.action == WRITTEN and o.ok and o.summary.rows == 0 for o in drained.values()), drained
+    assert drained[T0].summary.source == "stream"
+    assert drained[T0 + MINUTE_MS].summary.source == "rest"
 
 
 def test_an_unreadable_file_in_the_lake_gives_up_its_minute_without_blocking_the_others(tmp_path):
