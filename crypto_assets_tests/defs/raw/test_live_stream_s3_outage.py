@@ -26,7 +26,7 @@ from crypto_assets.lake.schema import trades_to_table
 from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key, minute_start_ms
 from crypto_assets_tests.ground_truth import truth
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]  # waits out a two-minute lake outage in real time
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 OUTAGE_S = 120
