@@ -16,8 +16,8 @@ class Backoff:
     jitter: bool = False
 
     def __post_init__(self) -> None:
-        if self.first_s <= 0 or self.max_s < self.first_s:
-            raise ValueError(f"back-off needs 0 < first_s <= max_s, got first_s={self.first_s}, max_s={self.max_s}")
+        if self.first_s < 0 or self.max_s < self.first_s:
+            raise ValueError(f"back-off needs 0 <= first_s <= max_s, got first_s={self.first_s}, max_s={self.max_s}")
 
     def ceiling_s(self, failures: int) -> float:
         """The wait after ``failures`` failures in a row without jitter: 0 for none, then first, 2 x first, ...

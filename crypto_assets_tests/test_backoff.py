@@ -17,7 +17,7 @@ def test_jitter_draws_from_the_upper_half():
     assert all(2 <= d <= 4 for d in draws) and max(draws) - min(draws) > 1
 
 
-@pytest.mark.parametrize(("first", "cap"), [(0, 1), (2, 1), (-1, 5)])
+@pytest.mark.parametrize(("first", "cap"), [(2, 1), (-1, 5)])
 def test_a_nonsense_policy_is_refused(first, cap):
     with pytest.raises(ValueError, match="back-off needs"):
         Backoff(first_s=first, max_s=cap)

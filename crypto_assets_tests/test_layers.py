@@ -12,13 +12,16 @@ import crypto_assets
 
 ROOT = Path(crypto_assets.__file__).parent
 # package -> the project modules it may import (itself always); everything else of crypto_assets, and dagster, is out
+BASE = {"crypto_assets.minutes", "crypto_assets.backoff"}  # time and back-off: every layer's, each in one home
 ALLOWED = {
     "crypto_assets.minutes": set(),
+    "crypto_assets.backoff": set(),
     "crypto_assets.simulator": set(),
-    "crypto_assets.exchange": {"crypto_assets.minutes"},
-    "crypto_assets.lake": {"crypto_assets.minutes", "crypto_assets.exchange"},
-    "crypto_assets.ingest": {"crypto_assets.minutes", "crypto_assets.exchange", "crypto_assets.lake"},
+    "crypto_assets.exchange": BASE,
+    "crypto_assets.lake": BASE | {"crypto_assets.exchange"},
+    "crypto_assets.ingest": BASE | {"crypto_assets.exchange", "crypto_assets.lake"},
     "crypto_assets.settings": {"crypto_assets.exchange", "crypto_assets.lake"},
+    "crypto_assets.data": {"crypto_assets.lake", "crypto_assets.settings"},  # the data outside Dagster
 }
 
 

@@ -45,6 +45,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import requests
 
+from crypto_assets.backoff import Backoff
 from crypto_assets.exchange import endpoints
 from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable, connection_reason, snippet
 from crypto_assets.exchange.models import Kline, MalformedPayload
@@ -173,8 +174,8 @@ class BinanceArchive:
     """A client of the daily archive at ``base_url`` (``https://data.binance.vision``, or the simulator's REST URL).
 
     ``timeout``: seconds to connect and between bytes; ``max_attempts``: tries of one HTTP request (5xx, timeouts,
-    broken connections; default 2), ``backoff_s`` seconds apart; ``session``: a ``requests.Session`` to use (the
-    client then does not close it). A context manager, like ``BinanceRestClient``."""
+    broken connections; default 2), the first ``backoff_s`` seconds apart, doubling; ``session``: a
+    ``requests.Session`` to use (the client then does not close it). A context manager, like ``BinanceRestClient``."""
 
     def __init__(
         self,
@@ -190,7 +191,7 @@ class BinanceArchive:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.max_attempts = max_attempts
-        self.backoff_s = backoff_s
+        self.retry = Backoff(backoff_s, 8 * backoff_s)
         self._own_session = session is None
         self._session = session if session is not None else requests.Session()
 
@@ -276,10 +277,9 @@ class BinanceArchive:
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 error = ExchangeUnreachable(url, connection_reason(exc))
             if attempt < self.max_attempts:
-                log.warning(
-                    "%s (attempt %d of %d); trying again in %.1f s", error, attempt, self.max_attempts, self.backoff_s
-                )
-                time.sleep(self.backoff_s * attempt)
+                delay = self.retry.delay_s(attempt)
+                log.warning("%s (attempt %d of %d); trying again in %.1f s", error, attempt, self.max_attempts, delay)
+                time.sleep(delay)
         assert error is not None
         raise error
 

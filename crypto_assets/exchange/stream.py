@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import random
 import socket
 import struct
 import threading
@@ -35,6 +34,7 @@ from dataclasses import dataclass
 import websocket
 from websocket import ABNF
 
+from crypto_assets.backoff import Backoff
 from crypto_assets.exchange.endpoints import KLINE_1M_CHANNEL, TRADE_CHANNEL
 from crypto_assets.exchange.models import (
     Connected,
@@ -175,15 +175,15 @@ class BinanceStream:
                 f"{max_attempts} attempts per {attempt_window_s}s exceeds Binance's "
                 f"{BINANCE_ATTEMPTS_PER_5MIN} per 5 minutes"
             )
-        if silence_timeout_s <= 0 or max_age_s <= 0 or backoff_initial_s <= 0 or backoff_max_s < backoff_initial_s:
-            raise ValueError("timeouts and backoff delays must be positive (backoff_max_s >= backoff_initial_s)")
+        if silence_timeout_s <= 0 or max_age_s <= 0:
+            raise ValueError("timeouts must be positive")
         self.symbols = symbols
         self.clock = clock
         self.url = stream_url(ws_url, symbols, klines)
         self.silence_timeout_s = silence_timeout_s
         self.max_age_s = max_age_s
         self.connect_timeout_s = connect_timeout_s
-        self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
+        self.reconnect = Backoff(backoff_initial_s, backoff_max_s, jitter=True)
         self.stable_after_s = stable_after_s
         # The socket timeout: how often a blocked read wakes to check silence, age and close().
         self.poll_s = min(poll_s, silence_timeout_s)
@@ -236,10 +236,7 @@ class BinanceStream:
     # ---- connecting ---------------------------------------------------------------------------------------------
     def backoff_s(self) -> float:
         """The delay before the next attempt: 0 after a healthy connection, else doubling with jitter."""
-        if self._failures == 0:
-            return 0.0
-        ceiling = min(self.backoff_max_s, self.backoff_initial_s * 2 ** min(self._failures - 1, 30))
-        return random.uniform(ceiling / 2, ceiling)
+        return self.reconnect.delay_s(self._failures)
 
     def _connect(self) -> websocket.WebSocket | None:
         """A new connection, after the backoff and within the attempt cap; None once closed."""
@@ -279,7 +276,7 @@ class BinanceStream:
                     self._failures,
                     type(exc).__name__,
                     exc,
-                    min(self.backoff_max_s, self.backoff_initial_s * 2 ** min(self._failures - 1, 30)),
+                    self.reconnect.ceiling_s(self._failures),
                 )
                 continue
             ws.settimeout(self.poll_s)
