@@ -298,28 +298,29 @@ class BinanceRestClient:
 
     def _ensure_limit(self) -> None:
         """Learn the REQUEST_WEIGHT limit from exchangeInfo once per budget (one caller fetches, the others wait)."""
-        if self.budget.limit_known or self._limit_tried:
+        if not self._limit_tried:
+            self.budget.learn_limit(self._fetch_limit)
+
+    def _fetch_limit(self) -> None:
+        if self._limit_tried:  # another thread of this client tried while this one waited
             return
-        with self.budget.limit_lock:
-            if self.budget.limit_known or self._limit_tried:
-                return
-            self._limit_tried = True
-            try:
-                self.exchange_info()
-            except (ExchangeBanned, ExchangeUnreachable):
-                raise
-            except ExchangeError as exc:
-                log.warning(
-                    "could not read the weight limit from exchangeInfo (%s); assuming %d a minute",
-                    exc,
-                    self.budget.limit,
-                )
-            if not self.budget.limit_known:
-                log.warning(
-                    "exchangeInfo at %s has no REQUEST_WEIGHT/MINUTE limit; assuming %d a minute",
-                    self.base_url,
-                    self.budget.limit,
-                )
+        self._limit_tried = True
+        try:
+            self.exchange_info()
+        except (ExchangeBanned, ExchangeUnreachable):
+            raise
+        except ExchangeError as exc:
+            log.warning(
+                "could not read the weight limit from exchangeInfo (%s); assuming %d a minute",
+                exc,
+                self.budget.limit,
+            )
+        if not self.budget.limit_known:
+            log.warning(
+                "exchangeInfo at %s has no REQUEST_WEIGHT/MINUTE limit; assuming %d a minute",
+                self.base_url,
+                self.budget.limit,
+            )
 
     def _request(self, path: str, params: dict[str, Any] | None = None) -> _Answer:
         weight = endpoints.REST_WEIGHTS.get(path, 1)

@@ -4,7 +4,8 @@ names the same state folder. No Dagster imports.
 Binance counts request weight per IP per clock minute (6000 by default, the live value is in
 ``exchangeInfo.rateLimits``), answers 429 + ``Retry-After`` past it and bans the IP (418) for clients that keep
 calling. One ``WeightBudget`` per exchange host (``WeightBudget.for_host(host)``) keeps every client, thread and
-asset of the process under the limit:
+asset of the process under the limit (asked again with other settings, ``for_host`` raises ValueError rather than
+return a budget that ignores them):
 
 - ``acquire(weight)`` before each request blocks (thread-safe) until the current exchange minute has room for
   ``weight`` within ``share`` x limit. ``share`` defaults to 0.95: the 5 % left over absorbs what this process cannot
@@ -53,16 +54,16 @@ rewritten at once; the budget's own counts are kept (the larger of its own and t
 than two away from now are dropped. Without
 ``state_dir`` the budget is the process's alone (tests, benches), exactly as before. The file does not reach other
 machines: see the README's "One weight budget".
+
+Three modules: ``weight_state.py`` (the state and its arithmetic, pure: what a request may charge, what a header,
+a 429 or a 418 does to the state), ``weight_state_file.py`` (the state file: its format, its lock) and this one
+(``WeightBudget``: the clock, the waiting, the process's registry, the counters).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
-import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -70,18 +71,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from crypto_assets.exchange.errors import ExchangeBanned
-from crypto_assets.minutes import MINUTE_MS
-
-log = logging.getLogger(__name__)
+from crypto_assets.exchange.weight_state import PROBE_TIMEOUT_MS, Banned, BudgetState, Charged
+from crypto_assets.exchange.weight_state_file import StateFile
 
 DEFAULT_WEIGHT_LIMIT = 6000  # REQUEST_WEIGHT per minute until exchangeInfo says otherwise
 DEFAULT_SHARE = 0.95
 URGENT_RESERVE = 0.1  # of the ceiling, kept for the live stream's repairs by the deployment's budget
 DEFAULT_BOUNDARY_GUARD_MS = 1000
 DEFAULT_POLL_S = 0.25  # how often a waiting process re-reads the shared state (real seconds)
-STATE_VERSION = 1
-MAX_PAUSE_AHEAD_MS = 86_400_000  # a pause further ahead than a day is not a Retry-After: a stale file
-MAX_BAN_AHEAD_MS = 7 * 86_400_000  # Binance bans for up to 3 days
 
 
 def wall_clock_ms() -> int:
@@ -116,29 +113,35 @@ class WeightBudget:
             raise ValueError(f"share must be in (0, 1], got {share}")
         if not 0 <= urgent_reserve < 1:
             raise ValueError(f"urgent_reserve must be in [0, 1), got {urgent_reserve}")
-        self.urgent_reserve = urgent_reserve
         if limit <= 0:
             raise ValueError(f"limit must be positive, got {limit}")
         if poll_s <= 0:
             raise ValueError(f"poll_s must be positive, got {poll_s}")
+        # What for_host compares a later call's settings with (the limit as given, not as learnt since).
+        self._made_with = {
+            "limit": limit,
+            "share": share,
+            "clock": clock,
+            "speed": speed,
+            "boundary_guard_ms": boundary_guard_ms,
+            "poll_s": poll_s,
+            "urgent_reserve": urgent_reserve,
+        }
         self.name = name
         self.share = share
+        self.urgent_reserve = urgent_reserve
         self.boundary_guard_ms = boundary_guard_ms
         self.poll_s = poll_s
         self._limit = limit
         self.limit_known = False  # True once set_limit() has been given the exchange's own value
-        self.limit_lock = threading.Lock()  # held by the one caller that fetches the limit; others wait on it
+        self._limit_lock = threading.Lock()  # held by the one caller that fetches the limit (learn_limit)
         self._clock = clock
         self._speed = speed
         self._offset_ms = 0
-        self._used: dict[int, int] = {}  # exchange minute -> weight counted in it
-        self._paused_until_ms = 0
-        self._banned_until_ms = 0
-        self._probe_pending = False  # after a 429: the next request goes alone
-        self._probe_sent_ms: int | None = None
-        self._probe_timeout_ms = 10_000
+        self._shared = BudgetState()  # this process's copy of the state (of the file's, when shared)
+        self._probe_timeout_ms = PROBE_TIMEOUT_MS
         self._cond = threading.Condition()
-        self._file: _StateFile | None = None
+        self._file = StateFile(state_dir, name) if state_dir is not None else None
         self._stats = {
             "acquired_weight": 0,
             "requests": 0,
@@ -148,14 +151,17 @@ class WeightBudget:
             "responses_429": 0,
             "responses_418": 0,
         }
-        if state_dir is not None:
-            self._file = _StateFile(state_dir, name)
 
     # ---- the registry ------------------------------------------------------------------------------------------
     @classmethod
     def for_host(cls, host_or_url: str, state_dir: str | Path | None = None, **settings) -> WeightBudget:
         """The process-wide budget of ``host_or_url`` ('api.binance.com', '127.0.0.1:8765' or a URL), created
-        with ``settings`` on first use (later calls return the existing one unchanged).
+        with ``settings`` (the constructor's keywords) on first use.
+
+        A later call returns the same budget when every setting it names has the value the budget was made with
+        (settings it does not name are not compared), and raises ValueError naming the host and both values
+        otherwise: one host has one budget per process, so a caller asking for, say, another ``urgent_reserve``
+        would silently get the first one's.
 
         With ``state_dir`` the budget is shared, through ``<state_dir>/<host>.json``, with every process that names
         the same folder (a budget first made without one is shared from then on); without it, it is this
@@ -165,7 +171,9 @@ class WeightBudget:
             budget = cls._registry.get(key)
             if budget is None:
                 budget = cls._registry[key] = cls(name=key, state_dir=state_dir, **settings)
-            elif state_dir is not None:
+                return budget
+            budget._check_made_with(settings)
+            if state_dir is not None:
                 budget._share_through(state_dir)
             return budget
 
@@ -175,11 +183,26 @@ class WeightBudget:
         with cls._registry_lock:
             cls._registry.pop(host_key(host), None)
 
+    def _check_made_with(self, settings: dict) -> None:
+        unknown = sorted(set(settings) - set(self._made_with))
+        if unknown:
+            raise TypeError(f"WeightBudget.for_host() got unexpected keyword arguments: {', '.join(unknown)}")
+        differing = [
+            f"{setting}={self._made_with[setting]!r}, not {value!r}"
+            for setting, value in settings.items()
+            if self._made_with[setting] != value
+        ]
+        if differing:
+            raise ValueError(
+                f"the weight budget of {self.name} already exists in this process with {'; '.join(differing)} "
+                f"as asked: every caller of WeightBudget.for_host({self.name!r}) must ask for the same settings"
+            )
+
     def _share_through(self, state_dir: str | Path) -> None:
         folder = Path(state_dir).expanduser().resolve()
         with self._cond:
             if self._file is None:
-                self._file = _StateFile(folder, self.name)
+                self._file = StateFile(folder, self.name)
             elif self._file.folder != folder:
                 raise ValueError(
                     f"the weight budget of {self.name} is already shared through {self._file.folder}; "
@@ -203,10 +226,20 @@ class WeightBudget:
         return self.ceiling if urgent else max(1, int(self.ceiling * (1 - self.urgent_reserve)))
 
     def set_limit(self, limit: int) -> None:
-        with self._cond, self._state():
+        with self._cond, self._synced():
             self._limit = limit
             self.limit_known = True
             self._cond.notify_all()
+
+    def learn_limit(self, fetch: Callable[[], object]) -> None:
+        """Unless the exchange's limit is known, call ``fetch`` (which asks the exchange and calls ``set_limit``),
+        one caller at a time: of many callers starting at once one fetches, the others wait for it and do not
+        fetch again once it has taught the limit."""
+        if self.limit_known:
+            return
+        with self._limit_lock:
+            if not self.limit_known:
+                fetch()
 
     def set_server_time(self, server_ms: int, sent_ms: int, received_ms: int) -> None:
         """Learn the exchange clock's offset from a server time read between local ``sent_ms`` and
@@ -232,271 +265,110 @@ class WeightBudget:
         waited_from = None
         with self._cond:
             while True:
-                with self._state():
+                with self._synced():
                     now = self.now_ms()
-                    if self._banned_until_ms > now:
-                        raise ExchangeBanned(self._banned_until_ms, self.name)
-                    if self._paused_until_ms > now:
-                        wake = self._paused_until_ms
-                    elif (
-                        self._probe_pending
-                        and self._probe_sent_ms is not None
-                        and now < self._probe_sent_ms + self._probe_timeout_ms
-                    ):
-                        wake = self._probe_sent_ms + self._probe_timeout_ms  # or until the probe is answered
-                    else:
-                        zone = {
-                            (now - self.boundary_guard_ms) // MINUTE_MS,
-                            now // MINUTE_MS,
-                            (now + self.boundary_guard_ms) // MINUTE_MS,
-                        }
-                        ceiling = self.ceiling_for(urgent)  # after the state is read: it may carry the limit
-                        blocked = [m for m in zone if self._used.get(m, 0) + weight > ceiling]
-                        # A request heavier than the whole ceiling can never fit: let it go alone in fresh minutes.
-                        if not blocked or all(self._used.get(m, 0) == 0 for m in zone):
-                            for m in zone:
-                                self._charge(m, weight)
-                            if self._probe_pending:
-                                self._probe_sent_ms = now
-                            self._stats["acquired_weight"] += weight
-                            self._stats["requests"] += 1
-                            if waited_from is not None:
-                                self._stats["waits"] += 1
-                                self._stats["waited_s"] += (self.now_ms() - waited_from) / 1000
-                            return now
-                        wake = (max(blocked) + 1) * MINUTE_MS + self.boundary_guard_ms
+                    decision = self._shared.charge(
+                        weight,
+                        now,
+                        self.ceiling_for(urgent),  # after the state is read: it may carry the limit
+                        self.boundary_guard_ms,
+                        self._probe_timeout_ms,
+                    )
+                    if isinstance(decision, Banned):
+                        raise ExchangeBanned(decision.until_ms, self.name)
+                    if isinstance(decision, Charged):
+                        self._shared = decision.state
+                        self._stats["acquired_weight"] += weight
+                        self._stats["requests"] += 1
+                        if waited_from is not None:
+                            self._stats["waits"] += 1
+                            self._stats["waited_s"] += (self.now_ms() - waited_from) / 1000
+                        return now
+                    wake = decision.until_ms
                 if waited_from is None:
                     waited_from = now
-                # Woken early by ban() / set_limit() in this process; otherwise sleep until the minute (or the
-                # pause) ends, re-reading a shared state every poll_s for what the other processes did.
+                # Woken early by ban() / set_limit() / a probe's answer in this process; otherwise sleep until the
+                # minute (or the pause) ends, re-reading a shared state every poll_s for what the others did.
                 timeout = max(0.001, (wake - now + 1) / 1000 / self._speed)
                 self._cond.wait(min(timeout, self.poll_s) if self._file is not None else timeout)
-
-    def _charge(self, minute: int, weight: int) -> None:
-        self._used[minute] = self._used.get(minute, 0) + weight
-        if len(self._used) > 4:
-            for old in sorted(self._used)[:-3]:
-                del self._used[old]
 
     def observe(self, used_weight: int | None, sent_ms: int) -> None:
         """Report how a request charged at exchange time ``sent_ms`` ended (anything but a 429: call ``pause``
         then): its ``X-MBX-USED-WEIGHT-1M`` (None when there was none, or no answer at all) resyncs the minute's
         count, applied only when the answer came back in the minute the request was sent in (otherwise the server
         may have counted it in either minute)."""
-        with self._cond, self._state():
-            if self._probe_pending and self._probe_sent_ms is not None and sent_ms >= self._probe_sent_ms:
-                self._probe_pending, self._probe_sent_ms = False, None
+        with self._cond, self._synced():
+            probe_was_pending = self._shared.probe_pending
+            self._shared = self._shared.observed(used_weight, sent_ms, self.now_ms())
+            if probe_was_pending and not self._shared.probe_pending:
                 self._cond.notify_all()
-            if used_weight is None:
-                return
-            self._stats["max_reported_used"] = max(self._stats["max_reported_used"], used_weight)
-            minute = sent_ms // MINUTE_MS
-            if self.now_ms() // MINUTE_MS == minute and used_weight > self._used.get(minute, 0):
-                self._used[minute] = used_weight
+            if used_weight is not None:
+                self._stats["max_reported_used"] = max(self._stats["max_reported_used"], used_weight)
 
     def pause(self, retry_after_s: float, used_weight: int | None = None) -> None:
         """A 429 (with its ``X-MBX-USED-WEIGHT-1M``): nobody sends before ``retry_after_s`` seconds from now, and
         then one request goes first."""
-        with self._cond, self._state():
+        with self._cond, self._synced():
             self._stats["responses_429"] += 1
             if used_weight is not None:
                 self._stats["max_reported_used"] = max(self._stats["max_reported_used"], used_weight)
-            self._probe_pending, self._probe_sent_ms = True, None
-            self._paused_until_ms = max(self._paused_until_ms, self.now_ms() + int(retry_after_s * 1000))
+            self._shared = self._shared.paused(self.now_ms(), int(retry_after_s * 1000))
 
     def ban(self, until_ms: int) -> int:
         """A 418: every acquire() raises ExchangeBanned until ``until_ms`` (exchange clock); waiting callers
         raise at once (in other processes sharing the state: within ``poll_s``). Returns when the ban ends (the
         later one, if a ban was already running)."""
-        with self._cond, self._state():
+        with self._cond, self._synced():
             self._stats["responses_418"] += 1
-            self._banned_until_ms = max(self._banned_until_ms, until_ms)
+            self._shared = self._shared.banned(until_ms)
             self._cond.notify_all()
-            return self._banned_until_ms
+            return self._shared.banned_until_ms
 
     @property
     def banned_until_ms(self) -> int:
-        with self._cond, self._state():
-            return self._banned_until_ms
+        with self._cond, self._synced():
+            return self._shared.banned_until_ms
 
     def used(self) -> int:
         """Weight counted in the current exchange minute (by every process sharing the state)."""
-        with self._cond, self._state():
-            return self._used.get(self.now_ms() // MINUTE_MS, 0)
+        with self._cond, self._synced():
+            return self._shared.used_at(self.now_ms())
 
     def stats(self) -> dict:
         """Counters for logs and tests: weight acquired, requests, waits (count and seconds), the highest
         ``X-MBX-USED-WEIGHT-1M`` seen, and the 429 / 418 answers reported to this budget (all of this process);
         ``used``: the current minute's count (of every process sharing the state)."""
-        with self._cond, self._state():
-            return dict(
-                self._stats, limit=self._limit, ceiling=self.ceiling, used=self._used.get(self.now_ms() // MINUTE_MS, 0)
-            )
+        with self._cond, self._synced():
+            return dict(self._stats, limit=self._limit, ceiling=self.ceiling, used=self._shared.used_at(self.now_ms()))
 
     # ---- the shared state ----------------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def _state(self) -> Iterator[None]:
+    def _synced(self) -> Iterator[None]:
         """Around a read or change of the budget's state (the caller holds ``_cond``): with a state file, lock it,
-        merge what it holds into this object, and write the result back if the block changed anything (or the
-        file needed repairing). Without one, nothing."""
+        merge what it holds into this budget's state (the file's limit too, unless this process learnt its own),
+        and write the result back if the block changed anything (or the file needed repairing). Without one,
+        nothing."""
         if self._file is None:
             yield
             return
-        with self._file.locked(self.now_ms()) as (stored, repair):
-            self._merge(stored)
-            before = self._shared_fields()
+        with self._file.locked(self.now_ms()) as stored:
+            self._shared = self._shared.merged(stored.state, self.now_ms())
+            if stored.limit and not self.limit_known:
+                self._limit = stored.limit
+            before = (self._shared, self._stored_limit())
             yield
-            if repair or self._shared_fields() != before:
-                self._file.write(self._as_stored())
+            if stored.repair or (self._shared, self._stored_limit()) != before:
+                self._file.write(self._shared, self._stored_limit(), self.now_ms())
 
-    def _shared_fields(self) -> tuple:
-        return (
-            tuple(sorted(self._used.items())),
-            self._paused_until_ms,
-            self._probe_pending,
-            self._probe_sent_ms,
-            self._banned_until_ms,
-            self._limit if self.limit_known else None,
-        )
-
-    def _merge(self, stored: dict) -> None:
-        """Take the file's state: the larger count of each minute, the later pause and ban, the file's probe (a
-        probe is answered in whichever process sent it) and the last limit learnt (unless learnt here)."""
-        now = self.now_ms()
-        current = now // MINUTE_MS
-        used = {m: w for m, w in self._used.items() if current - 2 <= m <= current + 2}
-        for minute, weight in stored.get("used", {}).items():
-            if current - 2 <= minute <= current + 2:
-                used[minute] = max(used.get(minute, 0), weight)
-        self._used = used
-        self._paused_until_ms = max(self._paused_until_ms, stored.get("paused_until_ms", 0))
-        self._banned_until_ms = max(self._banned_until_ms, stored.get("banned_until_ms", 0))
-        self._probe_pending = stored.get("probe_pending", False)
-        self._probe_sent_ms = stored.get("probe_sent_ms")
-        if stored.get("limit") and not self.limit_known:
-            self._limit = stored["limit"]
-
-    def _as_stored(self) -> dict:
-        return {
-            "version": STATE_VERSION,
-            "host": self.name,
-            "updated_ms": self.now_ms(),
-            "used": {str(m): w for m, w in sorted(self._used.items())},
-            "paused_until_ms": self._paused_until_ms,
-            "probe_pending": self._probe_pending,
-            "probe_sent_ms": self._probe_sent_ms,
-            "banned_until_ms": self._banned_until_ms,
-            "limit": self._limit if self.limit_known else None,
-        }
+    def _stored_limit(self) -> int | None:
+        """The limit this process writes to the file: the exchange's, once learnt here."""
+        return self._limit if self.limit_known else None
 
     def _after_fork(self) -> None:
         self._cond = threading.Condition()
-        self.limit_lock = threading.Lock()
-
-
-class _StateFile:
-    """``<folder>/<host>.json``: one budget's shared state, read and written under an exclusive ``flock``.
-
-    The file is opened once per process (reopened after a fork: a descriptor inherited from the parent shares
-    the parent's lock); each ``locked()`` block reads it whole, and ``write`` replaces it in place."""
-
-    def __init__(self, folder: str | Path, host: str):
-        self.folder = Path(folder).expanduser().resolve()
-        self.path = self.folder / (re.sub(r"[^A-Za-z0-9._-]", "_", host) + ".json")
-        self._fd: int | None = None
-        self._pid = 0
-        self._locked_fd: int | None = None
-
-    def _open(self) -> int:
-        if self._fd is None or self._pid != os.getpid():
-            try:
-                self.folder.mkdir(parents=True, exist_ok=True)
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-            except OSError as exc:
-                raise OSError(
-                    exc.errno, f"cannot open the shared weight budget file {self.path}: {exc.strerror}"
-                ) from None
-            self._pid = os.getpid()
-        return self._fd
-
-    @contextlib.contextmanager
-    def locked(self, now_ms: int) -> Iterator[tuple[dict, bool]]:
-        """Hold the lock; yield (the state read, True when the file held something unusable and must be
-        rewritten). ``now_ms``: the exchange clock, to tell values that cannot be right."""
-        fd = self._open()
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        self._locked_fd = fd
-        try:
-            yield self._read(fd, now_ms)
-        finally:
-            self._locked_fd = None
-            fcntl.flock(fd, fcntl.LOCK_UN)
-
-    def write(self, state: dict) -> None:
-        fd = self._locked_fd
-        assert fd is not None, "write() only inside locked()"
-        data = json.dumps(state, separators=(",", ":")).encode()
-        os.pwrite(fd, data, 0)
-        os.ftruncate(fd, len(data))
-
-    def _read(self, fd: int, now_ms: int) -> tuple[dict, bool]:
-        raw = b""
-        while True:
-            chunk = os.pread(fd, 65536, len(raw))
-            if not chunk:
-                break
-            raw += chunk
-        if not raw.strip():
-            return {}, False  # a new file
-        try:
-            doc = json.loads(raw)
-            if not isinstance(doc, dict) or doc.get("version") != STATE_VERSION:
-                raise ValueError(f"not a version {STATE_VERSION} state")
-            return self._plausible(doc, now_ms)
-        except (ValueError, TypeError, AttributeError) as exc:
-            log.warning(
-                "the shared weight budget file %s is unreadable (%s: %r); treating it as empty and rewriting it",
-                self.path,
-                exc,
-                raw[:80],
-            )
-            return {}, True
-
-    def _plausible(self, doc: dict, now: int) -> tuple[dict, bool]:
-        """The state, without values that cannot be right now (they come from another clock or a broken write)."""
-        state: dict = {
-            "used": {int(m): int(w) for m, w in (doc.get("used") or {}).items()},
-            "probe_pending": bool(doc.get("probe_pending")),
-            "probe_sent_ms": int(doc["probe_sent_ms"]) if doc.get("probe_sent_ms") is not None else None,
-            "limit": int(doc["limit"]) if doc.get("limit") else None,
-        }
-        repair = False
-        for field, ahead in (("paused_until_ms", MAX_PAUSE_AHEAD_MS), ("banned_until_ms", MAX_BAN_AHEAD_MS)):
-            value = int(doc.get(field) or 0)
-            if value > now + ahead:
-                log.warning(
-                    "the shared weight budget file %s holds %s=%d, %.1f days ahead: not a real %s; ignoring it",
-                    self.path,
-                    field,
-                    value,
-                    (value - now) / 86_400_000,
-                    "pause" if field.startswith("paused") else "ban",
-                )
-                value, repair = 0, True
-            state[field] = value
-        if state["probe_sent_ms"] is not None and state["probe_sent_ms"] > now + MINUTE_MS:
-            log.warning(
-                "the shared weight budget file %s holds a probe sent %.0f s in the future; taking it as not sent",
-                self.path,
-                (state["probe_sent_ms"] - now) / 1000,
-            )
-            state["probe_sent_ms"], repair = None, True
-        if state["limit"] is not None and state["limit"] <= 0:
-            state["limit"] = None
-        return state, repair
-
-    def after_fork(self) -> None:
-        self._fd = None  # the inherited descriptor shares the parent's lock: open our own
+        self._limit_lock = threading.Lock()
+        if self._file is not None:
+            self._file.after_fork()
 
 
 def _reinit_after_fork() -> None:
@@ -504,8 +376,6 @@ def _reinit_after_fork() -> None:
     WeightBudget._registry_lock = threading.Lock()
     for budget in WeightBudget._registry.values():
         budget._after_fork()
-        if budget._file is not None:
-            budget._file.after_fork()
 
 
 if hasattr(os, "register_at_fork"):

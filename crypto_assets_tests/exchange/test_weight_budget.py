@@ -33,6 +33,52 @@ def test_for_host_shares_one_budget_per_host():
     assert WeightBudget.for_host("127.0.0.1:1") is not a
 
 
+def test_for_host_asked_again_with_other_settings_raises_naming_the_host_and_both_values(tmp_path):
+    url = "http://127.0.0.1:3/"
+    WeightBudget.forget(url)
+    try:
+        budget = WeightBudget.for_host(url, state_dir=tmp_path / "a", urgent_reserve=0.1)
+        assert WeightBudget.for_host("127.0.0.1:3", state_dir=tmp_path / "a", urgent_reserve=0.1) is budget
+        assert WeightBudget.for_host(url) is budget  # a caller naming no setting takes the budget as it is
+        assert WeightBudget.for_host(url, share=0.95, limit=6000) is budget  # the defaults it was made with
+        with pytest.raises(ValueError) as excinfo:
+            WeightBudget.for_host(url, state_dir=tmp_path / "a", urgent_reserve=0.0)
+        assert str(excinfo.value).startswith("the weight budget of 127.0.0.1:3 ")
+        assert "urgent_reserve=0.1, not 0.0" in str(excinfo.value)
+        with pytest.raises(ValueError, match=r"limit=6000, not 300; share=0.95, not 1.0"):
+            WeightBudget.for_host(url, limit=300, share=1.0, urgent_reserve=0.1)
+        budget.set_limit(300)  # learnt from the exchange: the budget was still made with 6000
+        assert WeightBudget.for_host(url, limit=6000) is budget
+        with pytest.raises(ValueError) as excinfo:
+            WeightBudget.for_host(url, state_dir=tmp_path / "b", urgent_reserve=0.1)
+        message = str(excinfo.value)
+        assert "127.0.0.1:3" in message and str(tmp_path / "a") in message and str(tmp_path / "b") in message
+        with pytest.raises(TypeError, match="colour"):
+            WeightBudget.for_host(url, colour="red")
+        assert budget.urgent_reserve == 0.1 and budget._file.folder == tmp_path / "a"  # no refused call changed it
+    finally:
+        WeightBudget.forget(url)
+
+
+def test_learn_limit_fetches_once_for_many_callers_and_not_once_known():
+    budget = WeightBudget()
+    fetches = []
+
+    def fetch():
+        fetches.append(threading.current_thread().name)
+        time.sleep(0.2)  # the others arrive meanwhile and wait
+        budget.set_limit(1200)
+
+    threads = [threading.Thread(target=budget.learn_limit, args=(fetch,)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert len(fetches) == 1 and budget.limit_known and budget.limit == 1200
+    budget.learn_limit(fetch)
+    assert len(fetches) == 1
+
+
 def test_default_limit_and_share_until_the_exchange_says_otherwise():
     budget = WeightBudget()
     assert (budget.limit, budget.share, budget.ceiling, budget.limit_known) == (6000, 0.95, 5700, False)
