@@ -3,7 +3,7 @@
 It streams (``BinanceStream``), assembles and writes minutes (``LiveCapture``) and reports on stdout, one JSON
 message per line:
 
-    {"event": "minute", "symbol": "BTCUSDT", "outcome": {...StoredMinute...}}   a minute decided (stored or given up)
+    {"event": "minute", "symbol": "BTCUSDT", "outcome": {...MinuteResult...}}   a minute decided (stored or given up)
     {"event": "log", "level": "WARNING", "message": "..."}                      connects, disconnects, back-off, spool
     {"event": "alive", "at": 1795...}                                           every ALIVE_S while records flow
 
@@ -34,7 +34,7 @@ from crypto_assets.exchange.stream import BinanceStream
 from crypto_assets.exchange.weight_budget import URGENT_RESERVE, WeightBudget
 from crypto_assets.ingest.live_capture import SILENCE_TIMEOUT_S, LiveCapture
 from crypto_assets.ingest.spool import MinuteSpool, SpoolBusy
-from crypto_assets.ingest.stored_minutes import StoredMinute
+from crypto_assets.ingest.stored_minutes import MinuteResult
 from crypto_assets.ingest.stream_repair import StreamRepairer
 from crypto_assets.lake.store import LakeError, lake_from_url
 
@@ -51,7 +51,7 @@ ENVIRONMENT = {"MALLOC_ARENA_MAX": "2", "ARROW_DEFAULT_MEMORY_POOL": "system"}
 
 class MinuteDecided(msgspec.Struct, tag_field="event", tag="minute"):
     symbol: str
-    outcome: StoredMinute
+    outcome: MinuteResult
 
 
 class LogLine(msgspec.Struct, tag_field="event", tag="log"):

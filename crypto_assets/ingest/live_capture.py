@@ -4,7 +4,7 @@
                           repairer=StreamRepairer(rest_client))
     capture.resume_from_lake()                # after a restart: on from the last minute the lake holds
     for record in stream.records():
-        for minute in capture.feed(record):   # StoredMinute: WRITTEN and checked, or UNPROVEN with the reasons
+        for minute in capture.feed(record):   # MinuteResult: WRITTEN and checked, or UNPROVEN with the reasons
             ...
     capture.drain_spool()                     # from another thread, every few seconds: the minutes that waited
 
@@ -46,7 +46,7 @@ from crypto_assets.ingest.minute_assembler import (
     MinuteAssembler,
 )
 from crypto_assets.ingest.spool import MinuteSpool, SpooledMinute
-from crypto_assets.ingest.stored_minutes import NOT_STORED, UNPROVEN, WRITTEN, StoredMinute, refused, verify_stored
+from crypto_assets.ingest.stored_minutes import MinuteResult, Outcome, refused, verify_stored
 from crypto_assets.ingest.stream_repair import StreamRepairer
 from crypto_assets.lake.store import CorruptMinuteFile, Lake, LakeError
 from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key
@@ -88,7 +88,7 @@ class LiveCapture:
         self._last_heard_ms: int | None = None  # when the last trade or kline arrived (stream clock)
         self.lake_error: str | None = None  # why minutes wait in the spool (the lake's last error), None: it answers
 
-    def feed(self, record: object) -> list[tuple[str, StoredMinute]]:
+    def feed(self, record: object) -> list[tuple[str, MinuteResult]]:
         """Take one stream record; return the minutes decided since the last call, (symbol, stored or given up)."""
         if isinstance(record, Trade):
             self._last_heard_ms = record.received_at
@@ -139,7 +139,7 @@ class LiveCapture:
                     f"{'not found' if last_id is None else last_id}): the stream repairs from there"
                 )
 
-    def decide(self) -> list[tuple[str, StoredMinute]]:
+    def decide(self) -> list[tuple[str, MinuteResult]]:
         if self.repairer is not None:
             for repair in self.repairer.done():
                 assembler = self.assemblers[repair.request.symbol]
@@ -148,18 +148,21 @@ class LiveCapture:
                 else:
                     assembler.repair_failed(repair.request, repair.error)
         now_ms = int(self.clock() * 1000)
-        out: list[tuple[str, StoredMinute]] = []
+        out: list[tuple[str, MinuteResult]] = []
         for assembler in self.assemblers.values():
             for minute in assembler.decide(now_ms):
                 if not minute.complete:
                     out.append(
-                        (minute.symbol, StoredMinute(minute.minute_start_ms, UNPROVEN, reasons=tuple(minute.reasons)))
+                        (
+                            minute.symbol,
+                            MinuteResult(minute.minute_start_ms, Outcome.UNPROVEN, reasons=tuple(minute.reasons)),
+                        )
                     )
                 elif (stored := self._store(minute, now_ms)) is not None:
                     out.append((minute.symbol, stored))
         return out
 
-    def drain_spool(self, should_stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[str, StoredMinute]]:
+    def drain_spool(self, should_stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[str, MinuteResult]]:
         """Write the spooled minutes oldest first, each verified, until the spool is empty, the lake fails again
         (the rest wait for the next call) or ``should_stop()``. Yields each minute as it is decided (written, or
         given up), so a caller reports it at once."""
@@ -200,7 +203,7 @@ class LiveCapture:
             f"{utc_text(oldest.spooled_at_ms)}: {why}"
         )
 
-    def _store(self, minute: DecidedMinute, now_ms: int) -> StoredMinute | None:
+    def _store(self, minute: DecidedMinute, now_ms: int) -> MinuteResult | None:
         """Write and verify a complete minute; None when it went to the spool instead (reported once drained)."""
         if self.spool is not None and len(self.spool):
             return self._spool(minute, now_ms)  # behind the minutes already waiting
@@ -218,17 +221,21 @@ class LiveCapture:
             self.lake_error = None
         return stored
 
-    def _write(self, symbol: str, minute_start_ms: int, trades: list[Trade], kline: Kline | None) -> StoredMinute:
+    def _write(self, symbol: str, minute_start_ms: int, trades: list[Trade], kline: Kline | None) -> MinuteResult:
         self.lake.write_minute(symbol, minute_start_ms, trades)
         written_at_ms = int(self.clock() * 1000)
         klines = {minute_start_ms: kline} if kline is not None else {}
         stored = verify_stored(self.lake, symbol, [minute_start_ms], klines)[minute_start_ms]
+        if stored.outcome == Outcome.MISSING:  # written, yet not there when read back
+            return stored
         summary = stored.summary
         if summary is not None and not summary.rows:  # the file alone says "rest": no trade carries received_at
             summary = replace(summary, source=_empty_minute_source(kline))
-        return StoredMinute(minute_start_ms, WRITTEN, stored.path, summary, stored.checks, written_at_ms=written_at_ms)
+        return MinuteResult(
+            minute_start_ms, Outcome.WRITTEN, stored.path, summary, stored.checks, written_at_ms=written_at_ms
+        )
 
-    def _spool(self, minute: DecidedMinute, now_ms: int) -> StoredMinute | None:
+    def _spool(self, minute: DecidedMinute, now_ms: int) -> MinuteResult | None:
         if self.spool is None:
             where = "there is no spool"
         else:
@@ -243,9 +250,9 @@ class LiveCapture:
                 )
             except OSError as exc:
                 where = f"the spool {self.spool.folder} cannot store it ({exc})"
-        return StoredMinute(
+        return MinuteResult(
             minute.minute_start_ms,
-            UNPROVEN,
+            Outcome.UNPROVEN,
             reasons=(
                 f"{minute.symbol} {minute.key}: proven complete but not written: the lake does not answer "
                 f"({self.lake_error or 'minutes wait from before a restart'}) and {where}",
@@ -286,12 +293,12 @@ def _empty_minute_source(kline: Kline | None) -> str:
     return "rest" if kline is not None and kline.received_at is None else "stream"
 
 
-def _stuck(symbol: str, minute_start_ms: int, error: CorruptMinuteFile) -> StoredMinute:
+def _stuck(symbol: str, minute_start_ms: int, error: CorruptMinuteFile) -> MinuteResult:
     """A minute whose file in the lake is unreadable: not written (a merge would need it), given up with the file
     named, while the lake itself answers. Nothing waits behind it."""
-    return StoredMinute(
+    return MinuteResult(
         minute_start_ms,
-        NOT_STORED,
+        Outcome.NOT_STORED,
         reasons=(
             f"{symbol} {minute_key(minute_start_ms)}: not written, its file in the lake is unreadable "
             f"(repair or remove it): {error}",

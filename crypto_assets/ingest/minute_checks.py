@@ -5,7 +5,8 @@ The rules look at what was actually written (the table read back from the lake),
 let the minute be written, but with the same rules: each calls the rule functions of ``completeness`` (numbered
 there), the neighbouring minutes in the lake standing in for the trades before and after the minute. Dagster shows
 them as one asset check per minute partition, ``MINUTE_CHECK`` (``verdict``): one recorded event per minute instead of
-one per rule, its metadata naming each rule's result:
+one per rule, its metadata naming each rule's result. A rule is a value (``Rule``), carried by every result
+(``CheckResult.rule``) and by a failing verdict (``Verdict.failed``): nothing finds a rule in a description's text.
 - ``trade_ids_dense``: rules 2, 3, 4 and 6: ids strictly consecutive inside the minute, and continuous with the
   neighbouring minutes in the lake (the last id of the nearest earlier minute + 1 = this minute's first id; empty
   minutes in between are skipped, a missing file breaks the chain and leaves that side unchecked);
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import StrEnum
 
 import numpy as np
 import pyarrow as pa
@@ -39,15 +41,21 @@ from crypto_assets.ingest.completeness import (
 )
 from crypto_assets.lake.schema import quote_amounts
 
-DENSE_IDS = "trade_ids_dense"
-KLINE_AGREEMENT = "agrees_with_kline"
-SANE_VALUES = "values_sane"
+
+class Rule(StrEnum):
+    """The three rules of a stored minute; the value is the rule's name in the check's metadata."""
+
+    DENSE_IDS = "trade_ids_dense"
+    KLINE_AGREEMENT = "agrees_with_kline"
+    SANE_VALUES = "values_sane"
+
+
 RULE_DESCRIPTIONS = {
-    DENSE_IDS: "Trade ids run without holes inside the minute and continue from the previous minute in the lake "
+    Rule.DENSE_IDS: "Trade ids run without holes inside the minute and continue from the previous minute in the lake "
     "to the next one.",
-    KLINE_AGREEMENT: "The minute agrees with the exchange's closed 1m kline: trade count, base volume (exact), and "
-    "first / last trade id when the kline carries them.",
-    SANE_VALUES: "price > 0, qty > 0, every trade_time inside the minute, no duplicate trade id.",
+    Rule.KLINE_AGREEMENT: "The minute agrees with the exchange's closed 1m kline: trade count, base volume (exact), "
+    "and first / last trade id when the kline carries them.",
+    Rule.SANE_VALUES: "price > 0, qty > 0, every trade_time inside the minute, no duplicate trade id.",
 }
 MINUTE_CHECK = "minute_complete"  # the one asset check of a minute partition: every rule holds
 MINUTE_CHECK_DESCRIPTION = "The stored minute is complete and exact: " + " ".join(
@@ -57,7 +65,7 @@ MINUTE_CHECK_DESCRIPTION = "The stored minute is complete and exact: " + " ".joi
 
 @dataclass(frozen=True)
 class CheckResult:
-    name: str
+    rule: Rule
     passed: bool
     description: str  # what was found, naming the minute
     metadata: dict[str, int | str | None] = field(default_factory=dict)
@@ -116,9 +124,9 @@ def check_ids(
     note = f" ({' and '.join(sides)} neighbour not in the lake: that side unchecked)" if sides else ""
     metadata = {"rows": int(ids.size), "previous_last_id": prev_last_id, "next_first_id": next_first_id}
     if problems:
-        return CheckResult(DENSE_IDS, False, _described(name, problems), metadata)
+        return CheckResult(Rule.DENSE_IDS, False, _described(name, problems), metadata)
     return CheckResult(
-        DENSE_IDS, True, f"{name}: {ids.size} dense trade ids, continuous with its neighbours{note}", metadata
+        Rule.DENSE_IDS, True, f"{name}: {ids.size} dense trade ids, continuous with its neighbours{note}", metadata
     )
 
 
@@ -134,7 +142,7 @@ def check_kline(
     name = minute_name(minute_start_ms)
     if kline is None and not kline_needed(table.num_rows, prev_last_id, next_first_id):
         return CheckResult(
-            KLINE_AGREEMENT,
+            Rule.KLINE_AGREEMENT,
             True,
             f"{name}: no closed 1m kline to compare with, and none needed: the "
             f"minute has no trade and the ids run on across it "
@@ -150,7 +158,7 @@ def check_kline(
         last_id=int(ids[-1]) if ids.size else None,
     )
     if kline is None:
-        return CheckResult(KLINE_AGREEMENT, False, _described(name, problems))
+        return CheckResult(Rule.KLINE_AGREEMENT, False, _described(name, problems))
     metadata = {
         "kline_trade_count": kline.trade_count,
         "kline_volume": kline.volume,
@@ -158,9 +166,9 @@ def check_kline(
         "kline_last_id": kline.last_trade_id,
     }
     if problems:
-        return CheckResult(KLINE_AGREEMENT, False, _described(name, problems), metadata)
+        return CheckResult(Rule.KLINE_AGREEMENT, False, _described(name, problems), metadata)
     return CheckResult(
-        KLINE_AGREEMENT,
+        Rule.KLINE_AGREEMENT,
         True,
         f"{name}: {kline.trade_count} trades and volume {kline.volume}, as the exchange's kline says",
         metadata,
@@ -181,9 +189,9 @@ def check_values(minute_start_ms: int, table: pa.Table) -> CheckResult:
     if duplicates:
         problems.append(f"{name}: {duplicates} duplicate trade id(s)")
     if problems:
-        return CheckResult(SANE_VALUES, False, _described(name, problems))
+        return CheckResult(Rule.SANE_VALUES, False, _described(name, problems))
     return CheckResult(
-        SANE_VALUES,
+        Rule.SANE_VALUES,
         True,
         f"{name}: {table.num_rows} trades with positive price and qty, all inside the minute, no duplicate id",
     )
@@ -191,12 +199,13 @@ def check_values(minute_start_ms: int, table: pa.Table) -> CheckResult:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The one check result of a stored minute: passed when every rule holds. ``rules``: each rule's result, by
-    name (a minute missing from the lake has none); ``reasons``: the failed rules' descriptions."""
+    """The one check result of a stored minute: passed when every rule holds. ``rules``: each rule's result;
+    ``failed``: the rules that do not hold, in order; ``reasons``: their descriptions."""
 
     passed: bool
     description: str
-    rules: dict[str, bool]
+    rules: dict[Rule, bool]
+    failed: tuple[Rule, ...]
     reasons: tuple[str, ...]
     metadata: dict[str, int | str | None]  # the failed rules' figures (neighbour ids, the kline's count and volume)
 
@@ -205,14 +214,14 @@ def verdict(results: tuple[CheckResult, ...]) -> Verdict:
     """The rules' results as one verdict. A passing verdict keeps only the rule names (what every minute records
     stays small); a failing one keeps the failed rules' descriptions and figures."""
     failed = [r for r in results if not r.passed]
-    rules = {r.name: r.passed for r in results if r.name in RULE_DESCRIPTIONS}
+    rules = {r.rule: r.passed for r in results}
     if not failed:
-        return Verdict(True, "every rule holds: " + ", ".join(rules), rules, (), {})
+        return Verdict(True, "every rule holds: " + ", ".join(rules), rules, (), (), {})
     metadata: dict[str, int | str | None] = {}
     for result in failed:
         metadata.update({k: v for k, v in result.metadata.items() if v is not None})
     reasons = tuple(r.description for r in failed)
-    return Verdict(False, "; ".join(reasons), rules, reasons, metadata)
+    return Verdict(False, "; ".join(reasons), rules, tuple(r.rule for r in failed), reasons, metadata)
 
 
 def _described(name: str, problems: list[str]) -> str:

@@ -14,10 +14,13 @@
    paging pass (``fetch_minutes``), and every proven minute is written (an unproven one is not written at all);
 5. every stored minute of the range is read back and checked (``minute_checks``), neighbours included.
 
-Failures stay with their minute: a minute whose trades the lake refuses (a value it cannot store exactly) is
-``REFUSED`` with a failed ``values_sane`` check naming the trade and the value, and the other minutes go on. A lake
-that fails (``LakeError``) stops the lake work of the call: its minutes are ``NOT_STORED`` naming the lake (none is
-recorded); the files written before the failure are whole (writes are atomic), and the next run keeps them.
+What became of each minute is a value, ``Outcome``, on its ``MinuteResult``. Failures stay with their minute: a
+minute whose trades the lake refuses (a value it cannot store exactly) is ``REFUSED`` with a failed ``values_sane``
+check naming the trade and the value, and the other minutes go on. A lake that fails (``LakeError``) stops the lake
+work of the call: its minutes are ``NOT_STORED`` naming the lake (none is recorded); the files written before the
+failure are whole (writes are atomic), and the next run keeps them. A minute that should be in the lake but is not
+when read back (a checks-only run over a minute never stored, or a file gone behind the pipeline's back) is
+``MISSING``, with no rule result (there is nothing to check) and the path as its reason.
 
 Minutes before the symbol's first trade (before its listing) hold nothing and have no kline, so no proof can be
 made of them. When the range's first minute has no closed kline, the symbol's first trade is looked up
@@ -34,6 +37,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
@@ -51,10 +55,9 @@ from crypto_assets.ingest.archive_backfill import (
 )
 from crypto_assets.ingest.fetch_cost import archive_is_cheaper
 from crypto_assets.ingest.minute_checks import (
-    KLINE_AGREEMENT,
-    SANE_VALUES,
     CheckResult,
     MinuteSummary,
+    Rule,
     check_ids,
     check_kline,
     check_values,
@@ -64,37 +67,43 @@ from crypto_assets.ingest.rest_backfill import RestClient, closed_klines, fetch_
 from crypto_assets.lake.store import CorruptMinuteFile, Lake, LakeError
 from crypto_assets.minutes import MINUTE_MS, check_whole_minutes, contiguous_ranges, minute_key
 
-WRITTEN = "written"  # fetched, proven and written by this call
-ALREADY_STORED = "already stored"  # in the lake before, verified, not fetched again
-UNPROVEN = "unproven"  # could not be proven complete: not written
-REFUSED = "refused"  # proven, but the lake refused a value of it: not written (its values_sane check says why)
-NOT_STORED = "not stored"  # the lake failed before the minute was written and verified
-BEFORE_FIRST_TRADE = "before first trade"  # before the symbol's first trade: stored empty, nothing fetched
 REST_MINUTES_PER_PASS = 60  # minutes per REST paging pass: bounds the trades held at once (aggTrades: < 1 hour)
 NEIGHBOUR_WALK = 10  # minutes looked at on each side of a range to find the nearest earlier / later trade id
 
 
+class Outcome(StrEnum):
+    """What became of a minute; the value is the ``action`` its partition's metadata shows."""
+
+    WRITTEN = "written"  # fetched, proven and written by this call
+    ALREADY_STORED = "already stored"  # in the lake before, verified, not fetched again
+    BEFORE_FIRST_TRADE = "before first trade"  # before the symbol's first trade: stored empty, nothing fetched
+    UNPROVEN = "unproven"  # could not be proven complete: not written
+    REFUSED = "refused"  # proven, but the lake refused a value of it: not written (its values_sane check says why)
+    NOT_STORED = "not stored"  # not written: the lake failed, or (stream) the minute's file is unreadable
+    MISSING = "missing"  # should be in the lake (stored before, or just written) but is not there when read back
+
+
+STORED = (Outcome.WRITTEN, Outcome.ALREADY_STORED, Outcome.BEFORE_FIRST_TRADE)  # in the lake, to be checked
+
+
 @dataclass(frozen=True)
-class StoredMinute:
-    """The outcome for one minute. ``ok``: stored and every check passed, so its partition may be recorded."""
+class MinuteResult:
+    """What became of one minute, and what its checks found. ``ok``: stored and every check passed, so its
+    partition may be recorded."""
 
     minute_start_ms: int
-    action: str
+    outcome: Outcome
     path: str | None = None
     summary: MinuteSummary | None = None
     checks: tuple[CheckResult, ...] = ()
-    reasons: tuple[str, ...] = ()  # why an UNPROVEN minute could not be proven
+    reasons: tuple[str, ...] = ()  # why a minute that is not stored (or MISSING) is not
     written_at_ms: int | None = None
     note: str | None = None  # BEFORE_FIRST_TRADE: "before the symbol's first trade (first trade <id> at <time>)"
     archive: ArchiveSource | None = None  # the verified archive files a WRITTEN minute came from
 
     @property
     def ok(self) -> bool:
-        return (
-            self.action in (WRITTEN, ALREADY_STORED, BEFORE_FIRST_TRADE)
-            and bool(self.checks)
-            and all(c.passed for c in self.checks)
-        )
+        return self.outcome in STORED and bool(self.checks) and all(c.passed for c in self.checks)
 
     @property
     def problems(self) -> list[str]:
@@ -117,7 +126,7 @@ def store_range(
     refetch: bool = False,
     report: Callable[[str], None] = lambda _: None,
     clock: Callable[[], float] = time.time,
-) -> list[StoredMinute]:
+) -> list[MinuteResult]:
     """Every minute of [start_ms, end_ms) of ``symbol``, stored and verified (or why not), in order. With an
     ``archive``, the minutes of complete days it has published come from it where that is cheaper than REST
     (``fetch_cost``); the rest over REST. ``report`` gets progress lines."""
@@ -143,7 +152,7 @@ def store_range(
 
         written_at: dict[int, int] = {}
         sources: dict[int, ArchiveSource] = {}
-        failed: dict[int, StoredMinute] = {}  # unproven or refused
+        failed: dict[int, MinuteResult] = {}  # unproven or refused
         lake_error: LakeError | None = None
         try:
             for minute in notes:  # before the first trade: nothing to fetch, an empty file like any proven-empty one
@@ -168,29 +177,38 @@ def store_range(
         if lake_error is None and rest_minutes:
             lake_error = _store_over_rest(client, lake, symbol, rest_minutes, klines, written_at, failed, clock)
 
-    checked: dict[int, StoredMinute] = {}
+    checked: dict[int, MinuteResult] = {}
     if lake_error is None:
         try:
             checked = verify_stored(lake, symbol, [m for m in starts if m not in failed], klines, notes=notes)
         except LakeError as exc:
             lake_error = exc
-    out: list[StoredMinute] = []
+    out: list[MinuteResult] = []
     for minute in starts:
         if minute in failed:
             out.append(failed[minute])
         elif minute not in checked:
             out.append(
-                StoredMinute(
+                MinuteResult(
                     minute,
-                    NOT_STORED,
+                    Outcome.NOT_STORED,
                     reasons=(f"the lake failed, so this run stored and recorded nothing more: {lake_error}",),
                 )
             )
         else:
             stored = checked[minute]
-            action = BEFORE_FIRST_TRADE if minute in notes else WRITTEN if minute in written_at else ALREADY_STORED
+            if stored.outcome == Outcome.MISSING:  # written or kept, yet not there when read back
+                out.append(stored)
+                continue
+            outcome = (
+                Outcome.BEFORE_FIRST_TRADE
+                if minute in notes
+                else Outcome.WRITTEN
+                if minute in written_at
+                else Outcome.ALREADY_STORED
+            )
             out.append(
-                replace(stored, action=action, written_at_ms=written_at.get(minute), archive=sources.get(minute))
+                replace(stored, outcome=outcome, written_at_ms=written_at.get(minute), archive=sources.get(minute))
             )
     return out
 
@@ -228,7 +246,7 @@ def _store_over_rest(
     minutes: list[int],
     klines: dict[int, Kline],
     written_at: dict[int, int],
-    failed: dict[int, StoredMinute],
+    failed: dict[int, MinuteResult],
     clock: Callable[[], float],
 ) -> LakeError | None:
     """Fetch ``minutes`` over REST, at most REST_MINUTES_PER_PASS per paging pass (bounded memory), and write the
@@ -239,7 +257,7 @@ def _store_over_rest(
             for batch in fetch_minutes(client, symbol, pass_start, pass_end, klines):
                 minute = batch.minute_start_ms
                 if not batch.proof.complete:
-                    failed[minute] = StoredMinute(minute, UNPROVEN, reasons=tuple(batch.proof.reasons))
+                    failed[minute] = MinuteResult(minute, Outcome.UNPROVEN, reasons=tuple(batch.proof.reasons))
                     continue
                 try:
                     lake.write_minute(symbol, minute, batch.trades)
@@ -270,16 +288,16 @@ def before_first_trade_note(first: Trade) -> str:
     return f"before the symbol's first trade (first trade {first.trade_id} at {utc_text(first.trade_time)})"
 
 
-def refused(symbol: str, minute_start_ms: int, error: ValueError) -> StoredMinute:
+def refused(symbol: str, minute_start_ms: int, error: ValueError) -> MinuteResult:
     """A proven minute the lake would not take (``error`` names the trade and the value), as a failed check."""
     description = f"{symbol} minute {minute_key(minute_start_ms)} cannot be stored: {error}"
-    return StoredMinute(minute_start_ms, REFUSED, checks=(CheckResult(SANE_VALUES, False, description),))
+    return MinuteResult(minute_start_ms, Outcome.REFUSED, checks=(CheckResult(Rule.SANE_VALUES, False, description),))
 
 
-def verify_range(client: ListingClient, lake: Lake, symbol: str, start_ms: int, end_ms: int) -> list[StoredMinute]:
+def verify_range(client: ListingClient, lake: Lake, symbol: str, start_ms: int, end_ms: int) -> list[MinuteResult]:
     """The minutes of [start_ms, end_ms) as stored, checked against the exchange's klines (an empty file before the
-    symbol's first trade against its note); nothing is fetched or written. A minute not in the lake fails (its
-    first check says so)."""
+    symbol's first trade against its note); nothing is fetched or written. A minute not in the lake is
+    ``MISSING``."""
     check_whole_minutes(start_ms, end_ms)
     starts = list(range(start_ms, end_ms, MINUTE_MS))
     klines = closed_klines(client, symbol, start_ms, end_ms)
@@ -294,10 +312,11 @@ def verify_stored(
     klines: dict[int, Kline],
     *,
     notes: dict[int, str] | None = None,
-) -> dict[int, StoredMinute]:
+) -> dict[int, MinuteResult]:
     """Read back each of ``minutes`` (ascending minute starts) and run the three checks, continuity with the
-    neighbouring minutes in the lake included. ``notes``: minutes
-    before the symbol's first trade; an empty file of one passes the kline check with the note (there is no kline)."""
+    neighbouring minutes in the lake included: ``ALREADY_STORED`` with the checks' results, or ``MISSING`` (not in
+    the lake). ``notes``: minutes before the symbol's first trade; an empty file of one passes the kline check with
+    the note (there is no kline)."""
     notes = notes or {}
     known: dict[int, pa.Table | None] = {}
 
@@ -314,16 +333,14 @@ def verify_stored(
             known[minute] = None
             return None
 
-    out: dict[int, StoredMinute] = {}
+    out: dict[int, MinuteResult] = {}
     for minute in minutes:
         for old in [m for m in known if m < minute - NEIGHBOUR_WALK * MINUTE_MS]:  # memory: a day holds millions
             del known[old]
         table = table_of(minute)
         path = lake.path_of(symbol, minute)
         if table is None:
-            out[minute] = StoredMinute(
-                minute, ALREADY_STORED, path, checks=(CheckResult("stored", False, f"{path} is not in the lake"),)
-            )
+            out[minute] = MinuteResult(minute, Outcome.MISSING, path, reasons=(f"{path} is not in the lake",))
             continue
         prev_last = _nearest_id(neighbour, minute, -1)
         next_first = _nearest_id(neighbour, minute, +1)
@@ -331,14 +348,14 @@ def verify_stored(
         kline = check_kline(minute, table, klines.get(minute), prev_last, next_first)  # rule 6: maybe none needed
         if not table.num_rows and minute not in klines and minute in notes:
             kline = CheckResult(
-                KLINE_AGREEMENT,
+                Rule.KLINE_AGREEMENT,
                 True,
                 f"minute {minute_key(minute)}: {notes[minute]}: no trade and no kline, as expected",
                 {"note": notes[minute]},
             )
         checks = (ids, kline, check_values(minute, table))
-        out[minute] = StoredMinute(
-            minute, ALREADY_STORED, path, summarize(minute, table), checks, note=notes.get(minute)
+        out[minute] = MinuteResult(
+            minute, Outcome.ALREADY_STORED, path, summarize(minute, table), checks, note=notes.get(minute)
         )
     return out
 

@@ -22,13 +22,7 @@ from crypto_assets.exchange import endpoints
 from crypto_assets.exchange.archive import BinanceArchive, archive_path, day_start_ms, read_klines
 from crypto_assets.exchange.weight_budget import WeightBudget
 from crypto_assets.ingest.fetch_cost import archive_is_cheaper
-from crypto_assets.ingest.stored_minutes import (
-    ALREADY_STORED,
-    BEFORE_FIRST_TRADE,
-    WRITTEN,
-    StoredMinute,
-    store_range,
-)
+from crypto_assets.ingest.stored_minutes import MinuteResult, Outcome, store_range
 from crypto_assets.lake import LocalLake
 from crypto_assets.minutes import MINUTE_MS, minute_key
 from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
@@ -141,10 +135,10 @@ def rows_of_lake(lake, symbol: str, minute: int) -> list[tuple]:
     )
 
 
-def assert_exact(sim, lake, symbol: str, out: list[StoredMinute], start: int, end: int) -> None:
+def assert_exact(sim, lake, symbol: str, out: list[MinuteResult], start: int, end: int) -> None:
     """Every minute of [start, end) is ok and its file holds exactly the ground truth's trades of that minute."""
     assert [m.minute_start_ms for m in out] == list(range(start, end, MINUTE_MS))
-    bad = [(minute_key(m.minute_start_ms), m.action, m.problems[:2]) for m in out if not m.ok]
+    bad = [(minute_key(m.minute_start_ms), m.outcome, m.problems[:2]) for m in out if not m.ok]
     assert not bad, bad[:5]
     stored, by_minute = [], collections.Counter()
     for m in out:
@@ -160,17 +154,17 @@ def assert_exact(sim, lake, symbol: str, out: list[StoredMinute], start: int, en
     assert sum(by_minute.values()) == len(expected) > 0
 
 
-def archive_minutes(out: list[StoredMinute]) -> set[int]:
+def archive_minutes(out: list[MinuteResult]) -> set[int]:
     return {m.minute_start_ms for m in out if m.archive is not None}
 
 
-def assert_from_archive(sim, out: list[StoredMinute], symbol: str, day: str, minutes) -> None:
+def assert_from_archive(sim, out: list[MinuteResult], symbol: str, day: str, minutes) -> None:
     """The ``minutes`` were WRITTEN from the day's files as the simulator serves them (URL and sha256)."""
     trades, klines = sim.archive_file(symbol, day), sim.archive_file(symbol, day, "klines")
     by_start = {m.minute_start_ms: m for m in out}
     for minute in minutes:
         m = by_start[minute]
-        assert m.action == WRITTEN and m.archive is not None, (minute_key(minute), m.action)
+        assert m.outcome == Outcome.WRITTEN and m.archive is not None, (minute_key(minute), m.outcome)
         assert m.archive.trades_url == sim.archive_url.rstrip("/") + archive_path(symbol, day, "trades")
         assert m.archive.klines_url == sim.archive_url.rstrip("/") + archive_path(symbol, day, "klines")
         assert (m.archive.trades_sha256, m.archive.klines_sha256) == (trades.sha256, klines.sha256)
@@ -180,7 +174,7 @@ def assert_from_archive(sim, out: list[StoredMinute], symbol: str, day: str, min
 def test_a_complete_day_in_microseconds_equals_the_ground_truth(sim, client, archive, lake):
     out = store_range(client, lake, SYMBOL, D1, D1 + DAY, archive=archive)
     assert_exact(sim, lake, SYMBOL, out, D1, D1 + DAY)
-    assert {m.action for m in out} == {WRITTEN}
+    assert {m.outcome for m in out} == {Outcome.WRITTEN}
     assert_from_archive(sim, out, SYMBOL, DAY1, range(D1, D1 + DAY, MINUTE_MS))
     for kind in ("trades", "klines"):  # the sha256 each CHECKSUM file carries
         line = http(sim, archive_path(SYMBOL, DAY1, kind) + ".CHECKSUM").body.decode()
@@ -221,7 +215,7 @@ def test_a_truncated_day_whose_checksum_matches(sim, client, archive, lake):
     last_minute = truth(sim, SYMBOL, D1, cut)[-1].trade_time // MINUTE_MS * MINUTE_MS
     assert from_archive == set(range(D1, last_minute, MINUTE_MS))
     assert_from_archive(sim, out, SYMBOL, DAY1, from_archive)  # the truncated file's sha256: it is what was verified
-    assert all(m.archive is None and m.action == WRITTEN for m in out if m.minute_start_ms >= cut)
+    assert all(m.archive is None and m.outcome == Outcome.WRITTEN for m in out if m.minute_start_ms >= cut)
 
 
 def test_a_truncated_klines_file_leaves_the_minutes_without_a_kline_to_rest(sim, client, archive, lake):
@@ -250,7 +244,7 @@ def test_a_checksum_that_fails_twice_leaves_the_day_to_rest(sim, client, archive
     sim.archive_corrupt(SYMBOL, DAY1, kind=kind, part=part, count=2)
     out = store_range(client, lake, SYMBOL, *HOURS_OF_DAY1, archive=archive)
     assert_exact(sim, lake, SYMBOL, out, *HOURS_OF_DAY1)
-    assert archive_minutes(out) == set() and {m.action for m in out} == {WRITTEN}
+    assert archive_minutes(out) == set() and {m.outcome for m in out} == {Outcome.WRITTEN}
     assert client.calls[endpoints.HISTORICAL_TRADES] > 0
 
 
@@ -259,7 +253,7 @@ def test_a_broken_zip_whose_checksum_matches_leaves_the_day_to_rest(sim, client,
     sim.archive_broken(SYMBOL, DAY1, kind=kind, how=how)
     out = store_range(client, lake, SYMBOL, *HOURS_OF_DAY1, archive=archive)
     assert_exact(sim, lake, SYMBOL, out, *HOURS_OF_DAY1)
-    assert archive_minutes(out) == set() and {m.action for m in out} == {WRITTEN}
+    assert archive_minutes(out) == set() and {m.outcome for m in out} == {Outcome.WRITTEN}
     assert client.calls[endpoints.HISTORICAL_TRADES] > 0
     assert ("trades", DAY1) in archive.asked or kind == "klines"  # a broken klines file: the trades are not fetched
 
@@ -349,7 +343,7 @@ def test_a_flawed_file_whose_checksum_matches(sim, client, lake, doctor, spoiled
         assert over_rest >= set(range(m, end, MINUTE_MS))
     else:
         assert over_rest == {"m": {m}, "m m2": {m, m2}}[spoiled]
-    assert {x.action for x in out} == {WRITTEN}
+    assert {x.outcome for x in out} == {Outcome.WRITTEN}
 
 
 def test_an_archive_host_that_does_not_answer_leaves_the_days_to_rest(sim, client, lake):
@@ -387,7 +381,7 @@ def test_a_day_stored_before_is_not_written_again(sim, client, archive, lake):
     archive.asked.clear()
     again = store_range(client, lake, SYMBOL, *HOURS_OF_DAY1, archive=archive)
     assert_exact(sim, lake, SYMBOL, again, *HOURS_OF_DAY1)
-    assert {m.action for m in again} == {ALREADY_STORED}
+    assert {m.outcome for m in again} == {Outcome.ALREADY_STORED}
     assert all(m.archive is None and m.written_at_ms is None for m in again)
     assert ("trades", DAY1) not in archive.asked
 
@@ -401,7 +395,7 @@ def test_a_listing_day(sim, client, archive, lake):
     assert first.trade_id == 0 and LISTED_AT <= first_minute < end
     before = [m for m in out if m.minute_start_ms < first_minute]
     assert len(before) == (first_minute - start) // MINUTE_MS >= 2 * 60
-    assert all(m.action == BEFORE_FIRST_TRADE and m.ok for m in before), {m.action for m in before}
+    assert all(m.outcome == Outcome.BEFORE_FIRST_TRADE and m.ok for m in before), {m.outcome for m in before}
     assert all(rows_of_lake(lake, NEW, m.minute_start_ms) == [] for m in before)
     assert_exact(sim, lake, NEW, out[len(before) :], first_minute, end)
     assert_from_archive(sim, out, NEW, DAY1, range(first_minute, end, MINUTE_MS))

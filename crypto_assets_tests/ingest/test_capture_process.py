@@ -11,7 +11,7 @@ import pytest
 from crypto_assets.exchange.models import Kline
 from crypto_assets.ingest.capture_process import ENVIRONMENT, Alive, LogLine, MinuteDecided, command, decode_message
 from crypto_assets.ingest.spool import MinuteSpool, SpooledMinute
-from crypto_assets.ingest.stored_minutes import WRITTEN
+from crypto_assets.ingest.stored_minutes import Outcome
 from crypto_assets.lake import LocalLake, trades_to_table
 from crypto_assets.minutes import MINUTE_MS
 from crypto_assets_tests.ground_truth import past_minute, truth
@@ -115,7 +115,7 @@ def test_minutes_left_in_the_spool_are_written_first(simulator, tmp_path):
     assert capture.wait(15) == 0
     assert any(isinstance(m, LogLine) and "1 minute(s) found in the spool" in m.message for m in messages), messages
     first = next(m for m in messages if isinstance(m, MinuteDecided))
-    assert (first.symbol, first.outcome.minute_start_ms, first.outcome.action) == ("BTCUSDT", minute, WRITTEN)
+    assert (first.symbol, first.outcome.minute_start_ms, first.outcome.outcome) == ("BTCUSDT", minute, Outcome.WRITTEN)
     assert first.outcome.ok, first.outcome.problems
     assert LocalLake(tmp_path / "lake").read_minute("BTCUSDT", minute).equals(trades_to_table(trades))
     assert not list((tmp_path / "spool").glob("*.minute"))

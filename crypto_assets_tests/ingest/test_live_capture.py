@@ -14,7 +14,7 @@ from crypto_assets.exchange.stream import BinanceStream
 from crypto_assets.exchange.weight_budget import WeightBudget
 from crypto_assets.ingest.live_capture import LiveCapture
 from crypto_assets.ingest.spool import MinuteSpool, SpooledMinute
-from crypto_assets.ingest.stored_minutes import REFUSED, UNPROVEN, WRITTEN
+from crypto_assets.ingest.stored_minutes import Outcome
 from crypto_assets.ingest.stream_repair import StreamRepairer
 from crypto_assets.lake import LocalLake, minute_file_path
 from crypto_assets.lake.schema import trades_to_table
@@ -47,7 +47,7 @@ def capture(tmp_path, minutes: int, faults=None, *, repair: bool = False, sim=No
     """Stream from 5 s before minute T0 (or from ``clock``'s now, with ``sim`` already running) until every minute up
     to T0 + ``minutes`` is decided; call ``faults(sim, clock)`` from a thread. With ``repair`` the capture repairs
     its holes over REST (as the capture process does) and goes on from what the lake holds. Returns
-    (sim, lake, {(symbol, minute): StoredMinute}, live)."""
+    (sim, lake, {(symbol, minute): MinuteResult}, live)."""
     own_sim = sim is None
     if own_sim:
         sim, clock = fast_simulator()
@@ -72,8 +72,8 @@ def capture(tmp_path, minutes: int, faults=None, *, repair: bool = False, sim=No
         threading.Thread(target=faults, args=(sim, clock), daemon=True).start()
     try:
         for record in stream.records():
-            for symbol, outcome in live.feed(record):
-                decided[(symbol, outcome.minute_start_ms)] = outcome
+            for symbol, result in live.feed(record):
+                decided[(symbol, result.minute_start_ms)] = result
             if all((s, T0 + minutes * MINUTE_MS) in decided for s in ("BTCUSDT", QUIET)):
                 break
     finally:
@@ -99,18 +99,18 @@ def test_every_minute_after_joining_is_written_complete_and_checked(tmp_path):
     sim, lake, decided, _ = capture(tmp_path, minutes=3)
     # the minute the stream joined is given up (the REST backfill fetches it); it is not in the lake
     joined = decided[("BTCUSDT", T0 - MINUTE_MS)]
-    assert joined.action == UNPROVEN and "joined" in joined.problems[0]
+    assert joined.outcome == Outcome.UNPROVEN and "joined" in joined.problems[0]
     assert lake.read_minute("BTCUSDT", T0 - MINUTE_MS) is None
     for minute in range(T0, T0 + 4 * MINUTE_MS, MINUTE_MS):
-        outcome = decided[("BTCUSDT", minute)]
-        assert outcome.action == WRITTEN and outcome.ok, outcome.problems
-        assert outcome.summary.source == "stream"
+        result = decided[("BTCUSDT", minute)]
+        assert result.outcome == Outcome.WRITTEN and result.ok, result.problems
+        assert result.summary.source == "stream"
         assert_equals_truth(sim, lake, "BTCUSDT", minute)
         quiet = decided[(QUIET, minute)]
         assert quiet.ok and lake.read_minute(QUIET, minute).num_rows == 0
         assert quiet.summary.source == "stream"  # no trade to tell: the stream's own closed kline proved it empty
         # recorded within seconds of the minute's end (exchange time), not after the grace period
-        assert outcome.written_at_ms - (minute + MINUTE_MS) < 3_000 * SPEED
+        assert result.written_at_ms - (minute + MINUTE_MS) < 3_000 * SPEED
 
 
 def test_minutes_touched_by_a_disconnect_or_malformed_frame_are_left_to_rest(tmp_path):
@@ -127,9 +127,9 @@ def test_minutes_touched_by_a_disconnect_or_malformed_frame_are_left_to_rest(tmp
     given_up = {m for m, o in by_minute.items() if not o.ok}
     assert T0 + MINUTE_MS in given_up and T0 + 3 * MINUTE_MS in given_up
     assert T0 + 5 * MINUTE_MS not in given_up and T0 not in given_up
-    for minute, outcome in by_minute.items():
+    for minute, result in by_minute.items():
         if minute in given_up:
-            assert outcome.action == UNPROVEN and lake.read_minute("BTCUSDT", minute) is None
+            assert result.outcome == Outcome.UNPROVEN and lake.read_minute("BTCUSDT", minute) is None
         else:
             assert_equals_truth(sim, lake, "BTCUSDT", minute)
 
@@ -179,15 +179,15 @@ def test_a_minute_whose_value_the_lake_refuses_is_given_up_and_the_stream_goes_o
     for record in [*bad_trades, *good_trades, bad_kline, good_kline]:
         now[0] = max(now[0], record.trade_time if isinstance(record, Trade) else record.received_at + 100)
         decided += live.feed(record)
-    by_minute = {outcome.minute_start_ms: outcome for _, outcome in decided}
+    by_minute = {result.minute_start_ms: result for _, result in decided}
 
     refused = by_minute[T0]
-    assert refused.action == REFUSED and not refused.ok
+    assert refused.outcome == Outcome.REFUSED and not refused.ok
     reason = refused.problems[0]
     for part in ("BTCUSDT", minute_key(T0), "#101", "96748.000000001"):
         assert part in reason, reason
     assert LocalLake(tmp_path / "lake").read_minute("BTCUSDT", T0) is None
-    assert by_minute[T0 + MINUTE_MS].action == WRITTEN  # the next minute is written and checked as usual
+    assert by_minute[T0 + MINUTE_MS].outcome == Outcome.WRITTEN  # the next minute is written and checked as usual
     assert LocalLake(tmp_path / "lake").read_minute("BTCUSDT", T0 + MINUTE_MS).num_rows == 2
 
 
@@ -250,7 +250,7 @@ def test_a_lake_outage_waits_in_the_spool_and_every_minute_lands_once_in_order(t
     # while minutes waited, the status said how many, since when and why (the lake's own error)
     assert statuses[0].startswith("4 minute(s) wait in the spool") and "Not a directory" in statuses[0], statuses
     assert "Not a directory" in statuses[1] and second.spool_status() is None
-    written = [(s, o.minute_start_ms) for s, o in decided if o.action == WRITTEN]
+    written = [(s, o.minute_start_ms) for s, o in decided if o.outcome == Outcome.WRITTEN]
     assert len(written) == len(set(written))  # each minute reported once
     expected = [T0, T0 + MINUTE_MS] + list(range(T0 + 3 * MINUTE_MS, T0 + 6 * MINUTE_MS, MINUTE_MS))
     for symbol in ("BTCUSDT", QUIET):
@@ -259,10 +259,10 @@ def test_a_lake_outage_waits_in_the_spool_and_every_minute_lands_once_in_order(t
         keys = [k for k in lake.writes if f"symbol={symbol}/" in k]
         assert keys == [minute_file_path(symbol, m) for m in minutes]  # written once each, in order
         joined = [o for s, o in decided if s == symbol and o.minute_start_ms == T0 + 2 * MINUTE_MS]
-        assert [o.action for o in joined] == [UNPROVEN]
-    assert all(o.ok for _, o in decided if o.action == WRITTEN)
+        assert [o.outcome for o in joined] == [Outcome.UNPROVEN]
+    assert all(o.ok for _, o in decided if o.outcome == Outcome.WRITTEN)
     # drained from the spool, each minute keeps its source (an empty one too: its stream kline waited with it)
-    assert {o.summary.source for _, o in decided if o.action == WRITTEN} == {"stream"}
+    assert {o.summary.source for _, o in decided if o.outcome == Outcome.WRITTEN} == {"stream"}
     for minute in expected:
         assert_equals_truth(sim, lake, "BTCUSDT", minute)
         assert lake.read_minute(QUIET, minute).num_rows == 0
@@ -278,8 +278,8 @@ def test_a_minute_without_trades_is_sourced_by_what_proved_it_empty(tmp_path):
     repaired = Kline(QUIET, T0 + MINUTE_MS, T0 + 2 * MINUTE_MS - 1, "1", "1", "1", "1", "0", "0", 0, "0", "0")
     for kline in (streamed, repaired):
         assert spool.put(SpooledMinute(QUIET, kline.open_time, [], kline, T0 + 3 * MINUTE_MS))
-    drained = {outcome.minute_start_ms: outcome for _, outcome in live.drain_spool()}
-    assert all(o.action == WRITTEN and o.ok and o.summary.rows == 0 for o in drained.values()), drained
+    drained = {result.minute_start_ms: result for _, result in live.drain_spool()}
+    assert all(o.outcome == Outcome.WRITTEN and o.ok and o.summary.rows == 0 for o in drained.values()), drained
     assert drained[T0].summary.source == "stream"
     assert drained[T0 + MINUTE_MS].summary.source == "rest"
 
@@ -301,7 +301,7 @@ def test_an_unreadable_file_in_the_lake_gives_up_its_minute_without_blocking_the
     for record in [*stuck_trades, *good_trades, stuck_kline, good_kline]:
         now[0] = max(now[0], record.trade_time if isinstance(record, Trade) else record.received_at + 100)
         decided += live.feed(record)
-    by_minute = {outcome.minute_start_ms: outcome for _, outcome in decided}
+    by_minute = {result.minute_start_ms: result for _, result in decided}
     assert not by_minute[T0].ok and str(garbage) in by_minute[T0].problems[0]
-    assert by_minute[T0 + MINUTE_MS].action == WRITTEN and len(spool) == 0
+    assert by_minute[T0 + MINUTE_MS].outcome == Outcome.WRITTEN and len(spool) == 0
     assert garbage.read_bytes() == b"not parquet"  # left for a person to look at

@@ -10,7 +10,7 @@ import pytest
 
 from crypto_assets.exchange.stream import BinanceStream
 from crypto_assets.ingest.live_capture import LiveCapture
-from crypto_assets.ingest.stored_minutes import REFUSED, WRITTEN
+from crypto_assets.ingest.stored_minutes import Outcome
 from crypto_assets.lake import LocalLake
 from crypto_assets.lake.schema import trades_to_table
 from crypto_assets.minutes import MINUTE_MS, minute_key
@@ -39,8 +39,8 @@ def test_every_symbol_class_is_captured_exactly_from_the_stream(tmp_path):
     stream = BinanceStream(sim.ws_url, list(CLASSES), clock=clock)
     try:
         for record in stream.records():
-            for symbol, outcome in live.feed(record):
-                decided[(symbol, outcome.minute_start_ms)] = outcome
+            for symbol, result in live.feed(record):
+                decided[(symbol, result.minute_start_ms)] = result
             if all((s, T0 + MINUTES * MINUTE_MS) in decided for s in CLASSES):
                 break
     finally:
@@ -51,16 +51,16 @@ def test_every_symbol_class_is_captured_exactly_from_the_stream(tmp_path):
         max_qty = Decimal(symbol_config(symbol).max_qty)
         extremes = 0
         for minute in range(T0, T0 + (MINUTES + 1) * MINUTE_MS, MINUTE_MS):
-            outcome = decided[(symbol, minute)]
+            result = decided[(symbol, minute)]
             if (symbol, minute) == (BAD_SYMBOL, BAD_MINUTE):
-                assert outcome.action == REFUSED and not outcome.ok and lake.read_minute(symbol, minute) is None
+                assert result.outcome == Outcome.REFUSED and not result.ok and lake.read_minute(symbol, minute) is None
                 for part in (symbol, minute_key(minute), f"#{bad['trade_id']}", bad["value"]):
-                    assert part in outcome.problems[0], outcome.problems
+                    assert part in result.problems[0], result.problems
                 continue
-            assert outcome.action == WRITTEN and outcome.ok, (symbol, outcome.problems)
+            assert result.outcome == Outcome.WRITTEN and result.ok, (symbol, result.problems)
             expected = truth(sim, symbol, minute, minute + MINUTE_MS)
             stored = lake.read_minute(symbol, minute)
             assert stored.drop_columns("received_at").equals(trades_to_table(expected).drop_columns("received_at"))
-            assert Decimal(outcome.summary.base_volume) == sum((Decimal(t.qty) for t in expected), Decimal(0))
+            assert Decimal(result.summary.base_volume) == sum((Decimal(t.qty) for t in expected), Decimal(0))
             extremes += any(Decimal(t.qty) == max_qty for t in expected)
         assert extremes > 0, symbol  # the equality above covered max_qty trades

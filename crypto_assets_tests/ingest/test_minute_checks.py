@@ -1,7 +1,7 @@
 """The three rules of a stored minute and their one verdict, on tables built from hand-made trades."""
 
 from crypto_assets.exchange.models import Kline, Trade
-from crypto_assets.ingest.minute_checks import check_ids, check_kline, check_values, summarize, verdict
+from crypto_assets.ingest.minute_checks import Rule, check_ids, check_kline, check_values, summarize, verdict
 from crypto_assets.lake.schema import trades_to_table
 
 M = 1_700_000_040_000  # a minute start
@@ -102,13 +102,27 @@ def test_summary_is_exact():
 def test_the_verdict_passes_only_when_every_rule_holds_and_names_each():
     table = trades_to_table(trades(11, 12, 13))
     good = verdict((check_ids(M, table, 10, 14), check_kline(M, table, kline(3, "0.3")), check_values(M, table)))
-    assert good.passed and good.reasons == () and good.metadata == {}
+    assert good.passed and good.reasons == () and good.failed == () and good.metadata == {}
     assert good.rules == {"trade_ids_dense": True, "agrees_with_kline": True, "values_sane": True}
+    assert good.description == "every rule holds: trade_ids_dense, agrees_with_kline, values_sane"
 
     holed = trades_to_table(trades(11, 12, 15))
     bad = verdict((check_ids(M, holed, 10, 16), check_kline(M, holed, kline(4, "0.3")), check_values(M, holed)))
     assert not bad.passed
-    assert bad.rules == {"trade_ids_dense": False, "agrees_with_kline": False, "values_sane": True}
-    assert len(bad.reasons) == 2 and "hole after 12" in bad.reasons[0] and "kline" in bad.reasons[1]
+    assert bad.rules == {Rule.DENSE_IDS: False, Rule.KLINE_AGREEMENT: False, Rule.SANE_VALUES: True}
+    # which rules failed is a value, in order, each with its description: nothing is read out of the text
+    assert bad.failed == (Rule.DENSE_IDS, Rule.KLINE_AGREEMENT)
+    assert len(bad.reasons) == 2 and "hole after 12" in bad.reasons[0]
     assert bad.description == "; ".join(bad.reasons)
     assert bad.metadata["kline_trade_count"] == 4 and bad.metadata["previous_last_id"] == 10
+
+
+def test_each_rule_names_its_result():
+    table = trades_to_table(trades(11, 12, 13))
+    results = (check_ids(M, table, 10, 14), check_kline(M, table, None), check_values(M, table))
+    assert [(r.rule, r.passed) for r in results] == [
+        (Rule.DENSE_IDS, True),
+        (Rule.KLINE_AGREEMENT, False),
+        (Rule.SANE_VALUES, True),
+    ]
+    assert [r.value for r in Rule] == ["trade_ids_dense", "agrees_with_kline", "values_sane"]  # the metadata names

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from crypto_assets.ingest.stored_minutes import UNPROVEN, WRITTEN
+from crypto_assets.ingest.stored_minutes import Outcome
 from crypto_assets.minutes import MINUTE_MS, minute_key
 from crypto_assets_tests.ingest.test_live_capture import QUIET, T0, assert_equals_truth, capture, fast_simulator
 
@@ -34,8 +34,8 @@ def test_every_kind_of_reconnect_is_repaired_and_every_minute_written(tmp_path):
     sources = {}
     for minute in minutes:
         for symbol in ("BTCUSDT", QUIET):
-            outcome = decided[(symbol, minute)]
-            assert outcome.action == WRITTEN and outcome.ok, (symbol, minute_key(minute), outcome.problems)
+            result = decided[(symbol, minute)]
+            assert result.outcome == Outcome.WRITTEN and result.ok, (symbol, minute_key(minute), result.problems)
         assert_equals_truth(sim, lake, "BTCUSDT", minute, all_streamed=False)
         assert lake.read_minute(QUIET, minute).num_rows == 0
         sources[minute] = decided[("BTCUSDT", minute)].summary.source
@@ -56,8 +56,8 @@ def test_a_restart_goes_on_from_the_last_minute_in_the_lake(tmp_path):
         _, lake, second, live = capture(tmp_path, minutes=5, repair=True, sim=sim, clock=clock)
         for minute in range(T0 + 2 * MINUTE_MS, T0 + 6 * MINUTE_MS, MINUTE_MS):
             for symbol in ("BTCUSDT", QUIET):
-                outcome = second[(symbol, minute)]
-                assert outcome.action == WRITTEN and outcome.ok, (symbol, minute_key(minute), outcome.problems)
+                result = second[(symbol, minute)]
+                assert result.outcome == Outcome.WRITTEN and result.ok, (symbol, minute_key(minute), result.problems)
             assert_equals_truth(sim, lake, "BTCUSDT", minute, all_streamed=False)
         # the minutes the capture was down for came whole from REST, through the restarted capture itself
         assert second[("BTCUSDT", T0 + 2 * MINUTE_MS)].summary.source == "rest"
@@ -74,7 +74,7 @@ def test_a_repair_that_cannot_be_fetched_leaves_its_minutes_to_the_gap_backfill(
 
     sim, lake, decided, live = capture(tmp_path, minutes=4, faults=faults, repair=True)
     given_up = decided[("BTCUSDT", T0)]
-    assert given_up.action == UNPROVEN and "repair over REST failed" in given_up.problems[0], given_up.problems
+    assert given_up.outcome == Outcome.UNPROVEN and "repair over REST failed" in given_up.problems[0], given_up.problems
     assert lake.read_minute("BTCUSDT", T0) is None
     assert decided[("BTCUSDT", T0 + 4 * MINUTE_MS)].ok  # later minutes are captured as usual
     assert_equals_truth(sim, lake, "BTCUSDT", T0 + 4 * MINUTE_MS)

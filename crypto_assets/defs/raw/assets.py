@@ -57,14 +57,7 @@ from crypto_assets.defs.raw.recording import (
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable
 from crypto_assets.ingest.minute_checks import MINUTE_CHECK, MINUTE_CHECK_DESCRIPTION
-from crypto_assets.ingest.stored_minutes import (
-    ALREADY_STORED,
-    BEFORE_FIRST_TRADE,
-    WRITTEN,
-    StoredMinute,
-    store_range,
-    verify_range,
-)
+from crypto_assets.ingest.stored_minutes import MinuteResult, Outcome, store_range, verify_range
 from crypto_assets.lake.store import LakeError
 from crypto_assets.minutes import KEY_FORMAT, MINUTE_MS, minute_key
 
@@ -138,7 +131,7 @@ def build_raw_trades_asset(symbol: str, partitions_def: TimeWindowPartitionsDefi
                     stack.enter_context(archive)
                 try:
                     if key in context.selected_asset_keys:
-                        outcomes = store_range(
+                        results = store_range(
                             client,
                             lake.lake(),
                             symbol,
@@ -149,7 +142,7 @@ def build_raw_trades_asset(symbol: str, partitions_def: TimeWindowPartitionsDefi
                             report=context.log.info,
                         )
                     else:  # the checks alone: read the stored minutes back and check them, fetch nothing
-                        outcomes = verify_range(client, lake.lake(), symbol, start_ms, end_ms)
+                        results = verify_range(client, lake.lake(), symbol, start_ms, end_ms)
                 finally:
                     weight = client.weight_spent
         except ExchangeUnreachable as exc:
@@ -163,23 +156,23 @@ def build_raw_trades_asset(symbol: str, partitions_def: TimeWindowPartitionsDefi
             f"{symbol}: run peak memory {peak_rss_mb():.0f} MB (max RSS of the run process); REST weight spent {weight}"
         )
         if key in context.selected_asset_keys:
-            yield from _materializations(context, key, outcomes)
+            yield from _materializations(context, key, results)
         problems: dict[str, None] = {}  # in order, each once (a failed lake is the same reason for every minute)
-        for outcome in outcomes:
-            evaluation = minute_check(key, outcome)
+        for result in results:
+            evaluation = minute_check(key, result)
             if evaluation is not None:
                 yield evaluation  # yielded, not logged: a failed one blocks (Dagster enforces only yielded ones)
-            problems.update(dict.fromkeys(outcome.problems))
-        recorded = sum(o.ok for o in outcomes)
-        before = sum(o.action == BEFORE_FIRST_TRADE and o.ok for o in outcomes)
+            problems.update(dict.fromkeys(result.problems))
+        recorded = sum(o.ok for o in results)
+        before = sum(o.outcome == Outcome.BEFORE_FIRST_TRADE and o.ok for o in results)
         context.log.info(
-            f"{symbol}: {recorded} of {len(outcomes)} minute(s) recorded "
-            f"({sum(o.action == WRITTEN for o in outcomes)} written, "
-            f"{sum(o.action == ALREADY_STORED for o in outcomes)} already stored and verified"
+            f"{symbol}: {recorded} of {len(results)} minute(s) recorded "
+            f"({sum(o.outcome == Outcome.WRITTEN for o in results)} written, "
+            f"{sum(o.outcome == Outcome.ALREADY_STORED for o in results)} already stored and verified"
             f"{f', {before} empty before the first trade' if before else ''})"
         )
         if problems:
-            failed = [o for o in outcomes if not o.ok]
+            failed = [o for o in results if not o.ok]
             listed = "\n".join(f"- {p}" for p in list(problems)[:MAX_PROBLEMS_LISTED])
             more = (
                 f"\n- ... and {len(problems) - MAX_PROBLEMS_LISTED} more" if len(problems) > MAX_PROBLEMS_LISTED else ""
@@ -194,18 +187,18 @@ def build_raw_trades_asset(symbol: str, partitions_def: TimeWindowPartitionsDefi
 
 
 def _materializations(
-    context: AssetExecutionContext, key: AssetKey, outcomes: list[StoredMinute]
+    context: AssetExecutionContext, key: AssetKey, results: list[MinuteResult]
 ) -> Iterator[MaterializeResult]:
     """Every minute of the run good: one ranged ``MaterializeResult``, each partition with its own metadata (Dagster
     writes the range's materializations as one batch where the storage can), so that assets downstream in the same
     run go ahead. Otherwise the good minutes are recorded one by one and the run fails after the checks."""
-    if all(o.ok for o in outcomes):
-        for outcome in outcomes:
-            partition = minute_key(outcome.minute_start_ms)
-            context.add_asset_metadata(materialization_metadata(outcome), asset_key=key, partition_key=partition)
+    if all(o.ok for o in results):
+        for result in results:
+            partition = minute_key(result.minute_start_ms)
+            context.add_asset_metadata(materialization_metadata(result), asset_key=key, partition_key=partition)
         yield MaterializeResult(asset_key=key)
     else:
-        record_materializations(context, [minute_materialization(key, o) for o in outcomes if o.ok])
+        record_materializations(context, [minute_materialization(key, o) for o in results if o.ok])
 
 
 def peak_rss_mb() -> float:

@@ -3,7 +3,8 @@
 A minute costs the instance two events (README, "What a recorded minute costs"):
 - a good minute: the materialization of its `raw_trades/<symbol>` partition (``minute_materialization``) and one
   passing evaluation of its ``minute_complete`` check;
-- a minute that failed: one failed evaluation naming each rule's result and the reasons, no materialization;
+- a minute that failed: one failed evaluation naming each rule's result and the reasons, no materialization (a minute
+  that could not be proven, or is missing from the lake, has no rule result: its reasons instead);
 - a minute the lake failed before it was stored: nothing (the run's failure names the lake; the minute stays missing,
   for the next run or the gap sensor).
 
@@ -27,42 +28,43 @@ from dagster import (
 from dagster._core.events import DagsterEvent, DagsterEventBatchMetadata, generate_event_batch_id
 
 from crypto_assets.ingest.minute_checks import MINUTE_CHECK, verdict
-from crypto_assets.ingest.stored_minutes import NOT_STORED, UNPROVEN, StoredMinute
+from crypto_assets.ingest.stored_minutes import MinuteResult, Outcome
 from crypto_assets.minutes import MINUTE_MS, minute_key
 
 
-def minute_materialization(key: AssetKey, outcome: StoredMinute) -> AssetMaterialization:
+def minute_materialization(key: AssetKey, result: MinuteResult) -> AssetMaterialization:
     """A good minute's partition, with what it holds and where it came from."""
     return AssetMaterialization(
-        asset_key=key, partition=minute_key(outcome.minute_start_ms), metadata=materialization_metadata(outcome)
+        asset_key=key, partition=minute_key(result.minute_start_ms), metadata=materialization_metadata(result)
     )
 
 
-def minute_check(key: AssetKey, outcome: StoredMinute) -> AssetCheckEvaluation | None:
+def minute_check(key: AssetKey, result: MinuteResult) -> AssetCheckEvaluation | None:
     """The minute's ``minute_complete`` evaluation: passed when the minute is stored and every rule holds; failed
-    with each rule's result and the reasons (the proof's, for a minute that could not be proven and was not
-    written). None for a minute the lake failed before it was stored: nothing was checked."""
-    partition = minute_key(outcome.minute_start_ms)
-    if outcome.action == NOT_STORED:
+    with each rule's result and the reasons, or with the reasons alone where no rule could be checked (the proof's,
+    for a minute that could not be proven and was not written; the path, for a minute missing from the lake). None
+    for a minute the lake failed before it was stored: nothing was checked."""
+    partition = minute_key(result.minute_start_ms)
+    if result.outcome == Outcome.NOT_STORED:
         return None
-    if outcome.action == UNPROVEN:
-        description = f"minute {partition} could not be proven complete, so it was not written: " + "; ".join(
-            outcome.reasons
-        )
+    if result.outcome in (Outcome.UNPROVEN, Outcome.MISSING):
+        description = "; ".join(result.reasons)
+        if result.outcome == Outcome.UNPROVEN:
+            description = f"minute {partition} could not be proven complete, so it was not written: {description}"
         return _evaluation(
             key,
             partition,
             False,
             description,
-            {"action": MetadataValue.text(UNPROVEN), "reasons": MetadataValue.json(list(outcome.reasons))},
+            {"action": MetadataValue.text(result.outcome.value), "reasons": MetadataValue.json(list(result.reasons))},
         )
-    result = verdict(outcome.checks)
-    metadata: dict[str, object] = {name: MetadataValue.bool(held) for name, held in result.rules.items()}
-    if not result.passed:
-        metadata["action"] = MetadataValue.text(outcome.action)
-        metadata["reasons"] = MetadataValue.json(list(result.reasons))
-        metadata.update(result.metadata)
-    return _evaluation(key, partition, result.passed and outcome.ok, result.description, metadata)
+    found = verdict(result.checks)
+    metadata: dict[str, object] = {rule.value: MetadataValue.bool(held) for rule, held in found.rules.items()}
+    if not found.passed:
+        metadata["action"] = MetadataValue.text(result.outcome.value)
+        metadata["reasons"] = MetadataValue.json(list(found.reasons))
+        metadata.update(found.metadata)
+    return _evaluation(key, partition, found.passed and result.ok, found.description, metadata)
 
 
 def _evaluation(
@@ -90,10 +92,10 @@ def record_materializations(context: OpExecutionContext, materializations: Seque
         DagsterEvent.asset_materialization(step, materialization, DagsterEventBatchMetadata(batch_id, i == last))
 
 
-def materialization_metadata(outcome: StoredMinute) -> dict[str, object]:
+def materialization_metadata(result: MinuteResult) -> dict[str, object]:
     """Row count, trade ids, exact volumes, source, lake path; the archive file's sha256 for a minute read from it,
     the note of a minute before the symbol's first trade, and the stream's latency for a minute it wrote."""
-    summary = outcome.summary
+    summary = result.summary
     assert summary is not None
     metadata: dict[str, object] = {
         "dagster/row_count": MetadataValue.int(summary.rows),
@@ -101,14 +103,14 @@ def materialization_metadata(outcome: StoredMinute) -> dict[str, object]:
         "last_trade_id": summary.last_trade_id,
         "base_volume": MetadataValue.text(summary.base_volume),
         "quote_volume": MetadataValue.text(summary.quote_volume),
-        "source": MetadataValue.text("archive" if outcome.archive else summary.source),
-        "archive_url": MetadataValue.url(outcome.archive.trades_url) if outcome.archive else None,
-        "archive_sha256": MetadataValue.text(outcome.archive.trades_sha256) if outcome.archive else None,
-        "action": MetadataValue.text(outcome.action),
-        "lake_path": MetadataValue.path(outcome.path) if outcome.path else None,
-        "note": MetadataValue.text(outcome.note) if outcome.note else None,
+        "source": MetadataValue.text("archive" if result.archive else summary.source),
+        "archive_url": MetadataValue.url(result.archive.trades_url) if result.archive else None,
+        "archive_sha256": MetadataValue.text(result.archive.trades_sha256) if result.archive else None,
+        "action": MetadataValue.text(result.outcome.value),
+        "lake_path": MetadataValue.path(result.path) if result.path else None,
+        "note": MetadataValue.text(result.note) if result.note else None,
     }
-    if outcome.written_at_ms is not None:
-        minute_end_ms = outcome.minute_start_ms + MINUTE_MS
-        metadata["written_after_minute_end_s"] = MetadataValue.float((outcome.written_at_ms - minute_end_ms) / 1000)
+    if result.written_at_ms is not None:
+        minute_end_ms = result.minute_start_ms + MINUTE_MS
+        metadata["written_after_minute_end_s"] = MetadataValue.float((result.written_at_ms - minute_end_ms) / 1000)
     return {k: v for k, v in metadata.items() if v is not None}
