@@ -187,7 +187,7 @@ class CaptureProcess:
             message = decode_message(line)
             with self._lock:
                 if isinstance(message, MinuteDecided):
-                    outcome, key = message.outcome, (message.symbol, message.outcome.minute_start_ms)
+                    outcome, key = message.result(), (message.symbol, message.minute_start_ms)
                     if outcome.ok and key not in self.recorded:
                         self.recorded[key] = (
                             outcome.written_at_ms or int(time.time() * 1000),

@@ -3,9 +3,14 @@
 It streams (``BinanceStream``), assembles and writes minutes (``LiveCapture``) and reports on stdout, one JSON
 message per line:
 
-    {"event": "minute", "symbol": "BTCUSDT", "outcome": {...MinuteResult...}}   a minute decided (stored or given up)
-    {"event": "log", "level": "WARNING", "message": "..."}                      connects, disconnects, back-off, spool
-    {"event": "alive", "at": 1795...}                                           every ALIVE_S while records flow
+    {"event": "minute", "symbol": "BTCUSDT", "minute_start_ms": ..., "outcome": "written", ...}
+                                                         a minute decided (stored or given up): ``MinuteDecided``
+    {"event": "log", "level": "WARNING", "message": "..."}   connects, disconnects, back-off, spool
+    {"event": "alive", "at": 1795...}                        every ALIVE_S while records flow
+
+``MinuteDecided`` is the wire format of a decided minute, its own struct: what the op needs to record the minute
+(outcome, path, summary, each rule's result, reasons, when it was written), converted from and back to the domain's
+``MinuteResult`` (``MinuteDecided.of`` / ``.result()``), so either can change without the other.
 
 A minute the lake cannot take now (``LakeError``) waits in the spool (``--spool-dir``, at most ``--spool-max-mb``;
 see ``spool.py``); a thread retries it every ``RETRY_FIRST_S`` seconds, backing off to ``RETRY_MAX_S`` while the
@@ -33,8 +38,9 @@ from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.exchange.stream import BinanceStream
 from crypto_assets.exchange.weight_budget import URGENT_RESERVE, WeightBudget
 from crypto_assets.ingest.live_capture import SILENCE_TIMEOUT_S, LiveCapture
+from crypto_assets.ingest.minute_checks import CheckResult, MinuteSummary, Rule
 from crypto_assets.ingest.spool import MinuteSpool, SpoolBusy
-from crypto_assets.ingest.stored_minutes import MinuteResult
+from crypto_assets.ingest.stored_minutes import MinuteResult, Outcome
 from crypto_assets.ingest.stream_repair import StreamRepairer
 from crypto_assets.lake.store import LakeError, lake_from_url
 
@@ -49,9 +55,70 @@ DRAINER_STOP_S = 10.0  # at exit, how long the capture loop waits for the draine
 ENVIRONMENT = {"MALLOC_ARENA_MAX": "2", "ARROW_DEFAULT_MEMORY_POOL": "system"}
 
 
-class MinuteDecided(msgspec.Struct, tag_field="event", tag="minute"):
+class ReportedSummary(msgspec.Struct, frozen=True):
+    """What a stored minute holds (``MinuteSummary`` without its minute, which the message carries)."""
+
+    rows: int
+    first_trade_id: int | None
+    last_trade_id: int | None
+    base_volume: str
+    quote_volume: str
+    source: str
+
+
+class ReportedCheck(msgspec.Struct, frozen=True):
+    """One rule's result (``CheckResult``)."""
+
+    rule: Rule
+    passed: bool
+    description: str
+    metadata: dict[str, int | str | None] = {}
+
+
+class MinuteDecided(msgspec.Struct, tag_field="event", tag="minute", frozen=True):
+    """A minute the capture process decided, on the wire. A stream minute comes from no archive and is never before
+    its symbol's first trade: ``MinuteResult.archive`` and ``.note`` are not sent."""
+
     symbol: str
-    outcome: MinuteResult
+    minute_start_ms: int
+    outcome: Outcome
+    path: str | None = None
+    summary: ReportedSummary | None = None
+    checks: tuple[ReportedCheck, ...] = ()
+    reasons: tuple[str, ...] = ()
+    written_at_ms: int | None = None
+
+    @classmethod
+    def of(cls, symbol: str, result: MinuteResult) -> MinuteDecided:
+        s = result.summary
+        return cls(
+            symbol,
+            result.minute_start_ms,
+            result.outcome,
+            result.path,
+            ReportedSummary(s.rows, s.first_trade_id, s.last_trade_id, s.base_volume, s.quote_volume, s.source)
+            if s is not None
+            else None,
+            tuple(ReportedCheck(c.rule, c.passed, c.description, dict(c.metadata)) for c in result.checks),
+            tuple(result.reasons),
+            result.written_at_ms,
+        )
+
+    def result(self) -> MinuteResult:
+        s = self.summary
+        return MinuteResult(
+            self.minute_start_ms,
+            self.outcome,
+            self.path,
+            MinuteSummary(
+                self.minute_start_ms, s.rows, s.first_trade_id, s.last_trade_id, s.base_volume, s.quote_volume, s.source
+            )
+            if s is not None
+            else None,
+            tuple(CheckResult(c.rule, c.passed, c.description, dict(c.metadata)) for c in self.checks),
+            self.reasons,
+            self.written_at_ms,
+        )
 
 
 class LogLine(msgspec.Struct, tag_field="event", tag="log"):
@@ -65,7 +132,7 @@ class Alive(msgspec.Struct, tag_field="event", tag="alive"):
 
 Message = MinuteDecided | LogLine | Alive
 decode_message = msgspec.json.Decoder(Message).decode
-_encode = msgspec.json.Encoder().encode
+encode_message = msgspec.json.Encoder().encode
 
 
 def command(
@@ -126,7 +193,7 @@ def run(
 
     def send(message: Message) -> None:
         with sending:
-            out.write(_encode(message) + b"\n")
+            out.write(encode_message(message) + b"\n")
             out.flush()
 
     lake = lake_from_url(lake_url, endpoint_url)
@@ -159,8 +226,8 @@ def run(
     try:
         for record in stream.records():  # connects and disconnects reach the run through the stream's own log lines
             decided = capture.feed(record)
-            for symbol, outcome in decided:
-                send(MinuteDecided(symbol, outcome))
+            for symbol, result in decided:
+                send(MinuteDecided.of(symbol, result))
             if decided:
                 release_freed_memory()
             now = time.time()
@@ -180,8 +247,8 @@ def _drain(capture: LiveCapture, send, stopping: threading.Event) -> None:
     delay, next_status = 0.0, 0.0
     while not stopping.wait(delay):
         try:
-            for symbol, outcome in capture.drain_spool(stopping.is_set):
-                send(MinuteDecided(symbol, outcome))
+            for symbol, result in capture.drain_spool(stopping.is_set):
+                send(MinuteDecided.of(symbol, result))
         except BrokenPipeError:
             return  # the parent is gone; the capture loop notices too
         except Exception as exc:  # noqa: BLE001 - never let the drainer die quietly: say why, retry later

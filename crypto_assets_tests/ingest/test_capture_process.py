@@ -9,9 +9,18 @@ from decimal import Decimal
 import pytest
 
 from crypto_assets.exchange.models import Kline
-from crypto_assets.ingest.capture_process import ENVIRONMENT, Alive, LogLine, MinuteDecided, command, decode_message
+from crypto_assets.ingest.capture_process import (
+    ENVIRONMENT,
+    Alive,
+    LogLine,
+    MinuteDecided,
+    command,
+    decode_message,
+    encode_message,
+)
+from crypto_assets.ingest.minute_checks import CheckResult, MinuteSummary, Rule
 from crypto_assets.ingest.spool import MinuteSpool, SpooledMinute
-from crypto_assets.ingest.stored_minutes import Outcome
+from crypto_assets.ingest.stored_minutes import MinuteResult, Outcome
 from crypto_assets.lake import LocalLake, trades_to_table
 from crypto_assets.minutes import MINUTE_MS
 from crypto_assets_tests.ground_truth import past_minute, truth
@@ -115,7 +124,55 @@ def test_minutes_left_in_the_spool_are_written_first(simulator, tmp_path):
     assert capture.wait(15) == 0
     assert any(isinstance(m, LogLine) and "1 minute(s) found in the spool" in m.message for m in messages), messages
     first = next(m for m in messages if isinstance(m, MinuteDecided))
-    assert (first.symbol, first.outcome.minute_start_ms, first.outcome.outcome) == ("BTCUSDT", minute, Outcome.WRITTEN)
-    assert first.outcome.ok, first.outcome.problems
+    assert (first.symbol, first.minute_start_ms, first.outcome) == ("BTCUSDT", minute, Outcome.WRITTEN)
+    assert first.result().ok, first.result().problems
     assert LocalLake(tmp_path / "lake").read_minute("BTCUSDT", minute).equals(trades_to_table(trades))
     assert not list((tmp_path / "spool").glob("*.minute"))
+
+
+# ---- the wire format ---------------------------------------------------------------------------------------------
+WRITTEN = MinuteResult(
+    1_700_000_040_000,
+    Outcome.WRITTEN,
+    "/lake/raw_trades/symbol=BTCUSDT/date=2023-11-14/22-14.parquet",
+    MinuteSummary(1_700_000_040_000, 3, 11, 13, "0.3", "30.15", "stream"),
+    (
+        CheckResult(Rule.DENSE_IDS, True, "3 dense ids", {"rows": 3, "previous_last_id": 10, "next_first_id": None}),
+        CheckResult(Rule.KLINE_AGREEMENT, True, "as the kline says", {"kline_trade_count": 3, "kline_volume": "0.3"}),
+        CheckResult(Rule.SANE_VALUES, True, "sane"),
+    ),
+    written_at_ms=1_700_000_101_234,
+)
+
+
+@pytest.mark.parametrize(
+    "result",
+    [WRITTEN, MinuteResult(1_700_000_040_000, Outcome.UNPROVEN, reasons=("no closed kline", "a hole after 12"))],
+    ids=["written", "unproven"],
+)
+def test_a_decided_minute_crosses_the_wire_unchanged(result):
+    line = encode_message(MinuteDecided.of("BTCUSDT", result))
+    message = decode_message(line)
+    assert isinstance(message, MinuteDecided) and message.symbol == "BTCUSDT"
+    assert message.result() == result
+
+
+def test_the_wire_format_is_its_own_plain_json():
+    """Outcome and rules as their values; the domain's types (MinuteResult, CheckResult, MinuteSummary) are not
+    what is sent."""
+    import json
+
+    sent = json.loads(encode_message(MinuteDecided.of("BTCUSDT", WRITTEN)))
+    assert sent["event"] == "minute" and sent["outcome"] == "written" and sent["minute_start_ms"] == 1_700_000_040_000
+    assert [c["rule"] for c in sent["checks"]] == ["trade_ids_dense", "agrees_with_kline", "values_sane"]
+    assert set(sent) == {
+        "event",
+        "symbol",
+        "minute_start_ms",
+        "outcome",
+        "path",
+        "summary",
+        "checks",
+        "reasons",
+        "written_at_ms",
+    }

@@ -141,15 +141,15 @@ def _record(context: OpExecutionContext, line: bytes) -> None:
         context.log.warning(f"unreadable line from the capture process ({exc}): {line[:300]!r}")
         return
     if isinstance(message, MinuteDecided):
-        outcome = message.outcome
-        if outcome.ok:
+        result = message.result()
+        if result.ok:
             key = raw_trades_key(message.symbol)
-            record_materializations(context, [minute_materialization(key, outcome)])
-            context.log_event(minute_check(key, outcome))
+            record_materializations(context, [minute_materialization(key, result)])
+            context.log_event(minute_check(key, result))
         else:
             context.log.warning(
-                f"{message.symbol} {minute_key(outcome.minute_start_ms)} not recorded from the stream "
-                f"(the gap backfill will fetch it): {'; '.join(outcome.problems)}"
+                f"{message.symbol} {minute_key(result.minute_start_ms)} not recorded from the stream "
+                f"(the gap backfill will fetch it): {'; '.join(result.problems)}"
             )
     elif isinstance(message, LogLine):
         (context.log.warning if message.level == "WARNING" else context.log.info)(message.message)
