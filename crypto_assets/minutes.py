@@ -1,4 +1,6 @@
-"""Minute partition keys (``%Y-%m-%d-%H:%M``, UTC) and minute starts in milliseconds since the epoch."""
+"""Time, in one home: UTC minutes, hours and days as milliseconds since the epoch (every clock of the project is
+in ms) and as the texts the project writes: minute partition keys (``%Y-%m-%d-%H:%M``), hour keys
+(``%Y-%m-%d-%H:00``), days (``%Y-%m-%d``, as Binance's archive names them) and log times (``utc_text``)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,11 @@ import re
 from collections.abc import Sequence
 
 MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
 KEY_FORMAT = "%Y-%m-%d-%H:%M"
+HOUR_KEY_FORMAT = "%Y-%m-%d-%H:00"
+DAY_FORMAT = "%Y-%m-%d"
 _KEY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}-\d{2}:\d{2}$")
 
 
@@ -27,6 +33,30 @@ def minute_start_ms(key: str) -> int:
 def minute_key(ms: int) -> str:
     """The key of the minute holding ``ms`` (ms since the epoch, UTC)."""
     return dt.datetime.fromtimestamp(floor_minute(ms) // 1000, dt.UTC).strftime(KEY_FORMAT)
+
+
+def hour_key(ms: int) -> str:
+    """The key of the hour holding ``ms``, e.g. '2026-11-21-10:00' (an hour partition)."""
+    return dt.datetime.fromtimestamp(ms // HOUR_MS * HOUR_MS // 1000, dt.UTC).strftime(HOUR_KEY_FORMAT)
+
+
+def day_text(ms: int) -> str:
+    """The UTC day holding ``ms``, e.g. '2026-11-21'."""
+    return dt.datetime.fromtimestamp(ms // DAY_MS * DAY_MS // 1000, dt.UTC).strftime(DAY_FORMAT)
+
+
+def day_start_ms(day: str | dt.date) -> int:
+    """'2025-01-02' (or a date) -> the day's first millisecond (UTC); ValueError for anything but a real date."""
+    if isinstance(day, dt.date):
+        day = day.strftime(DAY_FORMAT)
+    if not isinstance(day, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", day):
+        raise ValueError(f"day must be YYYY-MM-DD, got {day!r}")
+    return int(dt.datetime.strptime(day, DAY_FORMAT).replace(tzinfo=dt.UTC).timestamp()) * 1000
+
+
+def utc_text(ms: int) -> str:
+    """1767225600000 -> '2026-01-01T00:00:00.000Z' (log lines and messages)."""
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def floor_minute(ms: int) -> int:

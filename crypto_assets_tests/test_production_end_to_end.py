@@ -42,7 +42,8 @@ from crypto_assets.defs.analytics.schedules import HOURLY_JOB
 from crypto_assets.defs.names import IN_FLIGHT_STATUSES
 from crypto_assets.defs.raw.sensors import GAP_TAG
 from crypto_assets.lake import lake_from_url
-from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key
+from crypto_assets.minutes import MINUTE_MS, floor_minute
+from crypto_assets.minutes import hour_key as hour_key_of
 from crypto_assets.settings import PROJECT_ROOT
 from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.demo_process import code_location_loaded, graphql
@@ -282,7 +283,7 @@ def test_the_production_topology_streams_heals_builds_and_survives_kill_9_of_dae
             assert any(GAP_TAG in r.tags for r in instance.get_runs()), "no gap run healed the history"
 
             # -- an hour of dbt, launched through the webserver, builds from S3 while the exchange misbehaves
-            hour_key = minute_key(hour_ms)[:-2] + "00"
+            hour_key = hour_key_of(hour_ms)
             build = launch_hour_build(deployment, hour_key)
             sim.drop_connections()
             time.sleep(15)

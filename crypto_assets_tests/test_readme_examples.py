@@ -18,7 +18,8 @@ from dagster import DagsterInstance
 from crypto_assets.definitions import build_definitions
 from crypto_assets.defs.analytics.schedules import HOURLY_JOB
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
-from crypto_assets.minutes import MINUTE_MS, minute_key
+from crypto_assets.minutes import HOUR_MS, MINUTE_MS, minute_key
+from crypto_assets.minutes import hour_key as hour_key_of
 from crypto_assets.settings import Settings
 from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.ground_truth import truth
@@ -26,7 +27,6 @@ from crypto_assets_tests.ground_truth import truth
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[1]
-HOUR_MS = 3_600_000
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
@@ -65,7 +65,7 @@ def project(tmp_path_factory):
                 instance=instance, tags=tags, asset_selection=[raw_trades_key(s) for s in SYMBOLS]
             )
             assert raw.success
-            hour_key = minute_key(hour)[:-2] + "00"
+            hour_key = hour_key_of(hour)
             assert (
                 defs.resolve_job_def(HOURLY_JOB).execute_in_process(instance=instance, partition_key=hour_key).success
             )
@@ -89,7 +89,7 @@ def test_the_readme_has_three_examples():
 
 def test_a_downstream_asset_gets_the_hours_trades(project):
     _, _, sim, hour = project
-    hour_key = minute_key(hour)[:-2] + "00"
+    hour_key = hour_key_of(hour)
     out = run_example(
         0,
         project,

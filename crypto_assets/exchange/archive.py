@@ -49,6 +49,7 @@ from crypto_assets.backoff import Backoff
 from crypto_assets.exchange import endpoints
 from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable, connection_reason, snippet
 from crypto_assets.exchange.models import Kline, MalformedPayload
+from crypto_assets.minutes import DAY_MS, day_start_ms, day_text
 
 __all__ = [
     "ArchiveChecksumMismatch",
@@ -64,7 +65,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 KINDS = ("trades", "klines")
-DAY_MS = 86_400_000
 MINUTE_MS = 60_000
 CHUNK = 1 << 20  # bytes per read while downloading
 DEFAULT_BATCH_ROWS = 1_000_000
@@ -132,15 +132,6 @@ class ArchiveFile:
     kind: str  # trades or klines (1m)
 
 
-def day_start_ms(day: str | dt.date) -> int:
-    """'2025-01-02' (or a date) -> the day's first millisecond (UTC); ValueError for anything but a real date."""
-    if isinstance(day, dt.date):
-        day = day.strftime("%Y-%m-%d")
-    if not isinstance(day, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", day):
-        raise ValueError(f"day must be YYYY-MM-DD, got {day!r}")
-    return int(dt.datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=dt.UTC).timestamp()) * 1000
-
-
 def time_factor(day_start: int) -> int:
     """What a millisecond time is multiplied by in the archive file of the day starting at ``day_start`` (ms):
     1000 (microseconds) from 2025-01-01 on, 1 (milliseconds) before."""
@@ -153,14 +144,8 @@ def archive_path(symbol: str, day: str | dt.date, kind: str) -> str:
         raise ValueError(f"unknown archive kind {kind!r}; expected one of {KINDS}")
     if not endpoints.SYMBOL_PATTERN.match(symbol or ""):
         raise ValueError(f"not a symbol: {symbol!r}")
-    day_text = _day_text(day)
     template = endpoints.ARCHIVE_DAILY_TRADES if kind == "trades" else endpoints.ARCHIVE_DAILY_KLINES_1M
-    return template.format(symbol=symbol, day=day_text)
-
-
-def _day_text(day: str | dt.date) -> str:
-    start = day_start_ms(day)
-    return dt.datetime.fromtimestamp(start // 1000, dt.UTC).strftime("%Y-%m-%d")
+    return template.format(symbol=symbol, day=day_text(day_start_ms(day)))
 
 
 class _NotFound:
@@ -234,7 +219,7 @@ class BinanceArchive:
                 if actual == expected:
                     final = folder / name
                     os.replace(part, final)
-                    return ArchiveFile(final, url, actual, size, symbol, _day_text(day), kind)
+                    return ArchiveFile(final, url, actual, size, symbol, day_text(day_start_ms(day)), kind)
             finally:
                 Path(part).unlink(missing_ok=True)
             log.warning(

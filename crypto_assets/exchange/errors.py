@@ -6,10 +6,11 @@ that is not what was asked for); ``ExchangeBanned`` and ``UnknownSymbol`` are th
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 
 import requests
+
+from crypto_assets.minutes import utc_text  # noqa: F401 - TEMPORARY re-export, importers move to minutes
 
 
 class ExchangeUnreachable(Exception):
@@ -71,11 +72,6 @@ class UnknownSymbol(ExchangeError, ValueError):
         if self.not_trading:
             parts.append("not trading: " + ", ".join(f"{s} (status {st})" for s, st in self.not_trading.items()))
         super().__init__(400, -1121 if self.unknown else None, "; ".join(parts), url)
-
-
-def utc_text(ms: int) -> str:
-    """1767225600000 -> '2026-01-01T00:00:00.000Z'."""
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def connection_reason(exc: Exception) -> str:

@@ -78,6 +78,8 @@ DEFAULT_WEIGHT_LIMIT = 6000  # REQUEST_WEIGHT per minute until exchangeInfo says
 DEFAULT_SHARE = 0.95
 URGENT_RESERVE = 0.1  # of the ceiling, kept for the live stream's repairs by the deployment's budget
 DEFAULT_BOUNDARY_GUARD_MS = 1000
+# Settings a budget made with their default takes from the first for_host caller that names them (attribute names)
+ADOPTABLE = {"urgent_reserve": "urgent_reserve"}
 DEFAULT_POLL_S = 0.25  # how often a waiting process re-reads the shared state (real seconds)
 
 
@@ -127,6 +129,7 @@ class WeightBudget:
             "poll_s": poll_s,
             "urgent_reserve": urgent_reserve,
         }
+        self._named: set[str] = set()  # the settings a for_host caller named (the others are defaults: ADOPTABLE)
         self.name = name
         self.share = share
         self.urgent_reserve = urgent_reserve
@@ -161,7 +164,9 @@ class WeightBudget:
         A later call returns the same budget when every setting it names has the value the budget was made with
         (settings it does not name are not compared), and raises ValueError naming the host and both values
         otherwise: one host has one budget per process, so a caller asking for, say, another ``urgent_reserve``
-        would silently get the first one's.
+        would silently get the first one's. A setting the first caller did not name (it took the default: a plain
+        ``BinanceRestClient(url)``) is taken from the first later caller that names it, where it can change in
+        place (``ADOPTABLE``); from then on it is binding like the others.
 
         With ``state_dir`` the budget is shared, through ``<state_dir>/<host>.json``, with every process that names
         the same folder (a budget first made without one is shared from then on); without it, it is this
@@ -171,6 +176,7 @@ class WeightBudget:
             budget = cls._registry.get(key)
             if budget is None:
                 budget = cls._registry[key] = cls(name=key, state_dir=state_dir, **settings)
+                budget._named = set(settings)
                 return budget
             budget._check_made_with(settings)
             if state_dir is not None:
@@ -187,6 +193,12 @@ class WeightBudget:
         unknown = sorted(set(settings) - set(self._made_with))
         if unknown:
             raise TypeError(f"WeightBudget.for_host() got unexpected keyword arguments: {', '.join(unknown)}")
+        for setting, value in settings.items():  # defaults nobody named yet: the first caller naming one sets it
+            if setting not in self._named and setting in ADOPTABLE and self._made_with[setting] != value:
+                WeightBudget(**{**self._made_with, setting: value})  # the constructor's validation
+                setattr(self, ADOPTABLE[setting], value)
+                self._made_with[setting] = value
+            self._named.add(setting)
         differing = [
             f"{setting}={self._made_with[setting]!r}, not {value!r}"
             for setting, value in settings.items()

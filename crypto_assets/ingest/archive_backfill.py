@@ -35,7 +35,6 @@ from crypto_assets.exchange.archive import (
     ArchiveFile,
     BinanceArchive,
     MalformedArchive,
-    day_start_ms,
     iter_trades,
     read_klines,
 )
@@ -44,10 +43,8 @@ from crypto_assets.exchange.models import Kline
 from crypto_assets.ingest.completeness import prove_arrays
 from crypto_assets.lake.schema import TRADE_SCHEMA, TradeValueError, columns_to_table
 from crypto_assets.lake.store import Lake, LakeError
-from crypto_assets.minutes import MINUTE_MS, minute_key
+from crypto_assets.minutes import DAY_MS, HOUR_MS, MINUTE_MS, day_start_ms, day_text, minute_key
 
-DAY_MS = 86_400_000
-HOUR_MS = 3_600_000
 _LAKE_COLUMNS = ("trade_id", "price", "qty", "trade_time", "is_buyer_maker")  # of the archive's columns
 PROGRESS_STEP = 0.1  # a progress line each time another tenth of the day has been read
 # Lake writes (Parquet encoding, fsync or an S3 PUT: the GIL released) overlap the reading, in threads.
@@ -83,10 +80,6 @@ class ArchiveDay:
     skipped: str | None = None  # why the whole day was left to REST
     trades: int = 0  # trades read from the file
     seconds: float = 0.0  # reading, proving and writing
-
-
-def day_text(start_ms: int) -> str:
-    return minute_key(start_ms)[:10]
 
 
 def archive_klines(archive: BinanceArchive, symbol: str, start_ms: int, folder: Path) -> ArchiveDay:

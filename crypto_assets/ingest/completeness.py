@@ -43,9 +43,8 @@ from decimal import Context, Decimal
 
 import numpy as np
 
-from crypto_assets.exchange.errors import utc_text
 from crypto_assets.exchange.models import Kline, Trade
-from crypto_assets.minutes import MINUTE_MS, minute_key
+from crypto_assets.minutes import MINUTE_MS, minute_key, utc_text
 
 MAX_LISTED = 5  # id gaps / stray trades named one by one in a problem; the rest are counted
 

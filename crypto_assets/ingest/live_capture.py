@@ -36,7 +36,6 @@ from dataclasses import replace
 
 import pyarrow.compute as pc
 
-from crypto_assets.exchange.errors import utc_text
 from crypto_assets.exchange.models import Connected, Disconnected, Kline, MalformedFrame, Trade
 from crypto_assets.ingest.minute_assembler import (
     BLIND_WAIT_MS,
@@ -49,7 +48,7 @@ from crypto_assets.ingest.spool import MinuteSpool, SpooledMinute
 from crypto_assets.ingest.stored_minutes import MinuteResult, Outcome, refused, verify_stored
 from crypto_assets.ingest.stream_repair import StreamRepairer
 from crypto_assets.lake.store import CorruptMinuteFile, Lake, LakeError
-from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key
+from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key, utc_text
 
 log = logging.getLogger(__name__)
 

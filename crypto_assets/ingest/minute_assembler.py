@@ -23,10 +23,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from crypto_assets.exchange.errors import utc_text
 from crypto_assets.exchange.models import Kline, Trade
 from crypto_assets.ingest.completeness import MinuteProof, prove_minute
-from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key
+from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key, utc_text
 
 DEFAULT_GRACE_MS = 10_000  # how long after a minute's end late trades or its closed kline may still arrive
 REPAIR_WAIT_MS = 60_000  # how long after a reconnect the minutes it touched wait for their REST repair

@@ -21,12 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from crypto_assets.exchange.errors import utc_text
 from crypto_assets.exchange.models import Kline, Trade
 from crypto_assets.exchange.weight_budget import WeightBudget
 from crypto_assets.ingest.minute_assembler import RepairRequest
 from crypto_assets.ingest.rest_backfill import closed_klines
-from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key
+from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key, utc_text
 
 log = logging.getLogger(__name__)
 

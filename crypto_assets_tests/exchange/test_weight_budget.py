@@ -33,6 +33,24 @@ def test_for_host_shares_one_budget_per_host():
     assert WeightBudget.for_host("127.0.0.1:1") is not a
 
 
+def test_a_default_nobody_named_is_taken_from_the_first_caller_naming_it():
+    """A plain BinanceRestClient(url) made the budget first (every setting its default); the deployment's resource
+    then asks for its urgent reserve: it gets the same budget with that reserve, and from then on the reserve binds."""
+    url = "http://127.0.0.1:4/"
+    WeightBudget.forget(url)
+    try:
+        plain = WeightBudget.for_host(url)
+        assert WeightBudget.for_host(url, urgent_reserve=0.1) is plain and plain.urgent_reserve == 0.1
+        with pytest.raises(ValueError, match="urgent_reserve=0.1, not 0.2"):
+            WeightBudget.for_host(url, urgent_reserve=0.2)
+        with pytest.raises(ValueError, match="urgent_reserve must be in"):
+            WeightBudget.forget(url)
+            WeightBudget.for_host(url)
+            WeightBudget.for_host(url, urgent_reserve=1.5)
+    finally:
+        WeightBudget.forget(url)
+
+
 def test_for_host_asked_again_with_other_settings_raises_naming_the_host_and_both_values(tmp_path):
     url = "http://127.0.0.1:3/"
     WeightBudget.forget(url)

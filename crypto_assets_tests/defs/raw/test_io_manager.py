@@ -18,13 +18,13 @@ from crypto_assets.defs.raw import raw_resources
 from crypto_assets.defs.raw.assets import build_raw_trades_asset
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.lake.schema import TRADE_SCHEMA
-from crypto_assets.minutes import MINUTE_MS, minute_key
+from crypto_assets.minutes import HOUR_MS, MINUTE_MS, minute_key
+from crypto_assets.minutes import hour_key as hour_key_of
 from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.ground_truth import truth
 
 pytestmark = pytest.mark.integration
 
-HOUR_MS = 3_600_000
 SYMBOL = "BTCUSDT"
 RAW = raw_trades_key(SYMBOL)
 minutes, hours = minute_partitions(1), hour_partitions(1)
@@ -137,7 +137,7 @@ def test_downstream_assets_get_the_trades_of_their_partitions(sim, recorded):
     assert all(isinstance(v, Decimal) for v in frame["price"].head())  # Arrow-backed: exact decimals
     assert rows(pa.Table.from_pandas(frame, preserve_index=False)) == truth_table(sim, minute, minute + MINUTE_MS)
 
-    hour_key = minute_key(sim.hour)[:-2] + "00"
+    hour_key = hour_key_of(sim.hour)
     both = job.execute_in_process(
         instance=instance, partition_key=hour_key, asset_selection=[hour_trades.key, hour_trade_count.key]
     )
@@ -152,7 +152,7 @@ def test_load_asset_value_of_a_minute_and_of_a_downstream_hour(sim, recorded):
     table = defs.load_asset_value(RAW, partition_key=minute_key(minute), instance=instance)
     assert rows(table) == truth_table(sim, minute, minute + MINUTE_MS)
 
-    hour_key = minute_key(sim.hour)[:-2] + "00"
+    hour_key = hour_key_of(sim.hour)
     job = defs.resolve_implicit_global_asset_job_def()
     assert job.execute_in_process(instance=instance, partition_key=hour_key, asset_selection=[hour_trades.key]).success
     stored = defs.load_asset_value(hour_trades.key, partition_key=hour_key, instance=instance)
@@ -161,7 +161,7 @@ def test_load_asset_value_of_a_minute_and_of_a_downstream_hour(sim, recorded):
 
 def test_a_range_with_a_minute_not_recorded_fails_naming_it(sim, recorded):
     defs, instance = recorded
-    next_hour = minute_key(sim.hour + HOUR_MS)[:-2] + "00"  # only its first minute is recorded
+    next_hour = hour_key_of(sim.hour + HOUR_MS)  # only its first minute is recorded
     job = defs.resolve_implicit_global_asset_job_def()
     result = job.execute_in_process(
         instance=instance, partition_key=next_hour, asset_selection=[hour_trades.key], raise_on_error=False
