@@ -22,7 +22,6 @@ from __future__ import annotations
 import bisect
 import json
 import logging
-import random
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from crypto_assets.backoff import Backoff
 from crypto_assets.exchange import endpoints
 from crypto_assets.exchange.endpoints import MAX_LIMIT
 from crypto_assets.exchange.errors import (
@@ -40,7 +40,6 @@ from crypto_assets.exchange.errors import (
     UnknownSymbol,
     connection_reason,
     snippet,
-    utc_text,
 )
 from crypto_assets.exchange.models import (
     Kline,
@@ -51,7 +50,7 @@ from crypto_assets.exchange.models import (
     parse_rest_trades,
 )
 from crypto_assets.exchange.weight_budget import WeightBudget
-from crypto_assets.minutes import MINUTE_MS
+from crypto_assets.minutes import MINUTE_MS, utc_text
 
 __all__ = ["BinanceRestClient", "ExchangeBanned", "ExchangeError", "ExchangeUnreachable", "UnknownSymbol"]
 
@@ -79,8 +78,9 @@ class BinanceRestClient:
 
     ``urgent``: the client may spend the budget's ``urgent_reserve`` (see ``WeightBudget.ceiling_for``);
     ``max_attempts``: rounds over all base URLs for 5xx / timeouts / connection errors (default 4);
-    ``backoff_base_s`` / ``backoff_max_s``: the wait before round n+1 is min(max, base x 2^(n-1)) scaled by a random
-    factor in [0.5, 1]; ``max_rate_limit_waits``: 429s waited out per call before giving up (default 20)."""
+    ``backoff_base_s`` / ``backoff_max_s``: the wait before round n+1 (``crypto_assets.backoff``, with jitter: base
+    doubled per failed round, capped, the upper half of it at random); ``max_rate_limit_waits``: 429s waited out per
+    call before giving up (default 20)."""
 
     def __init__(
         self,
@@ -104,8 +104,7 @@ class BinanceRestClient:
         self.timeout = timeout
         self.budget = budget if budget is not None else WeightBudget.for_host(self.base_urls[0])
         self.max_attempts = max_attempts
-        self.backoff_base_s = backoff_base_s
-        self.backoff_max_s = backoff_max_s
+        self.retry = Backoff(backoff_base_s, backoff_max_s, jitter=True)
         self.max_rate_limit_waits = max_rate_limit_waits
         self.urgent = urgent  # spends the budget's reserve too (the live stream's repairs)
         self._preferred = 0  # index of the base URL that answered last
@@ -386,7 +385,7 @@ class BinanceRestClient:
             rounds += 1
             if rounds >= self.max_attempts:
                 raise _give_up(failures, rounds)
-            delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** (rounds - 1)) * random.uniform(0.5, 1.0)
+            delay = self.retry.delay_s(rounds)
             log.info("%s failed (%s); retrying in %.2f s", path, "; ".join(f"{u}: {r}" for u, r, _ in failures), delay)
             time.sleep(delay)
 
