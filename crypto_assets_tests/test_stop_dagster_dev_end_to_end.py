@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from dagster import DagsterEventType, DagsterRunStatus
 
+from crypto_assets.defs.raw.keepalive import FAILURE_BACKOFF_AFTER, build_live_stream_keepalive
 from crypto_assets.defs.raw.live_stream import SYMBOLS_TAG, live_trades_stream
-from crypto_assets.defs.raw.sensors import FAILURE_BACKOFF_AFTER, build_live_stream_keepalive
 from crypto_assets_tests.demo_process import Demo
 from crypto_assets_tests.end_to_end_checks import capture_processes, step_pids, stream_runs
 
@@ -34,7 +34,7 @@ ENV = {
     "CRYPTO_GAP_LOOKBACK_HOURS": "1",
     "SIM_ARGS": "--history-minutes 3",
 }
-KEEPALIVE = build_live_stream_keepalive(live_trades_stream, [SYMBOL])
+KEEPALIVE = build_live_stream_keepalive(live_trades_stream)
 # the keep-alive's first request after `dagster dev` has loaded the code location: its first tick, or the next one
 # (the daemon starts its sensor loop a little after the webserver answers), plus slack for two loaded cores
 FIRST_REQUEST_WITHIN_S = 2 * KEEPALIVE.minimum_interval_seconds + 20

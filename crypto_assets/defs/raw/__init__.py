@@ -4,8 +4,8 @@
   the archive or over REST and proven, or re-verified in the lake);
 - ``io_manager``: ``raw_trades_io_manager``, which hands the trades of the minutes an asset depends on to it;
 - ``live_stream``: the ``live_trades_stream`` job, whose op runs the capture process and records its minutes;
-- ``sensors``: ``live_stream_keepalive`` (exactly one streaming run, alive) and ``raw_trades_gap_backfill`` (every
-  minute the stream did not record, over REST);
+- ``keepalive``: ``live_stream_keepalive`` (exactly one streaming run, alive);
+- ``sensors``: ``raw_trades_gap_backfill`` (every minute the stream did not record, over REST);
 - ``resources``: ``ExchangeResource`` (endpoints, symbols, the shared REST weight budget) and ``LakeResource``.
 """
 
@@ -14,9 +14,10 @@ from dagster import AssetSelection, Definitions, define_asset_job, in_process_ex
 from crypto_assets.defs.partitions import minute_partitions
 from crypto_assets.defs.raw.assets import build_raw_trades_asset
 from crypto_assets.defs.raw.io_manager import RAW_TRADES_IO_MANAGER, RawTradesIOManager
+from crypto_assets.defs.raw.keepalive import build_live_stream_keepalive
 from crypto_assets.defs.raw.live_stream import live_trades_stream
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
-from crypto_assets.defs.raw.sensors import build_gap_backfill_sensor, build_live_stream_keepalive
+from crypto_assets.defs.raw.sensors import build_gap_backfill_sensor
 from crypto_assets.settings import Settings
 
 __all__ = ["RAW_TRADES_JOB", "build_raw_definitions", "raw_resources"]
@@ -42,7 +43,7 @@ def build_raw_definitions(settings: Settings) -> Definitions:
         assets=raw_trades,
         jobs=[raw_job, live_trades_stream],
         sensors=[
-            build_live_stream_keepalive(live_trades_stream, settings.symbols),
+            build_live_stream_keepalive(live_trades_stream),
             build_gap_backfill_sensor(raw_job, settings.symbols, minutes, settings),
         ],
         resources=raw_resources(ExchangeResource.from_settings(settings), LakeResource.from_settings(settings)),

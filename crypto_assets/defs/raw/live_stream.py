@@ -23,7 +23,7 @@ but not its code server, which keeps a run going until it ends (a stream never d
 gone the run terminates itself through the run launcher, like ``dagster run terminate`` (docs/adr/0003).
 
 The run tags itself with its symbols and writes a heartbeat tag every ``HEARTBEAT_S`` seconds: the keep-alive
-sensor (``sensors.py``) uses them to restart a run that died without Dagster noticing, and one whose symbols are
+sensor (``keepalive.py``) uses them to restart a run that died without Dagster noticing, and one whose symbols are
 no longer the configured ones. While the exchange is unreachable the stream backs off (up to 30 s between
 attempts, at most 60 attempts per 5 minutes) and the run says so in its log; it does not exit.
 """

@@ -1,14 +1,5 @@
-"""The two sensors that make the pipeline heal itself, both on by default (``dagster dev`` needs no click).
+"""The gap backfill sensor, on by default (``dagster dev`` needs no click). (The keep-alive is ``keepalive.py``.)
 
-- ``live_stream_keepalive`` keeps exactly one `live_trades_stream` run alive. A run counts as alive while it is
-  queued, starting, or started with a fresh heartbeat; a started run whose heartbeat is older than
-  ``STALE_AFTER_S``, or that has none ``FIRST_BEAT_WITHIN_S`` after its start, died without Dagster noticing
-  (``dagster dev`` killed hard) or is cut off: its worker is stopped through the run launcher and the run is marked
-  failed; a canceling run as silent (its worker died before it could record the end) is marked canceled. A run
-  streaming other symbols than the configured ones is cancelled and replaced. After repeated failures in a row the
-  next start waits (1, 2, 4 ... up to 15 minutes): no crash loop. A canceled run (stopped on purpose: Ctrl-C on
-  ``dagster dev``, Terminate in the UI, a change of symbols) is no failure and ends the row: the next start is at
-  once.
 - ``raw_trades_gap_backfill`` looks back over the last ``CRYPTO_GAP_LOOKBACK_HOURS`` for minute partitions of
   `raw_trades/<symbol>` that ended more than ``CRYPTO_GAP_SETTLE_SECONDS`` ago and are neither materialized nor
   in flight, and backfills them (over REST, or the archive where cheaper: ``fetch_cost``), at most
@@ -53,26 +44,17 @@ from dagster import (
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
-    SkipReason,
     TimeWindowPartitionsDefinition,
     sensor,
 )
 
 from crypto_assets.defs.names import IN_FLIGHT_STATUSES, RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
 from crypto_assets.defs.partitions import materialized_minutes
-from crypto_assets.defs.raw.live_stream import HEARTBEAT_TAG, STREAM_JOB, SYMBOLS_TAG
 from crypto_assets.defs.raw.resources import ExchangeResource
 from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable, utc_text
 from crypto_assets.minutes import MINUTE_MS, contiguous_ranges, floor_minute, minute_key, minute_start_ms
 from crypto_assets.settings import Settings
 
-STALE_AFTER_S = 45  # no heartbeat for this long (it beats every 15 s: three missed beats): the process is gone
-# A started run's first beat comes once its step process has loaded the definitions: seen taking over 50 s on two
-# busy cores (two healthy runs were failed for it at 45 s). The same bound as the production run monitoring's
-# start_timeout_seconds.
-FIRST_BEAT_WITHIN_S = 180
-FAILURE_BACKOFF_AFTER = 3  # failed stream runs in a row before starts are spaced out
-MAX_BACKOFF_S = 15 * 60
 GAP_TAG = "crypto_assets/gap_backfill"  # value: the symbol
 GAP_MINUTES_PER_RUN = 60
 MAX_RUNS_PER_TICK = 6
@@ -86,98 +68,6 @@ SEEN_SLACK_S = 60  # ended runs are read from this long before the newest one se
 WAITS_LISTED = 10  # waiting ranges named in a tick's log / skip reason
 WHY_MAX_CHARS = 300
 ENDED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
-
-
-def build_live_stream_keepalive(stream_job: JobDefinition, symbols: Sequence[str]) -> SensorDefinition:
-    configured = ",".join(symbols)
-
-    @sensor(
-        name="live_stream_keepalive",
-        job=stream_job,
-        default_status=DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=20,
-        description="Keeps exactly one live_trades_stream run alive, streaming the configured symbols.",
-    )
-    def live_stream_keepalive(context: SensorEvaluationContext):
-        instance = context.instance
-        now = time.time()
-        alive = []
-        for record in instance.get_run_records(RunsFilter(job_name=STREAM_JOB, statuses=IN_FLIGHT_STATUSES)):
-            run = record.dagster_run
-            if run.status in (DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING):
-                silence = _silence(run, record, now)
-                if silence:
-                    _end_silent_run(context, run, silence)
-                    continue
-            if run.tags.get(SYMBOLS_TAG) != configured and run.status != DagsterRunStatus.CANCELING:
-                context.log.info(
-                    f"stream run {run.run_id} streams {run.tags.get(SYMBOLS_TAG)}, configured: "
-                    f"{configured}: cancelling it"
-                )
-                instance.run_coordinator.cancel_run(run.run_id)
-            alive.append(run)
-        if alive:
-            return SkipReason(f"stream run {alive[0].run_id} is {alive[0].status.value}")
-        wait = _backoff_s(instance, now)
-        if wait > 0:
-            return SkipReason(f"the last stream runs failed in a row: next start in {wait:.0f}s")
-        return RunRequest(tags={SYMBOLS_TAG: configured})
-
-    return live_stream_keepalive
-
-
-def _silence(run, record, now: float) -> str | None:
-    """Why a started stream run counts as dead, or None: no heartbeat for ``STALE_AFTER_S``, or none yet
-    ``FIRST_BEAT_WITHIN_S`` after the run started."""
-    beat = run.tags.get(HEARTBEAT_TAG)
-    if beat:
-        silent_s = now - float(beat)
-        return f"no heartbeat for {silent_s:.0f}s" if silent_s > STALE_AFTER_S else None
-    silent_s = now - (record.start_time or record.create_timestamp.timestamp())
-    return f"no heartbeat {silent_s:.0f}s after its start" if silent_s > FIRST_BEAT_WITHIN_S else None
-
-
-def _end_silent_run(context: SensorEvaluationContext, run, silence: str) -> None:
-    """A started (or canceling) stream run that is silent (``silence`` says how): its worker is stopped through the
-    run launcher first (a worker that lives but cannot write its heartbeat, e.g. cut off from the instance's database,
-    must not stream beside the next run; a Docker or Kubernetes launcher stops its container or pod, the default
-    launcher asks the code server), then the run is marked failed, or canceled if it was being canceled (it was
-    stopped on purpose and its worker died before recording the end, e.g. ``dagster dev`` killed hard right after a
-    Ctrl-C: left canceling, it would count as alive for ever where run monitoring is off, as under ``dagster dev``).
-    A worker that is gone already is the usual case: the launcher finds nothing to stop, and Dagster's run
-    monitoring may have marked the run failed as well."""
-    instance = context.instance
-    canceling = run.status == DagsterRunStatus.CANCELING
-    verdict = "canceled" if canceling else "failed"
-    try:
-        instance.run_launcher.terminate(run.run_id)
-    except Exception as exc:  # noqa: BLE001 - an unreachable code server or container API must not keep a dead run
-        context.log.warning(f"could not stop stream run {run.run_id}'s worker ({exc}); marking it {verdict} anyway")
-    message = (
-        f"{silence}: the run's process is gone or cut off (e.g. its host, container or `dagster dev` was killed); "
-        f"its worker was stopped"
-    )
-    if canceling:
-        instance.report_run_canceled(run, message)
-    else:
-        instance.report_run_failed(run, message)
-    context.log.warning(f"marked stream run {run.run_id} {verdict}: {silence}")
-
-
-def _backoff_s(instance, now: float) -> float:
-    """Seconds to wait before starting a stream run again, after FAILURE_BACKOFF_AFTER or more failures in a row
-    (newest first). Any other end breaks the row: a canceled run was stopped on purpose (Ctrl-C on `dagster dev`, the
-    UI, a change of symbols), and the next start must not wait for the failures before it."""
-    records = instance.get_run_records(RunsFilter(job_name=STREAM_JOB), limit=12)
-    failures = 0
-    for record in records:
-        if record.dagster_run.status != DagsterRunStatus.FAILURE:
-            break
-        failures += 1
-    if failures < FAILURE_BACKOFF_AFTER:
-        return 0.0
-    last_end = records[0].end_time or records[0].update_timestamp.timestamp()
-    return max(0.0, last_end + min(MAX_BACKOFF_S, 60 * 2 ** (failures - FAILURE_BACKOFF_AFTER)) - now)
 
 
 @dataclass

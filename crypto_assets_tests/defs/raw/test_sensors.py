@@ -13,8 +13,15 @@ from dagster import (
 from crypto_assets.definitions import build_definitions
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
 from crypto_assets.defs.raw import RAW_TRADES_JOB
-from crypto_assets.defs.raw.live_stream import HEARTBEAT_TAG, SYMBOLS_TAG
-from crypto_assets.defs.raw.sensors import FIRST_BEAT_WITHIN_S, GAP_TAG
+from crypto_assets.defs.raw.keepalive import (
+    FAILURE_BACKOFF_AFTER,
+    FIRST_BEAT_WITHIN_S,
+    STREAM_RESTART_BACKOFF,
+    build_live_stream_keepalive,
+)
+from crypto_assets.defs.raw.live_stream import HEARTBEAT_TAG, SYMBOLS_TAG, live_trades_stream
+from crypto_assets.defs.raw.resources import ExchangeResource
+from crypto_assets.defs.raw.sensors import GAP_TAG
 from crypto_assets.minutes import MINUTE_MS, contiguous_ranges, floor_minute, minute_key, minute_start_ms
 from crypto_assets.settings import Settings
 
@@ -31,8 +38,16 @@ def definitions(**env):
 
 
 def evaluate(defs, name, instance):
-    result = defs.resolve_sensor_def(name).evaluate_tick(build_sensor_context(instance=instance, definitions=defs))
-    return result
+    """One tick of the sensor ``name``."""
+    return defs.resolve_sensor_def(name).evaluate_tick(sensor_context(defs, name, instance))
+
+
+def sensor_context(defs, name, instance, cursor=None):
+    """The context of a tick of the sensor ``name``, with the definitions' resources it requires, as the code server
+    builds it (``build_sensor_context(definitions=...)`` alone gives it none)."""
+    required = defs.resolve_sensor_def(name).required_resource_keys
+    resources = {k: v for k, v in defs.get_repository_def().get_top_level_resources().items() if k in required}
+    return build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=resources)
 
 
 def stream_run(instance, defs, status, started_s_ago: float = 0, **tags):
@@ -120,6 +135,30 @@ def test_repeated_failures_space_out_the_restarts(instance):
         stream_run(instance, defs, DagsterRunStatus.FAILURE)
     result = evaluate(defs, "live_stream_keepalive", instance)
     assert not result.run_requests and "failed in a row" in result.skip_message
+
+
+def test_restarts_wait_1_2_4_minutes_up_to_15_after_failures_in_a_row(instance):
+    """The keep-alive's policy on the project's back-off rule: from the third failure in a row, 1 min, then doubled,
+    at most 15, counted from the last failure's end."""
+    assert [STREAM_RESTART_BACKOFF.delay_s(n) for n in range(1, 7)] == [60, 120, 240, 480, 900, 900]
+    defs = definitions()
+    for failures in range(1, FAILURE_BACKOFF_AFTER + 2):
+        stream_run(instance, defs, DagsterRunStatus.FAILURE)
+        result = evaluate(defs, "live_stream_keepalive", instance)
+        if failures < FAILURE_BACKOFF_AFTER:
+            assert len(result.run_requests) == 1  # (not launched here: the next failure is made by hand)
+            continue
+        wait = int(result.skip_message.rsplit("next start in ", 1)[1].rstrip("s"))
+        expected = STREAM_RESTART_BACKOFF.delay_s(failures - FAILURE_BACKOFF_AFTER + 1)
+        assert expected - 10 <= wait <= expected, result.skip_message
+
+
+def test_the_configured_symbols_are_the_exchange_resources(instance):
+    """What the stream op streams (``exchange.symbols``) is what the keep-alive asks for and compares runs with."""
+    sensor = build_live_stream_keepalive(live_trades_stream)
+    exchange = ExchangeResource(rest_url="http://127.0.0.1:1", ws_url="ws://127.0.0.1:1", symbols=["SOLUSDT"])
+    result = sensor.evaluate_tick(build_sensor_context(instance=instance, resources={"exchange": exchange}))
+    assert result.run_requests[0].tags[SYMBOLS_TAG] == "SOLUSDT"
 
 
 def test_a_canceled_run_ends_the_failure_row(instance):
