@@ -13,7 +13,6 @@ column cast has failed.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 
@@ -168,8 +167,11 @@ def parquet_to_table(data: bytes) -> pa.Table:
     """A minute file's bytes back as a ``TRADE_SCHEMA`` table (file metadata dropped). Files of the first lake
     layout (``decimal(18, 8)`` and a stored ``quote_qty``) read the same: the decimals widen exactly and the
     derived column is left out."""
-    table = pq.read_table(io.BytesIO(data), columns=TRADE_SCHEMA.names)
-    return table.replace_schema_metadata(None).cast(TRADE_SCHEMA)
+    # ParquetFile.read, one thread: a third of pq.read_table's cost per small file (no dataset set up for each file;
+    # the caller reads many files at once), bench/data_loading.py
+    table = pq.ParquetFile(pa.BufferReader(data)).read(columns=TRADE_SCHEMA.names, use_threads=False)
+    table = table.replace_schema_metadata(None)
+    return table if table.schema.equals(TRADE_SCHEMA) else table.cast(TRADE_SCHEMA)
 
 
 def quote_amounts(table: pa.Table) -> pa.ChunkedArray:
