@@ -25,7 +25,7 @@ from dagster._core.workspace.config_schema import ensure_workspace_config
 
 from crypto_assets.defs.analytics.assets import DUCKDB_POOL
 from crypto_assets.defs.raw import live_stream
-from crypto_assets.defs.raw.sensors import GAP_TAG
+from crypto_assets.defs.raw.gap_backfill import GAP_TAG
 from crypto_assets.settings import PROJECT_ROOT
 
 DEPLOY = PROJECT_ROOT / "deploy"

@@ -40,7 +40,7 @@ from dagster._core.instance.ref import InstanceRef
 
 from crypto_assets.defs.analytics.schedules import HOURLY_JOB
 from crypto_assets.defs.names import IN_FLIGHT_STATUSES
-from crypto_assets.defs.raw.sensors import GAP_TAG
+from crypto_assets.defs.raw.gap_backfill import GAP_TAG
 from crypto_assets.lake import lake_from_url
 from crypto_assets.minutes import MINUTE_MS, floor_minute
 from crypto_assets.minutes import hour_key as hour_key_of

@@ -5,7 +5,9 @@
 - ``io_manager``: ``raw_trades_io_manager``, which hands the trades of the minutes an asset depends on to it;
 - ``live_stream``: the ``live_trades_stream`` job, whose op runs the capture process and records its minutes;
 - ``keepalive``: ``live_stream_keepalive`` (exactly one streaming run, alive);
-- ``sensors``: ``raw_trades_gap_backfill`` (every minute the stream did not record, over REST);
+- ``gap_backfill``: ``raw_trades_gap_backfill`` (every minute the stream did not record, over REST), which asks the
+  pure planner ``gap_plan`` what to request, ``first_trades`` where each symbol's minutes start, and reads why a run
+  left minutes missing as ``miss_reasons`` values;
 - ``resources``: ``ExchangeResource`` (endpoints, symbols, the shared REST weight budget) and ``LakeResource``.
 """
 
@@ -13,11 +15,12 @@ from dagster import AssetSelection, Definitions, define_asset_job, in_process_ex
 
 from crypto_assets.defs.partitions import minute_partitions
 from crypto_assets.defs.raw.assets import build_raw_trades_asset
+from crypto_assets.defs.raw.gap_backfill import build_gap_backfill_sensor
+from crypto_assets.defs.raw.gap_plan import GapPolicy
 from crypto_assets.defs.raw.io_manager import RAW_TRADES_IO_MANAGER, RawTradesIOManager
 from crypto_assets.defs.raw.keepalive import build_live_stream_keepalive
 from crypto_assets.defs.raw.live_stream import live_trades_stream
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
-from crypto_assets.defs.raw.sensors import build_gap_backfill_sensor
 from crypto_assets.settings import Settings
 
 __all__ = ["RAW_TRADES_JOB", "build_raw_definitions", "raw_resources"]
@@ -44,7 +47,12 @@ def build_raw_definitions(settings: Settings) -> Definitions:
         jobs=[raw_job, live_trades_stream],
         sensors=[
             build_live_stream_keepalive(live_trades_stream),
-            build_gap_backfill_sensor(raw_job, settings.symbols, minutes, settings),
+            build_gap_backfill_sensor(
+                raw_job,
+                settings.symbols,
+                minutes,
+                GapPolicy(settings.gap_lookback_hours, settings.gap_settle_seconds, settings.gap_max_runs),
+            ),
         ],
         resources=raw_resources(ExchangeResource.from_settings(settings), LakeResource.from_settings(settings)),
     )

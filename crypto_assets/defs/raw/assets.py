@@ -11,7 +11,9 @@ result (``recording.py``: two events per minute, the materializations written as
 proven complete is neither written nor recorded: its partition gets a failed ``minute_complete`` whose description
 and metadata give each rule's result and the reasons; the op yields it, so the failure blocks what depends on the
 minute in the run, and the run fails at the end naming it and why, after recording the good minutes. The gap sensor or a
-retry fetches it again; the passing checks of a later materialization clear the failure.
+retry fetches it again; the passing checks of a later materialization clear the failure. Every failure of the op
+names its reason as a value in its metadata (``reason``: a ``miss_reasons.MissReason``, with a one-line ``detail``),
+which the gap sensor reads instead of the failure's text.
 
 A minute before the symbol's first trade (before its listing: no trade, no kline, nothing to prove) asked for by
 hand (UI / CLI backfill) is not refused: it is recorded as an empty partition (an empty Parquet file, like any
@@ -48,6 +50,7 @@ from pydantic import Field
 
 from crypto_assets.defs.names import raw_trades_key
 from crypto_assets.defs.raw.io_manager import RAW_TRADES_IO_MANAGER
+from crypto_assets.defs.raw.miss_reasons import MissReason, failure_metadata
 from crypto_assets.defs.raw.recording import (
     materialization_metadata,
     minute_check,
@@ -146,11 +149,19 @@ def build_raw_trades_asset(symbol: str, partitions_def: TimeWindowPartitionsDefi
                 finally:
                     weight = client.weight_spent
         except ExchangeUnreachable as exc:
-            raise Failure(description=f"{symbol}: exchange unreachable, nothing written: {exc}") from None
+            raise Failure(
+                description=f"{symbol}: exchange unreachable, nothing written: {exc}",
+                metadata=failure_metadata(MissReason.EXCHANGE_UNREACHABLE, str(exc)),
+            ) from None
         except ExchangeError as exc:
-            raise Failure(description=f"{symbol}: the exchange refused: {exc}") from None
+            raise Failure(
+                description=f"{symbol}: the exchange refused: {exc}",
+                metadata=failure_metadata(MissReason.EXCHANGE_REFUSED, str(exc)),
+            ) from None
         except LakeError as exc:
-            raise Failure(description=f"{symbol}: lake error: {exc}") from None
+            raise Failure(
+                description=f"{symbol}: lake error: {exc}", metadata=failure_metadata(MissReason.LAKE_FAILED, str(exc))
+            ) from None
 
         context.log.info(
             f"{symbol}: run peak memory {peak_rss_mb():.0f} MB (max RSS of the run process); REST weight spent {weight}"
@@ -173,6 +184,11 @@ def build_raw_trades_asset(symbol: str, partitions_def: TimeWindowPartitionsDefi
         )
         if problems:
             failed = [o for o in results if not o.ok]
+            lake_failed = next((o for o in failed if o.outcome == Outcome.NOT_STORED), None)
+            reason = failure_metadata(
+                MissReason.LAKE_FAILED if lake_failed else MissReason.MINUTES_NOT_RECORDED,
+                (lake_failed.problems if lake_failed else list(problems))[0],
+            )
             listed = "\n".join(f"- {p}" for p in list(problems)[:MAX_PROBLEMS_LISTED])
             more = (
                 f"\n- ... and {len(problems) - MAX_PROBLEMS_LISTED} more" if len(problems) > MAX_PROBLEMS_LISTED else ""
@@ -180,7 +196,10 @@ def build_raw_trades_asset(symbol: str, partitions_def: TimeWindowPartitionsDefi
             raise Failure(
                 description=f"{symbol}: {len(failed)} minute(s) not recorded (not proven complete, refused by the "
                 f"lake or failing a check); {recorded} recorded.\n{listed}{more}",
-                metadata={"minutes_not_recorded": MetadataValue.json([minute_key(o.minute_start_ms) for o in failed])},
+                metadata={
+                    "minutes_not_recorded": MetadataValue.json([minute_key(o.minute_start_ms) for o in failed]),
+                    **reason,
+                },
             )
 
     return raw_trades

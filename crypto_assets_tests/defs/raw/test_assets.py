@@ -75,6 +75,13 @@ def materializations(instance, symbol):
     }
 
 
+def failure_reason(result) -> tuple[str, str]:
+    """The reason and detail the run's step failure names in its metadata (what the gap sensor reads)."""
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data
+    metadata = failure.user_failure_data.metadata
+    return metadata["reason"].value, metadata["detail"].value
+
+
 def check_status(instance, symbol, check_name, partition):
     """'SUCCEEDED' / 'FAILED' for the latest evaluation of a check on one partition, None if never evaluated."""
     evaluation = check_evaluation(instance, symbol, check_name, partition)
@@ -223,6 +230,8 @@ def test_a_minute_the_kline_contradicts_is_neither_written_nor_recorded(simulato
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert f"minute {minute_key(lying)}: kline trade count" in failure.step_failure_data.error.message
+    reason, detail = failure_reason(result)
+    assert reason == "minutes_not_recorded" and f"minute {minute_key(lying)}: kline trade count" in detail
     assert instance.get_materialized_partitions(raw_trades_key("BTCUSDT")) == {minute_key(first)}
     assert lake_from_url(lake_url).read_minute("BTCUSDT", lying) is None
     assert_lake_equals_truth(simulator, lake_url, "BTCUSDT", first, first)
@@ -251,6 +260,8 @@ def test_unreachable_exchange_is_named_and_nothing_is_written(simulator, tmp_pat
     assert not result.success
     message = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error.message
     assert "unreachable" in message and url in message
+    reason, detail = failure_reason(result)
+    assert reason == "exchange_unreachable" and url in detail
     assert not (tmp_path / "lake").exists()
 
 
@@ -378,6 +389,8 @@ def test_a_failing_lake_fails_the_run_naming_it_and_records_nothing(simulator, t
     assert not result.success
     message = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error.message
     assert str(blocker) in message and "lake" in message
+    reason, detail = failure_reason(result)
+    assert reason == "lake_failed" and str(blocker) in detail
     assert instance.get_materialized_partitions(raw_trades_key("BTCUSDT")) == set()
     assert blocker.read_text() == "a file where the lake's folder should be"
 

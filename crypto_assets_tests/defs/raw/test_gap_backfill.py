@@ -1,30 +1,29 @@
-"""The gap sensor's order, back-off and first-trade bound, evaluated tick by tick against a real (SQLite) Dagster
-instance and the exchange simulator, both on one controllable clock (set in the past, so every minute the sensor asks
-for is a real partition). Runs are real where their outcome matters: `materialize` with the sensor's tags, the
-healthy symbols against the simulator, the broken one against a port nobody listens on."""
+"""The gap sensor (``gap_backfill.py``) evaluated tick by tick against a real (SQLite) Dagster instance and the exchange
+simulator: its order, back-off, first-trade bound, reasons and run keys, on one controllable clock (set in the past,
+so every minute the sensor asks for is a real partition). Runs are real where their outcome matters: `materialize`
+with the sensor's tags, the healthy symbols against the simulator, the broken one against a port nobody listens on.
+The planner's rules alone, without an instance: ``test_gap_plan.py``."""
 
 import json
+import time
 
 import pytest
-from dagster import AssetMaterialization, build_sensor_context, materialize
+from dagster import AssetMaterialization, RunsFilter, materialize
+from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
 from crypto_assets.definitions import build_definitions
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
 from crypto_assets.defs.partitions import minute_partitions
 from crypto_assets.defs.raw import RAW_TRADES_JOB, raw_resources
 from crypto_assets.defs.raw.assets import build_raw_trades_asset
+from crypto_assets.defs.raw.gap_backfill import GAP_TAG, build_gap_backfill_sensor
+from crypto_assets.defs.raw.gap_plan import GapCursor, GapPolicy
+from crypto_assets.defs.raw.miss_reasons import MissReason
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
-from crypto_assets.defs.raw.sensors import (
-    GAP_TAG,
-    backoff_s,
-    build_gap_backfill_sensor,
-    newest_first_ranges,
-    round_robin,
-)
-from crypto_assets.exchange.errors import utc_text
-from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key, minute_start_ms
+from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key, minute_start_ms, utc_text
 from crypto_assets.settings import Settings
 from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
+from crypto_assets_tests.defs.raw.conftest import sensor_context
 from crypto_assets_tests.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -52,8 +51,6 @@ class Clock:
 
 @pytest.fixture
 def clock():
-    import time
-
     return Clock(floor_minute(int(time.time() * 1000)) - 40 * MINUTE_MS + 20_000)  # 20 s into a minute
 
 
@@ -96,21 +93,23 @@ class Gap:
             self.defs.resolve_job_def(RAW_TRADES_JOB),
             self.settings.symbols,
             minute_partitions(1),
-            self.settings,
+            GapPolicy(self.settings.gap_lookback_hours, self.settings.gap_settle_seconds, self.settings.gap_max_runs),
             clock=clock.sensor_s,
         )
         self.instance = instance
         self.cursor: str | None = None
 
     def tick(self):
-        result = self.sensor.evaluate_tick(
-            build_sensor_context(instance=self.instance, cursor=self.cursor, definitions=self.defs)
-        )
+        result = self.sensor.evaluate_tick(sensor_context(self.defs, self.sensor, self.instance, self.cursor))
         self.cursor = result.cursor
         return result
 
     def state(self) -> dict:
         return json.loads(self.cursor)
+
+    def reasons(self) -> dict[str, set]:
+        """Why the waiting minutes of each symbol wait, as the cursor keeps it: values, not text."""
+        return {s: {w.reason for w in minutes.values()} for s, minutes in GapCursor.load(self.cursor).waits.items()}
 
 
 def ranges(result) -> list[tuple[str, int, int]]:
@@ -154,23 +153,6 @@ def fail_run(instance, gap, request, message):
     )
     instance.report_run_failed(run, message)
     return run
-
-
-# ---- pure helpers ------------------------------------------------------------------------------------------------
-def test_ranges_are_cut_from_the_newest_end_and_served_round_robin():
-    m = [x * MINUTE_MS for x in [0, 1, 2, 5, 6] + list(range(10, 80))]
-    assert [(a // MINUTE_MS, b // MINUTE_MS) for a, b in newest_first_ranges(m, 60)] == [
-        (20, 80),
-        (10, 20),
-        (5, 7),
-        (0, 3),
-    ]
-    queues = {"A": [(3, 4), (1, 2)], "B": [(9, 10)], "C": [(7, 8), (5, 6), (0, 1)]}
-    picked, turn = round_robin(["A", "B", "C"], queues, 5, 0)
-    assert picked == [("A", 3, 4), ("B", 9, 10), ("C", 7, 8), ("A", 1, 2), ("C", 5, 6)] and turn == 0
-    picked, turn = round_robin(["A", "B", "C"], queues, 2, 1)
-    assert picked == [("B", 9, 10), ("C", 7, 8)] and turn == 0
-    assert [backoff_s(n) // 60 for n in range(1, 9)] == [5, 10, 20, 40, 80, 160, 240, 240]
 
 
 # ---- order and first trades --------------------------------------------------------------------------------------
@@ -240,6 +222,8 @@ def test_a_minute_still_missing_after_its_run_waits_5_then_10_then_20_minutes(ma
             f"after {attempt} run(s) without it: run {run.run_id} failed: BTCUSDT: exchange unreachable "
             f"(attempt {attempt})"
         ) in message, message
+        # a failure reported from outside the raw op names no reason of the op's: the run failed, its message shown
+        assert gap.reasons() == {"BTCUSDT": {MissReason.RUN_FAILED}}
         clock.advance(wait_min * 60 - 1)  # a second before the end of the wait: still waiting
         materialize_minutes(instance, "BTCUSDT", range(now_minute, floor_minute(clock.ms), MINUTE_MS))
         now_minute = floor_minute(clock.ms)
@@ -254,6 +238,7 @@ def test_a_minute_still_missing_after_its_run_waits_5_then_10_then_20_minutes(ma
     instance.report_run_canceled(run)
     clock.advance(15)
     assert f"after 4 run(s) without it: run {run.run_id} was canceled" in gap.tick().skip_message
+    assert gap.reasons() == {"BTCUSDT": {MissReason.RUN_CANCELED}}
     materialize_minutes(instance, "BTCUSDT", hole)
     result = gap.tick()
     assert "wait" not in result.skip_message and gap.state()["waits"] == {}
@@ -288,6 +273,8 @@ def test_an_unprovable_range_waits_while_healthy_ranges_are_backfilled(market, c
     assert not result.run_requests
     assert f"ETHUSDT {minute_key(bad[0])}..{minute_key(bad[1])} (3 min) waits until" in result.skip_message
     assert "unreachable" in result.skip_message and dead_url in result.skip_message
+    # read from the raw op's failure metadata, not its text
+    assert gap.reasons() == {"ETHUSDT": {MissReason.EXCHANGE_UNREACHABLE}}
 
     clock.advance(150)  # two more minutes end: both symbols' new minutes are backfilled, ETHUSDT's bad range waits
     fresh = (now_minute, now_minute + MINUTE_MS)
@@ -305,3 +292,113 @@ def test_an_unprovable_range_waits_while_healthy_ranges_are_backfilled(market, c
     assert all(launch(result).values())
     result = gap.tick()
     assert not result.run_requests and gap.state()["waits"] == {} and "wait" not in result.skip_message
+
+
+# ---- run keys: what is requested, never the clock ------------------------------------------------------------------
+def test_a_tick_evaluated_again_asks_for_the_same_run_keys_and_a_retry_for_a_new_one(market, clock, instance, tmp_path):
+    """Dagster launches at most one run per run key of a sensor (a request whose key the sensor used already is
+    skipped): the same tick evaluated again, seconds later, must repeat its keys, and the retry of a range whose run
+    ended must not."""
+    gap = Gap(instance, clock, market.rest_url, ["BTCUSDT", "ETHUSDT"], tmp_path, CRYPTO_GAP_MAX_RUNS="4")
+    now_minute = floor_minute(clock.ms)
+    hole = (now_minute - 12 * MINUTE_MS, now_minute - 11 * MINUTE_MS)
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        materialize_minutes(
+            instance, symbol, [m for m in range(market.market.origin_ms, now_minute, MINUTE_MS) if m not in hole]
+        )
+    first = gap.tick()
+    keys = [r.run_key for r in first.run_requests]
+    assert keys == [f"gap:{s}:{minute_key(hole[0])}..{minute_key(hole[1])}#1" for s in ("BTCUSDT", "ETHUSDT")]
+
+    gap.cursor = None  # the same tick again (its cursor was not stored), 3 s later
+    clock.advance(3)
+    assert [r.run_key for r in gap.tick().run_requests] == keys
+
+    # BTCUSDT's run is launched with its key (as the daemon tags it) and fails; after the wait, the retry is new
+    [request] = [r for r in first.run_requests if r.tags[GAP_TAG] == "BTCUSDT"]
+    run = instance.create_run_for_job(
+        gap.defs.resolve_job_def(RAW_TRADES_JOB),
+        tags={**request.tags, RUN_KEY_TAG: request.run_key, SENSOR_NAME_TAG: gap.sensor.name},
+        asset_selection=frozenset(request.asset_selection),
+    )
+    instance.report_run_failed(run, "BTCUSDT: exchange unreachable")
+    materialize_minutes(instance, "ETHUSDT", hole)
+    clock.advance(15)
+    assert not gap.tick().run_requests  # BTCUSDT's hole waits 5 min
+    clock.advance(5 * 60)
+    materialize_minutes(instance, "BTCUSDT", range(now_minute, floor_minute(clock.ms), MINUTE_MS))
+    materialize_minutes(instance, "ETHUSDT", range(now_minute, floor_minute(clock.ms), MINUTE_MS))
+    [retry] = gap.tick().run_requests
+    assert ranges_of(retry) == ranges_of(request) == hole
+    assert retry.run_key == f"gap:BTCUSDT:{minute_key(hole[0])}..{minute_key(hole[1])}#2"
+    assert instance.get_runs(RunsFilter(tags={RUN_KEY_TAG: request.run_key})) == [instance.get_run_by_id(run.run_id)]
+    assert not instance.get_runs(RunsFilter(tags={RUN_KEY_TAG: retry.run_key}))  # a key Dagster will launch
+
+
+# ---- with the real clock and the session's simulator ---------------------------------------------------------------
+SYMBOLS = "BTCUSDT,ETHUSDT"
+
+
+def gap_definitions(simulator, **env):
+    """Definitions whose gap sensor asks the (session's) simulator for each symbol's first trade (the start of its
+    history); the default weight budget folder, as the other tests of that simulator use."""
+    return build_definitions(
+        Settings.from_env(
+            {"CRYPTO_SYMBOLS": SYMBOLS, "CRYPTO_PARTITION_DAYS": "1", "BINANCE_REST_URL": simulator.rest_url, **env},
+            dotenv_path=None,
+        )
+    )
+
+
+def evaluate(defs, instance):
+    sensor = defs.resolve_sensor_def("raw_trades_gap_backfill")
+    return sensor.evaluate_tick(sensor_context(defs, sensor, instance))
+
+
+def test_missing_minutes_become_one_run_per_range_newest_first(simulator, instance):
+    defs = gap_definitions(
+        simulator, CRYPTO_GAP_LOOKBACK_HOURS="1", CRYPTO_GAP_SETTLE_SECONDS="60", CRYPTO_GAP_MAX_RUNS="3"
+    )
+    now = floor_minute(int(time.time() * 1000))
+    origin = simulator.market.origin_ms  # the first trade of both symbols
+    window = list(range(origin, now - MINUTE_MS, MINUTE_MS))  # minutes ended >= 60 s ago, roughly
+    older, newer = window[0:1], window[2:4]
+    materialize_minutes(instance, "BTCUSDT", [m for m in window if m not in older + newer])
+    materialize_minutes(instance, "ETHUSDT", window)
+    result = evaluate(defs, instance)
+    requests = [r for r in result.run_requests if r.tags[RANGE_START_TAG] <= minute_key(window[-1])]
+    assert len(requests) >= 2, result.skip_message
+    first, second = requests[0], requests[1]
+    assert first.asset_selection == [raw_trades_key("BTCUSDT")] and first.tags[GAP_TAG] == "BTCUSDT"
+    assert (first.tags[RANGE_START_TAG], first.tags[RANGE_END_TAG]) == (minute_key(newer[0]), minute_key(newer[-1]))
+    assert (second.tags[RANGE_START_TAG], second.tags[RANGE_END_TAG]) == (minute_key(older[0]),) * 2
+    # nothing before the first trade, nothing that has not settled, nothing already materialized
+    for request in result.run_requests:
+        assert minute_start_ms(request.tags[RANGE_START_TAG]) >= origin
+        assert minute_start_ms(request.tags[RANGE_END_TAG]) + MINUTE_MS <= time.time() * 1000 - 60_000
+    assert len(result.run_requests) <= 3
+
+
+def test_ranges_in_flight_are_not_asked_for_twice_and_runs_are_capped(simulator, instance):
+    defs = gap_definitions(simulator, CRYPTO_GAP_LOOKBACK_HOURS="1", CRYPTO_GAP_MAX_RUNS="2")
+    job = defs.resolve_job_def(RAW_TRADES_JOB)
+    first = evaluate(defs, instance).run_requests
+    assert len(first) == 2  # every minute of both symbols is missing: one range each, capped at 2 runs
+    for request in first:
+        instance.create_run_for_job(job, tags=request.tags, asset_selection=frozenset(request.asset_selection))
+    result = evaluate(defs, instance)
+    assert not result.run_requests and "in flight" in result.skip_message
+    # with room for more runs, the ranges in flight are still not asked for again
+    defs = gap_definitions(simulator, CRYPTO_GAP_LOOKBACK_HOURS="1", CRYPTO_GAP_MAX_RUNS="4")
+    again = evaluate(defs, instance).run_requests or []
+    in_flight = {(r.tags[GAP_TAG], r.tags[RANGE_START_TAG]) for r in first}
+    assert not in_flight & {(r.tags[GAP_TAG], r.tags[RANGE_START_TAG]) for r in again}
+
+
+def test_no_gap_no_run(simulator, instance):
+    defs = gap_definitions(simulator, CRYPTO_GAP_LOOKBACK_HOURS="1")
+    now = floor_minute(int(time.time() * 1000))
+    for symbol in SYMBOLS.split(","):
+        materialize_minutes(instance, symbol, range(now - 62 * MINUTE_MS, now, MINUTE_MS))
+    result = evaluate(defs, instance)
+    assert not result.run_requests and "no gap due in BTCUSDT, ETHUSDT" in result.skip_message

@@ -1,18 +1,11 @@
-"""The keep-alive and gap sensors evaluated against a real (SQLite) Dagster instance holding real run records and
-materializations."""
+"""The keep-alive sensor evaluated against a real (SQLite) Dagster instance holding real run records."""
 
 import time
 from datetime import UTC, datetime, timedelta
 
-from dagster import (
-    AssetMaterialization,
-    DagsterRunStatus,
-    build_sensor_context,
-)
+from dagster import DagsterRunStatus, build_sensor_context
 
 from crypto_assets.definitions import build_definitions
-from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
-from crypto_assets.defs.raw import RAW_TRADES_JOB
 from crypto_assets.defs.raw.keepalive import (
     FAILURE_BACKOFF_AFTER,
     FIRST_BEAT_WITHIN_S,
@@ -21,9 +14,8 @@ from crypto_assets.defs.raw.keepalive import (
 )
 from crypto_assets.defs.raw.live_stream import HEARTBEAT_TAG, SYMBOLS_TAG, live_trades_stream
 from crypto_assets.defs.raw.resources import ExchangeResource
-from crypto_assets.defs.raw.sensors import GAP_TAG
-from crypto_assets.minutes import MINUTE_MS, contiguous_ranges, floor_minute, minute_key, minute_start_ms
 from crypto_assets.settings import Settings
+from crypto_assets_tests.defs.raw.conftest import sensor_context
 
 SYMBOLS = "BTCUSDT,ETHUSDT"
 
@@ -39,15 +31,8 @@ def definitions(**env):
 
 def evaluate(defs, name, instance):
     """One tick of the sensor ``name``."""
-    return defs.resolve_sensor_def(name).evaluate_tick(sensor_context(defs, name, instance))
-
-
-def sensor_context(defs, name, instance, cursor=None):
-    """The context of a tick of the sensor ``name``, with the definitions' resources it requires, as the code server
-    builds it (``build_sensor_context(definitions=...)`` alone gives it none)."""
-    required = defs.resolve_sensor_def(name).required_resource_keys
-    resources = {k: v for k, v in defs.get_repository_def().get_top_level_resources().items() if k in required}
-    return build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=resources)
+    sensor = defs.resolve_sensor_def(name)
+    return sensor.evaluate_tick(sensor_context(defs, sensor, instance))
 
 
 def stream_run(instance, defs, status, started_s_ago: float = 0, **tags):
@@ -182,72 +167,3 @@ def test_a_silent_canceling_run_is_marked_canceled_and_replaced(instance):
     result = evaluate(defs, "live_stream_keepalive", instance)
     assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.CANCELED
     assert len(result.run_requests) == 1
-
-
-# ---- gap backfill ----------------------------------------------------------------------------------------------------
-def materialize_minutes(instance, symbol, minutes):
-    for minute in minutes:
-        instance.report_runless_asset_event(AssetMaterialization(raw_trades_key(symbol), partition=minute_key(minute)))
-
-
-def test_ranges_are_contiguous_and_capped():
-    m = [0, 1, 2, 5, 6] + list(range(10, 80))
-    ranges = contiguous_ranges([x * MINUTE_MS for x in m], 60)
-    assert [(a // MINUTE_MS, b // MINUTE_MS) for a, b in ranges] == [(0, 3), (5, 7), (10, 70), (70, 80)]
-    unbounded = contiguous_ranges([x * MINUTE_MS for x in m])
-    assert [(a // MINUTE_MS, b // MINUTE_MS) for a, b in unbounded] == [(0, 3), (5, 7), (10, 80)]
-
-
-def gap_definitions(simulator, tmp_path, **env):
-    """Definitions whose gap sensor asks the (session's) simulator for each symbol's first trade (the start of its
-    history); the default weight budget folder, as the other tests of that simulator use."""
-    return definitions(BINANCE_REST_URL=simulator.rest_url, **env)
-
-
-def test_missing_minutes_become_one_run_per_range_newest_first(simulator, instance, tmp_path):
-    defs = gap_definitions(
-        simulator, tmp_path, CRYPTO_GAP_LOOKBACK_HOURS="1", CRYPTO_GAP_SETTLE_SECONDS="60", CRYPTO_GAP_MAX_RUNS="3"
-    )
-    now = floor_minute(int(time.time() * 1000))
-    origin = simulator.market.origin_ms  # the first trade of both symbols
-    window = list(range(origin, now - MINUTE_MS, MINUTE_MS))  # minutes ended >= 60 s ago, roughly
-    older, newer = window[0:1], window[2:4]
-    materialize_minutes(instance, "BTCUSDT", [m for m in window if m not in older + newer])
-    materialize_minutes(instance, "ETHUSDT", window)
-    result = evaluate(defs, "raw_trades_gap_backfill", instance)
-    requests = [r for r in result.run_requests if r.tags[RANGE_START_TAG] <= minute_key(window[-1])]
-    assert len(requests) >= 2, result.skip_message
-    first, second = requests[0], requests[1]
-    assert first.asset_selection == [raw_trades_key("BTCUSDT")] and first.tags[GAP_TAG] == "BTCUSDT"
-    assert (first.tags[RANGE_START_TAG], first.tags[RANGE_END_TAG]) == (minute_key(newer[0]), minute_key(newer[-1]))
-    assert (second.tags[RANGE_START_TAG], second.tags[RANGE_END_TAG]) == (minute_key(older[0]),) * 2
-    # nothing before the first trade, nothing that has not settled, nothing already materialized
-    for request in result.run_requests:
-        assert minute_start_ms(request.tags[RANGE_START_TAG]) >= origin
-        assert minute_start_ms(request.tags[RANGE_END_TAG]) + MINUTE_MS <= time.time() * 1000 - 60_000
-    assert len(result.run_requests) <= 3
-
-
-def test_ranges_in_flight_are_not_asked_for_twice_and_runs_are_capped(simulator, instance, tmp_path):
-    defs = gap_definitions(simulator, tmp_path, CRYPTO_GAP_LOOKBACK_HOURS="1", CRYPTO_GAP_MAX_RUNS="2")
-    job = defs.resolve_job_def(RAW_TRADES_JOB)
-    first = evaluate(defs, "raw_trades_gap_backfill", instance).run_requests
-    assert len(first) == 2  # every minute of both symbols is missing: one range each, capped at 2 runs
-    for request in first:
-        instance.create_run_for_job(job, tags=request.tags, asset_selection=frozenset(request.asset_selection))
-    result = evaluate(defs, "raw_trades_gap_backfill", instance)
-    assert not result.run_requests and "in flight" in result.skip_message
-    # with room for more runs, the ranges in flight are still not asked for again
-    defs = gap_definitions(simulator, tmp_path, CRYPTO_GAP_LOOKBACK_HOURS="1", CRYPTO_GAP_MAX_RUNS="4")
-    again = evaluate(defs, "raw_trades_gap_backfill", instance).run_requests or []
-    in_flight = {(r.tags[GAP_TAG], r.tags[RANGE_START_TAG]) for r in first}
-    assert not in_flight & {(r.tags[GAP_TAG], r.tags[RANGE_START_TAG]) for r in again}
-
-
-def test_no_gap_no_run(simulator, instance, tmp_path):
-    defs = gap_definitions(simulator, tmp_path, CRYPTO_GAP_LOOKBACK_HOURS="1")
-    now = floor_minute(int(time.time() * 1000))
-    for symbol in SYMBOLS.split(","):
-        materialize_minutes(instance, symbol, range(now - 62 * MINUTE_MS, now, MINUTE_MS))
-    result = evaluate(defs, "raw_trades_gap_backfill", instance)
-    assert not result.run_requests and "no gap due in BTCUSDT, ETHUSDT" in result.skip_message
