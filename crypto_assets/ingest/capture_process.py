@@ -34,6 +34,7 @@ import time
 
 import msgspec
 
+from crypto_assets.backoff import Backoff
 from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.exchange.stream import BinanceStream
 from crypto_assets.exchange.weight_budget import URGENT_RESERVE, WeightBudget
@@ -47,6 +48,7 @@ from crypto_assets.lake.store import LakeError, lake_from_url
 ALIVE_S = 5.0
 RETRY_FIRST_S = 2.0  # the spool's drainer looks this often; after a failed retry it waits twice as long ...
 RETRY_MAX_S = 15.0  # ... up to this
+SPOOL_RETRY = Backoff(RETRY_FIRST_S, RETRY_MAX_S)
 STATUS_S = 60.0  # while minutes wait in the spool, the log says so this often
 DRAINER_STOP_S = 10.0  # at exit, how long the capture loop waits for the drainer to finish what it writes
 # Memory: every minute ~60 s of trades are allocated and freed at once. With glibc's per-thread arenas capped, Arrow
@@ -244,7 +246,7 @@ def run(
 def _drain(capture: LiveCapture, send, stopping: threading.Event) -> None:
     """The spool's drainer: writes waiting minutes as soon as the lake answers, says what waits every STATUS_S.
     Returns once ``stopping`` is set."""
-    delay, next_status = 0.0, 0.0
+    delay, next_status, failures = 0.0, 0.0, 0
     while not stopping.wait(delay):
         try:
             for symbol, result in capture.drain_spool(stopping.is_set):
@@ -255,9 +257,14 @@ def _drain(capture: LiveCapture, send, stopping: threading.Event) -> None:
             send(LogLine("WARNING", f"draining the spool failed ({type(exc).__name__}: {exc}); retrying"))
         status = capture.spool_status()
         if status is None:
-            delay, next_status = RETRY_FIRST_S, 0.0  # the next wait is reported at once, then every STATUS_S
+            delay, next_status, failures = (
+                RETRY_FIRST_S,
+                0.0,
+                0,
+            )  # the next wait is reported at once, then every STATUS_S
             continue
-        delay = min(RETRY_MAX_S, max(RETRY_FIRST_S, delay * 2))  # the lake failed again: back off
+        failures += 1  # the lake failed again: back off (4, 8, 15 s)
+        delay = SPOOL_RETRY.delay_s(failures + 1)
         if time.monotonic() >= next_status:
             send(LogLine("WARNING", status))
             next_status = time.monotonic() + STATUS_S
