@@ -49,7 +49,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dagster import DagsterEventType, EventRecordsFilter  # noqa: E402
 
 from crypto_assets.defs.names import raw_trades_key  # noqa: E402
-from crypto_assets.ingest.capture_process import ENVIRONMENT, LogLine, MinuteDecided, command, decode_message  # noqa: E402,E501
+from crypto_assets.ingest.capture_process import (  # noqa: E402
+    ENVIRONMENT,
+    CaptureConfig,
+    LogLine,
+    MinuteDecided,
+    command,
+    decode_message,
+)
 from crypto_assets.ingest.minute_checks import MINUTE_CHECK  # noqa: E402
 from crypto_assets.lake import LocalLake  # noqa: E402
 from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key, minute_start_ms  # noqa: E402
@@ -266,14 +273,16 @@ def hostile(minutes: float) -> None:
         budget_dir.mkdir()
         capture = CaptureProcess(
             command(
-                sim.ws_url,
-                sim.rest_url,
-                str(budget_dir),
-                list(SYMBOLS),
-                str(lake_path),
-                None,
-                str(workdir / "spool"),
-                256,
+                CaptureConfig(
+                    ws_url=sim.ws_url,
+                    rest_url=sim.rest_url,
+                    budget_dir=str(budget_dir),
+                    symbols=list(SYMBOLS),
+                    lake_url=str(lake_path),
+                    endpoint_url=None,
+                    spool_dir=str(workdir / "spool"),
+                    spool_max_mb=256,
+                )
             ),
             workdir,
         )

@@ -12,7 +12,7 @@ message per line:
 (outcome, path, summary, each rule's result, reasons, when it was written), converted from and back to the domain's
 ``MinuteResult`` (``MinuteDecided.of`` / ``.result()``), so either can change without the other.
 
-A minute the lake cannot take now (``LakeError``) waits in the spool (``--spool-dir``, at most ``--spool-max-mb``;
+A minute the lake cannot take now (``LakeError``) waits in the spool (``spool_dir``, at most ``spool_max_mb``;
 see ``spool.py``); a thread retries it every ``RETRY_FIRST_S`` seconds, backing off to ``RETRY_MAX_S`` while the
 lake keeps failing, and reports each drained minute like any other. While minutes wait it logs every ``STATUS_S``
 how many, since when and why. A restarted process finds the spooled minutes and drains them first.
@@ -25,7 +25,6 @@ parent-death signal). Errors go to stderr with a non-zero exit. No Dagster impor
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
@@ -137,38 +136,23 @@ decode_message = msgspec.json.Decoder(Message).decode
 encode_message = msgspec.json.Encoder().encode
 
 
-def command(
-    ws_url: str,
-    rest_url: str,
-    budget_dir: str,
-    symbols: list[str],
-    lake_url: str,
-    endpoint_url: str | None,
-    spool_dir: str,
-    spool_max_mb: int,
-) -> list[str]:
+class CaptureConfig(msgspec.Struct, frozen=True):
+    """What a capture process streams and where it writes: passed to it as one JSON argument."""
+
+    ws_url: str
+    rest_url: str  # where the stream repairs what it missed
+    budget_dir: str  # the REST weight budget shared with every other caller
+    symbols: list[str]
+    lake_url: str
+    endpoint_url: str | None  # an S3-compatible endpoint for an s3:// lake
+    spool_dir: str  # where decided minutes wait while the lake fails
+    spool_max_mb: int  # the spool's bound
+
+
+def command(config: CaptureConfig) -> list[str]:
     """The command line that starts a capture process with this interpreter (start it with ``ENVIRONMENT`` added
     to the environment)."""
-    args = [
-        sys.executable,
-        "-m",
-        "crypto_assets.ingest.capture_process",
-        "--ws-url",
-        ws_url,
-        "--rest-url",
-        rest_url,
-        "--budget-dir",
-        budget_dir,
-        "--symbols",
-        ",".join(symbols),
-        "--lake-url",
-        lake_url,
-        "--spool-dir",
-        spool_dir,
-        "--spool-max-mb",
-        str(spool_max_mb),
-    ]
-    return args + (["--endpoint-url", endpoint_url] if endpoint_url else [])
+    return [sys.executable, "-m", "crypto_assets.ingest.capture_process", msgspec.json.encode(config).decode()]
 
 
 class _Reporter(logging.Handler):
@@ -180,16 +164,8 @@ class _Reporter(logging.Handler):
         self.send(LogLine("WARNING" if record.levelno >= logging.WARNING else "INFO", record.getMessage()))
 
 
-def run(
-    ws_url: str,
-    rest_url: str,
-    budget_dir: str,
-    symbols: list[str],
-    lake_url: str,
-    endpoint_url: str | None,
-    spool_dir: str,
-    spool_max_mb: int,
-) -> None:
+def run(config: CaptureConfig) -> None:
+    symbols, rest_url = config.symbols, config.rest_url
     out = sys.stdout.buffer
     sending = threading.Lock()  # the capture loop and the spool's drainer both report
 
@@ -198,15 +174,15 @@ def run(
             out.write(encode_message(message) + b"\n")
             out.flush()
 
-    lake = lake_from_url(lake_url, endpoint_url)
+    lake = lake_from_url(config.lake_url, config.endpoint_url)
     for name in ("crypto_assets.exchange.stream", "crypto_assets.exchange.rest", "crypto_assets.ingest"):
         logger = logging.getLogger(name)
         logger.setLevel(logging.INFO)  # connects are INFO lines; the root logger's default would drop them
         logger.addHandler(_Reporter(send))
-    spool = MinuteSpool(spool_dir, spool_max_mb * 2**20)
+    spool = MinuteSpool(config.spool_dir, config.spool_max_mb * 2**20)
     if len(spool):
         send(LogLine("INFO", f"{len(spool)} minute(s) found in the spool {spool.folder}: written first"))
-    stream = BinanceStream(ws_url, symbols, silence_timeout_s=SILENCE_TIMEOUT_S)
+    stream = BinanceStream(config.ws_url, symbols, silence_timeout_s=SILENCE_TIMEOUT_S)
     # SIGINT as SIGTERM: Ctrl-C on `dagster dev` reaches this process with its whole process group; either way the
     # stream closes, the minutes decided so far are reported, and the process exits 0 (the minute in progress is
     # left to the gap backfill)
@@ -215,7 +191,7 @@ def run(
     rest = BinanceRestClient(
         rest_url,
         urgent=True,
-        budget=WeightBudget.for_host(rest_url, state_dir=budget_dir, urgent_reserve=URGENT_RESERVE),
+        budget=WeightBudget.for_host(rest_url, state_dir=config.budget_dir, urgent_reserve=URGENT_RESERVE),
     )
     capture = LiveCapture(lake, symbols, spool=spool, repairer=StreamRepairer(rest))
     capture.resume_from_lake()
@@ -292,31 +268,18 @@ def _die_with_parent() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Stream trades into the lake, reporting each minute on stdout.")
-    parser.add_argument("--ws-url", required=True)
-    parser.add_argument("--rest-url", required=True, help="where the stream repairs what it missed")
-    parser.add_argument("--budget-dir", required=True, help="the REST weight budget shared with every other caller")
-    parser.add_argument("--symbols", required=True, help="comma-separated, e.g. BTCUSDT,ETHUSDT")
-    parser.add_argument("--lake-url", required=True)
-    parser.add_argument("--endpoint-url", default=None)
-    parser.add_argument("--spool-dir", required=True, help="where decided minutes wait while the lake fails")
-    parser.add_argument("--spool-max-mb", required=True, type=int, help="the spool's bound")
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        (config,) = [msgspec.json.decode(arg, type=CaptureConfig) for arg in argv]
+    except (ValueError, msgspec.ValidationError) as exc:  # a wrong count of arguments, or not a CaptureConfig
+        print(f"usage: capture_process '<CaptureConfig as JSON>' ({exc})", file=sys.stderr)
+        return 2
     _die_with_parent()
     try:
-        run(
-            args.ws_url,
-            args.rest_url,
-            args.budget_dir,
-            args.symbols.split(","),
-            args.lake_url,
-            args.endpoint_url,
-            args.spool_dir,
-            args.spool_max_mb,
-        )
+        run(config)
     except BrokenPipeError:  # the parent is gone
         return 0
-    except (SpoolBusy, LakeError, OSError) as exc:  # e.g. the spool folder busy or not writable: one line, no trace
+    except (SpoolBusy, LakeError, OSError, ValueError) as exc:  # e.g. the spool busy, a bad lake URL: one line
         print(f"capture process stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     return 0

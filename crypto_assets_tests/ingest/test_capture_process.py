@@ -12,6 +12,7 @@ from crypto_assets.exchange.models import Kline
 from crypto_assets.ingest.capture_process import (
     ENVIRONMENT,
     Alive,
+    CaptureConfig,
     LogLine,
     MinuteDecided,
     command,
@@ -31,14 +32,16 @@ pytestmark = pytest.mark.integration
 def start(simulator, tmp_path):
     return subprocess.Popen(
         command(
-            simulator.ws_url,
-            simulator.rest_url,
-            str(tmp_path / "budget"),
-            ["BTCUSDT", "ETHUSDT"],
-            str(tmp_path / "lake"),
-            None,
-            str(tmp_path / "spool"),
-            64,
+            CaptureConfig(
+                ws_url=simulator.ws_url,
+                rest_url=simulator.rest_url,
+                budget_dir=str(tmp_path / "budget"),
+                symbols=["BTCUSDT", "ETHUSDT"],
+                lake_url=str(tmp_path / "lake"),
+                endpoint_url=None,
+                spool_dir=str(tmp_path / "spool"),
+                spool_max_mb=64,
+            )
         ),
         env={**os.environ, **ENVIRONMENT},
         stdout=subprocess.PIPE,
@@ -74,18 +77,22 @@ def test_stops_when_its_parent_stops_reading(simulator, tmp_path):
 
 def test_bad_arguments_fail_with_a_message(tmp_path):
     args = command(
-        "ws://127.0.0.1:1",
-        "http://127.0.0.1:1",
-        str(tmp_path / "budget"),
-        ["BTCUSDT"],
-        "ftp://nowhere",
-        None,
-        str(tmp_path / "spool"),
-        64,
+        CaptureConfig(
+            ws_url="ws://127.0.0.1:1",
+            rest_url="http://127.0.0.1:1",
+            budget_dir=str(tmp_path / "budget"),
+            symbols=["BTCUSDT"],
+            lake_url="ftp://nowhere",
+            endpoint_url=None,
+            spool_dir=str(tmp_path / "spool"),
+            spool_max_mb=64,
+        )
     )
     result = subprocess.run(args, capture_output=True, timeout=60)
     assert result.returncode != 0
     assert b"CRYPTO_LAKE_URL" in result.stderr or b"ftp://nowhere" in result.stderr
+    garbled = subprocess.run([*args[:-1], '{"ws_url": 1}'], capture_output=True, timeout=60)
+    assert garbled.returncode == 2 and b"CaptureConfig" in garbled.stderr
 
 
 def test_minutes_left_in_the_spool_are_written_first(simulator, tmp_path):

@@ -45,7 +45,14 @@ from crypto_assets.defs.names import raw_trades_key
 from crypto_assets.defs.raw.recording import minute_check, minute_materialization, record_materializations
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable, UnknownSymbol
-from crypto_assets.ingest.capture_process import ENVIRONMENT, LogLine, MinuteDecided, command, decode_message
+from crypto_assets.ingest.capture_process import (
+    ENVIRONMENT,
+    CaptureConfig,
+    LogLine,
+    MinuteDecided,
+    command,
+    decode_message,
+)
 from crypto_assets.minutes import minute_key
 
 STREAM_JOB = "live_trades_stream"
@@ -92,14 +99,16 @@ def _stream(context: OpExecutionContext, exchange: ExchangeResource, lake: LakeR
         return
     capture = subprocess.Popen(
         command(
-            exchange.ws_url,
-            exchange.rest_url,
-            exchange.weight_budget_dir,
-            symbols,
-            lake.url,
-            lake.endpoint_url,
-            lake.spool_dir,
-            lake.spool_max_mb,
+            CaptureConfig(
+                ws_url=exchange.ws_url,
+                rest_url=exchange.rest_url,
+                budget_dir=exchange.weight_budget_dir,
+                symbols=symbols,
+                lake_url=lake.url,
+                endpoint_url=lake.endpoint_url,
+                spool_dir=lake.spool_dir,
+                spool_max_mb=lake.spool_max_mb,
+            )
         ),
         env={**os.environ, **ENVIRONMENT},
         stdout=subprocess.PIPE,
