@@ -10,7 +10,7 @@ import re
 
 import requests
 
-from crypto_assets.minutes import utc_text  # noqa: F401 - TEMPORARY re-export, importers move to minutes
+from crypto_assets.minutes import utc_text
 
 
 class ExchangeUnreachable(Exception):

@@ -44,10 +44,8 @@ from typing import Protocol
 import pyarrow as pa
 
 from crypto_assets.exchange.archive import BinanceArchive
-from crypto_assets.exchange.errors import utc_text
 from crypto_assets.exchange.models import Kline, Trade
 from crypto_assets.ingest.archive_backfill import (
-    DAY_MS,
     ArchiveDay,
     ArchiveSource,
     archive_klines,
@@ -65,7 +63,7 @@ from crypto_assets.ingest.minute_checks import (
 )
 from crypto_assets.ingest.rest_backfill import RestClient, closed_klines, fetch_minutes
 from crypto_assets.lake.store import CorruptMinuteFile, Lake, LakeError
-from crypto_assets.minutes import MINUTE_MS, check_whole_minutes, contiguous_ranges, minute_key
+from crypto_assets.minutes import DAY_MS, MINUTE_MS, check_whole_minutes, contiguous_ranges, minute_key, utc_text
 
 REST_MINUTES_PER_PASS = 60  # minutes per REST paging pass: bounds the trades held at once (aggTrades: < 1 hour)
 NEIGHBOUR_WALK = 10  # minutes looked at on each side of a range to find the nearest earlier / later trade id

@@ -26,11 +26,10 @@ from crypto_assets.defs.partitions import minute_partitions
 from crypto_assets.defs.raw import raw_resources
 from crypto_assets.defs.raw.assets import build_raw_trades_asset
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
-from crypto_assets.exchange.errors import utc_text
 from crypto_assets.ingest.minute_checks import MINUTE_CHECK
 from crypto_assets.lake import lake_from_url
 from crypto_assets.lake.schema import trades_to_table
-from crypto_assets.minutes import MINUTE_MS, minute_key
+from crypto_assets.minutes import MINUTE_MS, minute_key, utc_text
 from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.conftest import SILENT_SYMBOL
 from crypto_assets_tests.ground_truth import past_minute, truth
