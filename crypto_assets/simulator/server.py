@@ -48,6 +48,19 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+# Every fault, declared once: its name under POST /_sim/faults/<name> -> (the Simulator method that injects it, the
+# key the HTTP answer puts its result under, if any). The method's keywords are the JSON body's fields.
+FAULTS: dict[str, tuple[str, str | None]] = {}
+
+
+def fault(name: str, result: str | None = None) -> Callable:
+    def declare(method: Callable) -> Callable:
+        FAULTS[name] = (method.__name__, result)
+        return method
+
+    return declare
+
+
 @dataclass
 class SimulatorConfig:
     symbols: list[SymbolConfig] = field(default_factory=lambda: [symbol_config(s) for s in DEFAULT_SYMBOLS])
@@ -195,18 +208,22 @@ class Simulator(ServedAt):
         return self.market[symbol].trades_between(start_ms, end_ms)
 
     # ---- faults (in process) ------------------------------------------------------------------------------------
+    @fault("drop", result="dropped")
     def drop_connections(self, symbol: str | None = None) -> int:
         """Drop stream connections (all, or those carrying ``symbol``) without a close frame."""
         return self._call(self.hub.drop, symbol)
 
+    @fault("half_open", result="silenced")
     def half_open(self, symbol: str | None = None, duration_s: float | None = None) -> int:
         """Go silent on stream connections without closing them: no data, no pings, no answers."""
         return self._call(self.hub.half_open, symbol, duration_s)
 
+    @fault("server_shutdown", result="notified")
     def server_shutdown(self, grace_s: float = 5.0) -> int:
         """Send ``serverShutdown`` on every connection and close them ``grace_s`` later."""
         return self._call(self.hub.server_shutdown, grace_s)
 
+    @fault("hostile")
     def hostile(self, enabled: bool = True, seed: int | None = None) -> dict:
         """Hostile mode on or off: every stream connection cut after 40-100 s (drop, half-open or serverShutdown),
         bursts of 10-50x a symbol's rate, empty minutes (see ``hostile.py``). The market changes only from the first
@@ -228,10 +245,12 @@ class Simulator(ServedAt):
         self.hub.set_hostile(self.hostile_seed)
         return {"enabled": enabled, "seed": self.hostile_seed, "from_ms": {s: f * 1000 for s, f in firsts.items()}}
 
+    @fault("malformed")
     def send_malformed(self, symbol: str, count: int = 1, kind: str | None = None) -> None:
         """Replace the next ``count`` trade frames of ``symbol`` with malformed ones (kinds cycle if not given)."""
         self._call(self.faults.add_malformed, symbol, count, kind)
 
+    @fault("bad_value")
     def bad_value(
         self,
         symbol: str,
@@ -258,6 +277,7 @@ class Simulator(ServedAt):
         self._call(self.faults.add_bad_value, symbol, chosen, field, value)
         return {"trade_id": chosen, "time_ms": int(trade.time[0]), "field": field, "value": value}
 
+    @fault("rest_errors")
     def fail_rest(self, count: int = 0, status: int = 503, duration_s: float = 0) -> None:
         """Answer the next ``count`` REST requests (or all for ``duration_s``) with a 5xx."""
 
@@ -268,6 +288,7 @@ class Simulator(ServedAt):
 
         self._call(apply)
 
+    @fault("latency")
     def set_latency(self, rest_ms: int | None = None, stream_ms: int | None = None) -> None:
         def apply():
             if rest_ms is not None:
@@ -277,6 +298,7 @@ class Simulator(ServedAt):
 
         self._call(apply)
 
+    @fault("rate_limit_storm")
     def rate_limit_storm(self, duration_s: float, retry_after_s: int = 1) -> None:
         """Answer every REST request with 429 (``Retry-After: retry_after_s``) for ``duration_s``."""
 
@@ -286,14 +308,17 @@ class Simulator(ServedAt):
 
         self._call(apply)
 
+    @fault("pause")
     def pause_symbol(self, symbol: str, duration_s: float | None = None) -> None:
         """Stop streaming ``symbol`` (trades keep happening; the stream skips them) until resumed."""
         self._call(self.faults.pause, symbol, self.clock(), duration_s)
 
+    @fault("resume")
     def resume_symbol(self, symbol: str) -> None:
         self._call(self.faults.resume, symbol)
 
     # ---- the daily archive (in process; see archive.py) ------------------------------------------------------------
+    @fault("archive_truncate")
     def archive_truncate(self, symbol: str, day: str, hours: float, kind: str = "trades") -> dict:
         """Publish ``kind`` of ``symbol`` on ``day`` holding only its first ``hours`` (0 <= hours < 24), with a
         CHECKSUM that matches the truncated file, until ``archive_reupload`` (the other kinds stay complete).
@@ -302,6 +327,7 @@ class Simulator(ServedAt):
         self._call(self.faults.truncate_archive, symbol, kind, day, int(round(float(hours) * 3_600_000)))
         return {"path": archive.ArchiveFile(kind, symbol, day).path}
 
+    @fault("archive_corrupt")
     def archive_corrupt(self, symbol: str, day: str, kind: str = "trades", part: str = "zip", count: int = 1) -> dict:
         """The next ``count`` downloads of the ``kind`` file of ``symbol`` on ``day`` fail their checksum: with
         ``part`` "zip" the zip comes with one byte changed (its CHECKSUM is right), with "checksum" the CHECKSUM
@@ -311,6 +337,7 @@ class Simulator(ServedAt):
         self._call(self.faults.corrupt_archive, symbol, kind, day, part, int(count))
         return {"path": archive.ArchiveFile(kind, symbol, day).path}
 
+    @fault("archive_broken")
     def archive_broken(self, symbol: str, day: str, kind: str = "trades", how: str = "cut") -> dict:
         """Publish ``kind`` of ``symbol`` on ``day`` as a broken zip whose CHECKSUM matches the broken bytes (Binance
         checksummed what it uploaded), until ``archive_reupload``: with ``how`` "cut" the zip breaks off halfway (no
@@ -320,12 +347,14 @@ class Simulator(ServedAt):
         self._call(self.faults.break_archive, symbol, kind, day, how)
         return {"path": archive.ArchiveFile(kind, symbol, day).path}
 
+    @fault("archive_unpublished")
     def archive_unpublished(self, day: str, symbol: str | None = None) -> None:
         """Every file of ``day`` (of ``symbol``, or of every symbol) answers 404 until ``archive_reupload``, as a day
         Binance has not published yet."""
         self._archive_day(symbol, day)
         self._call(self.faults.hold_back_archive, symbol, day)
 
+    @fault("archive_reupload")
     def archive_reupload(self, day: str, symbol: str | None = None) -> None:
         """End every archive fault of ``day`` (of ``symbol``, or of every symbol): the files at the same URLs are
         complete and right, as after Binance re-uploads them."""
@@ -343,6 +372,7 @@ class Simulator(ServedAt):
         if symbol is not None and symbol not in self.market:
             raise KeyError(f"unknown symbol {symbol}")
 
+    @fault("clear")
     def clear_faults(self) -> None:
         """Clear the injected faults (the archive's too); hostile mode stays as it is (``hostile(False)`` ends it), and
         a connection it cut half-open stays silent."""
@@ -462,45 +492,11 @@ class Simulator(ServedAt):
         if method != "POST" or not path.startswith("/_sim/faults/"):
             return None
         name = path.removeprefix("/_sim/faults/")
-        actions = {
-            "drop": lambda: {"dropped": self.hub.drop(args.get("symbol"))},
-            "half_open": lambda: {"silenced": self.hub.half_open(args.get("symbol"), args.get("duration_s"))},
-            "server_shutdown": lambda: {"notified": self.hub.server_shutdown(float(args.get("grace_s", 5.0)))},
-            "malformed": lambda: self.send_malformed(args["symbol"], int(args.get("count", 1)), args.get("kind")),
-            "bad_value": lambda: self.bad_value(
-                args["symbol"],
-                args.get("trade_id"),
-                args.get("at_or_after_ms"),
-                args.get("field", "price"),
-                args.get("value"),
-            ),
-            "rest_errors": lambda: self.fail_rest(
-                int(args.get("count", 0)), int(args.get("status", 503)), float(args.get("duration_s", 0))
-            ),
-            "latency": lambda: self.set_latency(args.get("rest_ms"), args.get("stream_ms")),
-            "rate_limit_storm": lambda: self.rate_limit_storm(
-                float(args["duration_s"]), int(args.get("retry_after_s", 1))
-            ),
-            "pause": lambda: self.pause_symbol(args["symbol"], args.get("duration_s")),
-            "resume": lambda: self.resume_symbol(args["symbol"]),
-            "clear": self.clear_faults,
-            "hostile": lambda: self._set_hostile(args.get("enabled", True), args.get("seed")),
-            "archive_truncate": lambda: self.archive_truncate(
-                args["symbol"], args["day"], args["hours"], args.get("kind", "trades")
-            ),
-            "archive_corrupt": lambda: self.archive_corrupt(
-                args["symbol"],
-                args["day"],
-                args.get("kind", "trades"),
-                args.get("part", "zip"),
-                int(args.get("count", 1)),
-            ),
-            "archive_broken": lambda: self.archive_broken(
-                args["symbol"], args["day"], args.get("kind", "trades"), args.get("how", "cut")
-            ),
-            "archive_unpublished": lambda: self.archive_unpublished(args["day"], args.get("symbol")),
-            "archive_reupload": lambda: self.archive_reupload(args["day"], args.get("symbol")),
-        }
-        if name not in actions:
+        if name not in FAULTS:
             return None
-        return actions[name]() or {"ok": True}
+        method, result_key = FAULTS[name]
+        try:
+            result = getattr(self, method)(**args)
+        except TypeError as exc:  # an argument the fault does not take, or one it needs missing
+            raise ValueError(f"fault {name}: {exc}") from None
+        return {result_key: result} if result_key else (result or {"ok": True})
