@@ -5,6 +5,8 @@ setup(
     version="0.1.0",
     description="Every Binance spot trade per minute, proven complete, as Dagster assets and dbt analytics.",
     python_requires=">=3.11",
+    # crypto_assets, and binance_simulator (the offline exchange for the tests and `make demo`): installed here, left
+    # out of the production image (deploy/Dockerfile copies crypto_assets alone)
     packages=find_packages(exclude=["crypto_assets_tests*", "bench*"]),
     install_requires=[
         # Dagster core and its libraries release in lockstep (1.13.N <-> 0.29.N): pin them together, or pip

@@ -87,11 +87,11 @@ import pyarrow.parquet as pq
 from dagster import DagsterEventType, DagsterInstance, RunsFilter
 from dagster._core.storage.tags import BACKFILL_ID_TAG
 
+from binance_simulator.market import symbol_config
+from binance_simulator.process import SimulatorProcess
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG
 from crypto_assets.lake.paths import minute_file_path
 from crypto_assets.minutes import MINUTE_MS, minute_key
-from crypto_assets.simulator.market import symbol_config
-from crypto_assets.simulator.process import SimulatorProcess
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from crypto_assets_tests.postgres_server import postgres_server  # noqa: E402

@@ -65,6 +65,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
+from binance_simulator.market import UNITS, Market, symbol_config  # noqa: E402
 from crypto_assets.defs.names import raw_trades_key  # noqa: E402
 from crypto_assets.defs.partitions import materialized_minutes, minute_partitions  # noqa: E402
 from crypto_assets.defs.raw.io_manager import RawTradesIOManager  # noqa: E402
@@ -73,7 +74,6 @@ from crypto_assets.exchange.archive import day_start_ms  # noqa: E402
 from crypto_assets.lake import LocalLake  # noqa: E402
 from crypto_assets.lake.schema import TIMESTAMP, columns_to_table  # noqa: E402
 from crypto_assets.minutes import MINUTE_MS, minute_key  # noqa: E402
-from crypto_assets.simulator.market import UNITS, Market, symbol_config  # noqa: E402
 
 SYMBOL = "BTCUSDT"
 KEY: AssetKey = raw_trades_key(SYMBOL)

@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
+from binance_simulator.market import Market, symbol_config  # noqa: E402
 from crypto_assets.lake.paths import minute_file_path  # noqa: E402
 from crypto_assets.lake.schema import DECIMAL, TIMESTAMP, TRADE_SCHEMA, table_to_parquet  # noqa: E402
 from crypto_assets.minutes import MINUTE_MS  # noqa: E402
-from crypto_assets.simulator.market import Market, symbol_config  # noqa: E402
 from crypto_assets_tests.analytics_data import run_dbt, window_text  # noqa: E402
 
 DAY_MS = 1_763_683_200_000  # 2025-11-21 00:00 UTC

@@ -52,6 +52,7 @@ from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from binance_simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.definitions import build_definitions
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
 from crypto_assets.defs.partitions import minute_partitions
@@ -61,7 +62,6 @@ from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.archive import day_start_ms
 from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key
 from crypto_assets.settings import Settings
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.postgres_server import PostgresServer, missing_reason, postgres_server  # noqa: E402
 
 SYMBOL = "SOLUSDT"

@@ -14,9 +14,9 @@ import argparse
 import tempfile
 import time
 
+from binance_simulator.market import Market, symbol_config, units_to_decimal
 from crypto_assets.exchange.models import Trade
 from crypto_assets.lake import LocalLake
-from crypto_assets.simulator.market import Market, symbol_config, units_to_decimal
 
 ORIGIN_MS = 1_763_683_200_000  # 2025-11-21 00:00 UTC
 MINUTE_MS = 60_000

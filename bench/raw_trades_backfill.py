@@ -46,6 +46,8 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 from dagster import DagsterInstance, materialize
 
+from binance_simulator.market import symbol_config
+from binance_simulator.process import SimulatorProcess
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
 from crypto_assets.defs.partitions import minute_partitions
 from crypto_assets.defs.raw import raw_resources
@@ -57,8 +59,6 @@ from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.lake import lake_from_url
 from crypto_assets.lake.schema import trades_to_table
 from crypto_assets.minutes import MINUTE_MS, minute_key
-from crypto_assets.simulator.market import symbol_config
-from crypto_assets.simulator.process import SimulatorProcess
 
 NO_CAPTURE = """compute_logs:
   module: dagster._core.storage.noop_compute_log_manager

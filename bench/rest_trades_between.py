@@ -23,8 +23,8 @@ import time
 import urllib.request
 from collections import Counter
 
+from binance_simulator.process import SimulatorProcess
 from crypto_assets.exchange.rest import BinanceRestClient
-from crypto_assets.simulator.process import SimulatorProcess
 
 SYMBOL = "BTCUSDT"
 MINUTE_MS = 60_000

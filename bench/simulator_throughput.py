@@ -1,6 +1,6 @@
 """How many trades a second the simulator pushes over one WebSocket connection on loopback.
 
-The simulator runs as its own process (``python -m crypto_assets.simulator``) with one symbol trading
+The simulator runs as its own process (``python -m binance_simulator``) with one symbol trading
 far above any real rate; this process reads the stream with a minimal frame counter on a raw socket (so the
 reader is not the bottleneck) and reports trades/s and MB/s. Goal: >= 100,000 trades/s.
 
@@ -16,7 +16,7 @@ import socket
 import struct
 import time
 
-from crypto_assets.simulator.process import SimulatorProcess
+from binance_simulator.process import SimulatorProcess
 
 
 def count_frames(port: int, seconds: float, warmup: float = 2.0) -> tuple[int, int, float]:

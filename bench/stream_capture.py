@@ -22,9 +22,9 @@ import time
 
 import websocket
 
+from binance_simulator.process import SimulatorProcess
 from crypto_assets.exchange.models import Kline, Trade
 from crypto_assets.exchange.stream import BinanceStream
-from crypto_assets.simulator.process import SimulatorProcess
 
 SYMBOL = "BTCUSDT"
 

@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dagster import DagsterEventType, EventRecordsFilter  # noqa: E402
 
+from binance_simulator.process import SimulatorProcess  # noqa: E402
 from crypto_assets.defs.names import raw_trades_key  # noqa: E402
 from crypto_assets.ingest.capture_process import (  # noqa: E402
     ENVIRONMENT,
@@ -60,7 +61,6 @@ from crypto_assets.ingest.capture_process import (  # noqa: E402
 from crypto_assets.ingest.minute_checks import MINUTE_CHECK  # noqa: E402
 from crypto_assets.lake import LocalLake  # noqa: E402
 from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key, minute_start_ms  # noqa: E402
-from crypto_assets.simulator.process import SimulatorProcess  # noqa: E402
 from crypto_assets_tests.demo_process import Demo  # noqa: E402
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")

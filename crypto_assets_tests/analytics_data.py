@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from binance_simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.defs.analytics.dbt_project import dbt_executable
 from crypto_assets.lake import Lake, LocalLake
 from crypto_assets.minutes import MINUTE_MS, minute_key
 from crypto_assets.settings import DBT_PROJECT_DIR
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.ground_truth import truth
 
 HOUR_MS = 3_600_000

@@ -7,8 +7,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from binance_simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.lake import LocalLake
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.analytics_data import Hours, start_simulator, write_hours
 
 # A listed symbol that never trades: what a client sees for an illiquid market.

@@ -1,8 +1,8 @@
 """The exchange simulator's ground truth as the project's own records, for tests that compare against it."""
 
+from binance_simulator import Simulator
+from binance_simulator.market import units_to_decimal
 from crypto_assets.exchange.models import Trade
-from crypto_assets.simulator import Simulator
-from crypto_assets.simulator.market import units_to_decimal
 
 MINUTE_MS = 60_000
 

@@ -16,7 +16,6 @@ BASE = {"crypto_assets.minutes", "crypto_assets.backoff"}  # time and back-off: 
 ALLOWED = {
     "crypto_assets.minutes": set(),
     "crypto_assets.backoff": set(),
-    "crypto_assets.simulator": set(),
     "crypto_assets.exchange": BASE,
     "crypto_assets.lake": BASE | {"crypto_assets.exchange"},
     "crypto_assets.ingest": BASE | {"crypto_assets.exchange", "crypto_assets.lake"},
@@ -60,6 +59,20 @@ def forbidden(layer: str, names: set[str]) -> set[str]:
 LAYERED = sorted(path for path in ROOT.rglob("*.py") if layer_of(module_name(path)))
 
 
+SIMULATOR = Path(__file__).resolve().parents[1] / "binance_simulator"  # a package of its own, not in the image
+
+
+@pytest.mark.parametrize("path", sorted(SIMULATOR.rglob("*.py")), ids=lambda p: p.name)
+def test_the_simulator_imports_nothing_of_the_project_and_no_dagster(path):
+    names = imported(path.read_text(), "binance_simulator")
+    assert {n for n in names if n.split(".")[0] in ("crypto_assets", "dagster")} == set()
+
+
+def test_the_production_image_leaves_the_simulator_out():
+    dockerfile = (SIMULATOR.parent / "deploy" / "Dockerfile").read_text()
+    assert "COPY crypto_assets ./crypto_assets" in dockerfile and "binance_simulator" not in dockerfile
+
+
 @pytest.mark.parametrize("path", LAYERED, ids=[str(p.relative_to(ROOT)) for p in LAYERED])
 def test_a_module_imports_only_what_its_layer_allows(path):
     module = module_name(path)
@@ -68,7 +81,7 @@ def test_a_module_imports_only_what_its_layer_allows(path):
 
 
 def test_the_check_sees_every_form_of_import():
-    package = "crypto_assets.simulator"
+    package = "crypto_assets.minutes"
     source = (
         "from crypto_assets.exchange import endpoints\nimport crypto_assets.lake.store\nfrom .. import settings\n"
         "from . import wire\nfrom .market import Market\nimport dagster\nimport json\n"

@@ -38,6 +38,7 @@ import yaml
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 from dagster._core.instance.ref import InstanceRef
 
+from binance_simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.defs.analytics.schedules import HOURLY_JOB
 from crypto_assets.defs.names import IN_FLIGHT_STATUSES
 from crypto_assets.defs.raw.gap_backfill import GAP_TAG
@@ -45,7 +46,6 @@ from crypto_assets.lake import lake_from_url
 from crypto_assets.minutes import MINUTE_MS, floor_minute
 from crypto_assets.minutes import hour_key as hour_key_of
 from crypto_assets.settings import PROJECT_ROOT
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.demo_process import code_location_loaded, graphql
 from crypto_assets_tests.end_to_end_checks import (
     STREAM_QUERY,

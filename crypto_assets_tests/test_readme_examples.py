@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
+from binance_simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.definitions import build_definitions
 from crypto_assets.defs.analytics.schedules import HOURLY_JOB
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
 from crypto_assets.minutes import HOUR_MS, MINUTE_MS, minute_key
 from crypto_assets.minutes import hour_key as hour_key_of
 from crypto_assets.settings import Settings
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.ground_truth import truth
 
 pytestmark = pytest.mark.integration

@@ -1,6 +1,6 @@
 """Binance spot market-data endpoints and channels, as the client calls them.
 
-The simulator declares what it serves in its own ``crypto_assets.simulator.endpoints``, on purpose: a test
+The simulator declares what it serves in its own ``binance_simulator.endpoints``, on purpose: a test
 (``crypto_assets_tests/simulator/test_client_agrees.py``) compares the two tables entry by entry.
 """
 

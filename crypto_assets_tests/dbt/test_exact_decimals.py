@@ -13,10 +13,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from binance_simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.lake import LocalLake
 from crypto_assets.minutes import MINUTE_MS
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.analytics_data import (
     HOUR_MS,
     copy_lake,

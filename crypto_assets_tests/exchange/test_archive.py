@@ -15,6 +15,7 @@ import pyarrow as pa
 import pytest
 import requests
 
+from binance_simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.exchange import endpoints
 from crypto_assets.exchange.archive import (
     TRADE_SCHEMA,
@@ -26,7 +27,6 @@ from crypto_assets.exchange.archive import (
 )
 from crypto_assets.exchange.errors import ExchangeError, ExchangeUnreachable
 from crypto_assets.exchange.models import parse_rest_klines
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.simulator._support import ManualClock, api, http
 
 pytestmark = pytest.mark.integration

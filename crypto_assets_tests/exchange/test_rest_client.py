@@ -9,11 +9,11 @@ import time
 
 import pytest
 
+from binance_simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.exchange.errors import ExchangeBanned, ExchangeError, ExchangeUnreachable, UnknownSymbol
 from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.exchange.weight_budget import WeightBudget
 from crypto_assets.minutes import MINUTE_MS
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.exchange._clocks import FastClock
 from crypto_assets_tests.ground_truth import past_minute, truth
 from crypto_assets_tests.ports import free_port

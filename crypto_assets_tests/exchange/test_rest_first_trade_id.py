@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+from binance_simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.exchange import endpoints
 from crypto_assets.exchange.weight_budget import WeightBudget
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.rest_calls import CountingClient
 from crypto_assets_tests.simulator._support import ManualClock
 

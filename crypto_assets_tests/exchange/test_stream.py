@@ -12,6 +12,8 @@ import pytest
 import requests
 import websocket
 
+from binance_simulator import Simulator, SimulatorConfig, StreamSettings, symbol_config
+from binance_simulator.market import units_to_decimal
 from crypto_assets.exchange.models import (
     Connected,
     Disconnected,
@@ -21,8 +23,6 @@ from crypto_assets.exchange.models import (
     parse_rest_trades,
 )
 from crypto_assets.exchange.stream import AttemptWindow, BinanceStream, stream_url
-from crypto_assets.simulator import Simulator, SimulatorConfig, StreamSettings, symbol_config
-from crypto_assets.simulator.market import units_to_decimal
 from crypto_assets_tests.simulator._support import ManualClock
 
 pytestmark = pytest.mark.integration

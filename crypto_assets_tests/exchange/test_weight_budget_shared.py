@@ -21,11 +21,11 @@ import time
 
 import pytest
 
+from binance_simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.exchange.errors import ExchangeBanned
 from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.exchange.weight_budget import WeightBudget, host_key
 from crypto_assets.minutes import MINUTE_MS
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.exchange._clocks import FastClock
 from crypto_assets_tests.simulator._support import api
 

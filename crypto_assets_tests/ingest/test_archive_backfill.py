@@ -18,6 +18,7 @@ from decimal import Decimal
 
 import pytest
 
+from binance_simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.exchange import endpoints
 from crypto_assets.exchange.archive import BinanceArchive, archive_path, day_start_ms, read_klines
 from crypto_assets.exchange.weight_budget import WeightBudget
@@ -25,7 +26,6 @@ from crypto_assets.ingest.fetch_cost import archive_is_cheaper
 from crypto_assets.ingest.stored_minutes import MinuteResult, Outcome, store_range
 from crypto_assets.lake import LocalLake
 from crypto_assets.minutes import MINUTE_MS, minute_key
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.ground_truth import truth
 from crypto_assets_tests.ports import free_port
 from crypto_assets_tests.rest_calls import CountingClient

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from binance_simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.exchange.models import Connected, Kline, Trade
 from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.exchange.stream import BinanceStream
@@ -19,7 +20,6 @@ from crypto_assets.ingest.stream_repair import StreamRepairer
 from crypto_assets.lake import LocalLake, minute_file_path
 from crypto_assets.lake.schema import trades_to_table
 from crypto_assets.minutes import MINUTE_MS, minute_key
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.exchange._clocks import FastClock
 from crypto_assets_tests.ground_truth import truth
 

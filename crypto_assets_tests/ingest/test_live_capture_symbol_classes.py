@@ -8,13 +8,13 @@ from decimal import Decimal
 
 import pytest
 
+from binance_simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.exchange.stream import BinanceStream
 from crypto_assets.ingest.live_capture import LiveCapture
 from crypto_assets.ingest.stored_minutes import Outcome
 from crypto_assets.lake import LocalLake
 from crypto_assets.lake.schema import trades_to_table
 from crypto_assets.minutes import MINUTE_MS, minute_key
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.exchange._clocks import FastClock
 from crypto_assets_tests.ground_truth import truth
 

@@ -7,11 +7,11 @@ from collections import Counter
 
 import pytest
 
+from binance_simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.exchange import endpoints
 from crypto_assets.exchange.weight_budget import WeightBudget
 from crypto_assets.ingest.rest_backfill import MinuteBatch, fetch_minutes, split_and_prove
 from crypto_assets.minutes import MINUTE_MS, minute_key
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.ground_truth import past_minute, truth
 from crypto_assets_tests.rest_calls import CountingClient
 

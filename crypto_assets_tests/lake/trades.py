@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from binance_simulator.market import Market, symbol_config, units_to_decimal
 from crypto_assets.exchange.models import Trade
-from crypto_assets.simulator.market import Market, symbol_config, units_to_decimal
 
 MINUTE = 1_763_708_460_000  # 2025-11-21 07:01 UTC
 MINUTE_MS = 60_000

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
+from binance_simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.simulator._support import ManualClock, api
 
 pytestmark = pytest.mark.integration

@@ -17,9 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
-from crypto_assets.simulator.__main__ import build_config, parse_args
-from crypto_assets.simulator.archive import MICROSECONDS_FROM_MS, day_of, day_start_ms, parse_path, time_factor
+from binance_simulator import Simulator, SimulatorConfig, symbol_config
+from binance_simulator.__main__ import build_config, parse_args
+from binance_simulator.archive import MICROSECONDS_FROM_MS, day_of, day_start_ms, parse_path, time_factor
 from crypto_assets_tests.simulator._support import ManualClock, api, weight
 from crypto_assets_tests.simulator._support import http as _http
 

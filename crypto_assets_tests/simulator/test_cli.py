@@ -1,4 +1,4 @@
-"""``python -m crypto_assets.simulator`` as a real subprocess: listening line, REST, streams, the control
+"""``python -m binance_simulator`` as a real subprocess: listening line, REST, streams, the control
 path, and clear failures for bad arguments."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from crypto_assets.simulator.process import SimulatorProcess
+from binance_simulator.process import SimulatorProcess
 from crypto_assets_tests.simulator._support import api, collect, connect, http, messages
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-MODULE = [sys.executable, "-m", "crypto_assets.simulator"]
+MODULE = [sys.executable, "-m", "binance_simulator"]
 
 
 def free_port() -> int:

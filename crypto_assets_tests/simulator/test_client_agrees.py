@@ -1,5 +1,5 @@
 """The client's table of Binance endpoints (``crypto_assets.exchange.endpoints``) and the simulator's own
-(``crypto_assets.simulator.endpoints``) agree entry by entry: paths, REQUEST_WEIGHTs, the row limit and the stream
+(``binance_simulator.endpoints``) agree entry by entry: paths, REQUEST_WEIGHTs, the row limit and the stream
 channels, the legal range of a symbol parameter. Each side keeps its own copy, so a wrong entry on one side fails
 here instead of being shared."""
 
@@ -9,8 +9,8 @@ import re
 
 import pytest
 
+from binance_simulator import endpoints as served
 from crypto_assets.exchange import endpoints as client
-from crypto_assets.simulator import endpoints as served
 
 PATHS = ("PING", "TIME", "EXCHANGE_INFO", "TRADES", "HISTORICAL_TRADES", "AGG_TRADES", "KLINES")
 CHANNELS = ("TRADE_CHANNEL", "AGG_TRADE_CHANNEL", "KLINE_1M_CHANNEL")

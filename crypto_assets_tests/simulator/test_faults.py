@@ -11,9 +11,9 @@ import time
 import pytest
 import websocket
 
-from crypto_assets.simulator import Simulator, SimulatorConfig, StreamSettings, symbol_config
-from crypto_assets.simulator.faults import MALFORMED_KINDS
-from crypto_assets.simulator.market import units_to_decimal
+from binance_simulator import Simulator, SimulatorConfig, StreamSettings, symbol_config
+from binance_simulator.faults import MALFORMED_KINDS
+from binance_simulator.market import units_to_decimal
 from crypto_assets_tests.simulator._support import (
     OP_BINARY,
     OP_CLOSE,

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from crypto_assets.simulator import Simulator, SimulatorConfig, StreamSettings, symbol_config
-from crypto_assets.simulator.hostile import CUT_KINDS
-from crypto_assets.simulator.process import SimulatorProcess
+from binance_simulator import Simulator, SimulatorConfig, StreamSettings, symbol_config
+from binance_simulator.hostile import CUT_KINDS
+from binance_simulator.process import SimulatorProcess
 from crypto_assets_tests.exchange._clocks import FastClock
 from crypto_assets_tests.simulator._support import (
     OP_CLOSE,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
-from crypto_assets.simulator.process import SimulatorProcess
+from binance_simulator import Simulator, SimulatorConfig, symbol_config
+from binance_simulator.process import SimulatorProcess
 from crypto_assets_tests.simulator._support import ManualClock, api, http
 
 pytestmark = pytest.mark.integration
@@ -130,7 +130,7 @@ def test_bad_listed_argument_exits_with_a_one_line_message(value, message):
         [
             sys.executable,
             "-m",
-            "crypto_assets.simulator",
+            "binance_simulator",
             "--port",
             "0",
             "--symbols",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crypto_assets.simulator.market import (
+from binance_simulator.market import (
     DEFAULT_SYMBOLS,
     UNITS,
     Market,

@@ -11,8 +11,8 @@ import re
 
 import pytest
 
-from crypto_assets.simulator import Simulator, SimulatorConfig, StreamSettings, payloads, symbol_config
-from crypto_assets.simulator.market import UNITS, Market, units_to_decimal
+from binance_simulator import Simulator, SimulatorConfig, StreamSettings, payloads, symbol_config
+from binance_simulator.market import UNITS, Market, units_to_decimal
 from crypto_assets_tests.simulator._support import api, collect, connect, http, messages, now_ms
 
 # ---- the documented examples -------------------------------------------------------------------------------------

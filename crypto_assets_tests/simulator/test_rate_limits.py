@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
+from binance_simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.simulator._support import ManualClock, RawWebSocket, api, http, weight
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from crypto_assets.simulator import Simulator, SimulatorConfig, StreamSettings, symbol_config
-from crypto_assets.simulator.market import units_to_decimal
+from binance_simulator import Simulator, SimulatorConfig, StreamSettings, symbol_config
+from binance_simulator.market import units_to_decimal
 from crypto_assets_tests.simulator._support import api, collect, connect, messages, now_ms
 
 pytestmark = pytest.mark.integration

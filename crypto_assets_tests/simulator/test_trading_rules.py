@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from binance_simulator import DEFAULT_SYMBOLS, Simulator, SimulatorConfig, StreamSettings, symbol_config
+from binance_simulator.market import Market, units_to_decimal
 from crypto_assets.exchange.models import parse_rest_trades, parse_stream_frame
-from crypto_assets.simulator import DEFAULT_SYMBOLS, Simulator, SimulatorConfig, StreamSettings, symbol_config
-from crypto_assets.simulator.market import Market, units_to_decimal
 from crypto_assets_tests.simulator._support import (
     api,
     collect,

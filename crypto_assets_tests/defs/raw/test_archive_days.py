@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from dagster import DagsterEventType, EventRecordsFilter, materialize
 
+from binance_simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
 from crypto_assets.defs.partitions import minute_partitions
 from crypto_assets.defs.raw import raw_resources
@@ -19,7 +20,6 @@ from crypto_assets.ingest.minute_checks import MINUTE_CHECK
 from crypto_assets.lake import lake_from_url
 from crypto_assets.lake.schema import trades_to_table
 from crypto_assets.minutes import MINUTE_MS, minute_key
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.ground_truth import truth
 from crypto_assets_tests.simulator._support import ManualClock
 

@@ -21,6 +21,7 @@ from dagster import (
     materialize,
 )
 
+from binance_simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
 from crypto_assets.defs.partitions import minute_partitions
 from crypto_assets.defs.raw import raw_resources
@@ -30,7 +31,6 @@ from crypto_assets.ingest.minute_checks import MINUTE_CHECK
 from crypto_assets.lake import lake_from_url
 from crypto_assets.lake.schema import trades_to_table
 from crypto_assets.minutes import MINUTE_MS, minute_key, utc_text
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.conftest import SILENT_SYMBOL
 from crypto_assets_tests.ground_truth import past_minute, truth
 from crypto_assets_tests.ports import free_port

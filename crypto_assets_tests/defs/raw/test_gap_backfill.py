@@ -11,6 +11,7 @@ import pytest
 from dagster import AssetMaterialization, RunsFilter, materialize
 from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
+from binance_simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.definitions import build_definitions
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
 from crypto_assets.defs.partitions import minute_partitions
@@ -22,7 +23,6 @@ from crypto_assets.defs.raw.miss_reasons import MissReason
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key, minute_start_ms, utc_text
 from crypto_assets.settings import Settings
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.defs.raw.conftest import sensor_context
 from crypto_assets_tests.ports import free_port
 

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 from dagster import AssetIn, Definitions, asset
 
+from binance_simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG, raw_trades_key
 from crypto_assets.defs.partitions import hour_partitions, minute_partitions
 from crypto_assets.defs.raw import raw_resources
@@ -20,7 +21,6 @@ from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.lake.schema import TRADE_SCHEMA
 from crypto_assets.minutes import HOUR_MS, MINUTE_MS, minute_key
 from crypto_assets.minutes import hour_key as hour_key_of
-from crypto_assets.simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets_tests.ground_truth import truth
 
 pytestmark = pytest.mark.integration

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from crypto_assets.simulator.endpoints import MINUTE_MS
-from crypto_assets.simulator.hostile import HostileMarket
+from binance_simulator.endpoints import MINUTE_MS
+from binance_simulator.hostile import HostileMarket
 
 UNITS = 100_000_000  # 1e8: prices and quantities are integers in units of 1e-8
 MAX_UNITS = 2**63 - 1  # Binance keeps prices and quantities as int64 counts of 1e-8: 92,233,720,368.54775807

@@ -14,7 +14,7 @@ import math
 import threading
 from dataclasses import dataclass, field
 
-from crypto_assets.simulator.endpoints import MINUTE_MS
+from binance_simulator.endpoints import MINUTE_MS
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""``python -m crypto_assets.simulator --host 127.0.0.1 --port 8765``: run the exchange simulator."""
+"""``python -m binance_simulator --host 127.0.0.1 --port 8765``: run the exchange simulator."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import signal
 import sys
 import time
 
-from crypto_assets.simulator.market import DEFAULT_SYMBOLS, symbol_config
-from crypto_assets.simulator.payloads import TRADE_SHAPES
-from crypto_assets.simulator.server import Simulator, SimulatorConfig
-from crypto_assets.simulator.streams import StreamSettings
+from binance_simulator.market import DEFAULT_SYMBOLS, symbol_config
+from binance_simulator.payloads import TRADE_SHAPES
+from binance_simulator.server import Simulator, SimulatorConfig
+from binance_simulator.streams import StreamSettings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m crypto_assets.simulator", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m binance_simulator", description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument(

@@ -7,16 +7,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from crypto_assets.simulator import endpoints, payloads
-from crypto_assets.simulator.endpoints import (
+from binance_simulator import endpoints, payloads
+from binance_simulator.endpoints import (
     AGG_TRADES_MAX_WINDOW_MS,
     DEFAULT_LIMIT,
     LEGAL_SYMBOL_PARAMETER,
     MAX_LIMIT,
 )
-from crypto_assets.simulator.faults import Faults
-from crypto_assets.simulator.market import Market, units_to_decimal
-from crypto_assets.simulator.rate_limits import RequestWeightLimiter
+from binance_simulator.faults import Faults
+from binance_simulator.market import Market, units_to_decimal
+from binance_simulator.rate_limits import RequestWeightLimiter
 
 INTERVALS_MS = {
     "1s": 1_000,

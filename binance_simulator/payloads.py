@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from crypto_assets.simulator.market import UNITS, AggTrades, Kline, Trades, units_to_decimal
+from binance_simulator.market import UNITS, AggTrades, Kline, Trades, units_to_decimal
 
 TRADE_SHAPES = ("current", "pre-2024", "without-M")
 

@@ -57,10 +57,10 @@ from pathlib import Path
 
 import numpy as np
 
-from crypto_assets.simulator import wire
-from crypto_assets.simulator.endpoints import MINUTE_MS
-from crypto_assets.simulator.faults import ARCHIVE_KINDS, Faults
-from crypto_assets.simulator.market import UNITS, AggTrades, Kline, Market, SymbolMarket, Trades
+from binance_simulator import wire
+from binance_simulator.endpoints import MINUTE_MS
+from binance_simulator.faults import ARCHIVE_KINDS, Faults
+from binance_simulator.market import UNITS, AggTrades, Kline, Market, SymbolMarket, Trades
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ def write_zips(
 def code_digest() -> str:
     """sha256 of what, besides the market's state, decides a file's rows: the source of the modules that generate
     and render them, and numpy's version (its generators draw the market)."""
-    from crypto_assets.simulator import hostile, market
+    from binance_simulator import hostile, market
 
     h = hashlib.sha256(np.__version__.encode())
     for module in (market, hostile):

@@ -21,17 +21,17 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from crypto_assets.simulator import payloads, wire
-from crypto_assets.simulator.endpoints import (
+from binance_simulator import payloads, wire
+from binance_simulator.endpoints import (
     AGG_TRADE_CHANNEL,
     KLINE_1M_CHANNEL,
     MINUTE_MS,
     STREAM_CHANNELS,
     TRADE_CHANNEL,
 )
-from crypto_assets.simulator.faults import Faults, corrupt
-from crypto_assets.simulator.hostile import ConnectionCutter, Cut
-from crypto_assets.simulator.market import Market
+from binance_simulator.faults import Faults, corrupt
+from binance_simulator.hostile import ConnectionCutter, Cut
+from binance_simulator.market import Market
 
 log = logging.getLogger(__name__)
 

@@ -10,12 +10,12 @@ import tempfile
 import time
 import urllib.request
 
-from crypto_assets.simulator.endpoints import ServedAt
+from binance_simulator.endpoints import ServedAt
 
 
 class SimulatorProcess(ServedAt):
     """``with SimulatorProcess("--symbols", "BTCUSDT", "--rate", "BTCUSDT=5000") as sim:`` starts
-    ``python -m crypto_assets.simulator`` with those arguments, waits until ``/api/v3/ping`` answers,
+    ``python -m binance_simulator`` with those arguments, waits until ``/api/v3/ping`` answers,
     and terminates it on exit (or at ``stop()``). ``output()`` is what it has printed so far."""
 
     host = "127.0.0.1"
@@ -42,7 +42,7 @@ class SimulatorProcess(ServedAt):
             [
                 sys.executable,
                 "-m",
-                "crypto_assets.simulator",
+                "binance_simulator",
                 "--host",
                 self.host,
                 "--port",

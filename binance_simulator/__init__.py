@@ -1,8 +1,8 @@
 """A Binance-compatible exchange simulator: live deterministic market, REST + streams on one port, faults."""
 
-from crypto_assets.simulator.market import DEFAULT_SYMBOLS, SymbolConfig, Trades, symbol_config
-from crypto_assets.simulator.server import Simulator, SimulatorConfig
-from crypto_assets.simulator.streams import StreamSettings
+from binance_simulator.market import DEFAULT_SYMBOLS, SymbolConfig, Trades, symbol_config
+from binance_simulator.server import Simulator, SimulatorConfig
+from binance_simulator.streams import StreamSettings
 
 __all__ = [
     "DEFAULT_SYMBOLS",

@@ -7,7 +7,7 @@
     http://HOST:PORT/_sim/...                   control: faults, ground truth, state (no weight)
 
 ``Simulator`` runs its event loop in a background thread (``with Simulator(...) as sim:`` in tests) or in the
-foreground (``python -m crypto_assets.simulator``). Every fault can be injected in process
+foreground (``python -m binance_simulator``). Every fault can be injected in process
 (``sim.drop_connections()``) or over HTTP (``POST /_sim/faults/drop``); both call the same code.
 
 Hostile mode (``SimulatorConfig.hostile``, ``--hostile``, ``sim.hostile()``, ``POST /_sim/faults/hostile``) is
@@ -26,10 +26,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from crypto_assets.simulator import archive, payloads, wire
-from crypto_assets.simulator.endpoints import MINUTE_MS, ServedAt
-from crypto_assets.simulator.faults import Faults, nine_decimals
-from crypto_assets.simulator.market import (
+from binance_simulator import archive, payloads, wire
+from binance_simulator.endpoints import MINUTE_MS, ServedAt
+from binance_simulator.faults import Faults, nine_decimals
+from binance_simulator.market import (
     DEFAULT_SYMBOLS,
     Market,
     SymbolConfig,
@@ -37,9 +37,9 @@ from crypto_assets.simulator.market import (
     symbol_config,
     units_to_decimal,
 )
-from crypto_assets.simulator.rate_limits import ConnectionAttemptLimiter, RequestWeightLimiter
-from crypto_assets.simulator.rest_api import RestApi
-from crypto_assets.simulator.streams import StreamHub, StreamSettings
+from binance_simulator.rate_limits import ConnectionAttemptLimiter, RequestWeightLimiter
+from binance_simulator.rest_api import RestApi
+from binance_simulator.streams import StreamHub, StreamSettings
 
 log = logging.getLogger(__name__)
 
