@@ -6,10 +6,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 from dagster import AssetRecordsFilter, DagsterEventType, RunsFilter
 
 from crypto_assets.defs.names import raw_trades_key
 from crypto_assets.exchange.models import Trade
+from crypto_assets.ingest.capture_process import CaptureConfig
 from crypto_assets.lake import Lake, trades_to_table
 from crypto_assets.minutes import MINUTE_MS, minute_key, minute_keys
 
@@ -84,6 +86,12 @@ def capture_processes(lake: str | Path) -> list[int]:
             args = cmdline.read_bytes().split(b"\0")
         except OSError:
             continue  # gone meanwhile
-        if b"crypto_assets.ingest.capture_process" in args and str(lake).encode() in args:
-            pids.append(int(cmdline.parent.name))
+        module = b"crypto_assets.ingest.capture_process"
+        if module in args and args.index(module) + 1 < len(args):
+            try:  # its one argument: the CaptureConfig, as JSON
+                config = msgspec.json.decode(args[args.index(module) + 1], type=CaptureConfig)
+            except msgspec.DecodeError:
+                continue
+            if config.lake_url == str(lake):
+                pids.append(int(cmdline.parent.name))
     return pids
