@@ -19,9 +19,12 @@ $(VENV_STAMP): setup.py pyproject.toml
 	$(VENV)/bin/pip install -e '.[dev]'
 	touch $@
 
-# Dagster UI against the exchange configured in the environment / .env (real Binance by default).
+# Dagster UI against the exchange configured in the environment / .env (real Binance by default). The instance's
+# settings (the duckdb pool's limit) come from dagster.dev.yaml, copied to $(DAGSTER_HOME)/dagster.yaml unless a
+# dagster.yaml of your own is there (one whose first line is not dagster.dev.yaml's): that one is kept, with a note.
 dev: $(VENV_STAMP)
 	mkdir -p "$(DAGSTER_HOME_ABS)"
+	@DAGSTER_HOME="$(DAGSTER_HOME_ABS)" scripts/demo.sh --instance-config-only
 	@$(VENV)/bin/python -m crypto_assets.preflight || { echo "make dev: dagster not started (preflight failed)." >&2; exit 1; }
 	DAGSTER_HOME="$(DAGSTER_HOME_ABS)" $(VENV)/bin/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT) -w workspace.yaml
 

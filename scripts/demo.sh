@@ -2,6 +2,11 @@
 # `make demo`: start the bundled exchange simulator, wait until it answers, run `dagster dev` against it, and stop
 # the simulator when dagster dev exits (Ctrl-C included).
 #
+# The instance's settings come from dagster.dev.yaml (the duckdb pool's limit of 1): it is copied to
+# $DAGSTER_HOME/dagster.yaml when there is none, or when the one there is this project's copy (its first line is
+# dagster.dev.yaml's). A dagster.yaml of your own is kept as it is, with a note on what it needs.
+# `scripts/demo.sh --instance-config-only` does only that step (what `make dev` calls).
+#
 # Variables (environment, or `make demo NAME=value`):
 #   DEMO_HISTORY_MINUTES  how long the simulated market has traded before start-up (default 120). The gap sensor
 #                         looks back CRYPTO_GAP_LOOKBACK_HOURS (24 h); 1440 gives it a full day, at a cost. Measured
@@ -25,6 +30,25 @@ DEMO_HOSTILE="${DEMO_HOSTILE:-0}"
 export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/.dagster_home}"
 PY=.venv/bin/python
 SIM_URL="http://127.0.0.1:${SIM_PORT}"
+INSTANCE_CONFIG=dagster.dev.yaml
+
+install_instance_config() {
+    local target="$DAGSTER_HOME/dagster.yaml"
+    mkdir -p "$DAGSTER_HOME"
+    if [[ -e "$target" && "$(head -n 1 "$target")" != "$(head -n 1 "$INSTANCE_CONFIG")" ]]; then
+        grep -q '^concurrency:' "$target" && return 0
+        echo "note: keeping your own $target (its first line is not $INSTANCE_CONFIG's), which sets no" >&2
+        echo "note: 'concurrency:'. The dbt assets need the pool 'duckdb' limited to 1 (one writer per DuckDB file): copy" >&2
+        echo "note: that block of $INSTANCE_CONFIG into it, or run: .venv/bin/dagster instance concurrency set duckdb 1" >&2
+        return 0
+    fi
+    cmp -s "$INSTANCE_CONFIG" "$target" || cp "$INSTANCE_CONFIG" "$target"
+}
+
+if [[ "${1:-}" == "--instance-config-only" ]]; then
+    install_instance_config
+    exit 0
+fi
 
 answers_ping() {
     "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
@@ -61,7 +85,7 @@ except SettingsError as exc:
 echo "demo: the simulator lists $SIM_SYMBOLS"
 
 # shellcheck disable=SC2086  # SIM_ARGS is a list of options (a --symbols in it wins: it comes last)
-"$PY" -m crypto_assets.simulator --host 127.0.0.1 --port "$SIM_PORT" --symbols "$SIM_SYMBOLS" \
+"$PY" -m binance_simulator --host 127.0.0.1 --port "$SIM_PORT" --symbols "$SIM_SYMBOLS" \
     --history-minutes "$DEMO_HISTORY_MINUTES" ${hostile_args[@]+"${hostile_args[@]}"} $SIM_ARGS &
 sim_pid=$!
 
@@ -101,6 +125,6 @@ echo "demo: exchange simulator answering at $SIM_URL"
 export BINANCE_REST_URL="$SIM_URL"
 export BINANCE_WS_URL="ws://127.0.0.1:${SIM_PORT}"
 export BINANCE_ARCHIVE_URL="$SIM_URL"  # the simulator serves the daily archive too: the demo never reads Binance
-mkdir -p "$DAGSTER_HOME"
+install_instance_config
 "$PY" -m crypto_assets.preflight || { echo "demo: dagster not started (preflight against the simulator failed)." >&2; exit 1; }
 .venv/bin/dagster dev -h 127.0.0.1 -p "$DAGSTER_PORT" -w workspace.yaml

@@ -11,7 +11,12 @@ def test_definitions_load():
 
 def test_stream_job_and_self_healing_sensors_are_on_by_default():
     assert defs.resolve_job_def("live_trades_stream") is not None
-    for name in ("live_stream_keepalive", "raw_trades_gap_backfill", "analytics_gap_rebuild_sensor"):
+    for name in (
+        "live_stream_keepalive",
+        "raw_trades_gap_backfill",
+        "analytics_automation",
+        "analytics_next_hour_rebuild",
+    ):
         assert defs.resolve_sensor_def(name).default_status == DefaultSensorStatus.RUNNING
     gap_job = defs.resolve_job_def(defs.resolve_sensor_def("raw_trades_gap_backfill").job_name)
     assert {k.path[0] for k in gap_job.asset_layer.executable_asset_keys} == {"raw_trades"}

@@ -1,22 +1,26 @@
 """Analytics: the dbt project (dbt_crypto_pipeline/) as Dagster assets.
 
 - ``dbt_project``: where the project is; the manifest prepared when missing or stale (tests, CI, deployments);
-- ``translator``: lake source -> every ``raw_trades/<symbol>`` asset, groups silver/gold, gold freshness policy;
+- ``translator``: lake source -> every ``raw_trades/<symbol>`` asset, groups silver/gold, gold freshness policy, the
+  hourly models' automation condition;
 - ``warehouse``: ``WarehouseResource`` (lake, DuckDB file, symbols -> dbt vars; read-only queries);
 - ``assets``: the hourly ``@dbt_assets`` (hour partitions, single-run backfills, pool ``duckdb``) and latest prices;
 - ``charts``: candle chart PNGs for metadata;
-- ``readiness``: what a run needs first (an hour's raw minutes; candles_1m for latest prices), so that the
-  schedules skip with a reason instead of failing on a fresh machine or an empty warehouse;
-- ``schedules`` / ``sensors``: hourly build once an hour is complete; rebuild when late raw minutes arrive.
+- ``schedules``: the jobs; the hourly build at HH:05 of a complete hour and latest prices at HH:15, which skip with
+  a reason instead of failing on a fresh machine or an empty warehouse;
+- ``automation``: Declarative Automation of the hourly models (build an hour once all its raw minutes are recorded,
+  rebuild it when a minute lands later) and the sensor that evaluates it;
+- ``sensors``: rebuilds the next hour after an hour it reads into was rebuilt (what automation cannot express).
 """
 
 from dagster import Definitions
 from dagster_dbt import DbtCliResource
 
 from crypto_assets.defs.analytics.assets import build_hourly_dbt_assets, build_latest_prices_assets
+from crypto_assets.defs.analytics.automation import build_automation_sensor
 from crypto_assets.defs.analytics.dbt_project import dbt_executable, dbt_project, ensure_manifest
 from crypto_assets.defs.analytics.schedules import build_hourly_job, build_latest_prices_job, build_schedules
-from crypto_assets.defs.analytics.sensors import build_gap_rebuild_sensor
+from crypto_assets.defs.analytics.sensors import build_next_hour_sensor
 from crypto_assets.defs.analytics.translator import AnalyticsTranslator
 from crypto_assets.defs.analytics.warehouse import WarehouseResource
 from crypto_assets.defs.analytics.warehouse_io_manager import (
@@ -31,7 +35,7 @@ __all__ = ["build_analytics_definitions"]
 
 
 def build_analytics_definitions(settings: Settings) -> Definitions:
-    """The dbt assets, jobs, schedules, sensor and resources (`dbt`, `warehouse`) for ``settings``; the DuckDB file
+    """The dbt assets, jobs, schedules, sensors and resources (`dbt`, `warehouse`) for ``settings``; the DuckDB file
     is ``settings.duckdb_path`` (DBT_DUCKDB_PATH)."""
     project = dbt_project()
     ensure_manifest(project)
@@ -45,7 +49,7 @@ def build_analytics_definitions(settings: Settings) -> Definitions:
         assets=[hourly, latest],
         jobs=[hourly_job, latest_job],
         schedules=build_schedules(hourly_job, latest_job, list(translator.raw_keys), hours),
-        sensors=[build_gap_rebuild_sensor(list(translator.raw_keys), hours)],
+        sensors=[build_automation_sensor(hourly), build_next_hour_sensor(hourly_job, hours)],
         resources={
             "dbt": DbtCliResource(
                 project_dir=project,

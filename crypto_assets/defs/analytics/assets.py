@@ -1,7 +1,9 @@
 """The dbt models as Dagster assets: the hourly selection (silver and gold, one partition per UTC hour, a range
-backfill in one dbt run) and the unpartitioned `latest_prices`. Both run `dbt build`, so every dbt test becomes an
-asset check result of the same run, and a failing test blocks the models downstream of it. `latest_prices` launched
-by hand on a warehouse without candles_1m fails with that reason before dbt starts (its schedule skips instead)."""
+backfill in one dbt run; the translator gives each model its automation condition) and the unpartitioned
+`latest_prices`. Both run `dbt build`, so every dbt test becomes an asset check result of the same run, and a failing
+test blocks the models downstream of it. `latest_prices` needs `candles_1m` in the warehouse
+(`latest_prices_waits_for`): launched by hand before that, it fails with that reason before dbt starts, and its
+schedule skips instead."""
 # No `from __future__ import annotations` in Dagster modules: Dagster inspects the `context` annotation at runtime.
 
 import json
@@ -13,8 +15,10 @@ from typing import Any
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AssetRecordsFilter,
     AssetsDefinition,
     BackfillPolicy,
+    DagsterInstance,
     Failure,
     MetadataValue,
     Output,
@@ -24,9 +28,8 @@ from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
 from crypto_assets.defs.analytics.charts import candle_chart_png, png_markdown
 from crypto_assets.defs.analytics.dbt_project import prune_run_folders
-from crypto_assets.defs.analytics.readiness import latest_prices_waits_for
 from crypto_assets.defs.analytics.translator import AnalyticsTranslator
-from crypto_assets.defs.analytics.warehouse import WarehouseResource
+from crypto_assets.defs.analytics.warehouse import WarehouseBusyError, WarehouseResource
 
 DUCKDB_POOL = "duckdb"  # one writer per DuckDB file: give this pool a limit of 1 (see README)
 # dbt_project.yml tags every staging model and mart `hourly`; a model over the whole history adds `unpartitioned`
@@ -35,6 +38,7 @@ HOURLY_SELECT, HOURLY_EXCLUDE = "tag:hourly", "tag:unpartitioned"
 UNPARTITIONED_SELECT = "tag:unpartitioned"
 CHART_ASSETS = (AssetKey("candles_1m"), AssetKey("candles_1h"))
 LATEST_PRICES = AssetKey("latest_prices")
+LATEST_PRICES_UPSTREAM = AssetKey("candles_1m")
 
 MetadataFor = Callable[[AssetKey], Mapping[str, Any]]
 
@@ -107,6 +111,32 @@ def latest_prices_metadata(warehouse: WarehouseResource) -> MetadataFor:
     body = "".join("| " + " | ".join("" if v is None else str(v) for v in row) + " |\n" for row in rows)
     table = MetadataValue.md(header + body)
     return lambda key: {"latest_prices": table, "symbols": len(rows)} if key == LATEST_PRICES else {}
+
+
+def latest_prices_waits_for(instance: DagsterInstance | None, warehouse: WarehouseResource) -> str | None:
+    """Why latest_prices cannot be built now (its upstream table is not in the warehouse yet: dbt would fail with
+    "Table candles_1m does not exist"); None when it can. While a dbt run holds the DuckDB file the instance answers
+    instead: has candles_1m ever been built? Declarative Automation cannot say this of an unpartitioned asset on an
+    hourly one (it would wait for every hour partition), so the schedule asks it."""
+    table = LATEST_PRICES_UPSTREAM.to_user_string()
+    try:
+        if warehouse.table_exists(table):
+            return None
+        where = (
+            "the warehouse has no such table"
+            if Path(warehouse.duckdb_path).exists()
+            else "the warehouse file does not exist yet"
+        )
+    except WarehouseBusyError:
+        ever_built = AssetRecordsFilter(asset_key=LATEST_PRICES_UPSTREAM)
+        if instance is None or instance.fetch_materializations(ever_built, limit=1).records:
+            return None  # a dbt run is writing; this run queues behind it in the duckdb pool
+        where = "a dbt run holds the warehouse and no hour was ever built"
+    return (
+        f"waiting for the first hourly build: latest_prices is computed from {table}, which is not in "
+        f"{warehouse.duckdb_path} yet ({where}); an hour is built once all its raw minutes are recorded "
+        f"(analytics_every_hour at HH:05, else the analytics_automation sensor; or materialize an hour by hand)"
+    )
 
 
 def build_hourly_dbt_assets(

@@ -1,15 +1,9 @@
-"""Jobs and schedules: each hour is built once it is complete (5 minutes after it ends, so the streamer's last
-minutes have landed), and latest prices follow.
-
-Neither schedule launches a run bound to fail on a fresh machine or an empty warehouse (see `readiness`): a tick
+"""The jobs and the two schedules users see, start and stop in the UI. Neither launches a run bound to fail: a tick
 that has nothing to build is skipped with a reason that names what it waits for.
 
-- `analytics_every_hour` (HH:05) builds the hour that just ended once all 60 raw minutes of every symbol are
-  materialized. An hour still waiting for them at its tick (the stream started mid-hour and the REST gap backfill
-  has not filled its first minutes yet; or nothing was captured at all) is built at a later tick once complete: each
-  tick looks at the last ``CATCH_UP_HOURS`` hours and requests every one that is complete, never built and not in
-  flight (one run per hour, run key = the hour). Older hours are left to a backfill. An hour already built is not
-  requested again: late minutes are `analytics_gap_rebuild_sensor`'s job.
+- `analytics_every_hour` (HH:05) builds the hour that just ended when every raw minute of it (60 per symbol) is
+  recorded. An hour still incomplete then is left to Declarative Automation (`automation.py`), which builds it as
+  soon as its last minute is recorded, and rebuilds any hour a minute lands in later.
 - `analytics_latest_prices_every_hour` (HH:15) rebuilds latest_prices once `candles_1m` is in the warehouse.
 """
 # No `from __future__ import annotations` in Dagster modules: Dagster inspects the `context` annotation at runtime.
@@ -32,16 +26,17 @@ from dagster import (
     schedule,
 )
 
-from crypto_assets.defs.analytics.readiness import hours_to_build, latest_prices_waits_for
+from crypto_assets.defs.analytics.assets import latest_prices_waits_for
+from crypto_assets.defs.analytics.automation import AUTOMATION_SENSOR, SCHEDULE_MINUTE
 from crypto_assets.defs.analytics.warehouse import WarehouseResource
-from crypto_assets.defs.partitions import HOUR_KEY_FORMAT
+from crypto_assets.defs.partitions import HOUR_KEY_FORMAT, materialized_minutes
+from crypto_assets.minutes import MINUTE_MS
 
 HOURLY_JOB = "analytics_hourly_job"
 LATEST_PRICES_JOB = "analytics_latest_prices_job"
 HOURLY_SCHEDULE = "analytics_every_hour"
 LATEST_PRICES_SCHEDULE = "analytics_latest_prices_every_hour"
-MINUTE_OF_HOUR = 5
-CATCH_UP_HOURS = 3  # the hour that just ended and the two before it
+MINUTES_PER_HOUR = 60
 AssetJob = Any  # dagster's UnresolvedAssetJobDefinition (not exported at the top level)
 
 
@@ -63,15 +58,13 @@ def build_latest_prices_job(latest_assets: AssetsDefinition) -> AssetJob:
     )
 
 
-def tick_time(context: ScheduleEvaluationContext) -> datetime:
-    return (context.scheduled_execution_time or datetime.now(UTC)).astimezone(UTC)
-
-
-def hours_before(tick: datetime, hours: TimeWindowPartitionsDefinition, count: int = CATCH_UP_HOURS) -> list[str]:
-    """The keys of the ``count`` hours that ended last before ``tick``, oldest first, within the partitions."""
-    last_end = tick.replace(minute=0, second=0, microsecond=0)
-    starts = [last_end - timedelta(hours=n) for n in range(count, 0, -1)]
-    return [start.strftime(HOUR_KEY_FORMAT) for start in starts if start >= hours.start.astimezone(UTC)]
+def hour_waits_for(instance, raw_keys: Sequence[AssetKey], hour_start: datetime) -> str | None:
+    """'raw_trades/btcusdt 0 of 60, ...' for the raw assets missing minutes of the hour; None when it is complete."""
+    start_ms = int(hour_start.timestamp() * 1000)
+    end_ms = start_ms + MINUTES_PER_HOUR * MINUTE_MS
+    counts = {key: len(materialized_minutes(instance, key, start_ms, end_ms)) for key in raw_keys}
+    short = [f"{key.to_user_string()} {n} of {MINUTES_PER_HOUR}" for key, n in counts.items() if n < MINUTES_PER_HOUR]
+    return ", ".join(short) or None
 
 
 def build_hourly_schedule(
@@ -80,22 +73,25 @@ def build_hourly_schedule(
     @schedule(
         name=HOURLY_SCHEDULE,
         job=hourly_job,
-        cron_schedule=f"{MINUTE_OF_HOUR} * * * *",
+        cron_schedule=f"{SCHEDULE_MINUTE} * * * *",
         execution_timezone="UTC",
         default_status=DefaultScheduleStatus.RUNNING,
-        description=f"Builds the hour that ended {MINUTE_OF_HOUR} minutes ago once every raw minute of it is "
-        f"materialized (and earlier hours of the last {CATCH_UP_HOURS} that were still waiting).",
+        description=f"Builds the hour that ended {SCHEDULE_MINUTE} minutes ago when every raw minute of it is "
+        f"recorded (an hour completed later is built by the {AUTOMATION_SENSOR} sensor).",
     )
     def analytics_every_hour(context: ScheduleEvaluationContext):
-        candidates = hours_before(tick_time(context), hours)
-        if not candidates:
+        tick = (context.scheduled_execution_time or datetime.now(UTC)).astimezone(UTC)
+        start = tick.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+        if start < hours.start.astimezone(UTC):
             return SkipReason(f"no hour partition has ended yet (the partitions start at {hours.start:%Y-%m-%d %H:%M})")
-        ready, notes = hours_to_build(context.instance, HOURLY_JOB, raw_keys, candidates)
-        for note in notes:
-            context.log.info(note)
-        if not ready:
-            return SkipReason("; ".join(notes))
-        return [RunRequest(run_key=f"hour-{hour}", partition_key=hour) for hour in ready]
+        hour = start.strftime(HOUR_KEY_FORMAT)
+        missing = hour_waits_for(context.instance, raw_keys, start)
+        if missing:
+            return SkipReason(
+                f"hour {hour} waits for its raw minutes ({missing} minutes recorded; the live stream and "
+                f"raw_trades_gap_backfill record them): {AUTOMATION_SENSOR} builds it once they are"
+            )
+        return RunRequest(run_key=f"hour-{hour}", partition_key=hour)
 
     return analytics_every_hour
 
@@ -104,7 +100,7 @@ def build_latest_prices_schedule(latest_job: AssetJob) -> ScheduleDefinition:
     @schedule(
         name=LATEST_PRICES_SCHEDULE,
         job=latest_job,
-        cron_schedule=f"{MINUTE_OF_HOUR + 10} * * * *",
+        cron_schedule=f"{SCHEDULE_MINUTE + 10} * * * *",
         execution_timezone="UTC",
         default_status=DefaultScheduleStatus.RUNNING,
         description="Rebuilds latest_prices after the hourly build (waits until candles_1m is built).",

@@ -1,18 +1,14 @@
-"""`analytics_gap_rebuild_sensor`: when raw minutes of an hour that was already built are materialized later (a gap
-backfill, a late stream minute), the hour is built again, once no run covering it is queued or in progress.
+"""`analytics_next_hour_rebuild`: what Declarative Automation cannot express. An hour's models read into the hour
+before it (the rolling 20- and 60-minute indicators, price jumps, the close a quiet minute carries), but Dagster's
+graph says only that an hour needs its own 60 raw minutes: declaring the previous hour too would make every hour
+wait for a complete predecessor, so the first hour captured and every hour after a minute that can never be
+recovered would never be built. So when a successful run has built an hour whose next hour was built before it, from
+the old data, this sensor requests the next hour again (once: the rebuilt next hour does not request the one after).
 
-An hour counts as built when its first silver model (stg_trade_minutes) has a materialization; it is rebuilt when a
-raw minute of it was recorded after the run that built it had started (so a minute that lands while a build is
-listing the lake is not lost). Hours never built are left to the schedule or a backfill. When the next hour is over
-and built too, the rebuild covers both in one run (a partition range): the next hour's rolling indicators (moving
-averages, volatility, price jumps) and the carried close of its quiet minutes look back into the rebuilt one.
-
-Cursor (JSON): per raw asset the last event storage id read, and the hours waiting for a rebuild (with the time of
-their newest raw minute). The sensor also gives the `duckdb` pool a limit of 1 on the instance when it has none
-(one writer per DuckDB file)."""
-
-import json
-from datetime import UTC, datetime
+The former gap rebuild sensor built both hours in one range run; automation now rebuilds the hour itself, and this
+sensor follows with the next one once that run has succeeded. It reads the materializations of the hourly build's
+first model (`stg_trade_minutes`) after its cursor (their storage id), a run's all together once the run is over."""
+# No `from __future__ import annotations` in Dagster modules: Dagster inspects the `context` annotation at runtime.
 
 from dagster import (
     AssetKey,
@@ -26,103 +22,55 @@ from dagster import (
     sensor,
 )
 
-from crypto_assets.defs.analytics.assets import DUCKDB_POOL
-from crypto_assets.defs.analytics.readiness import hours_in_flight, latest_build_started
-from crypto_assets.defs.analytics.schedules import HOURLY_JOB
-from crypto_assets.defs.names import RANGE_END_TAG, RANGE_START_TAG
-
-RECORDS_PER_TICK = 2000
+NEXT_HOUR_SENSOR = "analytics_next_hour_rebuild"
+FOLLOWS_TAG = "crypto_assets/follows"  # on a rebuild this sensor requested: the hour it follows
+BUILT_MARKER = AssetKey("stg_trade_minutes")  # the first model of every hourly build
+RECORDS_PER_TICK = 1000
 
 
-def ensure_pool_limit(instance, pool: str = DUCKDB_POOL, limit: int = 1) -> bool:
-    """Set the pool's limit when the instance has none; True when it did."""
-    storage = instance.event_log_storage
-    if not storage.supports_global_concurrency_limits or pool in storage.get_concurrency_keys():
-        return False
-    storage.set_concurrency_slots(pool, limit)
-    return True
-
-
-def hour_of_minute(minute_key: str) -> str:
-    """'2026-11-21-06:53' -> '2026-11-21-06:00'."""
-    return minute_key[:-2] + "00"
-
-
-def build_gap_rebuild_sensor(raw_keys: list[AssetKey], hours: TimeWindowPartitionsDefinition) -> SensorDefinition:
+def build_next_hour_sensor(hourly_job, hours: TimeWindowPartitionsDefinition) -> SensorDefinition:
     @sensor(
-        name="analytics_gap_rebuild_sensor",
-        job_name=HOURLY_JOB,
+        name=NEXT_HOUR_SENSOR,
+        job=hourly_job,
         minimum_interval_seconds=60,
         default_status=DefaultSensorStatus.RUNNING,
-        description="Rebuilds an already built hour (and the next one) when raw minutes of it arrive later.",
+        description="When a run has built an hour whose next hour was built before it, rebuilds the next hour (its "
+        "rolling indicators and carried closes read the hour before).",
     )
-    def analytics_gap_rebuild_sensor(context: SensorEvaluationContext):
+    def analytics_next_hour_rebuild(context: SensorEvaluationContext):
         instance = context.instance
-        if ensure_pool_limit(instance):
-            context.log.info(f"pool {DUCKDB_POOL!r} had no limit: set to 1")
-        state = json.loads(context.cursor) if context.cursor else {}
-        after: dict[str, int] = state.get("after", {})
-        pending: dict[str, float] = state.get("pending", {})  # hour -> time its newest raw minute was recorded
-        if not after:  # first tick: start from now, do not rebuild history
-            latest = instance.event_log_storage.get_maximum_record_id() or 0
-            after = {key.to_user_string(): latest for key in raw_keys}
-        now = datetime.now(UTC)
-        for key in raw_keys:
-            name = key.to_user_string()
-            result = instance.fetch_materializations(
-                AssetRecordsFilter(asset_key=key, after_storage_id=after.get(name, 0)),
-                limit=RECORDS_PER_TICK,
-                ascending=True,
-            )
-            for record in result.records:
-                after[name] = max(after.get(name, 0), record.storage_id)
-                if record.partition_key:
-                    hour = hour_of_minute(record.partition_key)
-                    pending[hour] = max(pending.get(hour, 0.0), record.timestamp)
+        if context.cursor is None:  # first tick: from now on, history is not rebuilt
+            newest = instance.fetch_materializations(BUILT_MARKER, limit=1, ascending=False).records
+            context.update_cursor(str(newest[0].storage_id if newest else 0))
+            return SkipReason("started: follows the builds from now on")
+        records = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=BUILT_MARKER, after_storage_id=int(context.cursor)),
+            limit=RECORDS_PER_TICK,
+            ascending=True,
+        ).records
+        by_run: dict[str, dict[str, int]] = {}  # run id -> {hour: storage id}, in storage order
+        for record in records:
+            by_run.setdefault(record.run_id, {})[record.partition_key] = record.storage_id
+        requests, cursor = [], int(context.cursor)
+        for run_id, built in by_run.items():
+            run = instance.get_run_by_id(run_id) if run_id else None
+            if run is not None and not run.is_finished:
+                break  # its other hours may not be recorded yet: look again next tick
+            cursor = max(built.values())
+            if run is None or not run.is_success or FOLLOWS_TAG in run.tags:
+                continue  # not a successful build, or itself a rebuild this sensor requested
+            last = max(built)
+            following = hours.get_next_partition_key(last)
+            if following is None:
+                continue  # the next hour is not over yet
+            previous = instance.fetch_materializations(
+                AssetRecordsFilter(asset_key=BUILT_MARKER, asset_partitions=[following]), limit=1
+            ).records
+            if previous and previous[0].storage_id < built[last]:
+                context.log.info(f"hour {following} was built before run {run_id} built {last}: rebuilding it")
+                tags = {FOLLOWS_TAG: last}
+                requests.append(RunRequest(run_key=f"follow-{following}-{run_id}", partition_key=following, tags=tags))
+        context.update_cursor(str(cursor))
+        return requests or SkipReason("no hour was built after the hour that follows it")
 
-        def over_and_in_window(hour: str) -> bool:
-            try:
-                window = hours.time_window_for_partition_key(hour)
-            except Exception:  # noqa: BLE001 - not a key of these partitions (whatever Dagster raises for it)
-                return False
-            return window.start >= hours.start and window.end <= now
-
-        busy = hours_in_flight(instance, HOURLY_JOB) if pending else set()
-        requests, waiting, requested = [], {}, set()
-        for hour, arrived in sorted(pending.items()):
-            if hour in requested or not over_and_in_window(hour):
-                continue  # not over yet (the schedule builds it) or outside the partitions
-            started = latest_build_started(instance, hour)
-            if started is None or arrived < started:
-                continue  # never built (schedule/backfill does it), or the latest build already saw these minutes
-            following = hours.get_next_partition_key(hour)
-            with_next = (
-                following is not None
-                and over_and_in_window(following)
-                and latest_build_started(instance, following) is not None
-            )
-            if hour in busy or (with_next and following in busy):
-                waiting[hour] = arrived  # a run covering it is in flight: look again next tick
-                continue
-            if with_next:
-                tags = {RANGE_START_TAG: hour, RANGE_END_TAG: following}
-                requests.append(
-                    RunRequest(
-                        run_key=f"rebuild-{hour}-{following}-{arrived:.3f}",
-                        tags={**tags, "crypto_assets/reason": "raw minutes arrived after the hour was built"},
-                    )
-                )
-                requested.update((hour, following))
-            else:
-                requests.append(
-                    RunRequest(
-                        run_key=f"rebuild-{hour}-{arrived:.3f}",
-                        partition_key=hour,
-                        tags={"crypto_assets/reason": "raw minutes arrived after the hour was built"},
-                    )
-                )
-                requested.add(hour)
-        context.update_cursor(json.dumps({"after": after, "pending": waiting}))
-        return requests or SkipReason("no already-built hour got new raw minutes")
-
-    return analytics_gap_rebuild_sensor
+    return analytics_next_hour_rebuild

@@ -1,5 +1,6 @@
 """How dbt nodes become Dagster assets: the lake source becomes every configured `raw_trades/<symbol>` asset (so the
-lineage runs raw -> silver -> gold), staging models form group `silver`, marts group `gold` with a freshness policy."""
+lineage runs raw -> silver -> gold), staging models form group `silver`, marts group `gold` with a freshness policy,
+and every hourly model gets its automation condition (`automation.py`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from dagster import AssetDep, AssetSpec, FreshnessPolicy, TimeWindowPartitionMapping
+from dagster import AssetDep, AssetSpec, AutomationCondition, FreshnessPolicy, TimeWindowPartitionMapping
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
+from crypto_assets.defs.analytics.automation import MODEL_CONDITION, SILVER_CONDITION
 from crypto_assets.defs.analytics.warehouse_io_manager import WAREHOUSE_IO_MANAGER
 from crypto_assets.defs.names import raw_trades_key
 
@@ -24,6 +26,14 @@ class AnalyticsTranslator(DagsterDbtTranslator):
         super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
         self.raw_keys = [raw_trades_key(symbol) for symbol in symbols]
         self.gold_freshness = gold_freshness
+
+    def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> AutomationCondition | None:
+        """Hourly models build themselves (automation.py): those reading the lake once every raw minute of their hour
+        is recorded, the others with them. latest_prices follows its schedule."""
+        if dbt_resource_props.get("resource_type") != "model" or "unpartitioned" in dbt_resource_props.get("tags", []):
+            return None
+        reads_lake = LAKE_SOURCE in dbt_resource_props.get("depends_on", {}).get("nodes", [])
+        return SILVER_CONDITION if reads_lake else MODEL_CONDITION
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project) -> AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)

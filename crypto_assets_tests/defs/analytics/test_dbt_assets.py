@@ -1,7 +1,7 @@
 """The dagster-dbt assets run for real: `dbt build` of hour partitions on a DagsterInstance in a temporary
 DAGSTER_HOME, on the simulator lake; partition status, check results and metadata come from the instance."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pandas as pd
@@ -16,6 +16,7 @@ from crypto_assets.defs.partitions import hour_partitions
 from crypto_assets.minutes import MINUTE_MS, minute_key
 from crypto_assets.settings import Settings
 from crypto_assets_tests.analytics_data import SYMBOLS, copy_lake
+from crypto_assets_tests.defs.analytics.dev_instance import dev_home, dev_instance
 from crypto_assets_tests.ground_truth import truth
 
 pytestmark = pytest.mark.integration
@@ -33,7 +34,8 @@ def settings_for(lake, duckdb_path) -> Settings:
 
 @pytest.fixture(scope="module")
 def instance(tmp_path_factory):
-    home = tmp_path_factory.mktemp("dagster_home")
+    """The instance `dagster dev` opens in a DAGSTER_HOME set up by `make dev` (its dagster.yaml: the duckdb pool)."""
+    home = dev_home(tmp_path_factory.mktemp("dagster_home"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DAGSTER_HOME", str(home))
         instance = DagsterInstance.get()
@@ -87,21 +89,31 @@ def test_gold_metadata_has_candle_charts_and_a_price_table(backfilled, hours):
     assert table.startswith("| symbol | price |") and all(f"| {s} |" in table for s in SYMBOLS)
 
 
-def test_an_hour_with_a_missing_minute_fails_then_the_gap_sensor_rebuilds_it(hours, local_lake, tmp_path):
-    """One SOLUSDT minute missing from H2: the 60-candles check fails (blocking), so no gold downstream of candles_1m
-    is materialized for that hour and the run fails. When the minute lands later (a gap backfill writes it and
-    records its raw partition), the sensor requests the hour again and the rebuild passes every check."""
-    from dagster import AssetMaterialization, build_sensor_context
+def test_an_hour_with_a_missing_minute_fails_then_automation_rebuilds_it_once_the_minute_lands(
+    hours, local_lake, tmp_path
+):
+    """One SOLUSDT minute missing from H2, built by hand anyway: the 60-candles check fails (blocking), so no gold
+    downstream of candles_1m is materialized for that hour and the run fails. Automation leaves the hour alone while
+    the minute is missing; when it lands (a gap backfill writes it and records its raw partition), the hour is
+    requested again, and the rebuild passes every check."""
+    from dagster import AssetMaterialization, evaluate_automation_conditions
 
+    from crypto_assets.definitions import build_definitions
     from crypto_assets_tests.analytics_data import minute_trades
 
-    _, h2 = hours.keys
+    h2 = hours.keys[1]
     gap = hours.h2 + 17 * MINUTE_MS
     lake = copy_lake(local_lake, tmp_path / "lake", skip=[("SOLUSDT", gap)])
-    defs = build_analytics_definitions(settings_for(lake.root, tmp_path / "crypto.duckdb"))
+    defs = build_definitions(settings_for(lake.root, tmp_path / "crypto.duckdb"))  # the raw assets too
     job = defs.resolve_job_def(HOURLY_JOB)
-    sensor = defs.resolve_sensor_def("analytics_gap_rebuild_sensor")
-    with DagsterInstance.ephemeral() as scratch:
+    later = datetime.fromtimestamp(hours.h2 / 1000, UTC) + timedelta(hours=2, minutes=1)  # H2 is not the newest
+    with dev_instance(tmp_path / "home") as scratch:
+        for symbol in SYMBOLS:  # what the stream recorded: every minute but the gap
+            for minute in range(hours.h2, hours.h2 + 60 * MINUTE_MS, MINUTE_MS):
+                if (symbol, minute) != ("SOLUSDT", gap):
+                    scratch.report_runless_asset_event(
+                        AssetMaterialization(AssetKey(["raw_trades", symbol.lower()]), partition=minute_key(minute))
+                    )
         result = job.execute_in_process(instance=scratch, partition_key=h2, raise_on_error=False)
         assert not result.success
         failed = [
@@ -112,18 +124,17 @@ def test_an_hour_with_a_missing_minute_fails_then_the_gap_sensor_rebuilds_it(hou
         for name in ["candles_1h", "moving_averages_1m", "volatility_1m", "price_jumps", "daily_stats"]:
             assert scratch.get_materialized_partitions(AssetKey(name)) == set(), name
 
-        context = build_sensor_context(instance=scratch, definitions=defs)
-        sensor(context)  # first tick: the cursor starts here
+        tick = evaluate_automation_conditions(defs, scratch, evaluation_time=later)
+        assert tick.total_requested == 0  # the minute is still missing
         lake.write_minute("SOLUSDT", gap, minute_trades(hours.sim, "SOLUSDT", gap))  # the gap backfill
         scratch.report_runless_asset_event(
-            AssetMaterialization(AssetKey(["raw_trades", "solusdt"]), partition=h2[:-2] + "17")
+            AssetMaterialization(AssetKey(["raw_trades", "solusdt"]), partition=minute_key(gap))
         )
-        context = build_sensor_context(instance=scratch, cursor=context.cursor, definitions=defs)
-        (request,) = sensor(context)
-        assert request.partition_key == h2
-        rebuilt = job.execute_in_process(
-            instance=scratch, partition_key=request.partition_key, tags=request.tags, raise_on_error=False
-        )
+        tick = evaluate_automation_conditions(defs, scratch, cursor=tick.cursor, evaluation_time=later)
+        requested = {k for k in SILVER + GOLD if tick.get_requested_partitions(AssetKey(k))}
+        assert requested == set(SILVER + GOLD)
+        assert all(tick.get_requested_partitions(AssetKey(k)) == {h2} for k in SILVER + GOLD)
+        rebuilt = job.execute_in_process(instance=scratch, partition_key=h2, raise_on_error=False)
         assert rebuilt.success and all(e.passed for e in rebuilt.get_asset_check_evaluations())
         assert scratch.get_materialized_partitions(AssetKey("candles_1h")) == {h2}
 
@@ -142,46 +153,38 @@ def test_a_missing_lake_is_named(tmp_path):
     assert str(missing / "raw_trades") in failure.step_failure_data.error.to_string()
 
 
-def test_gap_sensor_rebuilds_an_already_built_hour_when_raw_minutes_arrive(backfilled, instance, hours):
-    """Raw minutes materialized after their hour was built request that hour again (once); minutes of an hour
-    never built or not over yet do not. A rebuilt hour whose next hour is built too is rebuilt with it, in one
-    range run. The sensor also gives the duckdb pool its limit of 1."""
-    from dagster import AssetMaterialization, build_sensor_context
+def test_rebuilding_an_hour_rebuilds_the_next_one_that_was_built_before_it(backfilled, instance, hours):
+    """H1 and H2 were built together; H1 built again on its own (a late minute) leaves H2's rolling indicators
+    computed from the old H1: `analytics_next_hour_rebuild` requests H2 once that run has succeeded. The rebuild of
+    H2 it requested is not followed further, nor is a build of the newest hour (the next one is not over), nor
+    anything built before the sensor's first tick."""
+    from dagster import build_sensor_context
+
+    from crypto_assets.defs.analytics.sensors import FOLLOWS_TAG, NEXT_HOUR_SENSOR
 
     defs, _, _ = backfilled
-    sensor = defs.resolve_sensor_def("analytics_gap_rebuild_sensor")
+    sensor = defs.resolve_sensor_def(NEXT_HOUR_SENSOR)
+    job = defs.resolve_job_def(HOURLY_JOB)
     h1, h2 = hours.keys
+    cursor = None
 
-    def tick(cursor):
+    def tick():
+        nonlocal cursor
         context = build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
         result = sensor(context)
-        return (list(result) if isinstance(result, list) else []), context.cursor
+        cursor = context.cursor
+        return result if isinstance(result, list) else []
 
-    requests, cursor = tick(None)  # the first tick starts from now: history is not rebuilt
-    assert requests == []
-    assert instance.event_log_storage.get_concurrency_info("duckdb").slot_count == 1
+    assert tick() == []  # starts from now: the range run before it is history
+    job.execute_in_process(instance=instance, partition_key=h1)
+    (request,) = tick()
+    assert (request.partition_key, request.tags[FOLLOWS_TAG]) == (h2, h1)
+    assert tick() == []  # once
 
-    never_built = hours.h1 - 5 * 3_600_000
-    for symbol, ms in (
-        ("solusdt", hours.h2 + 17 * MINUTE_MS),
-        ("btcusdt", hours.h2 + 3 * MINUTE_MS),
-        ("ethusdt", never_built),
-        ("ethusdt", hours.h2 + 2 * 3_600_000),
-    ):
-        instance.report_runless_asset_event(
-            AssetMaterialization(AssetKey(["raw_trades", symbol]), partition=minute_key(ms))
-        )
-    requests, cursor = tick(cursor)
-    assert [r.partition_key for r in requests] == [h2]  # the hour after H2 is not over: H2 alone
-    requests, cursor = tick(cursor)
-    assert requests == []
-
-    instance.report_runless_asset_event(
-        AssetMaterialization(AssetKey(["raw_trades", "ethusdt"]), partition=minute_key(hours.h1 + 42 * MINUTE_MS))
-    )
-    (request,), cursor = tick(cursor)
-    assert request.partition_key is None
-    assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == (h1, h2)
+    job.execute_in_process(instance=instance, partition_key=h2, tags=request.tags)
+    assert tick() == []  # the rebuild it requested is not followed
+    job.execute_in_process(instance=instance, partition_key=h2)
+    assert tick() == []  # the hour after H2 is not over
 
 
 def test_wiring_pool_backfill_policy_lineage_and_freshness(backfilled):

@@ -1,7 +1,8 @@
 """A new user's first hour: the analytics schedules on a fresh instance, a fresh (missing) DuckDB file and no raw
 minute recorded yet skip their ticks with a reason naming what they wait for, never launching a run bound to fail;
 once one hour of real lake data is complete (its 180 raw minutes recorded on the instance) the hourly schedule
-builds it and latest_prices builds after it. Real SQLite instance in a temporary folder, real dbt runs."""
+builds it and latest_prices builds after it. Real SQLite instance in a temporary folder (configured as `make dev`
+configures it), real dbt runs. An hour completed after its tick is automation's (test_automation.py)."""
 
 import subprocess
 import sys
@@ -9,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pytest
-from dagster import AssetKey, AssetMaterialization, DagsterInstance, build_schedule_context
+from dagster import AssetKey, AssetMaterialization, build_schedule_context
 
 from crypto_assets.defs.analytics import build_analytics_definitions
+from crypto_assets.defs.analytics.automation import AUTOMATION_SENSOR
 from crypto_assets.defs.analytics.schedules import (
     HOURLY_JOB,
     HOURLY_SCHEDULE,
@@ -23,6 +25,7 @@ from crypto_assets.defs.partitions import hour_partitions
 from crypto_assets.minutes import MINUTE_MS, minute_key
 from crypto_assets.settings import Settings
 from crypto_assets_tests.analytics_data import HOUR_MS, SYMBOLS
+from crypto_assets_tests.defs.analytics.dev_instance import dev_instance
 
 pytestmark = pytest.mark.integration
 
@@ -32,12 +35,6 @@ def settings_for(lake, duckdb_path) -> Settings:
         {"CRYPTO_LAKE_URL": str(lake), "CRYPTO_SYMBOLS": ",".join(SYMBOLS), "DBT_DUCKDB_PATH": str(duckdb_path)},
         dotenv_path=None,
     )
-
-
-def real_instance(folder):
-    """A fresh SQLite instance in ``folder`` (what DAGSTER_HOME gives `dagster dev`)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    return DagsterInstance.local_temp(tempdir=str(folder))
 
 
 def record_raw_minutes(instance, hour_ms: int, symbols=SYMBOLS, skip=()) -> None:
@@ -67,7 +64,7 @@ def tick(defs, name: str, instance, when: datetime):
 @pytest.fixture
 def fresh(local_lake, tmp_path):
     """A fresh Dagster instance and a warehouse file that does not exist yet, on a lake holding two hours."""
-    with real_instance(tmp_path / "dagster_home") as instance:
+    with dev_instance(tmp_path / "dagster_home") as instance:
         defs = build_analytics_definitions(settings_for(local_lake, tmp_path / "warehouse" / "crypto.duckdb"))
         yield instance, defs
 
@@ -82,7 +79,7 @@ def test_a_fresh_machine_skips_both_schedules_with_their_reason_then_builds_once
     # nothing recorded, no warehouse file: both ticks skip, saying what they wait for
     requests, reason = tick(defs, HOURLY_SCHEDULE, instance, hourly_tick)
     assert requests == []
-    assert f"hour {h2} waits for its raw minutes" in reason
+    assert f"hour {h2} waits for its raw minutes" in reason and AUTOMATION_SENSOR in reason
     assert all(f"raw_trades/{s.lower()} 0 of 60" in reason for s in SYMBOLS), reason
     requests, reason = tick(defs, LATEST_PRICES_SCHEDULE, instance, latest_tick)
     assert requests == []
@@ -98,20 +95,18 @@ def test_a_fresh_machine_skips_both_schedules_with_their_reason_then_builds_once
     last = hours.h2 + 59 * MINUTE_MS
     record_raw_minutes(instance, hours.h2, skip=[("SOLUSDT", last)])
     requests, reason = tick(defs, HOURLY_SCHEDULE, instance, hourly_tick)
-    assert requests == [] and "raw_trades/solusdt 59 of 60" in reason and "btcusdt" not in reason.split(h2)[-1]
+    assert requests == [] and "raw_trades/solusdt 59 of 60" in reason and "btcusdt" not in reason, reason
 
-    # complete: H2 is requested (H1, never recorded, keeps waiting), built, and not requested again
+    # complete: H2 is requested (once per tick: the run key is the hour) and built
     instance.report_runless_asset_event(
         AssetMaterialization(AssetKey(["raw_trades", "solusdt"]), partition=minute_key(last))
     )
     (request,), _ = tick(defs, HOURLY_SCHEDULE, instance, hourly_tick)
-    assert request.partition_key == h2
+    assert (request.partition_key, request.run_key) == (h2, f"hour-{h2}")
     built = defs.resolve_job_def(HOURLY_JOB).execute_in_process(
         instance=instance, partition_key=request.partition_key, tags=request.tags, raise_on_error=False
     )
     assert built.success
-    requests, reason = tick(defs, HOURLY_SCHEDULE, instance, hourly_tick)
-    assert requests == [] and f"hour {h2}: already built" in reason and f"hour {h1} waits" in reason
 
     # the hour is in the warehouse: latest_prices runs as before
     (request,), reason = tick(defs, LATEST_PRICES_SCHEDULE, instance, latest_tick)
@@ -131,7 +126,7 @@ def test_latest_prices_waits_for_a_warehouse_without_candles_or_held_by_a_dbt_ru
     warehouse = WarehouseResource(lake_url=str(tmp_path), symbols=list(SYMBOLS), duckdb_path=str(path))
     defs = build_analytics_definitions(settings_for(tmp_path, path))
     when = datetime.now(UTC).replace(minute=15, second=0, microsecond=0)
-    with real_instance(tmp_path / "home") as instance:
+    with dev_instance(tmp_path / "home") as instance:
         duckdb.connect(str(path)).close()  # a file, without tables
         requests, reason = tick(defs, LATEST_PRICES_SCHEDULE, instance, when)
         assert requests == [] and "the warehouse has no such table" in reason
@@ -165,26 +160,10 @@ def test_latest_prices_waits_for_a_warehouse_without_candles_or_held_by_a_dbt_ru
             holder.wait(timeout=30)
 
 
-def test_the_hourly_schedule_catches_up_an_hour_that_was_incomplete_at_its_tick(fresh, hours):
-    """The stream started mid-hour and the gap backfill reached H1 only later: the next tick builds both hours
-    (one run each, oldest first, run key = the hour), without any run having failed."""
-    instance, defs = fresh
-    h1, h2 = hours.keys
-    record_raw_minutes(instance, hours.h1, skip=[("BTCUSDT", hours.h1 + m * MINUTE_MS) for m in range(30)])
-    at_h1_tick = datetime.fromtimestamp(hours.h2 / 1000, UTC) + timedelta(minutes=5)
-    requests, reason = tick(defs, HOURLY_SCHEDULE, instance, at_h1_tick)
-    assert requests == [] and f"hour {h1} waits for its raw minutes (raw_trades/btcusdt 30 of 60" in reason
-
-    record_raw_minutes(instance, hours.h1, symbols=["BTCUSDT"])
-    record_raw_minutes(instance, hours.h2)
-    requests, _ = tick(defs, HOURLY_SCHEDULE, instance, at_h1_tick + timedelta(hours=1))
-    assert [(r.partition_key, r.run_key) for r in requests] == [(h1, f"hour-{h1}"), (h2, f"hour-{h2}")]
-
-
 def test_no_hour_partition_yet(tmp_path):
     settings = settings_for(tmp_path, tmp_path / "crypto.duckdb")
     defs = build_analytics_definitions(settings)
     start = hour_partitions(settings.partition_days).start
-    with real_instance(tmp_path / "home") as instance:
+    with dev_instance(tmp_path / "home") as instance:
         requests, reason = tick(defs, HOURLY_SCHEDULE, instance, start + timedelta(minutes=5))
     assert requests == [] and "no hour partition has ended yet" in reason
