@@ -5,7 +5,8 @@
 | BINANCE_WS_URL    | wss://stream.binance.com:9443        |
 | BINANCE_REST_URL  | https://api.binance.com              |
 | BINANCE_ARCHIVE_URL | https://data.binance.vision        |
-| CRYPTO_SYMBOLS    | BTCUSDT,ETHUSDT,SOLUSDT              |
+| CRYPTO_SYMBOLS    | BTCUSDT,ETHUSDT,SOLUSDT (or quote:USDT: every pair quoted in USDT) |
+| CRYPTO_STREAM_SHARDS | 1                                 |
 | CRYPTO_LAKE_URL   | <project root>/.lake                 |
 | AWS_ENDPOINT_URL  | unset (AWS's own endpoints)          |
 | CRYPTO_PARTITION_DAYS | 30                               |
@@ -14,6 +15,7 @@
 | CRYPTO_GAP_MAX_RUNS   | 2                                |
 | CRYPTO_SPOOL_DIR      | <DAGSTER_HOME>/lake_spool (DAGSTER_HOME defaulting to <project root>/.dagster_home) |
 | CRYPTO_SPOOL_MAX_MB   | 1024                             |
+| CRYPTO_SYMBOLS_PER_CONNECTION | 512 (1024 streams, Binance's most per connection) |
 | CRYPTO_WEIGHT_BUDGET_DIR | <DAGSTER_HOME>/weight_budget (DAGSTER_HOME defaulting to <project root>/.dagster_home) |
 | DBT_DUCKDB_PATH   | dbt_crypto_pipeline/.dbt/crypto.duckdb (relative paths from dbt_crypto_pipeline/) |
 
@@ -49,6 +51,8 @@ DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"  # what `make dev` / `make
 SPOOL_FOLDER = "lake_spool"  # under DAGSTER_HOME unless CRYPTO_SPOOL_DIR says otherwise
 DEFAULT_SPOOL_DIR = str(DEFAULT_DAGSTER_HOME / SPOOL_FOLDER)
 DEFAULT_SPOOL_MAX_MB = 1024
+# the live stream's symbols per WebSocket connection: @trade and @kline_1m each, Binance carries 1024 streams at most
+DEFAULT_SYMBOLS_PER_CONNECTION = MAX_SYMBOLS_PER_CONNECTION = 512
 WEIGHT_BUDGET_FOLDER = "weight_budget"  # under DAGSTER_HOME unless CRYPTO_WEIGHT_BUDGET_DIR says otherwise
 DEFAULT_WEIGHT_BUDGET_DIR = str(DEFAULT_DAGSTER_HOME / WEIGHT_BUDGET_FOLDER)
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_crypto_pipeline"
@@ -72,10 +76,15 @@ class Settings:
     gap_max_runs: int = 2  # gap backfill runs in flight at once (they share the exchange's REST weight limit)
     spool_dir: str = DEFAULT_SPOOL_DIR  # where stream minutes wait while the lake fails
     spool_max_mb: int = DEFAULT_SPOOL_MAX_MB  # the spool's bound; past it, minutes are left to the gap backfill
+    symbols_per_connection: int = DEFAULT_SYMBOLS_PER_CONNECTION  # the live stream's symbols per connection
     # the REST weight budget's state files, shared by every process on the machine that calls the exchange
     weight_budget_dir: str = DEFAULT_WEIGHT_BUDGET_DIR
     duckdb_path: str = DEFAULT_DUCKDB_PATH  # the warehouse file dbt builds (silver and gold)
     binance_archive_url: str = DEFAULT_ARCHIVE_URL  # Binance's public data site (daily zips of trades and klines)
+    # CRYPTO_SYMBOLS=quote:<ASSET>: every pair quoted in it, resolved from exchangeInfo (then ``symbols`` is empty
+    # until ``crypto_assets.ingest.universe`` resolves them)
+    quote_asset: str | None = None
+    stream_shards: int = 1  # streaming runs the symbols are split over (one keep-alive guarantee each)
 
     @classmethod
     def from_env(
@@ -107,6 +116,8 @@ class Settings:
                 "BINANCE_REST_URL", get("BINANCE_REST_URL") or DEFAULT_REST_URL, ("http", "https")
             ),
             symbols=parse_symbols(get("CRYPTO_SYMBOLS")) if get("CRYPTO_SYMBOLS") else DEFAULT_SYMBOLS,
+            quote_asset=parse_quote_selection(get("CRYPTO_SYMBOLS")),
+            stream_shards=parse_int("CRYPTO_STREAM_SHARDS", get("CRYPTO_STREAM_SHARDS"), 1, 1, 64, "shards"),
             lake_url=parse_lake_url(get("CRYPTO_LAKE_URL") or DEFAULT_LAKE_URL),
             aws_endpoint_url=(parse_url("AWS_ENDPOINT_URL", aws_endpoint, ("http", "https")) if aws_endpoint else None),
             partition_days=parse_int(
@@ -130,6 +141,14 @@ class Settings:
             ),
             spool_max_mb=parse_int(
                 "CRYPTO_SPOOL_MAX_MB", get("CRYPTO_SPOOL_MAX_MB"), DEFAULT_SPOOL_MAX_MB, 1, 1024 * 1024, "MB"
+            ),
+            symbols_per_connection=parse_int(
+                "CRYPTO_SYMBOLS_PER_CONNECTION",
+                get("CRYPTO_SYMBOLS_PER_CONNECTION"),
+                DEFAULT_SYMBOLS_PER_CONNECTION,
+                1,
+                MAX_SYMBOLS_PER_CONNECTION,
+                "symbols",
             ),
             weight_budget_dir=parse_local_path(
                 "CRYPTO_WEIGHT_BUDGET_DIR",
@@ -185,8 +204,24 @@ def parse_local_path(variable: str, value: str, relative_to: Path = PROJECT_ROOT
     return str(path if path.is_absolute() else (relative_to / path).resolve())
 
 
+QUOTE_SELECTION = re.compile(r"^quote:([A-Za-z0-9]{2,12})$", re.IGNORECASE)
+
+
+def parse_quote_selection(value: str | None) -> str | None:
+    """``quote:USDT`` -> ``USDT`` (a selection of every pair quoted in that asset); anything else -> None."""
+    match = QUOTE_SELECTION.match(value or "")
+    return match.group(1).upper() if match else None
+
+
 def parse_symbols(value: str) -> tuple[str, ...]:
-    """Split a comma-separated symbol list: strip, upper-case, validate, drop duplicates keeping order."""
+    """Split a comma-separated symbol list: strip, upper-case, validate, drop duplicates keeping order. A quote
+    selection (``quote:USDT``) gives no explicit symbol: the universe is resolved from the exchange."""
+    if parse_quote_selection(value):
+        return ()
+    if value.strip().lower().startswith("quote:"):
+        raise SettingsError(
+            f"CRYPTO_SYMBOLS={value!r} is not a quote selection: expected quote:<ASSET>, e.g. quote:USDT"
+        )
     symbols: list[str] = []
     for raw in value.split(","):
         symbol = raw.strip().upper()

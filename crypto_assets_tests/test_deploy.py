@@ -33,7 +33,7 @@ HELM = DEPLOY / "helm"
 STATE_MOUNT = "/opt/dagster/state"
 CODE_SERVER_PORT = 4000
 # The tag the stream job carries for the run queue's limit of one streaming run, and the run-retry opt-out.
-STREAM_TAG = live_stream.STREAM_TAG
+SHARD_TAG = live_stream.SHARD_TAG
 MAX_RETRIES_TAG = "dagster/max_retries"
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY")
 
@@ -197,7 +197,7 @@ def test_run_containers_get_every_variable_the_code_reads():
 def test_run_queue_limits_name_the_codes_tags_and_pool():
     concurrency = instance()["concurrency"]
     limits = {limit["key"]: limit for limit in concurrency["runs"]["tag_concurrency_limits"]}
-    assert limits[STREAM_TAG]["limit"] == 1 and "value" not in limits[STREAM_TAG]
+    assert limits[SHARD_TAG]["limit"] == 1 and limits[SHARD_TAG]["value"] == {"applyLimitPerUniqueValue": True}
     assert "value" not in limits[GAP_TAG], "the gap tag's value is the symbol: the limit must span all of them"
     assert limits[GAP_TAG]["limit"] == int(env_example()["CRYPTO_GAP_MAX_RUNS"])
     assert concurrency["pools"]["default_limit"] == 1
@@ -221,7 +221,7 @@ def test_monitoring_and_retries_leave_the_stream_to_its_keepalive_sensor():
 def test_stream_job_carries_its_queue_tag_and_opts_out_of_run_retries():
     job = live_stream.live_trades_stream
     tags = {**job.tags, **(getattr(job, "run_tags", None) or {})}
-    assert STREAM_TAG in tags
+    assert tags[SHARD_TAG] == "0/1"
     assert tags.get(MAX_RETRIES_TAG) == "0"
 
 

@@ -72,28 +72,33 @@ class AggTrade(msgspec.Struct, frozen=True, gc=False):
 
 
 class Connected(msgspec.Struct, frozen=True):
-    """The stream is (re)connected: records after this one are contiguous until the next Disconnected."""
+    """A connection of the stream is (re)connected: records of its ``symbols`` after this one are contiguous until
+    its next Disconnected. ``symbols`` empty: the stream's every symbol."""
 
     at: int
     url: str
+    symbols: tuple[str, ...] = ()
 
 
 class Disconnected(msgspec.Struct, frozen=True):
-    """The stream lost its connection at ``at`` (ms): continuity may be broken between the last record before
-    this and the first after the next Connected."""
+    """A connection of the stream was lost at ``at`` (ms): continuity of its ``symbols`` (empty: every symbol) may
+    be broken between the last record before this and the first after that connection's next Connected."""
 
     at: int
     reason: str
+    symbols: tuple[str, ...] = ()
 
 
 class MalformedFrame(msgspec.Struct, frozen=True):
     """A frame that could not be parsed. ``symbol`` is set when the stream name could still be read: that
-    symbol's current minute cannot be trusted."""
+    symbol's current minute cannot be trusted; otherwise any of ``symbols`` (its connection's; empty: every
+    symbol) may have lost a record."""
 
     at: int
     symbol: str | None
     error: str
     frame: str  # the frame's content (cut to a few hundred characters)
+    symbols: tuple[str, ...] = ()
 
 
 class ServerShutdown(msgspec.Struct, frozen=True):
@@ -275,3 +280,26 @@ def _decode(decoder: msgspec.json.Decoder, body: bytes, what: str):
         return decoder.decode(body)
     except (msgspec.ValidationError, *_NOT_JSON) as exc:
         raise MalformedPayload(f"unexpected {what} body: {exc}: {body[:200]!r}") from None
+
+
+# ---- exchangeInfo ------------------------------------------------------------------------------------------------
+class SymbolListing(msgspec.Struct, frozen=True):
+    """One symbol as exchangeInfo lists it: ``status`` TRADING, HALT (trading suspended for a while), BREAK
+    (delisted, or listed but not open yet), ..."""
+
+    symbol: str
+    status: str
+    baseAsset: str = ""
+    quoteAsset: str = ""
+
+
+class _ExchangeSymbols(msgspec.Struct):
+    symbols: list[SymbolListing]
+
+
+def parse_listings(body: dict, url: str) -> list[SymbolListing]:
+    """The ``symbols`` of an exchangeInfo body; without a readable list: MalformedPayload naming ``url``."""
+    try:
+        return msgspec.convert(body, _ExchangeSymbols).symbols
+    except msgspec.ValidationError as exc:
+        raise MalformedPayload(f"exchangeInfo at {url} has no readable symbol list: {exc}") from None

@@ -44,7 +44,9 @@ from crypto_assets.exchange.errors import (
 from crypto_assets.exchange.models import (
     Kline,
     MalformedPayload,
+    SymbolListing,
     Trade,
+    parse_listings,
     parse_rest_agg_trades,
     parse_rest_klines,
     parse_rest_trades,
@@ -150,6 +152,10 @@ class BinanceRestClient:
         if isinstance(body.get("serverTime"), int):
             self.budget.set_server_time(body["serverTime"], answer.sent_local_ms, answer.received_local_ms)
         return body
+
+    def listings(self) -> list[SymbolListing]:
+        """Every symbol exchangeInfo lists, with its status and assets (one call: weight 20)."""
+        return parse_listings(self.exchange_info(), self.base_url + endpoints.EXCHANGE_INFO)
 
     def validate_symbols(self, symbols: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Each symbol's exchangeInfo entry, when every one is listed and TRADING. Otherwise raises UnknownSymbol

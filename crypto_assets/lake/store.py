@@ -35,6 +35,8 @@ from crypto_assets.lake.paths import minute_file_path
 from crypto_assets.lake.schema import normalize, parquet_to_table, table_to_parquet, trades_to_table
 from crypto_assets.minutes import MINUTE_MS
 
+STATE_FOLDER = "_state"  # the project's small state documents, beside raw_trades/
+
 
 class LakeError(RuntimeError):
     """The lake could not be read or written (the message names the path or URL and the cause)."""
@@ -76,6 +78,16 @@ class Lake(ABC):
     def _has(self, key: str) -> bool: ...
 
     # ---- public API ----
+    def read_state(self, name: str) -> bytes | None:
+        """A small state document the project keeps beside the trades (``_state/<name>``, e.g. the resolved symbol
+        universe), None if there is none. Never read as trades: the minute files live under ``raw_trades/``."""
+        return self._read_bytes(f"{STATE_FOLDER}/{name}")
+
+    def write_state(self, name: str, data: bytes) -> str:
+        """Replace the state document ``name`` atomically; returns its location."""
+        self._write_bytes(f"{STATE_FOLDER}/{name}", data)
+        return self.location(f"{STATE_FOLDER}/{name}")
+
     def path_of(self, symbol: str, minute_start_ms: int) -> str:
         return self.location(minute_file_path(symbol, minute_start_ms))
 

@@ -21,18 +21,26 @@ from crypto_assets.defs.raw.io_manager import RAW_TRADES_IO_MANAGER, RawTradesIO
 from crypto_assets.defs.raw.keepalive import build_live_stream_keepalive
 from crypto_assets.defs.raw.live_stream import live_trades_stream
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
+from crypto_assets.defs.raw.universe import build_universe_sensor, settings_universe
+from crypto_assets.ingest.universe import Universe
 from crypto_assets.settings import Settings
 
 __all__ = ["RAW_TRADES_JOB", "build_raw_definitions", "raw_resources"]
 
 RAW_TRADES_JOB = "raw_trades_from_rest"
+GROUP_SIZE = 40  # raw assets in one group before they are split by first letter
 
 
-def build_raw_definitions(settings: Settings) -> Definitions:
-    """The raw assets, the stream and REST jobs, both sensors and the resources (`exchange`, `lake`) for
-    ``settings``."""
+def build_raw_definitions(settings: Settings, universe: Universe | None = None) -> Definitions:
+    """The raw assets (one per symbol ``universe`` defines: by default the one ``settings`` loads with), the stream
+    and REST jobs, the sensors and the resources (`exchange`, `lake`) for ``settings``."""
+    universe = universe or settings_universe(settings)
+    symbols, streamed = universe.defined(), set(universe.streamed())
     minutes = minute_partitions(settings.partition_days)
-    raw_trades = [build_raw_trades_asset(symbol, minutes) for symbol in settings.symbols]
+    raw_trades = [
+        build_raw_trades_asset(symbol, minutes, raw_group(symbol, len(symbols)), symbol in streamed)
+        for symbol in symbols
+    ]
     raw_job = define_asset_job(
         RAW_TRADES_JOB,
         selection=AssetSelection.assets(*raw_trades),
@@ -47,15 +55,27 @@ def build_raw_definitions(settings: Settings) -> Definitions:
         jobs=[raw_job, live_trades_stream],
         sensors=[
             build_live_stream_keepalive(live_trades_stream),
+            build_universe_sensor(symbols),
             build_gap_backfill_sensor(
                 raw_job,
-                settings.symbols,
+                symbols,
                 minutes,
                 GapPolicy(settings.gap_lookback_hours, settings.gap_settle_seconds, settings.gap_max_runs),
             ),
         ],
-        resources=raw_resources(ExchangeResource.from_settings(settings), LakeResource.from_settings(settings)),
+        resources=raw_resources(
+            ExchangeResource.from_settings(settings, symbols), LakeResource.from_settings(settings)
+        ),
     )
+
+
+def raw_group(symbol: str, symbol_count: int) -> str:
+    """The asset group of a symbol's raw asset: ``raw`` for up to ``GROUP_SIZE`` symbols; beyond, one group per first
+    letter (``raw_a`` ... ``raw_z``, ``raw_0`` for digits), so the asset graph stays readable with hundreds."""
+    if symbol_count <= GROUP_SIZE:
+        return "raw"
+    first = symbol[0].lower()
+    return f"raw_{first if first.isalpha() else '0'}"
 
 
 def raw_resources(exchange: ExchangeResource, lake: LakeResource) -> dict[str, object]:

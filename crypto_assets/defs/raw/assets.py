@@ -78,7 +78,10 @@ class RawTradesConfig(Config):
     )
 
 
-def build_raw_trades_asset(symbol: str, partitions_def: TimeWindowPartitionsDefinition) -> AssetsDefinition:
+def build_raw_trades_asset(
+    symbol: str, partitions_def: TimeWindowPartitionsDefinition, group_name: str = "raw", streamed: bool = True
+) -> AssetsDefinition:
+    """``streamed``: False for a symbol that left the universe (its recorded minutes stay, no freshness is owed)."""
     key = raw_trades_key(symbol)
 
     @multi_asset(
@@ -86,11 +89,13 @@ def build_raw_trades_asset(symbol: str, partitions_def: TimeWindowPartitionsDefi
         specs=[
             AssetSpec(
                 key,
-                group_name="raw",
+                group_name=group_name,
                 partitions_def=partitions_def,
                 freshness_policy=FreshnessPolicy.time_window(
                     fail_window=timedelta(minutes=10), warn_window=timedelta(minutes=3)
-                ),
+                )
+                if streamed
+                else None,
                 kinds={"parquet", "binance"},
                 metadata={"symbol": symbol},
                 description=(

@@ -51,7 +51,7 @@ from crypto_assets.defs.raw.gap_plan import (
     waits_text,
 )
 from crypto_assets.defs.raw.miss_reasons import MissReason, read_failure_metadata
-from crypto_assets.defs.raw.resources import ExchangeResource
+from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key, minute_start_ms
 
 GAP_TAG = "crypto_assets/gap_backfill"  # value: the symbol
@@ -68,7 +68,7 @@ def build_gap_backfill_sensor(
     clock: Callable[[], float] = time.time,
 ) -> SensorDefinition:
     """``clock``: the sensor's now (seconds), for windows and back-offs; tests pass a controllable one."""
-    symbols = list(symbols)
+    defined = list(symbols)
     partitions_start_ms = int(partitions_def.start.timestamp() * 1000)
 
     @sensor(
@@ -81,8 +81,10 @@ def build_gap_backfill_sensor(
         f"(from each symbol's first trade on): newest first, round robin by symbol, a minute still "
         f"missing after its run waits 5 min, 10, 20 ... up to 4 h.",
     )
-    def raw_trades_gap_backfill(context: SensorEvaluationContext, exchange: ExchangeResource):
+    def raw_trades_gap_backfill(context: SensorEvaluationContext, exchange: ExchangeResource, lake: LakeResource):
         instance = context.instance
+        chased = set(exchange.universe(lake.lake()).chased())  # halted and departed symbols have no gaps to chase
+        symbols = [s for s in defined if s in chased]
         now_ms = int(clock() * 1000)
         window_start, window_end = policy.window(now_ms, partitions_start_ms)
         try:

@@ -22,14 +22,15 @@ Under ``dagster dev`` the op also watches the ``dagster dev`` process: a SIGTERM
 but not its code server, which keeps a run going until it ends (a stream never does), so once ``dagster dev`` is
 gone the run terminates itself through the run launcher, like ``dagster run terminate`` (docs/adr/0003).
 
-The run tags itself with its symbols and writes a heartbeat tag every ``HEARTBEAT_S`` seconds: the keep-alive
-sensor (``keepalive.py``) uses them to restart a run that died without Dagster noticing, and one whose symbols are
-no longer the configured ones. While the exchange is unreachable the stream backs off (up to 30 s between
+The keep-alive sensor (``keepalive.py``) tells each run its shard's symbols (``StreamConfig``) and tags it with them;
+the run writes a heartbeat tag every ``HEARTBEAT_S`` seconds, by which the sensor restarts a run that died without
+Dagster noticing. While the exchange is unreachable the stream backs off (up to 30 s between
 attempts, at most 60 attempts per 5 minutes) and the run says so in its log; it does not exit.
 """
 # No `from __future__ import annotations` in Dagster modules: Dagster inspects the `context` annotation at runtime.
 
 import collections
+import hashlib
 import os
 import signal
 import subprocess
@@ -38,7 +39,7 @@ import time
 from pathlib import Path
 
 import msgspec
-from dagster import DagsterExecutionInterruptedError, DagsterRunStatus, Failure, OpExecutionContext, job, op
+from dagster import Config, DagsterExecutionInterruptedError, DagsterRunStatus, Failure, OpExecutionContext, job, op
 from dagster._utils.interrupts import capture_interrupts, check_captured_interrupt
 
 from crypto_assets.defs.names import raw_trades_key
@@ -56,11 +57,12 @@ from crypto_assets.ingest.capture_process import (
 from crypto_assets.minutes import minute_key
 
 STREAM_JOB = "live_trades_stream"
-SYMBOLS_TAG = "crypto_assets/symbols"
-# On every stream run: the production run queue allows one run with this tag at a time (deploy/dagster.yaml), and
-# Dagster's run retries leave the stream alone (the keep-alive sensor replaces a dead stream run, with back-off).
-STREAM_TAG = "crypto_assets/live_stream"
-STREAM_RUN_TAGS = {STREAM_TAG: "true", "dagster/max_retries": "0"}
+SYMBOLS_TAG = "crypto_assets/symbols"  # what the run streams (``symbols_tag``)
+# On every stream run: "<index>/<count>" of its shard (a run launched by hand: the one shard "0/1"); the production
+# run queue allows one run per value (deploy/dagster.yaml), and Dagster's run retries leave the stream alone (the
+# keep-alive sensor replaces a dead stream run, with back-off).
+SHARD_TAG = "crypto_assets/stream_shard"
+STREAM_RUN_TAGS = {SHARD_TAG: "0/1", "dagster/max_retries": "0"}
 HEARTBEAT_TAG = "crypto_assets/heartbeat"
 HEARTBEAT_S = 15
 STDERR_LINES = 40  # of the capture process, kept for the failure message
@@ -69,8 +71,26 @@ WATCH_S = 0.5  # how often the op looks for an interrupt, and for its `dagster d
 DEV_FLAG = b"DAGSTER_IS_DEV_CLI=1"  # `dagster dev` puts it in the environment of every process it starts
 
 
-@op(description="Streams every configured symbol's trades and records each minute proven complete.")
-def stream_trades(context: OpExecutionContext, exchange: ExchangeResource, lake: LakeResource) -> None:
+class StreamConfig(Config):
+    """What one streaming run carries (the keep-alive sets both); empty ``symbols``: every symbol the universe
+    streams now, as one shard (a run launched by hand)."""
+
+    symbols: list[str] = []
+    shard: str = "0/1"
+
+
+def symbols_tag(symbols: list[str]) -> str:
+    """The run's ``SYMBOLS_TAG``: the symbols themselves, or for many a count and a digest (tags stay small)."""
+    text = ",".join(symbols)
+    if len(symbols) <= 20:
+        return text
+    return f"{len(symbols)} symbols, {symbols[0]}..{symbols[-1]}, sha1 {hashlib.sha1(text.encode()).hexdigest()[:12]}"
+
+
+@op(description="Streams its shard of the symbol universe's trades and records each minute proven complete.")
+def stream_trades(
+    context: OpExecutionContext, config: StreamConfig, exchange: ExchangeResource, lake: LakeResource
+) -> None:
     stop_beating = threading.Event()  # beating from the start: the keep-alive sensor waits for the first beat
     threading.Thread(target=_heartbeat, args=(context, stop_beating), name="heartbeat", daemon=True).start()
     try:
@@ -80,7 +100,7 @@ def stream_trades(context: OpExecutionContext, exchange: ExchangeResource, lake:
                 threading.Thread(
                     target=_watch_dagster_dev, args=(context, dev, stop_beating), name="dagster-dev-watch", daemon=True
                 ).start()
-            _stream(context, exchange, lake)
+            _stream(context, config.symbols or exchange.universe(lake.lake()).streamed(), exchange, lake)
         raise DagsterExecutionInterruptedError()  # _stream returns only once an interrupt stopped it
     except (DagsterExecutionInterruptedError, KeyboardInterrupt):
         with capture_interrupts():  # the run worker forwards the same stop: it must not cut this short
@@ -90,10 +110,11 @@ def stream_trades(context: OpExecutionContext, exchange: ExchangeResource, lake:
         stop_beating.set()
 
 
-def _stream(context: OpExecutionContext, exchange: ExchangeResource, lake: LakeResource) -> None:
+def _stream(context: OpExecutionContext, symbols: list[str], exchange: ExchangeResource, lake: LakeResource) -> None:
     """The capture process, run until it exits on its own (a failure naming its exit code and stderr) or an
     interrupt stops it (returns once it has exited and everything it reported is recorded)."""
-    symbols = list(exchange.symbols)
+    if not symbols:
+        raise Failure(description="no symbol to stream: the universe has no member (every symbol left or none listed)")
     _check_symbols(context, exchange, symbols)
     if check_captured_interrupt():
         return
@@ -108,6 +129,7 @@ def _stream(context: OpExecutionContext, exchange: ExchangeResource, lake: LakeR
                 endpoint_url=lake.endpoint_url,
                 spool_dir=lake.spool_dir,
                 spool_max_mb=lake.spool_max_mb,
+                symbols_per_connection=exchange.symbols_per_connection,
             )
         ),
         env={**os.environ, **ENVIRONMENT},
@@ -258,12 +280,15 @@ def _heartbeat(context: OpExecutionContext, stop: threading.Event) -> None:
 
 
 def _check_symbols(context: OpExecutionContext, exchange: ExchangeResource, symbols: list[str]) -> None:
-    """Unknown symbols stop the run with their names; an unreachable REST API does not (the stream backs off)."""
+    """Unknown symbols stop the run with their names; halted ones are streamed (their minutes are recorded empty),
+    and an unreachable REST API does not stop it either (the stream backs off)."""
     try:
         with exchange.rest_client() as client:
             client.validate_symbols(symbols)
     except UnknownSymbol as exc:
-        raise Failure(description=f"CRYPTO_SYMBOLS names symbols the exchange does not trade: {exc}") from None
+        if exc.unknown:
+            raise Failure(description=f"CRYPTO_SYMBOLS names symbols the exchange does not list: {exc}") from None
+        context.log.warning(f"streaming symbols that do not trade now: {exc}")
     except (ExchangeUnreachable, ExchangeError) as exc:
         context.log.warning(f"could not check the symbols over REST ({exc}); streaming anyway")
 

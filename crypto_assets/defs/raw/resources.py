@@ -5,8 +5,15 @@ from dagster import ConfigurableResource
 from crypto_assets.exchange.archive import BinanceArchive
 from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.exchange.weight_budget import URGENT_RESERVE, WeightBudget
+from crypto_assets.ingest.universe import Selection, Universe, configured, kept
 from crypto_assets.lake import Lake, lake_from_url
-from crypto_assets.settings import DEFAULT_SPOOL_DIR, DEFAULT_SPOOL_MAX_MB, DEFAULT_WEIGHT_BUDGET_DIR, Settings
+from crypto_assets.settings import (
+    DEFAULT_SPOOL_DIR,
+    DEFAULT_SPOOL_MAX_MB,
+    DEFAULT_SYMBOLS_PER_CONNECTION,
+    DEFAULT_WEIGHT_BUDGET_DIR,
+    Settings,
+)
 
 
 class ExchangeResource(ConfigurableResource):
@@ -16,19 +23,36 @@ class ExchangeResource(ConfigurableResource):
 
     rest_url: str
     ws_url: str
-    symbols: list[str]
+    symbols: list[str]  # the symbols defined when the code location loaded (the universe's ``defined()``)
     weight_budget_dir: str = DEFAULT_WEIGHT_BUDGET_DIR
     archive_url: str | None = None
+    symbols_per_connection: int = DEFAULT_SYMBOLS_PER_CONNECTION  # the live stream's, CRYPTO_SYMBOLS_PER_CONNECTION
+    quote_asset: str | None = None  # CRYPTO_SYMBOLS=quote:<ASSET>: the universe is every pair quoted in it
+    stream_shards: int = 1  # CRYPTO_STREAM_SHARDS
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "ExchangeResource":
+    def from_settings(cls, settings: Settings, symbols: list[str] | None = None) -> "ExchangeResource":
+        """``symbols``: the universe's symbols once resolved (a quote selection has no explicit ones)."""
         return cls(
             rest_url=settings.binance_rest_url,
             ws_url=settings.binance_ws_url,
-            symbols=list(settings.symbols),
+            symbols=list(settings.symbols if symbols is None else symbols),
             weight_budget_dir=settings.weight_budget_dir,
             archive_url=settings.binance_archive_url,
+            symbols_per_connection=settings.symbols_per_connection,
+            quote_asset=settings.quote_asset,
+            stream_shards=settings.stream_shards,
         )
+
+    def selection(self) -> Selection:
+        """What CRYPTO_SYMBOLS selects: the explicit list, or every pair of the quote asset."""
+        return Selection(quote_asset=self.quote_asset) if self.quote_asset else Selection(tuple(self.symbols))
+
+    def universe(self, lake: Lake) -> Universe:
+        """The universe as last resolved and kept in ``lake`` (the universe sensor refreshes it); before the first
+        resolution, the symbols this code location loaded with."""
+        known = kept(self.selection(), lake)
+        return known if known is not None else configured(Selection(tuple(self.symbols)))
 
     def rest_client(self, timeout: float = 10) -> BinanceRestClient:
         """A new REST client spending the machine's one weight budget of the exchange host (shared through

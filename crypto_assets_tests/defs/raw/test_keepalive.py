@@ -3,6 +3,7 @@
 import time
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 from dagster import DagsterRunStatus, build_sensor_context
 
 from crypto_assets.definitions import build_definitions
@@ -12,8 +13,11 @@ from crypto_assets.defs.raw.keepalive import (
     STREAM_RESTART_BACKOFF,
     build_live_stream_keepalive,
 )
-from crypto_assets.defs.raw.live_stream import HEARTBEAT_TAG, SYMBOLS_TAG, live_trades_stream
-from crypto_assets.defs.raw.resources import ExchangeResource
+from crypto_assets.defs.raw.live_stream import HEARTBEAT_TAG, SHARD_TAG, SYMBOLS_TAG, live_trades_stream
+from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
+from crypto_assets.exchange.models import SymbolListing
+from crypto_assets.ingest.universe import Selection, merge
+from crypto_assets.lake import LocalLake
 from crypto_assets.settings import Settings
 from crypto_assets_tests.defs.raw.conftest import sensor_context
 
@@ -138,12 +142,20 @@ def test_restarts_wait_1_2_4_minutes_up_to_15_after_failures_in_a_row(instance):
         assert expected - 10 <= wait <= expected, result.skip_message
 
 
-def test_the_configured_symbols_are_the_exchange_resources(instance):
-    """What the stream op streams (``exchange.symbols``) is what the keep-alive asks for and compares runs with."""
+def test_the_configured_symbols_are_the_exchange_resources(instance, tmp_path):
+    """Before any universe is kept in the lake, the stream carries the symbols the code location loaded with
+    (``exchange.symbols``), and the run is told them in its config."""
     sensor = build_live_stream_keepalive(live_trades_stream)
     exchange = ExchangeResource(rest_url="http://127.0.0.1:1", ws_url="ws://127.0.0.1:1", symbols=["SOLUSDT"])
-    result = sensor.evaluate_tick(build_sensor_context(instance=instance, resources={"exchange": exchange}))
+    lake = LakeResource(url=str(tmp_path / "lake"))
+    result = sensor.evaluate_tick(
+        build_sensor_context(instance=instance, resources={"exchange": exchange, "lake": lake})
+    )
     assert result.run_requests[0].tags[SYMBOLS_TAG] == "SOLUSDT"
+    assert result.run_requests[0].run_config["ops"]["stream_trades"]["config"] == {
+        "symbols": ["SOLUSDT"],
+        "shard": "0/1",
+    }
 
 
 def test_a_canceled_run_ends_the_failure_row(instance):
@@ -167,3 +179,37 @@ def test_a_silent_canceling_run_is_marked_canceled_and_replaced(instance):
     result = evaluate(defs, "live_stream_keepalive", instance)
     assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.CANCELED
     assert len(result.run_requests) == 1
+
+
+# ---- shards ----------------------------------------------------------------------------------------------------------
+def test_each_shard_gets_its_own_run_and_only_a_changed_shard_is_replaced(instance, tmp_path):
+    """CRYPTO_STREAM_SHARDS=2: one run per shard, each told its symbols; a second run of a shard is cancelled; when
+    the universe kept in the lake changes (a symbol left), only the shard that held it is replaced."""
+    lake = str(tmp_path / "lake")
+    env = {"CRYPTO_SYMBOLS": "BTCUSDT,ETHUSDT,SOLUSDT", "CRYPTO_STREAM_SHARDS": "2", "CRYPTO_LAKE_URL": lake}
+    defs = definitions(**env)
+    requests = evaluate(defs, "live_stream_keepalive", instance).run_requests
+    by_shard = {r.tags[SHARD_TAG]: r.run_config["ops"]["stream_trades"]["config"]["symbols"] for r in requests}
+    assert by_shard == {"0/2": ["ETHUSDT", "SOLUSDT"], "1/2": ["BTCUSDT"]}
+
+    runs = {}
+    for request in requests:
+        run = instance.create_run_for_job(defs.resolve_job_def("live_trades_stream"), tags=request.tags)
+        instance.handle_run_event(run.run_id, _event(run, DagsterRunStatus.STARTED), datetime.now(UTC))
+        instance.add_run_tags(run.run_id, {HEARTBEAT_TAG: str(int(time.time()))})
+        runs[request.tags[SHARD_TAG]] = run.run_id
+    duplicate = instance.create_run_for_job(defs.resolve_job_def("live_trades_stream"), tags=requests[0].tags)
+    instance.handle_run_event(duplicate.run_id, _event(duplicate, DagsterRunStatus.STARTED), datetime.now(UTC))
+    result = evaluate(defs, "live_stream_keepalive", instance)
+    assert not result.run_requests
+    assert instance.get_run_by_id(duplicate.run_id).status in (DagsterRunStatus.CANCELING, DagsterRunStatus.CANCELED)
+    assert instance.get_run_by_id(runs[requests[0].tags[SHARD_TAG]]).status == DagsterRunStatus.STARTED
+
+    # SOLUSDT is delisted (BREAK): the universe kept in the lake says so; shard 0/2 is replaced, 1/2 untouched
+    selection = Selection(("BTCUSDT", "ETHUSDT", "SOLUSDT"))
+    listings = [SymbolListing(s, "BREAK" if s == "SOLUSDT" else "TRADING") for s in selection.symbols]
+    universe = merge(selection, None, listings, int(time.time() * 1000))
+    LocalLake(lake).write_state(f"universe-{selection.name}.json", msgspec.json.encode(universe))
+    evaluate(defs, "live_stream_keepalive", instance)
+    assert instance.get_run_by_id(runs["0/2"]).status in (DagsterRunStatus.CANCELING, DagsterRunStatus.CANCELED)
+    assert instance.get_run_by_id(runs["1/2"]).status == DagsterRunStatus.STARTED
