@@ -100,7 +100,8 @@ def stream_trades(
                 threading.Thread(
                     target=_watch_dagster_dev, args=(context, dev, stop_beating), name="dagster-dev-watch", daemon=True
                 ).start()
-            _stream(context, config.symbols or exchange.universe(lake.lake()).streamed(), exchange, lake)
+            symbols = config.symbols or exchange.universe(lake.lake()).streamed()
+            _stream(context, symbols, spool_dir(lake.spool_dir, config.shard), exchange, lake)
         raise DagsterExecutionInterruptedError()  # _stream returns only once an interrupt stopped it
     except (DagsterExecutionInterruptedError, KeyboardInterrupt):
         with capture_interrupts():  # the run worker forwards the same stop: it must not cut this short
@@ -110,7 +111,18 @@ def stream_trades(
         stop_beating.set()
 
 
-def _stream(context: OpExecutionContext, symbols: list[str], exchange: ExchangeResource, lake: LakeResource) -> None:
+def spool_dir(folder: str, shard: str) -> str:
+    """The shard's own spool folder (a spool is locked by one capture process): the folder itself for the one shard,
+    ``<folder>/shard-<index>-of-<count>`` for each of several."""
+    if shard == "0/1":
+        return folder
+    index, count = shard.split("/")
+    return str(Path(folder) / f"shard-{index}-of-{count}")
+
+
+def _stream(
+    context: OpExecutionContext, symbols: list[str], spool: str, exchange: ExchangeResource, lake: LakeResource
+) -> None:
     """The capture process, run until it exits on its own (a failure naming its exit code and stderr) or an
     interrupt stops it (returns once it has exited and everything it reported is recorded)."""
     if not symbols:
@@ -127,7 +139,7 @@ def _stream(context: OpExecutionContext, symbols: list[str], exchange: ExchangeR
                 symbols=symbols,
                 lake_url=lake.url,
                 endpoint_url=lake.endpoint_url,
-                spool_dir=lake.spool_dir,
+                spool_dir=spool,
                 spool_max_mb=lake.spool_max_mb,
                 symbols_per_connection=exchange.symbols_per_connection,
             )

@@ -5,6 +5,7 @@ from dagster import AssetKey, build_sensor_context
 
 from crypto_assets.definitions import build_definitions
 from crypto_assets.defs.raw import GROUP_SIZE, raw_group
+from crypto_assets.defs.raw.live_stream import spool_dir
 from crypto_assets.settings import Settings
 
 
@@ -35,3 +36,9 @@ def test_a_quote_selection_loads_from_the_exchange_then_without_it(simulator, tm
 def test_raw_groups_split_by_first_letter_beyond_a_readable_size():
     assert raw_group("BTCUSDT", 3) == "raw"
     assert raw_group("BTCUSDT", GROUP_SIZE + 1) == "raw_b" and raw_group("1INCHUSDT", 500) == "raw_0"
+
+
+def test_each_shard_spools_in_its_own_folder():
+    """A spool is locked by one capture process: two shards on one machine must not wait for each other's."""
+    assert spool_dir("/var/spool", "0/1") == "/var/spool"
+    assert spool_dir("/var/spool", "1/3") == "/var/spool/shard-1-of-3" != spool_dir("/var/spool", "0/3")
