@@ -61,6 +61,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "0; the other symbols keep --history-minutes of history",
     )
     p.add_argument(
+        "--quiet-symbols",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N generated quiet symbols (0.01-0.5 trades/s, many quiet minutes; seven in eight quoted in USDT, "
+        "the others in BTC, FDUSD, USDC, ETH, TRY), named deterministically from --seed",
+    )
+    p.add_argument(
+        "--halted",
+        action="append",
+        default=[],
+        metavar="SYMBOL=MINUTES",
+        help="SYMBOL has been halted (status HALT, no trade) since MINUTES ago (repeatable); "
+        "POST /_sim/faults/resume_trading resumes it",
+    )
+    p.add_argument(
         "--archive-delay-minutes",
         type=int,
         default=0,
@@ -81,18 +97,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def parse_listed(items: list[str], symbols: list[str]) -> dict[str, int]:
+def parse_listed(items: list[str], symbols: list[str], flag: str = "--listed") -> dict[str, int]:
     """``["PEPEUSDT=30"]`` -> ``{"PEPEUSDT": 30}``; a bad item exits with a one-line message naming it."""
     listed = {}
     for item in items:
         name, sep, value = item.partition("=")
         name = name.strip().upper()
         if not sep or not name or not value.strip().isdigit():
-            raise SystemExit(f"--listed expects SYMBOL=MINUTES with MINUTES a whole number >= 0, got {item!r}")
+            raise SystemExit(f"{flag} expects SYMBOL=MINUTES with MINUTES a whole number >= 0, got {item!r}")
         if name not in symbols:
-            raise SystemExit(f"--listed names {name}, which is not in --symbols ({','.join(symbols)})")
+            raise SystemExit(f"{flag} names {name}, which is not in --symbols ({','.join(symbols)})")
         if name in listed:
-            raise SystemExit(f"--listed names {name} twice")
+            raise SystemExit(f"{flag} names {name} twice")
         listed[name] = int(value)
     return listed
 
@@ -114,6 +130,8 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
     unknown = set(rates) - set(symbols)
     if unknown:
         raise SystemExit(f"--rate names symbols that are not in --symbols: {', '.join(sorted(unknown))}")
+    if args.quiet_symbols < 0:
+        raise SystemExit(f"--quiet-symbols must be >= 0, got {args.quiet_symbols}")
     if args.archive_delay_minutes < 0:
         raise SystemExit(f"--archive-delay-minutes must be >= 0, got {args.archive_delay_minutes}")
     origin_ms = None
@@ -131,13 +149,14 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
         configs = [symbol_config(s, **({"trades_per_second": rates[s]} if s in rates else {})) for s in symbols]
     except ValueError as exc:
         raise SystemExit(f"bad simulator configuration: {exc}") from None
-    return SimulatorConfig(
+    config = SimulatorConfig(
         symbols=configs,
         seed=args.seed,
         history_minutes=args.history_minutes,
         origin_ms=origin_ms,
         hostile=args.hostile,
         listed=parse_listed(args.listed, symbols),
+        quiet_symbols=args.quiet_symbols,
         weight_per_minute=args.weight_per_minute,
         archive_delay_minutes=args.archive_delay_minutes,
         archive_dir=args.archive_cache_dir,
@@ -148,6 +167,8 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
             trade_shape=args.trade_shape,
         ),
     )
+    config.halted = parse_listed(args.halted, [c.symbol for c in config.all_symbols()], "--halted")
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,11 @@ The model, one second at a time (absolute epoch seconds, nothing before ``origin
   never trades (rate 0, or every minute quiet: ``quiet_minute_probability`` 1), which has no trade at all;
 - hostile mode (``hostile.py``) adds bursts (10-50x the rate for a few seconds) and empty minutes, only to seconds
   not generated yet, so everything read before and after stays one market;
+- a symbol's lifecycle (``universe.py``: halts, delisting) stops its trading the same way, from the first second
+  not generated yet: ids stay dense across a stop, and its minutes have klines without trades;
+- a symbol with ``hourly_draws`` (the generated quiet symbols) draws its seconds an hour at a time: one generator
+  per hour instead of one per second, its index and walk computed with numpy over whole runs of seconds, so that
+  its history costs about a hundredth; still a pure function of ``(seed, symbol, second)``, drawn differently;
 - prices and quantities are integers in units of 1e-8 (Binance's 8 decimals), on the symbol's grid (tickSize,
   stepSize) and inside its filters (PRICE_FILTER, LOT_SIZE); now and then (``extreme_probability`` per second) a
   trade is exactly ``max_qty`` and another exactly ``min_qty``;
@@ -22,6 +27,7 @@ The model, one second at a time (absolute epoch seconds, nothing before ``origin
 Trade ids are dense per symbol: the first trade of second ``s`` has id ``first_trade_id + trades before s``. A
 symbol listed during the simulator's history (``Market(listings=...)``) starts there with trade and aggregate ids 0,
 as a new spot listing does; the others start their history at their configured (realistically large) first ids.
+``Market.list_symbol`` lists one while the market runs: its history starts at the next second, with ids 0.
 The per-second counts are computed once, in order, into a growing index; a second's full trade arrays are
 regenerated from the seed on demand and kept in a small LRU cache.
 """
@@ -38,6 +44,7 @@ import numpy as np
 
 from binance_simulator.endpoints import MINUTE_MS
 from binance_simulator.hostile import HostileMarket
+from binance_simulator.universe import BREAK, HALT, Lifecycle
 
 UNITS = 100_000_000  # 1e8: prices and quantities are integers in units of 1e-8
 MAX_UNITS = 2**63 - 1  # Binance keeps prices and quantities as int64 counts of 1e-8: 92,233,720,368.54775807
@@ -75,6 +82,7 @@ class SymbolConfig:
     min_qty: str | None = None
     max_qty: str | None = None
     extreme_probability: float = 0.01  # chance per second of a max_qty trade, and (apart) of a min_qty trade
+    hourly_draws: bool = False  # seconds drawn an hour at a time: cheap for quiet symbols (see the module docstring)
 
     @property
     def tick_units(self) -> int:
@@ -473,6 +481,27 @@ class Kline:
     taker_buy_quote_volume: int
 
 
+HOUR_S = 3600
+
+
+@dataclass(frozen=True)
+class _HourDraws:
+    """One hour's draws of an ``hourly_draws`` symbol, before the first trade of a history, hostile bursts and stops
+    apply: per second its price step, taker orders (their fills) and sweeping order if any; per minute its quiet
+    draw."""
+
+    z: np.ndarray  # 3600 price steps
+    quiet: np.ndarray  # 60 bools
+    order_starts: np.ndarray  # 3601 offsets into fills
+    fills: np.ndarray  # fills of each taker order, in order
+    bursts: dict[int, tuple[int, int]]  # second of the hour -> (trades, price levels) of its sweeping order
+    trades: np.ndarray  # 3600 trade counts
+    aggs: np.ndarray  # 3600 aggregate trade counts
+
+
+_NO_FILLS = np.empty(0, np.int64)
+
+
 @dataclass
 class _Index:
     """Per-second counts from the origin on, extended in order as the wall clock advances."""
@@ -480,7 +509,8 @@ class _Index:
     origin_s: int
     trade_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     agg_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    mids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))  # the walk in units, not yet on the grid
+    # the walk in units, not yet on the grid (``hourly_draws``: its natural logarithm)
+    mids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
     trade_starts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # first id of each second
     agg_starts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     size: int = 0  # seconds indexed
@@ -519,21 +549,52 @@ class SymbolMarket:
         # A symbol that trades at all starts its history with a trade (see the module docstring).
         self._trades_at_all = self._agg_rate > 0 and cfg.quiet_minute_probability < 1
         self._quiet_drawn: tuple[int, bool] = (-1, False)  # (minute, its quiet draw), the last one drawn
+        self.lifecycle = Lifecycle()
+        self._draws: OrderedDict[int, _HourDraws] = OrderedDict()  # hourly_draws: the last hours drawn
+
+    def _first_unseen_s(self, now_ms: int, from_origin: bool = False) -> int:
+        """The first second nobody can have seen yet: the later of the first second not indexed and the second
+        after ``now_ms`` (or the origin, with ``from_origin`` on a fresh market)."""
+        idx = self._index
+        if from_origin and idx.size == 0:
+            return idx.origin_s
+        return max(idx.origin_s + idx.size, now_ms // 1000 + 1)
 
     def set_hostile(self, enabled: bool, now_ms: int, hostile_seed: int = 0, from_origin: bool = False) -> int:
-        """Switch hostile market behaviour on or off from the first second nobody can have seen yet: the later of
-        the first second not indexed and the second after ``now_ms`` (or the origin, with ``from_origin`` on a
-        fresh market). Returns that second."""
+        """Switch hostile market behaviour on or off from the first second nobody can have seen yet. Returns that
+        second."""
         with self._lock:
-            idx = self._index
-            if from_origin and idx.size == 0:
-                first = idx.origin_s
-            else:
-                first = max(idx.origin_s + idx.size, now_ms // 1000 + 1)
+            first = self._first_unseen_s(now_ms, from_origin)
             if enabled:
                 return self.hostile.start(first, hostile_seed)
             self.hostile.stop(first)
             return first
+
+    # ---- lifecycle: each returns the first second concerned -----------------------------------------------------
+    def halt(self, now_ms: int) -> int:
+        """No trade from the first second not seen yet on (status HALT), until ``resume``."""
+        with self._lock:
+            return self.lifecycle.stop(self._first_unseen_s(now_ms), HALT)
+
+    def resume(self, now_ms: int) -> int:
+        with self._lock:
+            return self.lifecycle.resume(self._first_unseen_s(now_ms))
+
+    def delist(self, now_ms: int) -> int:
+        """No trade ever again from the first second not seen yet on (status BREAK)."""
+        with self._lock:
+            return self.lifecycle.stop(self._first_unseen_s(now_ms), BREAK)
+
+    def status(self, ms: int) -> str:
+        """exchangeInfo's ``status`` at ``ms``: TRADING (or the configured status), HALT or BREAK."""
+        return self.lifecycle.status(ms // 1000, self.cfg.status)
+
+    def trades_in_second(self, second: int) -> int:
+        """How many trades ``second`` holds (indexing up to it)."""
+        if second < self._index.origin_s:
+            return 0
+        self._ensure_indexed(second)
+        return int(self._index.trade_counts[second - self._index.origin_s])
 
     def _on_price_grid(self, units: float) -> int:
         """The nearest price on the tick grid inside [min_price, max_price]."""
@@ -545,6 +606,8 @@ class SymbolMarket:
             return False  # the first minute holds the first trade
         if self.hostile.windows and self.hostile.empty_minute(minute):
             return True
+        if self.cfg.hourly_draws:
+            return bool(self._hour_draws(minute // 60).quiet[minute % 60])
         if self.cfg.quiet_minute_probability <= 0:
             return False
         drawn = self._quiet_drawn  # seconds are shaped in order: one draw serves a minute's 60 seconds
@@ -555,9 +618,11 @@ class SymbolMarket:
 
     def _shape(self, second: int) -> tuple[float, np.ndarray, int]:
         """(price step z, fills per aggregate, number of trailing aggregates that form a burst)."""
+        if self.cfg.hourly_draws:
+            return self._shape_drawn_by_hour(second)
         rng = seeded_rng(self.seed, self._key, second, 0)
         z = float(rng.standard_normal())
-        if self._quiet_minute(second // 60):
+        if self._quiet_minute(second // 60) or self._stopped(second):
             return z, np.empty(0, np.int64), 0
         rate = self._agg_rate * (self.hostile.rate_multiplier(second) if self.hostile.windows else 1)
         n_orders = int(rng.poisson(rate))
@@ -574,6 +639,62 @@ class SymbolMarket:
             fills = np.concatenate([fills, per_level])
             burst_aggs = levels
         return z, fills, burst_aggs
+
+    def _stopped(self, second: int) -> bool:
+        return bool(self.lifecycle.stops) and self.lifecycle.stopped(second)
+
+    def _hour_draws(self, hour: int) -> _HourDraws:
+        with self._lock:
+            draws = self._draws.get(hour)
+            if draws is not None:
+                return draws
+        cfg = self.cfg
+        rng = seeded_rng(self.seed, self._key, hour, 6)
+        z = rng.standard_normal(HOUR_S)
+        quiet = rng.random(60) < cfg.quiet_minute_probability
+        burst_at = np.flatnonzero(rng.random(HOUR_S) < cfg.burst_probability)
+        burst_trades = rng.integers(cfg.burst_trades[0], cfg.burst_trades[1] + 1, len(burst_at))
+        burst_levels = np.minimum(rng.integers(2, 9, len(burst_at)), burst_trades)
+        orders = rng.poisson(self._agg_rate, HOUR_S)
+        fills = rng.geometric(self._fill_p, int(orders.sum())).astype(np.int64)
+        order_starts = np.concatenate(([0], np.cumsum(orders)))
+        trades = np.diff(np.concatenate(([0], np.cumsum(fills)))[order_starts])
+        aggs = orders.astype(np.int64)
+        trades[burst_at] += burst_trades
+        aggs[burst_at] += burst_levels
+        bursts = {int(k): (int(t), int(n)) for k, t, n in zip(burst_at, burst_trades, burst_levels)}
+        draws = _HourDraws(z, quiet, order_starts, fills, bursts, trades, aggs)
+        with self._lock:
+            self._draws[hour] = draws
+            while len(self._draws) > 2:
+                self._draws.popitem(last=False)
+        return draws
+
+    def _shape_drawn_by_hour(self, second: int) -> tuple[float, np.ndarray, int]:
+        """``_shape`` of an ``hourly_draws`` symbol: the second's share of its hour's draws. A hostile burst adds
+        orders drawn from the second's own generator (a sum of Poisson counts is one at the summed rate)."""
+        d, k = self._hour_draws(second // HOUR_S), second % HOUR_S
+        z = float(d.z[k])
+        if self._quiet_minute(second // 60) or self._stopped(second):
+            return z, _NO_FILLS, 0
+        fills = d.fills[d.order_starts[k] : d.order_starts[k + 1]]
+        multiplier = self.hostile.rate_multiplier(second) if self.hostile.windows else 1
+        if multiplier > 1:
+            rng = seeded_rng(self.seed, self._key, second, 7)
+            extra = rng.geometric(self._fill_p, int(rng.poisson(self._agg_rate * (multiplier - 1))))
+            fills = np.concatenate([fills, extra.astype(np.int64)])
+        if not len(fills) and second == self._index.origin_s and self._trades_at_all:
+            fills = np.ones(1, np.int64)  # a history starts with a trade
+        total, levels = d.bursts.get(k, (0, 0))
+        if levels:
+            per_level = np.full(levels, total // levels, np.int64)
+            per_level[: total % levels] += 1
+            fills = np.concatenate([fills, per_level])
+        return z, fills, levels
+
+    def _mid_units(self, i: int) -> float:
+        mid = float(self._index.mids[i])
+        return float(np.exp(mid)) if self.cfg.hourly_draws else mid
 
     # ---- the index ---------------------------------------------------------------------------------------------
     def _ensure_indexed(self, second: int) -> None:
@@ -592,6 +713,9 @@ class SymbolMarket:
                     grown = np.zeros(cap, getattr(idx, name).dtype)
                     grown[: idx.size] = getattr(idx, name)[: idx.size]
                     setattr(idx, name, grown)
+            if self.cfg.hourly_draws:
+                self._index_by_hour(need)
+                return
             i = idx.size
             if i == 0:
                 mid, t_start, a_start = float(self._mid0), self.cfg.first_trade_id, self.cfg.first_agg_id
@@ -613,6 +737,56 @@ class SymbolMarket:
                 t_start += n_trades
                 a_start += len(fills)
             idx.size = need
+
+    def _index_by_hour(self, need: int) -> None:
+        """``_ensure_indexed`` for an ``hourly_draws`` symbol: whole runs of an hour's seconds at once. The walk is
+        in logarithms, a running sum (sequential, so the same however the seconds are split into runs); the few
+        seconds that differ from their hour's draws (the first of the history, those of a hostile burst) go
+        through ``_shape``."""
+        idx, cfg = self._index, self.cfg
+        lo, hi = float(np.log(self._min_price)), float(np.log(self._max_price))
+        i = idx.size
+        if i == 0:
+            mid, t_start, a_start = float(np.log(self._mid0)), cfg.first_trade_id, cfg.first_agg_id
+        else:
+            mid = float(idx.mids[i - 1])
+            t_start = int(idx.trade_starts[i - 1] + idx.trade_counts[i - 1])
+            a_start = int(idx.agg_starts[i - 1] + idx.agg_counts[i - 1])
+        while i < need:
+            s0 = idx.origin_s + i
+            k, n = s0 % HOUR_S, min(HOUR_S - s0 % HOUR_S, need - i)
+            s1 = s0 + n
+            d = self._hour_draws(s0 // HOUR_S)
+            steps = cfg.volatility_per_second * d.z[k : k + n]
+            trades, aggs = d.trades[k : k + n].copy(), d.aggs[k : k + n].copy()
+            for minute in range(s0 // 60, (s1 - 1) // 60 + 1):
+                if self._quiet_minute(minute):
+                    a, b = max(minute * 60, s0) - s0, min(minute * 60 + 60, s1) - s0
+                    trades[a:b], aggs[a:b] = 0, 0
+            for stop in self.lifecycle.stops:
+                a, b = max(stop.start_s, s0) - s0, min(stop.end_s, s1) - s0
+                if a < b:
+                    trades[a:b], aggs[a:b] = 0, 0
+            special = set(self.hostile.burst_seconds(s0, s1)) if self.hostile.windows else set()
+            if s0 == idx.origin_s:
+                special.add(s0)
+                steps[0] = 0.0  # the history opens at the configured price
+            for second in special:
+                fills = self._shape(second)[1]
+                trades[second - s0], aggs[second - s0] = int(fills.sum()), len(fills)
+            walk = np.cumsum(np.concatenate(([mid], steps)))[1:]
+            if walk.min() < lo or walk.max() > hi:  # the same sums, held inside the price filter
+                x = mid
+                for j in range(n):
+                    x = min(max(x + float(steps[j]), lo), hi)
+                    walk[j] = x
+            idx.mids[i : i + n] = walk
+            idx.trade_starts[i : i + n] = t_start + np.cumsum(trades) - trades
+            idx.agg_starts[i : i + n] = a_start + np.cumsum(aggs) - aggs
+            idx.trade_counts[i : i + n], idx.agg_counts[i : i + n] = trades, aggs
+            mid, t_start, a_start = float(walk[-1]), t_start + int(trades.sum()), a_start + int(aggs.sum())
+            i += n
+            idx.size = i
 
     def _second_of_trade_id(self, trade_id: int) -> int:
         """The second holding ``trade_id`` (which must be indexed)."""
@@ -645,7 +819,7 @@ class SymbolMarket:
         n_aggs = len(fills)
         if n_aggs == 0:
             return _SecondBlock(EMPTY_TRADES, AggTrades.concat([]))
-        mid = self._on_price_grid(float(self._index.mids[i]))
+        mid = self._on_price_grid(self._mid_units(i))
         tick = self._tick
         rng = seeded_rng(self.seed, self._key, second, 1)
         n_regular = n_aggs - burst_aggs
@@ -965,8 +1139,26 @@ class Market:
         {symbol: first second concerned}."""
         return {s: m.set_hostile(enabled, now_ms, hostile_seed, from_origin) for s, m in self.symbols.items()}
 
+    def list_symbol(self, cfg: SymbolConfig, now_ms: int) -> SymbolMarket:
+        """List ``cfg.symbol`` while the market runs: its history starts at the second after ``now_ms`` with a
+        trade, trade and aggregate ids 0 (nothing of it exists before)."""
+        if cfg.symbol in self.symbols:
+            raise ValueError(f"{cfg.symbol} is listed already (or was, and is delisted)")
+        origin = (now_ms // 1000 + 1) * 1000
+        m = SymbolMarket(SymbolConfig(**{**cfg.__dict__, "first_trade_id": 0, "first_agg_id": 0}), self.seed, origin)
+        self.symbols = {**self.symbols, cfg.symbol: m}  # new dicts: other threads may be iterating the old ones
+        self.listings = {**self.listings, cfg.symbol: origin}
+        return m
+
+    def listed(self) -> list[str]:
+        """The symbols exchangeInfo lists: every one but those removed after their delisting."""
+        return [s for s, m in self.symbols.items() if not m.lifecycle.removed]
+
     def __getitem__(self, symbol: str) -> SymbolMarket:
         return self.symbols[symbol]
 
     def __contains__(self, symbol: str) -> bool:
-        return symbol in self.symbols
+        """Whether the exchange knows ``symbol`` (a symbol removed after its delisting answers as unknown; its
+        market stays in ``symbols`` for the ground truth)."""
+        m = self.symbols.get(symbol)
+        return m is not None and not m.lifecycle.removed

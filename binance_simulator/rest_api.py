@@ -1,4 +1,9 @@
-"""``/api/v3`` endpoints: Binance's weights, parameters, error bodies and rate-limit headers."""
+"""``/api/v3`` endpoints: Binance's weights, parameters, error bodies and rate-limit headers.
+
+``exchangeInfo`` lists every symbol the exchange knows (``Market.listed``: a delisted one stays, in status BREAK,
+until removed), each with its status now (TRADING, HALT, BREAK); ``symbol`` / ``symbols`` pick some (an unknown one:
+-1121), ``symbolStatus`` keeps those of one status. A symbol listed while running has a kline for its listing
+minute (it holds the first trade); klines of a halted or delisted symbol's minutes have no trade."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from binance_simulator.endpoints import (
     DEFAULT_LIMIT,
     LEGAL_SYMBOL_PARAMETER,
     MAX_LIMIT,
+    MINUTE_MS,
 )
 from binance_simulator.faults import Faults
 from binance_simulator.market import Market, units_to_decimal
@@ -33,6 +39,7 @@ INTERVALS_MS = {
     "12h": 43_200_000,
     "1d": 86_400_000,
 }
+STATUSES = ("TRADING", "HALT", "BREAK")
 SERVER_ERROR_BODIES = {
     500: (-1001, "Internal error; unable to process your request. Please try again."),
     502: (-1001, "Internal error; unable to process your request. Please try again."),
@@ -119,8 +126,8 @@ class RestApi:
         return b'{"serverTime":%d}' % now
 
     def _exchange_info(self, params, now):
-        if "symbol" in params and "symbols" in params:
-            raise ApiError(-1101, "Too many parameters; expected 'symbol' or 'symbols'.")
+        if sum(p in params for p in ("symbol", "symbols", "symbolStatus")) > 1:
+            raise ApiError(-1101, "Too many parameters; expected 'symbol', 'symbols' or 'symbolStatus'.")
         if "symbols" in params:
             try:
                 wanted = json.loads(params["symbols"])
@@ -135,7 +142,12 @@ class RestApi:
         elif "symbol" in params:
             names = [self._symbol(params)]
         else:
-            names = list(self.market.symbols)
+            names = self.market.listed()
+        status = params.get("symbolStatus")
+        if status is not None:
+            if status not in STATUSES:
+                raise ApiError(-1100, f"Illegal value for 'symbolStatus'; expected one of {', '.join(STATUSES)}.")
+            names = [n for n in names if self.market[n].status(now) == status]
         info = {
             "timezone": "UTC",
             "serverTime": now,
@@ -151,15 +163,16 @@ class RestApi:
                 {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
             ],
             "exchangeFilters": [],
-            "symbols": [self._symbol_info(n) for n in names],
+            "symbols": [self._symbol_info(n, now) for n in names],
         }
         return json.dumps(info, separators=(",", ":")).encode()
 
-    def _symbol_info(self, name: str) -> dict:
+    def _symbol_info(self, name: str, now: int) -> dict:
         cfg = self.market[name].cfg
+        status = self.market[name].status(now)
         return {
             "symbol": name,
-            "status": cfg.status,
+            "status": status,
             "baseAsset": cfg.base_asset or name.removesuffix(cfg.quote_asset),
             "baseAssetPrecision": 8,
             "quoteAsset": cfg.quote_asset,
@@ -175,7 +188,7 @@ class RestApi:
             "allowTrailingStop": True,
             "cancelReplaceAllowed": True,
             "amendAllowed": True,
-            "isSpotTradingAllowed": cfg.status == "TRADING",
+            "isSpotTradingAllowed": status == "TRADING",
             "isMarginTradingAllowed": False,
             "filters": [
                 {
@@ -248,7 +261,10 @@ class RestApi:
             raise ApiError(-1120, "Invalid interval.")
         limit = self._limit(params)
         start, end = self._time_param(params, "startTime"), self._time_param(params, "endTime")
-        first_open = sym.origin_ms - sym.origin_ms % step + (step if sym.origin_ms % step else 0)
+        # The first interval from the start of the history, or the one holding a listing made while running
+        # (its origin is a second, not a minute): its kline holds the first trade.
+        origin = sym.origin_ms - sym.origin_ms % min(step, MINUTE_MS)
+        first_open = origin - origin % step + (step if origin % step else 0)
         last_open = min(now if end is None else end, now) // step * step
         if start is not None:
             opens = range(max(first_open, -(-start // step) * step), last_open + 1, step)[:limit]

@@ -14,6 +14,11 @@ Hostile mode (``SimulatorConfig.hostile``, ``--hostile``, ``sim.hostile()``, ``P
 ``hostile.py``: connections cut after 40-100 s, bursts and empty minutes. A symbol of ``SimulatorConfig.listed``
 was listed that many minutes before start-up: nothing of it exists before (see ``Market``). The archive of complete
 days, its publication rule and its faults are ``archive.py``.
+
+The universe (``universe.py``): ``SimulatorConfig.quiet_symbols`` adds generated quiet symbols; a symbol of
+``SimulatorConfig.halted`` has been halted since that many minutes before start-up; while running, ``halt``,
+``resume_trading``, ``delist`` and ``list_symbol`` (``POST /_sim/faults/<name>``, like the faults) change it from
+the first second not generated yet, so the market stays one market.
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ from binance_simulator.market import (
 )
 from binance_simulator.rate_limits import ConnectionAttemptLimiter, RequestWeightLimiter
 from binance_simulator.rest_api import RestApi
-from binance_simulator.streams import StreamHub, StreamSettings
+from binance_simulator.streams import MAX_STREAMS, StreamHub, StreamSettings, requested_streams
+from binance_simulator.universe import quiet_symbols
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +85,13 @@ class SimulatorConfig:
     # cache of built archive files, kept and reused by later simulators with the same market (default: a temporary
     # folder, removed at stop)
     archive_dir: str | None = None
+    quiet_symbols: int = 0  # this many generated quiet symbols besides ``symbols`` (see universe.py)
+    halted: dict[str, int] = field(default_factory=dict)  # symbol -> halted since this many minutes before start-up
+
+    def all_symbols(self) -> list[SymbolConfig]:
+        """``symbols``, then the generated quiet symbols (a pure function of the seed)."""
+        taken = {c.symbol for c in self.symbols}
+        return self.symbols + [SymbolConfig(**q) for q in quiet_symbols(self.quiet_symbols, self.seed, taken)]
 
 
 class Simulator(ServedAt):
@@ -96,15 +109,20 @@ class Simulator(ServedAt):
         if origin is None:
             origin = clock() - self.config.history_minutes * MINUTE_MS
         now = clock()
-        for symbol, minutes in self.config.listed.items():
-            if not isinstance(minutes, int) or isinstance(minutes, bool) or minutes < 0:
-                raise ValueError(f"listed {symbol}: minutes must be an integer >= 0, got {minutes!r}")
+        for what, given in (("listed", self.config.listed), ("halted", self.config.halted)):
+            for symbol, minutes in given.items():
+                if not isinstance(minutes, int) or isinstance(minutes, bool) or minutes < 0:
+                    raise ValueError(f"{what} {symbol}: minutes must be an integer >= 0, got {minutes!r}")
         self.market = Market(
-            self.config.symbols,
+            self.config.all_symbols(),
             self.config.seed,
             origin,
             listings={s: now - m * MINUTE_MS for s, m in self.config.listed.items()},
         )
+        for symbol, minutes in self.config.halted.items():
+            if symbol not in self.market:
+                raise ValueError(f"halted symbol not in the market: {symbol}")
+            self.market[symbol].halt(now - minutes * MINUTE_MS)
         self.faults = Faults()
         self.limiter = RequestWeightLimiter(
             self.config.weight_per_minute, self.config.tolerated_violations, self.config.ban_seconds
@@ -317,6 +335,69 @@ class Simulator(ServedAt):
     def resume_symbol(self, symbol: str) -> None:
         self._call(self.faults.resume, symbol)
 
+    # ---- the universe (in process or POST /_sim/faults/<name>) ------------------------------------------------------
+    @fault("halt")
+    def halt(self, symbol: str) -> dict:
+        """Halt ``symbol`` from the first second not generated yet: status HALT, no trade (the stream sends none, its
+        klines have n = 0), until ``resume_trading``; ids continue where they stopped. Returns ``{"from_ms"}``."""
+        return {"from_ms": self._call(lambda: self._known(symbol).halt(self.clock())) * 1000}
+
+    @fault("resume_trading")
+    def resume_trading(self, symbol: str) -> dict:
+        """End the halt of ``symbol`` from the first second not generated yet. Returns ``{"from_ms"}``."""
+        return {"from_ms": self._call(lambda: self._known(symbol).resume(self.clock())) * 1000}
+
+    @fault("delist")
+    def delist(self, symbol: str, remove: bool = False) -> dict:
+        """Delist ``symbol``: no trade from the first second not generated yet, status BREAK. With ``remove`` (or on
+        a second call) it also leaves exchangeInfo, and REST, the stream and the archive answer as for a symbol
+        that never existed; the ground truth keeps it. Returns ``{"from_ms", "removed"}``."""
+
+        def apply():
+            m = self._known(symbol)
+            current = m.lifecycle.current
+            if current is not None and current.status == "BREAK":
+                first, remove_now = current.start_s, True
+            else:
+                first, remove_now = m.delist(self.clock()), bool(remove)
+            m.lifecycle.removed = remove_now
+            return {"from_ms": first * 1000, "removed": remove_now}
+
+        return self._call(apply)
+
+    @fault("list_symbol")
+    def list_symbol(self, symbol: str, **settings) -> dict:
+        """List ``symbol`` (absent until now) from the next second: status TRADING, trade and aggregate ids from 0,
+        its first second holds its first trade. ``settings`` are ``SymbolConfig`` fields (``trades_per_second``,
+        ...) over ``symbol_config``'s defaults. Returns ``{"from_ms"}``, the listing time."""
+        cfg = symbol_config(symbol, **settings)
+
+        def apply():
+            m = self.market.list_symbol(cfg, self.clock())
+            if self.hostile_seed is not None:
+                m.set_hostile(True, self.clock(), self.hostile_seed)
+            return {"from_ms": m.origin_ms}
+
+        return self._call(apply)
+
+    def _known(self, symbol: str):
+        if symbol not in self.market:
+            raise KeyError(f"unknown symbol {symbol}")
+        return self.market[symbol]
+
+    def symbol_states(self) -> dict[str, dict]:
+        """Each symbol's status now, listing time (None: listed before the history), stops and removal."""
+        now = self.clock()
+        return {
+            name: {
+                "status": m.status(now),
+                "listed_ms": self.market.listings.get(name),
+                "stops": [s.as_dict() for s in m.lifecycle.stops],
+                "removed": m.lifecycle.removed,
+            }
+            for name, m in self.market.symbols.items()
+        }
+
     # ---- the daily archive (in process; see archive.py) ------------------------------------------------------------
     @fault("archive_truncate")
     def archive_truncate(self, symbol: str, day: str, hours: float, kind: str = "trades") -> dict:
@@ -391,7 +472,7 @@ class Simulator(ServedAt):
                 "rest_url": self.rest_url,
                 "ws_url": self.ws_url,
                 "origin_ms": self.market.origin_ms,
-                "symbols": list(self.market.symbols),
+                "symbols": self.market.listed(),
                 "connections": self.hub.describe(),
                 "weights": self.limiter.stats(),
                 "faults": self.faults.as_dict(),
@@ -402,6 +483,7 @@ class Simulator(ServedAt):
                     "cuts": list(self.hub.cuts),
                 },
                 "listings": dict(self.market.listings),
+                "symbol_states": self.symbol_states(),
                 "archive": {
                     "url": self.archive_url,
                     "delay_minutes": self.config.archive_delay_minutes,
@@ -452,6 +534,16 @@ class Simulator(ServedAt):
                 )
             )
             return
+        requested = requested_streams(request)
+        if requested is not None and len(set(requested[0])) > MAX_STREAMS:
+            writer.write(
+                wire.http_response(
+                    400,
+                    payloads.error_body(-1102, f"Too many streams: a connection can listen to at most {MAX_STREAMS}."),
+                    keep_alive=False,
+                )
+            )
+            return
         try:
             writer.write(wire.websocket_accept(request))
         except wire.BadRequest as exc:
@@ -486,7 +578,7 @@ class Simulator(ServedAt):
             return self.state()
         if method == "GET" and path == "/_sim/trades":
             symbol = params["symbol"]
-            if symbol not in self.market:
+            if symbol not in self.market.symbols:  # a symbol removed after its delisting keeps its ground truth
                 raise KeyError(f"unknown symbol {symbol}")
             return payloads.rest_trades(self.trades_between(symbol, int(params["startTime"]), int(params["endTime"])))
         if method != "POST" or not path.startswith("/_sim/faults/"):

@@ -3,7 +3,15 @@
 One pump task runs every ``tick_ms``. For every symbol with at least one subscriber it reveals the trades whose
 trade time has passed (minus any injected stream latency), encodes each payload once, and writes every session's
 share as one buffer. Per-symbol cursors are shared by all sessions: a session sees the trades that happen while it
-is subscribed, exactly as on Binance.
+is subscribed, exactly as on Binance. A symbol whose current second holds no trade costs nothing more until the next
+second, so that hundreds of quiet symbols stay cheap. A stream of a symbol not listed yet carries nothing until it is
+listed, then its first trade; a symbol removed after its delisting stops carrying anything; a halted one keeps its
+klines (without trades).
+
+Binance's connection rules: at most ``MAX_STREAMS`` streams a connection (a ``/stream?streams=`` URL with more is
+refused with HTTP 400, a SUBSCRIBE beyond it answered with an error), at most ``MAX_INCOMING_PER_SECOND`` incoming
+messages a second (pings, pongs and JSON control messages alike; one more closes the connection with 1008); the
+connection attempts per IP are ``rate_limits.ConnectionAttemptLimiter``.
 
 In hostile mode (``set_hostile``) every session also carries a planned cut (``hostile.ConnectionCutter``): when its
 time comes the keepalive pass drops it, silences it for good (half-open) or sends ``serverShutdown`` and closes it a
@@ -31,7 +39,7 @@ from binance_simulator.endpoints import (
 )
 from binance_simulator.faults import Faults, corrupt
 from binance_simulator.hostile import ConnectionCutter, Cut
-from binance_simulator.market import Market
+from binance_simulator.market import EMPTY_TRADES, Market
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +67,8 @@ class Session:
     ip: str
     combined: bool
     connected_ms: int
-    streams: list[str] = field(default_factory=list)
+    streams: list[str] = field(default_factory=list)  # in subscription order (LIST_SUBSCRIPTIONS)
+    stream_set: set[str] = field(default_factory=set)
     id: int = field(default_factory=lambda: next(_session_ids))
     half_open: bool = False
     half_open_until_ms: int = 0
@@ -112,6 +121,7 @@ class _Cursor:
     next_agg_id: int | None  # None while nobody watches the symbol's aggTrade stream
     kline_minute: int
     last_kline_push_ms: int
+    idle_s: int = -1  # every trade up to the end of this second is out (the second holds none)
 
 
 class StreamHub:
@@ -122,6 +132,9 @@ class StreamHub:
         self.settings = settings
         self.sessions: dict[int, Session] = {}
         self._cursors: dict[str, _Cursor] = {}
+        self._watched_streams: set[str] = set()
+        self._watch_dirty = False  # subscriptions changed since _refresh_watch
+        self._seen_symbols: dict | None = None  # the market's symbols as _refresh_watch saw them
         self._pump_task: asyncio.Task | None = None
         self.malformed_sent = 0
         self.cutter: ConnectionCutter | None = None  # hostile mode on
@@ -133,22 +146,17 @@ class StreamHub:
     ) -> None:
         """Run one WebSocket session until it ends. The handshake has been answered already."""
         now = self.clock()
-        if request.path.startswith("/ws/") and len(request.path) > 4:
-            streams, combined = [request.path[4:]], False
-        elif request.path in ("/ws", "/ws/"):
-            streams, combined = [], False
-        elif request.path.rstrip("/") == "/stream":
-            raw = request.params.get("streams", "")
-            streams, combined = [s for s in raw.split("/") if s], True
-        else:
+        requested = requested_streams(request)
+        if requested is None:
             writer.write(wire.close_frame(1008, "unknown path"))
             writer.close()
             return
+        streams, combined = requested
         session = Session(writer, ip, combined, now, last_ping_ms=now)
         if self.cutter is not None:
             session.cut = self.cutter.plan(now)
-        self._subscribe(session, streams)
         self.sessions[session.id] = session
+        self._subscribe(session, streams)
         self._ensure_pump()
         try:
             await self._read_loop(session, reader)
@@ -157,6 +165,7 @@ class StreamHub:
         finally:
             session.closed = True
             self.sessions.pop(session.id, None)
+            self._watch_dirty = True
             if not writer.transport.is_closing():
                 writer.transport.close()
 
@@ -222,7 +231,8 @@ class StreamHub:
                 self._subscribe(session, params)
             else:
                 session.streams = [s for s in session.streams if s not in params]
-                self._forget_unwatched_symbols()
+                session.stream_set.difference_update(params)
+                self._refresh_watch()
         elif method == "LIST_SUBSCRIPTIONS":
             result = list(session.streams)
         elif method in ("SET_PROPERTY", "GET_PROPERTY"):
@@ -244,27 +254,32 @@ class StreamHub:
         return json.dumps({"result": result, "id": req_id}, separators=(",", ":")).encode()
 
     def _subscribe(self, session: Session, streams: list[str]) -> None:
-        # Like Binance, any name is accepted; names of unknown symbols or stream types simply carry no data.
+        # Like Binance, any name is accepted; names of unknown symbols or stream types simply carry no data (a symbol
+        # listed later carries its trades from its listing on).
         for s in streams:
-            if s not in session.streams:
+            if s not in session.stream_set:
                 session.streams.append(s)
-        now = self.clock()
-        for symbol in session.symbols():
-            if symbol in self.market and symbol not in self._cursors:
-                m = self.market[symbol]
-                until = now - self.faults.stream_latency_ms
+                session.stream_set.add(s)
+        self._refresh_watch()
+
+    def _refresh_watch(self) -> None:
+        """The streams someone watches, and a cursor for each watched symbol the exchange knows (from now on)."""
+        self._watch_dirty = False
+        self._seen_symbols = self.market.symbols
+        self._watched_streams = set().union(*(s.stream_set for s in self.sessions.values() if not s.closed))
+        watched = {s.split("@", 1)[0].upper() for s in self._watched_streams}
+        for symbol in list(self._cursors):
+            if symbol not in watched or symbol not in self.market:
+                del self._cursors[symbol]
+        until = self.clock() - self.faults.stream_latency_ms
+        for symbol in watched - self._cursors.keys():
+            if symbol in self.market:
                 self._cursors[symbol] = _Cursor(
-                    next_trade_id=m.last_trade_id_at(until) + 1,
+                    next_trade_id=self.market[symbol].last_trade_id_at(until) + 1,
                     next_agg_id=None,
                     kline_minute=until // MINUTE_MS,
                     last_kline_push_ms=0,
                 )
-
-    def _forget_unwatched_symbols(self) -> None:
-        watched = set().union(*(s.symbols() for s in self.sessions.values())) if self.sessions else set()
-        for symbol in list(self._cursors):
-            if symbol not in watched:
-                del self._cursors[symbol]
 
     # ---- the pump -----------------------------------------------------------------------------------------------
     def _ensure_pump(self) -> None:
@@ -280,30 +295,40 @@ class StreamHub:
                 log.exception("stream pump tick failed")
             await asyncio.sleep(tick)
         self._cursors.clear()
+        self._watched_streams = set()
 
     def pump_once(self) -> None:
         now = self.clock()
         self._keepalive(now)
-        self._forget_unwatched_symbols()
+        if self._watch_dirty or self.market.symbols is not self._seen_symbols:
+            self._refresh_watch()
         until = now - self.faults.stream_latency_ms
+        second = until // 1000
         out: dict[str, list[bytes]] = {}
         malformed: dict[str, list[tuple[bytes, bool]]] = {}  # stream -> (payload, is_binary), oldest first
-        for symbol, cur in self._cursors.items():
+        for symbol, cur in list(self._cursors.items()):
+            if symbol not in self.market:  # removed after its delisting
+                del self._cursors[symbol]
+                continue
             m = self.market[symbol]
             low = symbol.lower()
             trade_stream, agg_stream = f"{low}@{TRADE_CHANNEL}", f"{low}@{AGG_TRADE_CHANNEL}"
-            trades = m.trades_from_id(cur.next_trade_id, 1_000_000, until)
+            idle = cur.idle_s == second
+            trades = EMPTY_TRADES if idle else m.trades_from_id(cur.next_trade_id, 1_000_000, until)
             if len(trades):
                 cur.next_trade_id = int(trades.id[-1]) + 1
             aggs = None
             if self._watched(agg_stream):
                 if cur.next_agg_id is None:
                     cur.next_agg_id = m.last_agg_id_at(until) + 1
-                aggs = m.aggs_from_id(cur.next_agg_id, 1_000_000, until)
-                if len(aggs):
-                    cur.next_agg_id = int(aggs.agg_id[-1]) + 1
+                if not idle:
+                    aggs = m.aggs_from_id(cur.next_agg_id, 1_000_000, until)
+                    if len(aggs):
+                        cur.next_agg_id = int(aggs.agg_id[-1]) + 1
             else:
                 cur.next_agg_id = None
+            if not idle and m.trades_in_second(second) == 0:
+                cur.idle_s = second
             klines = self._klines_due(symbol, cur, until)
             if self.faults.is_paused(symbol, now):
                 continue  # the stream skips what trades while paused: ids jump when it resumes
@@ -343,15 +368,18 @@ class StreamHub:
         return events
 
     def _watched(self, stream: str) -> bool:
-        return any(stream in s.streams for s in self.sessions.values())
+        return stream in self._watched_streams
 
     def _fan_out(self, out: dict[str, list[bytes]], malformed: dict[str, list[tuple[bytes, bool]]]) -> None:
         encoded: dict[tuple[str, bool], bytes] = {}
+        ordered = sorted(out.keys() | malformed.keys(), key=_stream_order)
         for session in list(self.sessions.values()):
             if session.closed or session.half_open:
                 continue
             chunks = []
-            for stream in sorted(session.streams, key=_stream_order):
+            for stream in ordered:
+                if stream not in session.stream_set:
+                    continue
                 for raw, is_binary in malformed.get(stream, ()):  # in place of the oldest trades: before them
                     chunks.append(
                         wire.frame(
@@ -479,6 +507,17 @@ class StreamHub:
             }
             for s in self.sessions.values()
         ]
+
+
+def requested_streams(request: wire.Request) -> tuple[list[str], bool] | None:
+    """The streams a WebSocket URL asks for and whether it is a combined stream; None for an unknown path."""
+    if request.path.startswith("/ws/") and len(request.path) > 4:
+        return [request.path[4:]], False
+    if request.path in ("/ws", "/ws/"):
+        return [], False
+    if request.path.rstrip("/") == "/stream":
+        return [s for s in request.params.get("streams", "").split("/") if s], True
+    return None
 
 
 def _stream_order(stream: str) -> tuple[int, str]:
