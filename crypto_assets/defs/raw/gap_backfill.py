@@ -47,6 +47,7 @@ from crypto_assets.defs.raw.gap_plan import (
     gap_run_key,
     plan_gaps,
     prune_waits,
+    scan_slice,
     waiting_ranges,
     waits_text,
 )
@@ -55,6 +56,7 @@ from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key, minute_start_ms
 
 GAP_TAG = "crypto_assets/gap_backfill"  # value: the symbol
+SYMBOLS_PER_TICK = 100  # symbols whose minutes one tick reads from the instance (bench/breadth.py)
 ENDED_RUNS_PER_TICK = 300  # ended gap runs read per tick (more than end within SEEN_SLACK_S at 10 in flight)
 ENDED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
 
@@ -94,22 +96,24 @@ def build_gap_backfill_sensor(
             state = GapCursor()
         until = floor_minute(now_ms) + MINUTE_MS  # the window's minutes and those since its end (a run may hold them)
         starts_by_key = {minute_key(m): m for m in range(window_start, until, MINUTE_MS)}
+        if state.runs_after is None:  # the run storage's own update times (wall clock) page through the ended runs
+            state.runs_after = time.time() - policy.lookback_hours * 3600
+        ended = _ended_runs(instance, symbols, state.runs_after)
+        # the symbols this tick looks at: a bounded slice, coming round tick after tick, and those of ended runs
+        scan, state.scan_from = scan_slice(symbols, state.scan_from, SYMBOLS_PER_TICK)
+        looked_at = dict.fromkeys([*scan, *(run.symbol for run in ended if run.symbol in chased)])
         materialized = {
             symbol: {
                 starts_by_key[key]
                 for key in materialized_minutes(instance, raw_trades_key(symbol), window_start, until)
             }
-            for symbol in symbols
+            for symbol in looked_at
         }
-
-        if state.runs_after is None:  # the run storage's own update times (wall clock) page through the ended runs
-            state.runs_after = time.time() - policy.lookback_hours * 3600
-        ended = _ended_runs(instance, symbols, state.runs_after)
         for line in account_ended_runs(
             state, ended, materialized, window_start, now_ms, explain=lambda run_id: _why_missing(instance, run_id)
         ):
             context.log.info(line)
-        prune_waits(state, materialized, window_start, window_end)
+        prune_waits(state, chased, materialized, window_start, window_end)
 
         in_flight = instance.get_run_records(RunsFilter(tags={GAP_TAG: symbols}, statuses=IN_FLIGHT_STATUSES))
         busy: dict[str, set[int]] = {symbol: set() for symbol in symbols}
@@ -128,7 +132,7 @@ def build_gap_backfill_sensor(
 
         starts, not_ready = symbol_starts(
             state.first_trades,
-            symbols,
+            scan,
             now_ms,
             window_start,
             lambda: _lookup_client(exchange),
@@ -136,7 +140,7 @@ def build_gap_backfill_sensor(
             warning=context.log.warning,
         )
         plan = plan_gaps(
-            symbols,
+            scan,
             starts,
             window_end,
             materialized,
@@ -159,7 +163,7 @@ def build_gap_backfill_sensor(
         if not requests:
             return SensorResult(
                 skip_reason=(
-                    f"no gap due in {', '.join(starts)} up to {minute_key(window_end - MINUTE_MS)}"
+                    f"no gap due in {_names(list(starts))} up to {minute_key(window_end - MINUTE_MS)}"
                     if starts
                     else "no symbol's first trade is known yet"
                 )
@@ -176,6 +180,11 @@ def build_gap_backfill_sensor(
         return SensorResult(run_requests=requests, cursor=state.dump())
 
     return raw_trades_gap_backfill
+
+
+def _names(symbols: list[str]) -> str:
+    """A few symbols by name, many as a count and their range (a skip reason stays one readable line)."""
+    return ", ".join(symbols) if len(symbols) <= 10 else f"{len(symbols)} symbols ({symbols[0]}..{symbols[-1]})"
 
 
 def _lookup_client(exchange: ExchangeResource):

@@ -27,7 +27,7 @@ turn it is.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from crypto_assets.backoff import Backoff
@@ -95,13 +95,15 @@ class GapCursor:
     ``first_trades``: symbol -> {"id", "time_ms"} of its first trade, or {"none_checked_ms"} when it had not traded
     at that time; ``waits``: symbol -> {minute start ms -> Wait}, stored as ranges of minutes sharing one Wait;
     ``seen_runs``: ended gap runs already accounted for (run id -> update time, s), newer than ``runs_after`` -
-    ``SEEN_SLACK_S``; ``turn``: the symbol index the next round robin starts at."""
+    ``SEEN_SLACK_S``; ``turn``: the symbol index the next round robin starts at; ``scan_from``: the symbol index the
+    next tick's scan starts at (``scan_slice``)."""
 
     first_trades: dict[str, dict[str, int]] = field(default_factory=dict)
     waits: dict[str, dict[int, Wait]] = field(default_factory=dict)
     seen_runs: dict[str, float] = field(default_factory=dict)
     runs_after: float | None = None
     turn: int = 0
+    scan_from: int = 0
 
     @classmethod
     def load(cls, text: str | None) -> GapCursor:
@@ -126,6 +128,7 @@ class GapCursor:
             seen_runs=data.get("seen_runs", {}),
             runs_after=data.get("runs_after"),
             turn=data.get("turn", 0),
+            scan_from=data.get("scan_from", 0),
         )
 
     def dump(self) -> str:
@@ -150,6 +153,7 @@ class GapCursor:
                 "seen_runs": self.seen_runs,
                 "runs_after": self.runs_after,
                 "turn": self.turn,
+                "scan_from": self.scan_from,
             },
             separators=(",", ":"),
         )
@@ -212,12 +216,20 @@ def account_ended_runs(
     return lines
 
 
-def prune_waits(state: GapCursor, materialized: Mapping[str, set[int]], window_start: int, window_end: int) -> None:
-    """The cursor stays bounded: only the waits of configured symbols' minutes inside the window that are still
-    missing are kept."""
+def prune_waits(
+    state: GapCursor,
+    symbols: Collection[str],
+    materialized: Mapping[str, set[int]],
+    window_start: int,
+    window_end: int,
+) -> None:
+    """The cursor stays bounded: only the waits of ``symbols`` (those chased) are kept, and of the symbols looked
+    at (``materialized``) only their minutes inside the window that are still missing."""
     for symbol in list(state.waits):
-        if symbol not in materialized:
+        if symbol not in symbols:
             del state.waits[symbol]
+            continue
+        if symbol not in materialized:
             continue
         minutes = state.waits[symbol]
         for minute in [m for m in minutes if not window_start <= m < window_end or m in materialized[symbol]]:
@@ -291,6 +303,16 @@ def newest_first_ranges(minutes: Sequence[int], max_len: int) -> list[tuple[int,
             out.append((cut, end))
             end = cut
     return out
+
+
+def scan_slice(symbols: Sequence[str], start: int, size: int) -> tuple[list[str], int]:
+    """The ``size`` symbols a tick looks at, from index ``start`` on (wrapping), and where the next tick starts: a
+    tick's instance queries stay bounded however many symbols there are, and every symbol comes round."""
+    if len(symbols) <= size:
+        return list(symbols), 0
+    start %= len(symbols)
+    picked = [symbols[(start + i) % len(symbols)] for i in range(size)]
+    return picked, (start + size) % len(symbols)
 
 
 def round_robin(

@@ -7,6 +7,7 @@ The planner's rules alone, without an instance: ``test_gap_plan.py``."""
 import json
 import time
 
+import msgspec
 import pytest
 from dagster import AssetMaterialization, RunsFilter, materialize
 from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
@@ -21,6 +22,9 @@ from crypto_assets.defs.raw.gap_backfill import GAP_TAG, build_gap_backfill_sens
 from crypto_assets.defs.raw.gap_plan import GapCursor, GapPolicy
 from crypto_assets.defs.raw.miss_reasons import MissReason
 from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
+from crypto_assets.exchange.models import SymbolListing
+from crypto_assets.ingest.universe import Selection, merge
+from crypto_assets.lake import LocalLake
 from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key, minute_start_ms, utc_text
 from crypto_assets.settings import Settings
 from crypto_assets_tests.defs.raw.conftest import sensor_context
@@ -402,3 +406,16 @@ def test_no_gap_no_run(simulator, instance):
         materialize_minutes(instance, symbol, range(now - 62 * MINUTE_MS, now, MINUTE_MS))
     result = evaluate(defs, instance)
     assert not result.run_requests and "no gap due in BTCUSDT, ETHUSDT" in result.skip_message
+
+
+def test_a_halted_symbol_is_not_chased(simulator, instance, tmp_path):
+    """Every minute of both symbols is missing, but exchangeInfo said ETHUSDT is halted (the universe kept in the
+    lake): a halt is no gap, only BTCUSDT's minutes are asked for."""
+    lake = str(tmp_path / "lake")
+    defs = gap_definitions(simulator, CRYPTO_GAP_LOOKBACK_HOURS="1", CRYPTO_GAP_MAX_RUNS="4", CRYPTO_LAKE_URL=lake)
+    selection = Selection(tuple(SYMBOLS.split(",")))
+    listings = [SymbolListing("BTCUSDT", "TRADING"), SymbolListing("ETHUSDT", "HALT")]
+    universe = merge(selection, None, listings, int(time.time() * 1000))
+    LocalLake(lake).write_state(f"universe-{selection.name}.json", msgspec.json.encode(universe))
+    result = evaluate(defs, instance)
+    assert {r.tags[GAP_TAG] for r in result.run_requests} == {"BTCUSDT"}

@@ -20,6 +20,7 @@ from crypto_assets.defs.raw.gap_plan import (
     plan_gaps,
     prune_waits,
     round_robin,
+    scan_slice,
     waiting_ranges,
     waits_text,
 )
@@ -213,7 +214,7 @@ def test_a_long_why_is_cut_and_so_is_the_detail_kept():
 def test_waits_are_dropped_once_materialized_outside_the_window_or_of_an_unconfigured_symbol():
     wait = Wait(1, NOW + 1, "r1", MissReason.RUN_FAILED)
     state = GapCursor(waits={"A": {m(5): wait, m(10): wait, m(11): wait, m(100): wait}, "Z": {m(10): wait}})
-    prune_waits(state, {"A": minutes(11)}, m(8), m(100))
+    prune_waits(state, {"A"}, {"A": minutes(11)}, m(8), m(100))
     assert state.waits == {"A": {m(10): wait}}
 
 
@@ -267,3 +268,14 @@ def test_a_cursor_of_the_previous_version_still_loads():
     assert state.waits["A"][m(11)] == Wait(1, NOW, "r1", None, "run r1 was canceled")
     assert state.waits["A"][m(11)].why == "run r1 was canceled" and state.turn == 1
     assert minute_key(m(10)) == "2026-01-01-00:10"
+
+
+def test_a_tick_looks_at_a_bounded_slice_and_every_symbol_comes_round():
+    symbols = [f"S{i}" for i in range(250)]
+    seen, start = [], 0
+    for _ in range(3):
+        scan, start = scan_slice(symbols, start, 100)
+        assert len(scan) == 100
+        seen += scan
+    assert set(seen) == set(symbols) and start == 50
+    assert scan_slice(symbols[:3], 7, 100) == (symbols[:3], 0)
