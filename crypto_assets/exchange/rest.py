@@ -54,6 +54,8 @@ from crypto_assets.exchange.models import (
 from crypto_assets.exchange.weight_budget import WeightBudget
 from crypto_assets.minutes import MINUTE_MS, utc_text
 
+SYMBOLS_PER_INFO_QUERY = 100  # symbols named in one exchangeInfo?symbols= query (about 1.5 KB of URL)
+
 __all__ = ["BinanceRestClient", "ExchangeBanned", "ExchangeError", "ExchangeUnreachable", "UnknownSymbol"]
 
 log = logging.getLogger(__name__)
@@ -168,7 +170,8 @@ class BinanceRestClient:
         url = self.base_url + endpoints.EXCHANGE_INFO
         if legal:
             try:
-                info = self.exchange_info(legal)
+                # a long ?symbols= list makes a URL servers refuse: then every symbol's entry
+                info = self.exchange_info(legal if len(legal) <= SYMBOLS_PER_INFO_QUERY else None)
             except ExchangeError as exc:
                 if exc.code != -1121:
                     raise

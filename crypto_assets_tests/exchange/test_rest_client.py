@@ -318,3 +318,15 @@ def test_threads_sharing_a_small_limit_never_exceed_it_and_never_get_429():
         assert 0 < stats["max_reported_used"] <= stats["limit"]
         assert stats["waits"] > 0 and clock.minute() - first_minute >= 2  # 820 weight > 2 x 285
         assert responses(s).keys() == {200}
+
+
+def test_hundreds_of_symbols_are_listed_and_validated_without_an_overlong_url():
+    """A quote selection streams hundreds of symbols: exchangeInfo lists them with their quote asset, and checking
+    them asks for every symbol's entry once instead of naming hundreds in the URL."""
+    with Simulator(SimulatorConfig(quiet_symbols=300, history_minutes=1)) as sim:
+        with BinanceRestClient(sim.rest_url, budget=WeightBudget()) as client:
+            usdt = [x.symbol for x in client.listings() if x.quoteAsset == "USDT" and x.status == "TRADING"]
+            assert len(usdt) > 200
+            assert list(client.validate_symbols(usdt)) == usdt
+            with pytest.raises(UnknownSymbol, match="NOSUCHUSDT"):
+                client.validate_symbols([*usdt, "NOSUCHUSDT"])
