@@ -490,7 +490,7 @@ class _HourDraws:
     apply: per second its price step, taker orders (their fills) and sweeping order if any; per minute its quiet
     draw."""
 
-    z: np.ndarray  # 3600 price steps
+    z: np.ndarray  # 3600 price steps (float32, int32 below: an hour's draws take about 60 kB)
     quiet: np.ndarray  # 60 bools
     order_starts: np.ndarray  # 3601 offsets into fills
     fills: np.ndarray  # fills of each taker order, in order
@@ -650,16 +650,16 @@ class SymbolMarket:
                 return draws
         cfg = self.cfg
         rng = seeded_rng(self.seed, self._key, hour, 6)
-        z = rng.standard_normal(HOUR_S)
+        z = rng.standard_normal(HOUR_S, dtype=np.float32)
         quiet = rng.random(60) < cfg.quiet_minute_probability
         burst_at = np.flatnonzero(rng.random(HOUR_S) < cfg.burst_probability)
         burst_trades = rng.integers(cfg.burst_trades[0], cfg.burst_trades[1] + 1, len(burst_at))
         burst_levels = np.minimum(rng.integers(2, 9, len(burst_at)), burst_trades)
-        orders = rng.poisson(self._agg_rate, HOUR_S)
+        orders = rng.poisson(self._agg_rate, HOUR_S).astype(np.int32)
         fills = rng.geometric(self._fill_p, int(orders.sum())).astype(np.int64)
-        order_starts = np.concatenate(([0], np.cumsum(orders)))
-        trades = np.diff(np.concatenate(([0], np.cumsum(fills)))[order_starts])
-        aggs = orders.astype(np.int64)
+        order_starts = np.concatenate((np.zeros(1, np.int32), np.cumsum(orders, dtype=np.int32)))
+        trades = np.diff(np.concatenate(([0], np.cumsum(fills)))[order_starts]).astype(np.int32)
+        aggs = orders
         trades[burst_at] += burst_trades
         aggs[burst_at] += burst_levels
         bursts = {int(k): (int(t), int(n)) for k, t, n in zip(burst_at, burst_trades, burst_levels)}
@@ -708,7 +708,7 @@ class SymbolMarket:
             if need <= idx.size:
                 return
             if need > len(idx.trade_counts):
-                cap = max(need, 2 * len(idx.trade_counts), 3600)
+                cap = max(need + 3600, len(idx.trade_counts) * 5 // 4)  # an hour ahead: not twice the history
                 for name in ("trade_counts", "agg_counts", "mids", "trade_starts", "agg_starts"):
                     grown = np.zeros(cap, getattr(idx, name).dtype)
                     grown[: idx.size] = getattr(idx, name)[: idx.size]
@@ -757,8 +757,8 @@ class SymbolMarket:
             k, n = s0 % HOUR_S, min(HOUR_S - s0 % HOUR_S, need - i)
             s1 = s0 + n
             d = self._hour_draws(s0 // HOUR_S)
-            steps = cfg.volatility_per_second * d.z[k : k + n]
-            trades, aggs = d.trades[k : k + n].copy(), d.aggs[k : k + n].copy()
+            steps = cfg.volatility_per_second * d.z[k : k + n].astype(np.float64)
+            trades, aggs = d.trades[k : k + n].astype(np.int64), d.aggs[k : k + n].astype(np.int64)
             for minute in range(s0 // 60, (s1 - 1) // 60 + 1):
                 if self._quiet_minute(minute):
                     a, b = max(minute * 60, s0) - s0, min(minute * 60 + 60, s1) - s0
