@@ -1,7 +1,7 @@
 """The live capture as its own lean process: ``python -m crypto_assets.ingest.capture_process``.
 
-It streams (``BinanceStream``), assembles and writes minutes (``LiveCapture``) and reports on stdout, one JSON
-message per line:
+It streams (``BinanceStream``, at most ``symbols_per_connection`` symbols per WebSocket connection), assembles and
+writes minutes (``LiveCapture``) and reports on stdout, one JSON message per line:
 
     {"event": "minute", "symbol": "BTCUSDT", "minute_start_ms": ..., "outcome": "written", ...}
                                                          a minute decided (stored or given up): ``MinuteDecided``
@@ -35,7 +35,7 @@ import msgspec
 
 from crypto_assets.backoff import Backoff
 from crypto_assets.exchange.rest import BinanceRestClient
-from crypto_assets.exchange.stream import BinanceStream
+from crypto_assets.exchange.stream import DEFAULT_SYMBOLS_PER_CONNECTION, BinanceStream
 from crypto_assets.exchange.weight_budget import URGENT_RESERVE, WeightBudget
 from crypto_assets.ingest.live_capture import SILENCE_TIMEOUT_S, LiveCapture
 from crypto_assets.ingest.minute_checks import CheckResult, MinuteSummary, Rule
@@ -147,6 +147,7 @@ class CaptureConfig(msgspec.Struct, frozen=True):
     endpoint_url: str | None  # an S3-compatible endpoint for an s3:// lake
     spool_dir: str  # where decided minutes wait while the lake fails
     spool_max_mb: int  # the spool's bound
+    symbols_per_connection: int = DEFAULT_SYMBOLS_PER_CONNECTION  # the stream's symbols per WebSocket connection
 
 
 def command(config: CaptureConfig) -> list[str]:
@@ -182,7 +183,12 @@ def run(config: CaptureConfig) -> None:
     spool = MinuteSpool(config.spool_dir, config.spool_max_mb * 2**20)
     if len(spool):
         send(LogLine("INFO", f"{len(spool)} minute(s) found in the spool {spool.folder}: written first"))
-    stream = BinanceStream(config.ws_url, symbols, silence_timeout_s=SILENCE_TIMEOUT_S)
+    stream = BinanceStream(
+        config.ws_url,
+        symbols,
+        silence_timeout_s=SILENCE_TIMEOUT_S,
+        symbols_per_connection=config.symbols_per_connection,
+    )
     # SIGINT as SIGTERM: Ctrl-C on `dagster dev` reaches this process with its whole process group; either way the
     # stream closes, the minutes decided so far are reported, and the process exits 0 (the minute in progress is
     # left to the gap backfill)

@@ -17,8 +17,10 @@ did not see the minute end), ``stream`` otherwise (the stream's own closed kline
 the ids the capture held running on across it). With a ``StreamRepairer`` (the capture process always has one) the
 capture repairs its own holes: after every reconnect, and after a restart from the last minute the lake holds (up
 to ``RESUME_MAX_MINUTES`` back), the ids it missed are fetched over REST and the touched minutes proven like any
-other (``stream_repair.py``). A given-up minute is not written: the REST gap backfill fetches it. Nothing a minute
-holds stops the capture:
+other (``stream_repair.py``). The stream may use several connections: a ``Connected``, ``Disconnected`` or unreadable
+``MalformedFrame`` concerns only the symbols of its connection (all when it names none), so a drop of one
+connection repairs that connection's symbols and leaves the others streaming. A given-up minute is not written:
+the REST gap backfill fetches it. Nothing a minute holds stops the capture:
 - trades the lake refuses (``TradeValueError`` or another ValueError from the write): the minute is given up as
   ``REFUSED`` (``stored_minutes.refused``, as on the REST path), naming the symbol, minute, trade and value;
 - a lake that does not answer (``LakeError``): the minute waits in the spool, and so does every later minute until
@@ -84,40 +86,50 @@ class LiveCapture:
             )
             for symbol in symbols
         }
-        self._last_heard_ms: int | None = None  # when the last trade or kline arrived (stream clock)
+        # symbol -> when its last trade or kline arrived (stream clock); a connection last heard at its symbols' latest
+        self._last_heard_ms: dict[str, int] = {}
         self.lake_error: str | None = None  # why minutes wait in the spool (the lake's last error), None: it answers
 
     def feed(self, record: object) -> list[tuple[str, MinuteResult]]:
-        """Take one stream record; return the minutes decided since the last call, (symbol, stored or given up)."""
+        """Take one stream record; return the minutes decided since the last call, (symbol, stored or given up).
+        ``Connected``, ``Disconnected`` and a ``MalformedFrame`` without a readable symbol concern only their
+        connection's ``symbols`` (all symbols when they name none)."""
         if isinstance(record, Trade):
-            self._last_heard_ms = record.received_at
             assembler = self.assemblers.get(record.symbol)
             if assembler is not None:
+                self._last_heard_ms[record.symbol] = record.received_at
                 assembler.add_trade(record)
         elif isinstance(record, Kline):
-            self._last_heard_ms = record.received_at
             assembler = self.assemblers.get(record.symbol)
             if assembler is not None:
+                self._last_heard_ms[record.symbol] = record.received_at
                 assembler.add_kline(record)
         elif isinstance(record, Connected):
-            for assembler in self.assemblers.values():
+            for assembler in self._of(record.symbols):
                 request = assembler.connected(record.at)
                 if request is not None and self.repairer is not None:
                     self.repairer.submit(request, lambda a=assembler: a.first_stream_id)
         elif isinstance(record, Disconnected):
-            for assembler in self.assemblers.values():
-                # silent since the last record heard (a half-open socket), or a little before the drop
-                lost_since = record.at - HALF_OPEN_LOOKBACK_MS
-                if self._last_heard_ms is not None:
-                    lost_since = min(lost_since, self._last_heard_ms)
+            assemblers = self._of(record.symbols)
+            # silent since the connection's last record heard (a half-open socket), or a little before the drop
+            lost_since = record.at - HALF_OPEN_LOOKBACK_MS
+            heard = [self._last_heard_ms[a.symbol] for a in assemblers if a.symbol in self._last_heard_ms]
+            if heard:
+                lost_since = min(lost_since, max(heard))
+            for assembler in assemblers:
                 assembler.disconnected(record.at, lost_since)
         elif isinstance(record, MalformedFrame):
-            targets = (
-                [self.assemblers[record.symbol]] if record.symbol in self.assemblers else list(self.assemblers.values())
-            )  # no readable symbol: any of them may have lost a record
+            # no readable symbol: any of its connection's symbols may have lost a record
+            targets = [self.assemblers[record.symbol]] if record.symbol in self.assemblers else self._of(record.symbols)
             for assembler in targets:
                 assembler.malformed(record.at)
         return self.decide()
+
+    def _of(self, symbols: tuple[str, ...]) -> list[MinuteAssembler]:
+        """The assemblers of a connection's ``symbols`` (every assembler when it names none)."""
+        if not symbols:
+            return list(self.assemblers.values())
+        return [self.assemblers[s] for s in symbols if s in self.assemblers]
 
     def resume_from_lake(self, max_minutes: int = RESUME_MAX_MINUTES) -> None:
         """Before streaming: each symbol goes on from the newest minute the lake holds within ``max_minutes`` (the

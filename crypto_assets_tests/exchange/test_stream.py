@@ -378,11 +378,11 @@ def test_own_cap_may_not_exceed_binance_limit():
 
 
 def test_backoff_doubles_with_jitter_up_to_the_bound():
-    stream = BinanceStream("ws://x", ["BTCUSDT"], backoff_initial_s=0.5, backoff_max_s=4.0)
-    assert stream.backoff_s() == 0  # the first attempt, or the first after a healthy connection
+    (connection,) = BinanceStream("ws://x", ["BTCUSDT"], backoff_initial_s=0.5, backoff_max_s=4.0).connections
+    assert connection.backoff_s() == 0  # the first attempt, or the first after a healthy connection
     for failures, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (10, 4.0), (1000, 4.0)]:
-        stream._failures = failures
-        delays = [stream.backoff_s() for _ in range(200)]
+        connection.failures = failures
+        delays = [connection.backoff_s() for _ in range(200)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(set(delays)) > 100  # jittered
 
@@ -416,3 +416,115 @@ def test_closed_klines_arrive_and_open_updates_are_dropped():
         seen = [t.trade_id for t in cap.of(Trade) if k.open_time <= t.trade_time <= k.close_time]
         assert seen == list(range(seen[0], k.last_trade_id + 1))  # the minute's trades since we connected, dense
         check_against_truth(sim, records, "ETHUSDT")
+
+
+# ---- several connections ---------------------------------------------------------------------------------------
+def of_connection(records: list, symbols: tuple[str, ...]) -> list:
+    """The records one connection delivered: its Connected / Disconnected / unreadable MalformedFrame (they name
+    its symbols) and its symbols' trades, klines and malformed frames."""
+    out = []
+    for r in records:
+        kind = type(r)
+        if kind in (Connected, Disconnected):
+            if r.symbols == symbols:
+                out.append(r)
+        elif kind is MalformedFrame:
+            if r.symbol in symbols or (r.symbol is None and r.symbols == symbols):
+                out.append(r)
+        elif r.symbol in symbols:
+            out.append(r)
+    return out
+
+
+def test_symbols_are_spread_over_connections_of_at_most_symbols_per_connection():
+    symbols = ["AAAUSDT", "BBBUSDT", "CCCUSDT", "DDDUSDT", "EEEUSDT"]
+    stream = BinanceStream("ws://h:1", symbols, symbols_per_connection=2)
+    assert [c.symbols for c in stream.connections] == [
+        ("AAAUSDT", "BBBUSDT"),
+        ("CCCUSDT", "DDDUSDT"),
+        ("EEEUSDT",),
+    ]
+    assert [c.url for c in stream.connections] == [
+        stream_url("ws://h:1", ["AAAUSDT", "BBBUSDT"]),
+        stream_url("ws://h:1", ["CCCUSDT", "DDDUSDT"]),
+        stream_url("ws://h:1", ["EEEUSDT"]),
+    ]
+    # several connections are paced: one attempt per window / max_attempts at most; one alone is not
+    assert stream.attempts.min_interval_s == pytest.approx(300.0 / 60)
+    assert BinanceStream("ws://h:1", symbols).attempts.min_interval_s == 0
+    assert len(BinanceStream("ws://h:1", [f"S{n:04d}USDT" for n in range(1300)]).connections) == 3  # 512 each
+    for bad in (0, 513):
+        with pytest.raises(ValueError, match="symbols_per_connection"):
+            BinanceStream("ws://h:1", symbols, symbols_per_connection=bad)
+    assert len(BinanceStream("ws://h:1", symbols, symbols_per_connection=1024, klines=False).connections) == 1
+
+
+def test_attempt_window_paces_attempts_across_threads():
+    now = [0.0]
+    window = AttemptWindow(60, 300.0, clock=lambda: now[0], min_interval_s=5.0)
+    assert window.take() and not window.take()  # the second must wait for the pacing
+    assert window.pace_s() == pytest.approx(5.0) and window.wait_s() == 0
+    now[0] = 4.9
+    assert not window.take()
+    now[0] = 5.0
+    assert window.take() and len(window) == 2
+    # many threads asking at once: exactly one gets the slot
+    now[0] = 10.0
+    won = []
+    threads = [threading.Thread(target=lambda: won.append(window.take())) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert won.count(True) == 1
+
+
+def test_many_connections_starting_together_do_not_burst():
+    """Ten connections (one symbol each) against an exchange that refuses them: attempts go out one per
+    window / max_attempts (1 s here), never ten at once, and close() ends the waits at once."""
+    url = f"ws://127.0.0.1:{free_port()}"
+    symbols = [f"{c * 3}USDT" for c in "ABCDEFGHIJ"]
+    stream = BinanceStream(
+        url, symbols, symbols_per_connection=1, max_attempts=300, attempt_window_s=300.0, backoff_initial_s=0.1
+    )
+    cap = Capture(stream)
+    time.sleep(2.5)
+    started = time.monotonic()
+    records = cap.stop()
+    assert time.monotonic() - started < 3.0
+    assert records == []
+    assert 2 <= stream.stats.attempts <= 3, stream.stats.attempts  # at 0, 1 and 2 s
+    assert all(c.ws is None for c in stream.connections)
+
+
+def test_two_connections_deliver_every_trade_and_a_drop_of_one_leaves_the_other_untouched(sim):
+    cap = capture(sim, symbols_per_connection=1, max_attempts=300, attempt_window_s=300.0)
+    cap.wait_connects(2, seconds=5)
+    connected = cap.of(Connected)
+    assert sorted(c.symbols for c in connected) == [("BTCUSDT",), ("ETHUSDT",)]
+    assert sorted(c.url for c in connected) == [
+        stream_url(sim.ws_url, ["BTCUSDT"]),
+        stream_url(sim.ws_url, ["ETHUSDT"]),
+    ]
+    # the second connection was opened no sooner than the pacing allows (1 s after the first)
+    first, second = (cap.times[cap.records.index(c)] for c in connected)
+    assert second - first >= 0.9
+    cap.wait_trades(100)
+    time.sleep(0.5)
+    assert sim.drop_connections("ETHUSDT") == 1
+    cap.wait_connects(3, seconds=5)
+    cap.wait_trades(100)
+    time.sleep(0.5)
+    records = cap.stop()
+    eth, btc = of_connection(records, ("ETHUSDT",)), of_connection(records, ("BTCUSDT",))
+    check_continuity(eth)
+    check_continuity(btc)
+    assert [d.reason.split(":")[0] for d in disconnects(eth)] == ["connection lost", "closed"]
+    assert [type(r) for r in btc if type(r) in (Connected, Disconnected)] == [Connected, Disconnected]
+    assert disconnects(btc)[0].reason == "closed"
+    assert check_against_truth(sim, records, "BTCUSDT") == []  # the other connection never missed a trade
+    assert len(check_against_truth(sim, records, "ETHUSDT")) <= 1  # at most the drop's hole, filled from REST
+    stats = cap.stream.stats
+    assert (stats.connects, stats.reconnects, stats.disconnects) == (3, 1, 3)
+    assert stats.trades == len(cap.of(Trade))
+    assert all(c.ws is None for c in cap.stream.connections)

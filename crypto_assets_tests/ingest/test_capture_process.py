@@ -29,7 +29,7 @@ from crypto_assets_tests.ground_truth import past_minute, truth
 pytestmark = pytest.mark.integration
 
 
-def start(simulator, tmp_path):
+def start(simulator, tmp_path, **config):
     return subprocess.Popen(
         command(
             CaptureConfig(
@@ -41,6 +41,7 @@ def start(simulator, tmp_path):
                 endpoint_url=None,
                 spool_dir=str(tmp_path / "spool"),
                 spool_max_mb=64,
+                **config,
             )
         ),
         env={**os.environ, **ENVIRONMENT},
@@ -66,6 +67,27 @@ def test_reports_connection_and_liveness_and_stops_on_sigterm_or_sigint(simulato
         capture.send_signal(stop)
     assert capture.wait(15) == 0
     assert b"Traceback" not in capture.stderr.read()
+
+
+def test_streams_over_as_many_connections_as_symbols_per_connection_asks(simulator, tmp_path):
+    """One symbol per connection: two connections, the second opened no sooner than the attempt pacing allows
+    (5 s: 60 attempts per 5 minutes), each named in the log."""
+    capture = start(simulator, tmp_path, symbols_per_connection=1)
+    try:
+        connected = []
+        deadline = time.time() + 30
+        while time.time() < deadline and len(connected) < 2:
+            message = decode_message(capture.stdout.readline())
+            if isinstance(message, LogLine) and "stream connected" in message.message:
+                connected.append((time.monotonic(), message.message))
+    finally:
+        capture.terminate()
+    assert capture.wait(15) == 0
+    assert [line.rsplit("streams=", 1)[1] for _, line in connected] == [
+        "btcusdt@trade/btcusdt@kline_1m",
+        "ethusdt@trade/ethusdt@kline_1m",
+    ]
+    assert connected[1][0] - connected[0][0] >= 4.5
 
 
 def test_stops_when_its_parent_stops_reading(simulator, tmp_path):

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from binance_simulator import Simulator, SimulatorConfig, symbol_config
-from crypto_assets.exchange.models import Connected, Kline, Trade
+from crypto_assets.exchange.models import Connected, Disconnected, Kline, MalformedFrame, Trade
 from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.exchange.stream import BinanceStream
 from crypto_assets.exchange.weight_budget import WeightBudget
@@ -305,3 +305,160 @@ def test_an_unreadable_file_in_the_lake_gives_up_its_minute_without_blocking_the
     assert not by_minute[T0].ok and str(garbage) in by_minute[T0].problems[0]
     assert by_minute[T0 + MINUTE_MS].outcome == Outcome.WRITTEN and len(spool) == 0
     assert garbage.read_bytes() == b"not parquet"  # left for a person to look at
+
+
+# ---- several connections: each event concerns its connection's symbols only ---------------------------------------
+class NoteRepairs:
+    """What LiveCapture needs of a StreamRepairer, noting each request and answering none."""
+
+    def __init__(self):
+        self.requests = []
+
+    def submit(self, request, first_stream_id):
+        self.requests.append(request)
+
+    def done(self):
+        return []
+
+
+def test_connection_events_reach_only_their_connections_symbols(tmp_path):
+    repairs = NoteRepairs()
+    live = LiveCapture(
+        LocalLake(tmp_path / "lake"),
+        ["AAAUSDT", "BBBUSDT", "CCCUSDT"],
+        repairer=repairs,
+        clock=lambda: (T0 + 30_000) / 1000,  # nothing ends while the test looks
+    )
+    live.feed(Connected(T0, "ws://sim/1", ("AAAUSDT", "BBBUSDT")))
+    live.feed(Connected(T0 + 1_000, "ws://sim/2", ("CCCUSDT",)))
+    assert [r.symbol for r in repairs.requests] == ["AAAUSDT", "BBBUSDT", "CCCUSDT"]  # each joined on its own
+    assert [r.connected_at for r in repairs.requests] == [T0, T0, T0 + 1_000]
+    # the second connection drops and comes back: only its symbol is repaired
+    trade = Trade("CCCUSDT", 100, "1", "1", T0 + 2_000, False, received_at=T0 + 2_000)
+    heard = Trade("AAAUSDT", 7, "1", "1", T0 + 50_000, False, received_at=T0 + 50_000)
+    for record in (trade, heard, Disconnected(T0 + 60_000, "connection lost", ("CCCUSDT",))):
+        live.feed(record)
+    live.feed(Connected(T0 + 61_000, "ws://sim/2", ("CCCUSDT",)))
+    assert [r.symbol for r in repairs.requests[3:]] == ["CCCUSDT"]
+    # the look-back is the connection's own: CCCUSDT was last heard at T0 + 2 s (AAAUSDT's later trade is another
+    # connection's), so the repair covers from that minute on
+    assert repairs.requests[3].from_minute_ms == T0 and repairs.requests[3].from_id == 101
+
+
+def test_a_malformed_frame_or_drop_gives_up_minutes_of_its_connection_only(tmp_path):
+    """Without repairs: a malformed frame without a readable symbol taints the current minute of its connection's
+    symbols only, and a drop of one connection the minutes of that connection's symbols; the other connection's
+    minutes are written as usual."""
+    now = [T0 - 5_000]
+    lake = LocalLake(tmp_path / "lake")
+    live = LiveCapture(lake, ["AAAUSDT", "CCCUSDT"], clock=lambda: now[0] / 1000)
+    live.feed(Connected(T0 - 5_000, "ws://sim/1", ("AAAUSDT",)))
+    live.feed(Connected(T0 - 5_000, "ws://sim/2", ("CCCUSDT",)))
+    a0, a0_kline = synthetic_minute("AAAUSDT", T0, 100, ["10", "11"])
+    c0, c0_kline = synthetic_minute("CCCUSDT", T0, 500, ["20", "21"])
+    a1, a1_kline = synthetic_minute("AAAUSDT", T0 + MINUTE_MS, 102, ["12", "13"])
+    c1, c1_kline = synthetic_minute("CCCUSDT", T0 + MINUTE_MS, 502, ["22", "23"])
+    unreadable = MalformedFrame(T0 + 1_500, None, "not JSON", "<html>502 Bad Gateway</html>", ("CCCUSDT",))
+    drop = Disconnected(T0 + MINUTE_MS + 1_500, "connection lost", ("AAAUSDT",))
+    back = Connected(T0 + MINUTE_MS + 1_600, "ws://sim/1", ("AAAUSDT",))
+    decided = []
+    for record in [a0[0], c0[0], unreadable, a0[1], c0[1], a0_kline, c0_kline, a1[0], c1[0], drop, back]:
+        now[0] = max(now[0], getattr(record, "received_at", None) or record.at)
+        decided += live.feed(record)
+    for record in [a1[1], c1[1], a1_kline, c1_kline]:
+        now[0] = max(now[0], record.received_at + 100)
+        decided += live.feed(record)
+    now[0] = T0 + 2 * MINUTE_MS + 20_000  # past the grace period: every minute decided
+    decided += live.decide()
+    outcome = {(s, r.minute_start_ms): r.outcome for s, r in decided if r.minute_start_ms >= T0}  # after the join
+    assert outcome == {
+        ("AAAUSDT", T0): Outcome.WRITTEN,
+        ("CCCUSDT", T0): Outcome.UNPROVEN,  # the unreadable frame came on its connection
+        ("AAAUSDT", T0 + MINUTE_MS): Outcome.UNPROVEN,  # its connection dropped during the minute
+        ("CCCUSDT", T0 + MINUTE_MS): Outcome.WRITTEN,
+    }
+    reasons = {(s, r.minute_start_ms): " ".join(r.reasons) for s, r in decided}
+    assert "malformed frame" in reasons[("CCCUSDT", T0)]
+    assert "lost its connection" in reasons[("AAAUSDT", T0 + MINUTE_MS)]
+
+
+def test_three_symbols_over_two_connections_and_a_drop_repairs_only_that_connections_symbols(tmp_path):
+    """Against the simulator (twenty times real time): BTCUSDT and ETHUSDT on one connection, SOLUSDT on the other.
+    Every minute is written equal to the exchange's, trade by trade; dropping BTCUSDT's connection repairs BTCUSDT
+    and ETHUSDT over REST and leaves SOLUSDT streaming untouched."""
+    symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    clock = FastClock(T0 - 5_000, SPEED)
+    config = SimulatorConfig(symbols=[symbol_config(s) for s in symbols], history_minutes=2)
+    sim = Simulator(config, clock=clock).start()
+    lake = LocalLake(tmp_path / "lake")
+
+    class NotingRepairer(StreamRepairer):
+        def submit(self, request, first_stream_id):
+            self.requests.append(request)
+            super().submit(request, first_stream_id)
+
+    repairer = NotingRepairer(BinanceRestClient(sim.rest_url, budget=WeightBudget(clock=clock, speed=SPEED)))
+    repairer.requests = []
+    live = LiveCapture(
+        lake,
+        symbols,
+        repairer=repairer,
+        clock=lambda: clock() / 1000,
+        repair_wait_ms=30_000 * SPEED,
+        blind_wait_ms=30_000 * SPEED,
+        grace_ms=3_000 * SPEED,
+    )
+    stream = BinanceStream(
+        sim.ws_url,
+        symbols,
+        symbols_per_connection=2,
+        clock=clock,
+        silence_timeout_s=2.0,
+        max_attempts=300,  # attempts 1 s apart: 20 s of exchange time
+        attempt_window_s=300.0,
+    )
+    last = T0 + 4 * MINUTE_MS
+    dropped = threading.Event()
+
+    def drop():
+        while clock() < T0 + 2 * MINUTE_MS + 20_000:
+            threading.Event().wait(0.05)
+        assert sim.drop_connections("BTCUSDT") == 1
+        dropped.set()
+
+    threading.Thread(target=drop, daemon=True).start()
+    decided, connections = {}, []
+    try:
+        for record in stream.records():
+            if isinstance(record, (Connected, Disconnected)):
+                connections.append(record)
+            for symbol, result in live.feed(record):
+                decided[(symbol, result.minute_start_ms)] = result
+            if all((s, last) in decided for s in symbols):
+                break
+    finally:
+        stream.close()
+        repairer.close()
+        sim.stop()
+
+    assert dropped.is_set()
+    connected = [c.symbols for c in connections if isinstance(c, Connected)]
+    assert sorted(connected) == [("BTCUSDT", "ETHUSDT"), ("BTCUSDT", "ETHUSDT"), ("SOLUSDT",)]
+    lost = [d for d in connections if isinstance(d, Disconnected)]
+    assert [d.symbols for d in lost] == [("BTCUSDT", "ETHUSDT")] and lost[0].reason.startswith("connection lost")
+    # the second connection opened 1 s (20 s of exchange time) after the first: SOLUSDT's join minute was repaired
+    (sol_joined,) = [
+        c.at // MINUTE_MS * MINUTE_MS for c in connections if isinstance(c, Connected) and c.symbols == ("SOLUSDT",)
+    ]
+    assert sol_joined < T0 + 2 * MINUTE_MS
+    # one repair per symbol when it joined, then only the dropped connection's symbols
+    requests = [r.symbol for r in repairer.requests]
+    assert sorted(requests[:3]) == symbols and sorted(requests[3:]) == ["BTCUSDT", "ETHUSDT"]
+    for symbol in symbols:
+        for minute in range(T0, last + MINUTE_MS, MINUTE_MS):
+            result = decided[(symbol, minute)]
+            assert result.outcome == Outcome.WRITTEN and result.ok, (symbol, minute_key(minute), result.problems)
+            assert_equals_truth(sim, lake, symbol, minute, all_streamed=False)
+            if symbol == "SOLUSDT" and minute > sol_joined:  # untouched by the drop: every trade from the stream
+                assert result.summary.source == "stream", minute_key(minute)
+                assert_equals_truth(sim, lake, symbol, minute)
