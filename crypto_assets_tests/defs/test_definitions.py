@@ -68,3 +68,23 @@ def test_analytics_hang_off_the_raw_assets():
     assert {AssetKey(["raw_trades", s.lower()]) for s in Settings.from_env().symbols} <= upstream
     for name in ("analytics_every_hour", "analytics_latest_prices_every_hour"):
         assert defs.resolve_schedule_def(name).default_status == DefaultScheduleStatus.RUNNING
+
+
+def test_minute_partition_lookups_are_memoized_and_exact():
+    """defs/partitions.py memoizes Dagster's minute lookups (the analytics automation asks them once per raw asset):
+    the answers stay Dagster's, minute by minute, at and between boundaries."""
+    from dagster import TimeWindowPartitionsDefinition
+
+    from crypto_assets.defs.partitions import minute_partitions
+    from crypto_assets.minutes import MINUTE_MS, minute_key, minute_start_ms
+
+    assert TimeWindowPartitionsDefinition._crypto_assets_memoized
+    minutes = minute_partitions(2)
+    start = int(minutes.start.timestamp() * 1000) + 3 * 60 * MINUTE_MS
+    for ms in range(start, start + 90 * MINUTE_MS, 17_000):
+        for _ in range(2):  # computed, then from the cache
+            assert minutes.get_partition_key_for_timestamp(ms / 1000) == minute_key(ms - ms % MINUTE_MS)
+            key = minute_key(ms - ms % MINUTE_MS)
+            assert int(minutes.start_time_for_partition_key(key).timestamp() * 1000) == minute_start_ms(key)
+    boundary = start / 1000
+    assert minutes.get_partition_key_for_timestamp(boundary, end_closed=True) == minute_key(start - MINUTE_MS)

@@ -74,6 +74,9 @@ def build_automation_sensor(hourly_assets: AssetsDefinition) -> AutomationCondit
         AUTOMATION_SENSOR,
         target=AssetSelection.assets(hourly_assets),
         default_status=DefaultSensorStatus.RUNNING,
+        # evaluated in the code server, where defs/partitions.py memoizes the minute-partition lookups that made a
+        # tick grow with every symbol (docs/adr/0010); the daemon would evaluate without them
+        use_user_code_server=True,
         description="Builds an hour of silver and gold once every raw minute of it is recorded (unless "
         "analytics_every_hour did at HH:05), and rebuilds an hour when a raw minute of it is recorded later.",
     )
