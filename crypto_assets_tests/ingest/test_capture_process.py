@@ -205,3 +205,63 @@ def test_the_wire_format_is_its_own_plain_json():
         "reasons",
         "written_at_ms",
     }
+
+
+def test_two_shards_stream_into_one_lake_and_every_minute_is_exact(tmp_path):
+    """The universe split over two streaming runs (CRYPTO_STREAM_SHARDS=2): each run's capture process streams its
+    shard's symbols with its own spool, into one lake; every minute either writes equals the exchange's trades."""
+    from binance_simulator import Simulator, SimulatorConfig, symbol_config
+    from crypto_assets.defs.raw.live_stream import spool_dir
+    from crypto_assets.ingest.universe import shard_of
+
+    symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    shards = [shard_of(symbols, i, 2) for i in range(2)]
+    assert all(shards)
+    with Simulator(SimulatorConfig(symbols=[symbol_config(s) for s in symbols], history_minutes=2)) as sim:
+        processes = [
+            subprocess.Popen(
+                command(
+                    CaptureConfig(
+                        ws_url=sim.ws_url,
+                        rest_url=sim.rest_url,
+                        budget_dir=str(tmp_path / "budget"),
+                        symbols=shard,
+                        lake_url=str(tmp_path / "lake"),
+                        endpoint_url=None,
+                        spool_dir=spool_dir(str(tmp_path / "spool"), f"{i}/2"),
+                        spool_max_mb=64,
+                    )
+                ),
+                env={**os.environ, **ENVIRONMENT},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for i, shard in enumerate(shards)
+        ]
+        written: dict[str, list[int]] = {s: [] for s in symbols}
+        try:
+            for capture in processes:  # the minute after each shard joined: up to two minute ends away
+                deadline = time.time() + 150
+                mine = [s for s in symbols if s in capture_symbols(capture)]
+                while time.time() < deadline and not all(written[s] for s in mine):
+                    message = decode_message(capture.stdout.readline())
+                    if isinstance(message, MinuteDecided) and message.result().outcome == Outcome.WRITTEN:
+                        written[message.symbol].append(message.result().minute_start_ms)
+        finally:
+            for capture in processes:
+                capture.terminate()
+                capture.wait(15)
+        lake = LocalLake(tmp_path / "lake")
+        for symbol, minutes in written.items():
+            assert minutes, f"{symbol}: no minute written"
+            for minute in minutes:
+                stored = lake.read_minute(symbol, minute).drop_columns("received_at")
+                expected = trades_to_table(truth(sim, symbol, minute, minute + MINUTE_MS)).drop_columns("received_at")
+                assert stored.equals(expected), (symbol, minute)
+
+
+def capture_symbols(capture: subprocess.Popen) -> list[str]:
+    """The symbols a capture process was started with (its one JSON argument)."""
+    import json
+
+    return json.loads(capture.args[-1])["symbols"]
