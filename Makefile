@@ -62,8 +62,9 @@ test-tools:
 			|| { $$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends $$missing; }; \
 	fi
 
-# Every bench/*.py in turn; each prints its own figures.
+# Every bench/*.py in turn, then breadth.py again on PostgreSQL (--postgres); each prints its own figures.
 bench: $(VENV_STAMP)
 	@shopt -s nullglob; files=(bench/*.py); \
 	if [ $${#files[@]} -eq 0 ]; then echo "make bench: no bench/*.py yet"; exit 0; fi; \
-	for f in "$${files[@]}"; do echo "== $$f"; $(VENV)/bin/python "$$f" || exit $$?; done
+	for f in "$${files[@]}"; do echo "== $$f"; $(VENV)/bin/python "$$f" || exit $$?; done; \
+	if [ -e bench/breadth.py ]; then echo "== bench/breadth.py --postgres"; $(VENV)/bin/python bench/breadth.py --postgres; fi

@@ -45,7 +45,7 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dagster import AssetMaterialization, DagsterEventType, DagsterInstance, build_sensor_context, materialize
+from dagster import AssetMaterialization, DagsterEventType, DagsterInstance, materialize
 from dagster._core.events import DagsterEvent, StepMaterializationData
 from dagster._core.events.log import EventLogEntry
 from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
@@ -62,6 +62,7 @@ from crypto_assets.defs.raw.resources import ExchangeResource, LakeResource
 from crypto_assets.exchange.archive import day_start_ms
 from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key
 from crypto_assets.settings import Settings
+from crypto_assets_tests.defs.raw.conftest import sensor_context  # noqa: E402
 from crypto_assets_tests.postgres_server import PostgresServer, missing_reason, postgres_server  # noqa: E402
 
 SYMBOL = "SOLUSDT"
@@ -253,7 +254,7 @@ def measure_ticks(
         setup = time.monotonic() - started
 
         def tick(cursor: str | None) -> tuple[float, str]:
-            context = build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+            context = sensor_context(defs, sensor, instance, cursor)
             began = time.monotonic()
             result = sensor.evaluate_tick(context)
             seconds = time.monotonic() - began
