@@ -67,7 +67,8 @@ def main() -> int:
         problem
         for problem in (
             check_rest(settings.binance_rest_url),
-            check_websocket(settings.binance_ws_url, settings.symbols[0]),
+            # a quote selection names no symbol yet: any listed pair proves the WebSocket reachable
+            check_websocket(settings.binance_ws_url, settings.symbols[0] if settings.symbols else "BTCUSDT"),
         )
         if problem
     ]
@@ -83,7 +84,7 @@ def main() -> int:
 
     print(
         f"preflight: OK - REST {settings.binance_rest_url} and WebSocket {settings.binance_ws_url} reachable; "
-        f"symbols {','.join(settings.symbols)}"
+        f"symbols {','.join(settings.symbols) or f'quote:{settings.quote_asset} (resolved from exchangeInfo)'}"
     )
     return 0
 

@@ -39,3 +39,12 @@ def test_reachable_exchange_exits_0_with_one_ok_line(simulator):
     result = run_preflight(BINANCE_REST_URL=simulator.rest_url, BINANCE_WS_URL=simulator.ws_url)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().count("\n") == 0 and "OK" in result.stdout
+
+
+def test_a_quote_selection_passes_preflight(simulator):
+    """CRYPTO_SYMBOLS=quote:USDT names no symbol before exchangeInfo is read: preflight still checks both endpoints."""
+    result = run_preflight(
+        CRYPTO_SYMBOLS="quote:USDT", BINANCE_REST_URL=simulator.rest_url, BINANCE_WS_URL=simulator.ws_url
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "quote:USDT" in result.stdout
