@@ -48,13 +48,16 @@ test: lint test-tools
 	$(VENV)/bin/pytest -n 4 --dist loadfile --durations=30
 
 # The programs the tests start or call, from Debian's packages when missing (as root, or through sudo): PostgreSQL
-# (initdb, pg_ctl, psql) for the throw-away servers of the instance and production tests, and docker-compose, which
-# validates deploy/docker-compose.yml (no Docker engine needed). A test whose program is missing fails naming it.
+# (initdb, pg_ctl, psql) for the throw-away servers of the instance and production tests, docker-compose, which
+# validates deploy/docker-compose.yml (no Docker engine needed), and Prometheus (prometheus, promtool), which checks
+# deploy/prometheus and runs in the monitoring tests (on a port of their own; where systemd runs, Debian's package
+# also starts its own service on 9090). A test whose program is missing fails naming it.
 test-tools:
 	@missing=; \
 	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="postgresql"; \
 	command -v psql >/dev/null || missing="$$missing postgresql-client"; \
 	command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	{ command -v prometheus >/dev/null && command -v promtool >/dev/null; } || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 		echo "make: installing Debian packages for the tests:$$missing"; \
 		if [ "$$(id -u)" -eq 0 ]; then sudo=; else sudo=sudo; fi; \

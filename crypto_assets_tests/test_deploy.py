@@ -264,7 +264,7 @@ def test_env_example_lists_every_variable_and_no_secret():
 def test_compose_services_commands_and_shared_names():
     config = compose()
     services = config["services"]
-    assert set(services) == {"postgres", "minio", "buckets", "code", "webserver", "daemon"}
+    assert set(services) == {"postgres", "minio", "buckets", "code", "webserver", "daemon", "prometheus", "grafana"}
     code = services["code"]
     assert code["command"][:3] == ["dagster", "api", "grpc"]
     assert grpc_module(code["command"]) == "crypto_assets.definitions" and module_exists("crypto_assets.definitions")
