@@ -32,6 +32,7 @@ attempts, at most 60 attempts per 5 minutes) and the run says so in its log; it 
 import collections
 import hashlib
 import os
+import queue
 import signal
 import subprocess
 import threading
@@ -65,6 +66,7 @@ SHARD_TAG = "crypto_assets/stream_shard"
 STREAM_RUN_TAGS = {SHARD_TAG: "0/1", "dagster/max_retries": "0"}
 HEARTBEAT_TAG = "crypto_assets/heartbeat"
 HEARTBEAT_S = 15
+RECORD_BATCH = 2000  # reports recorded together at most (a minute's end of every symbol of a shard)
 STDERR_LINES = 40  # of the capture process, kept for the failure message
 STOP_S = 10  # once asked to stop, the capture process has this long to report its last minutes and exit
 WATCH_S = 0.5  # how often the op looks for an interrupt, and for its `dagster dev`
@@ -153,8 +155,17 @@ def _stream(
     done = threading.Event()
     threading.Thread(target=_stop_on_interrupt, args=(capture, done), name="capture-stop", daemon=True).start()
     try:
-        for line in capture.stdout:  # until it exits: on its own, or stopped by _stop_on_interrupt
-            _record(context, line)
+        # a thread drains its reports as they come, so the capture process never waits on this op's event writes
+        # (at hundreds of symbols, a minute's end brings hundreds of minutes to record at once)
+        reports: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        threading.Thread(target=_drain, args=(capture.stdout, reports), name="capture-stdout", daemon=True).start()
+        ended = False
+        while not ended:  # until it exits: on its own, or stopped by _stop_on_interrupt
+            batch = [reports.get()]
+            while not reports.empty() and len(batch) < RECORD_BATCH:
+                batch.append(reports.get_nowait())
+            ended = batch[-1] is None
+            _record(context, [line for line in batch if line is not None])
         code = capture.wait()
         if check_captured_interrupt():
             context.log.info(
@@ -176,26 +187,39 @@ def _stream(
                 capture.kill()
 
 
-def _record(context: OpExecutionContext, line: bytes) -> None:
-    """One message of the capture process into the run: events for a decided minute, or a log line."""
+def _drain(pipe, reports: queue.SimpleQueue) -> None:
+    """Every line of the capture process's stdout into ``reports``, then None once it is closed."""
     try:
-        message = decode_message(line)
-    except msgspec.DecodeError as exc:
-        context.log.warning(f"unreadable line from the capture process ({exc}): {line[:300]!r}")
-        return
-    if isinstance(message, MinuteDecided):
-        result = message.result()
-        if result.ok:
-            key = raw_trades_key(message.symbol)
-            record_materializations(context, [minute_materialization(key, result)])
-            context.log_event(minute_check(key, result))
-        else:
-            context.log.warning(
-                f"{message.symbol} {minute_key(result.minute_start_ms)} not recorded from the stream "
-                f"(the gap backfill will fetch it): {'; '.join(result.problems)}"
-            )
-    elif isinstance(message, LogLine):
-        (context.log.warning if message.level == "WARNING" else context.log.info)(message.message)
+        for line in pipe:
+            reports.put(line)
+    finally:
+        reports.put(None)
+
+
+def _record(context: OpExecutionContext, lines: list[bytes]) -> None:
+    """The capture process's messages into the run, in order: the good minutes' materializations as one batch (one
+    multi-row write where the storage batches, ``recording.py``), each with its check evaluation; log lines."""
+    messages = []
+    for line in lines:
+        try:
+            messages.append(decode_message(line))
+        except msgspec.DecodeError as exc:
+            context.log.warning(f"unreadable line from the capture process ({exc}): {line[:300]!r}")
+    good = [m for m in messages if isinstance(m, MinuteDecided) and m.result().ok]
+    if good:
+        record_materializations(context, [minute_materialization(raw_trades_key(m.symbol), m.result()) for m in good])
+    for message in messages:
+        if isinstance(message, MinuteDecided):
+            result = message.result()
+            if result.ok:
+                context.log_event(minute_check(raw_trades_key(message.symbol), result))
+            else:
+                context.log.warning(
+                    f"{message.symbol} {minute_key(result.minute_start_ms)} not recorded from the stream "
+                    f"(the gap backfill will fetch it): {'; '.join(result.problems)}"
+                )
+        elif isinstance(message, LogLine):
+            (context.log.warning if message.level == "WARNING" else context.log.info)(message.message)
 
 
 def _collect(pipe, tail: collections.deque) -> None:
