@@ -32,6 +32,8 @@ setup(
         # Typed, fast JSON decoding of stream frames (several times faster than json + dataclasses).
         "msgspec>=0.19",
         "requests>=2.31",
+        # the capture process's metrics endpoint (crypto_assets/ingest/metrics.py): the official Prometheus client
+        "prometheus_client>=0.20",
         "numpy>=2.0",
         "pandas>=2.2",
         "pyarrow>=17",

@@ -39,6 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
+from typing import Protocol
 
 import websocket
 from websocket import ABNF
@@ -69,6 +70,29 @@ LONG_URL_CHARS = 300  # a connection whose URL is longer is named by its symbols
 
 _TEXT, _BINARY, _CLOSE = ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY, ABNF.OPCODE_CLOSE
 _DONE = object()  # a reader thread's last item in the queue
+
+
+class StreamMetrics(Protocol):  # what the stream tells crypto_assets.ingest.metrics.CaptureMetrics
+    def trade(self, symbol: str, price: str, time_ms: int) -> None: ...
+    def kline(self, symbol: str) -> None: ...
+    def malformed(self) -> None: ...
+    def connected(self) -> None: ...
+    def disconnected(self) -> None: ...
+    def reconnected(self, cause: str) -> None: ...
+
+
+def reconnect_cause(reason: str) -> str:
+    """Why a connection ended, as a bounded cause: ``closed`` (by the server, or by us), ``silent`` (half-open),
+    ``server_shutdown``, ``renewal`` (before the 24 h cut) or ``error`` (the connection was lost)."""
+    if reason.startswith("silent"):
+        return "silent"
+    if reason == "server shutdown":
+        return "server_shutdown"
+    if reason == "renewal":
+        return "renewal"
+    if reason.startswith("closed"):
+        return "closed"
+    return "error"
 
 
 def _now_ms() -> int:
@@ -195,6 +219,8 @@ class BinanceStream:
     ``klines``: also carry ``<symbol>@kline_1m`` (default); off, the connections carry trades only.
     ``clock``: ms since the epoch for the ``at`` of Connected / Disconnected / MalformedFrame (tests pass the
     simulator's clock).
+    ``metrics``: told of every trade, closed kline and malformed frame, each connection opened and closed, and each
+    reconnect with its cause (``crypto_assets.ingest.metrics.CaptureMetrics``); None: no metrics.
     """
 
     def __init__(
@@ -214,6 +240,7 @@ class BinanceStream:
         poll_s: float = 1.0,
         klines: bool = True,
         clock: Callable[[], int] = _now_ms,
+        metrics: StreamMetrics | None = None,
     ):
         symbols = list(dict.fromkeys(s.upper() for s in symbols))
         if not symbols:
@@ -234,6 +261,7 @@ class BinanceStream:
             raise ValueError("timeouts must be positive")
         self.symbols = symbols
         self.clock = clock
+        self.metrics = metrics
         self.silence_timeout_s = silence_timeout_s
         self.max_age_s = max_age_s
         self.connect_timeout_s = connect_timeout_s
@@ -358,6 +386,7 @@ class _Connection:
         self.name = url if len(url) <= LONG_URL_CHARS else f"connection {label} ({symbols[0]}..{symbols[-1]})"
         self.stats = StreamStats()
         self.failures = 0  # consecutive failed attempts / short-lived connections: drives the backoff
+        self.last_cause = "error"  # why the last connection ended (reconnect_cause), told with the reconnect
         self.ws: websocket.WebSocket | None = None
         self._reader: _BufferedRecv | None = None
 
@@ -378,6 +407,7 @@ class _Connection:
                 elif reason != "closed":
                     self.failures += 1
                 self.stats.disconnects += 1
+                self.last_cause = reconnect_cause(reason)
                 level = logging.INFO if reason in ("renewal", "closed") else logging.WARNING
                 log.log(level, "stream %s disconnected after %.1fs: %s", self.name, lived, reason)
                 yield Disconnected(stream.clock(), reason, self.symbols)
@@ -443,12 +473,16 @@ class _Connection:
             if getattr(ws, "frame_buffer", None) is not None and hasattr(ws.frame_buffer, "recv"):
                 self._reader = ws.frame_buffer.recv = _BufferedRecv(ws.sock)
             self.ws = ws
+            if stream.metrics is not None:
+                stream.metrics.connected()
             if stream._closed:  # close() raced with the connect
                 self._disconnect(ws, polite=True)
                 return None
             self.stats.connects += 1
             if self.stats.connects > 1:
                 self.stats.reconnects += 1
+                if stream.metrics is not None:
+                    stream.metrics.reconnected(self.last_cause)
             log.info("stream connected: %s", self.name)
             return ws
         return None
@@ -463,6 +497,8 @@ class _Connection:
         if self.ws is ws:
             self.ws = None
             self._reader = None
+            if self.stream.metrics is not None:
+                self.stream.metrics.disconnected()
 
     # ---- reading ------------------------------------------------------------------------------------------------
     def _read(self, ws: websocket.WebSocket):
@@ -474,6 +510,7 @@ class _Connection:
         time_ns = time.time_ns
         stats = self.stats
         silence_timeout_s = stream.silence_timeout_s
+        metrics = stream.metrics
         last_heard = monotonic()
         renew_at = last_heard + stream.max_age_s
         while True:
@@ -509,9 +546,13 @@ class _Connection:
                 kind = type(record)
                 if kind is Trade:
                     stats.trades += 1
+                    if metrics is not None:
+                        metrics.trade(record.symbol, record.price, record.trade_time)
                     yield record
                 elif kind is Kline:
                     stats.klines += 1
+                    if metrics is not None:
+                        metrics.kline(record.symbol)
                     yield record
                 elif kind is ServerShutdown:
                     return "server shutdown"
@@ -528,6 +569,8 @@ class _Connection:
 
     def _malformed(self, data: bytes | str, error: str) -> MalformedFrame:
         self.stats.malformed += 1
+        if self.stream.metrics is not None:
+            self.stream.metrics.malformed()
         text = data[:FRAME_LOG_CHARS]
         text = text if isinstance(text, str) else text.decode("utf-8", "replace")
         symbol = stream_symbol(data)

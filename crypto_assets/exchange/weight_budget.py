@@ -67,6 +67,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -81,6 +82,16 @@ DEFAULT_BOUNDARY_GUARD_MS = 1000
 # Settings a budget made with their default takes from the first for_host caller that names them (attribute names)
 ADOPTABLE = {"urgent_reserve": "urgent_reserve"}
 DEFAULT_POLL_S = 0.25  # how often a waiting process re-reads the shared state (real seconds)
+
+
+@dataclass(frozen=True)
+class BudgetView:
+    """What ``WeightBudget.view()`` reads (for metrics): times on the exchange clock, 0 when never paused / banned."""
+
+    used: int
+    limit: int
+    paused_until_ms: int
+    banned_until_ms: int
 
 
 def wall_clock_ms() -> int:
@@ -345,6 +356,13 @@ class WeightBudget:
         """Weight counted in the current exchange minute (by every process sharing the state)."""
         with self._cond, self._synced():
             return self._shared.used_at(self.now_ms())
+
+    def view(self) -> BudgetView:
+        """The shared state as it stands (of every process sharing it): the current minute's weight, the limit
+        (the exchange's, once any process learnt it), when the last pause (429) and ban (418) end."""
+        with self._cond, self._synced():
+            state = self._shared
+            return BudgetView(state.used_at(self.now_ms()), self._limit, state.paused_until_ms, state.banned_until_ms)
 
     def stats(self) -> dict:
         """Counters for logs and tests: weight acquired, requests, waits (count and seconds), the highest

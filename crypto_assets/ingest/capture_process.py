@@ -17,6 +17,9 @@ see ``spool.py``); a thread retries it every ``RETRY_FIRST_S`` seconds, backing 
 lake keeps failing, and reports each drained minute like any other. While minutes wait it logs every ``STATUS_S``
 how many, since when and why. A restarted process finds the spooled minutes and drains them first.
 
+With ``metrics_port`` > 0 it serves its Prometheus metrics (``metrics.py``) on ``metrics_host:metrics_port``; a
+port it cannot bind is a warning in the run's log and the capture goes on without metrics.
+
 It imports no Dagster: about 80 MB resident, where a process that loads the Dagster code location starts near 300 MB
 (dagster, dagster-dbt, pyarrow, boto3...). The Dagster op that starts it (``defs/raw/live_stream.py``) records what it
 reports. It stops on SIGTERM or SIGINT (Ctrl-C), and when its parent goes away (its stdout breaks; on Linux also the
@@ -32,12 +35,14 @@ import threading
 import time
 
 import msgspec
+from prometheus_client import disable_created_metrics
 
 from crypto_assets.backoff import Backoff
 from crypto_assets.exchange.rest import BinanceRestClient
 from crypto_assets.exchange.stream import DEFAULT_SYMBOLS_PER_CONNECTION, BinanceStream
 from crypto_assets.exchange.weight_budget import URGENT_RESERVE, WeightBudget
 from crypto_assets.ingest.live_capture import SILENCE_TIMEOUT_S, LiveCapture
+from crypto_assets.ingest.metrics import CaptureMetrics
 from crypto_assets.ingest.minute_checks import CheckResult, MinuteSummary, Rule
 from crypto_assets.ingest.spool import MinuteSpool, SpoolBusy
 from crypto_assets.ingest.stored_minutes import MinuteResult, Outcome
@@ -148,6 +153,9 @@ class CaptureConfig(msgspec.Struct, frozen=True):
     spool_dir: str  # where decided minutes wait while the lake fails
     spool_max_mb: int  # the spool's bound
     symbols_per_connection: int = DEFAULT_SYMBOLS_PER_CONNECTION  # the stream's symbols per WebSocket connection
+    metrics_host: str = "127.0.0.1"  # where the Prometheus metrics are served ...
+    metrics_port: int = 0  # ... on this port (0: no metrics)
+    shard: str = "0/1"  # which shard of the symbols this process streams ("<index>/<count>": crypto_capture_info)
 
 
 def command(config: CaptureConfig) -> list[str]:
@@ -180,6 +188,7 @@ def run(config: CaptureConfig) -> None:
         logger = logging.getLogger(name)
         logger.setLevel(logging.INFO)  # connects are INFO lines; the root logger's default would drop them
         logger.addHandler(_Reporter(send))
+    metrics = _serve_metrics(config)
     spool = MinuteSpool(config.spool_dir, config.spool_max_mb * 2**20)
     if len(spool):
         send(LogLine("INFO", f"{len(spool)} minute(s) found in the spool {spool.folder}: written first"))
@@ -188,6 +197,7 @@ def run(config: CaptureConfig) -> None:
         symbols,
         silence_timeout_s=SILENCE_TIMEOUT_S,
         symbols_per_connection=config.symbols_per_connection,
+        metrics=metrics,
     )
     # SIGINT as SIGTERM: Ctrl-C on `dagster dev` reaches this process with its whole process group; either way the
     # stream closes, the minutes decided so far are reported, and the process exits 0 (the minute in progress is
@@ -199,7 +209,9 @@ def run(config: CaptureConfig) -> None:
         urgent=True,
         budget=WeightBudget.for_host(rest_url, state_dir=config.budget_dir, urgent_reserve=URGENT_RESERVE),
     )
-    capture = LiveCapture(lake, symbols, spool=spool, repairer=StreamRepairer(rest))
+    if metrics is not None:
+        metrics.watch(budget=rest.budget.view, spool=spool)
+    capture = LiveCapture(lake, symbols, spool=spool, repairer=StreamRepairer(rest), metrics=metrics)
     capture.resume_from_lake()
     stopping = threading.Event()
     drainer = threading.Thread(target=_drain, args=(capture, send, stopping), name="spool-drainer", daemon=True)
@@ -223,6 +235,19 @@ def run(config: CaptureConfig) -> None:
         # lock at exit aborts the process (SIGABRT) instead of a clean stop.
         stopping.set()
         drainer.join(DRAINER_STOP_S)
+
+
+def _serve_metrics(config: CaptureConfig) -> CaptureMetrics | None:
+    """The process's metrics, served on metrics_host:metrics_port; None when the port is 0 or cannot be bound
+    (``CaptureMetrics.serve`` has then said why in the log: the capture goes on without them)."""
+    if config.metrics_port <= 0:
+        return None
+    disable_created_metrics()  # no <counter>_created series: a second series per symbol that nobody queries
+    metrics = CaptureMetrics()
+    metrics.info(config.shard, len(config.symbols))
+    if metrics.serve(config.metrics_host, config.metrics_port) is None:
+        return None
+    return metrics
 
 
 def _drain(capture: LiveCapture, send, stopping: threading.Event) -> None:

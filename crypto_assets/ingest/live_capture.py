@@ -26,6 +26,8 @@ the REST gap backfill fetches it. Nothing a minute holds stops the capture:
 - a lake that does not answer (``LakeError``): the minute waits in the spool, and so does every later minute until
   the spool is empty again (a symbol's minutes reach the lake in order). ``drain_spool`` writes them oldest first,
   verified like any other, as soon as the lake answers. Without a spool, or with a full one, the minute is given up.
+With ``metrics`` (``crypto_assets.ingest.metrics.CaptureMetrics``) it counts minutes recorded by source (with their
+latency from the minute's end) and given up by reason, repairs and their trades, lake writes (time) and lake errors.
 No Dagster imports.
 """
 
@@ -39,6 +41,7 @@ from dataclasses import replace
 import pyarrow.compute as pc
 
 from crypto_assets.exchange.models import Connected, Disconnected, Kline, MalformedFrame, Trade
+from crypto_assets.ingest.metrics import CaptureMetrics
 from crypto_assets.ingest.minute_assembler import (
     BLIND_WAIT_MS,
     DEFAULT_GRACE_MS,
@@ -71,8 +74,10 @@ class LiveCapture:
         repair_wait_ms: int = REPAIR_WAIT_MS,
         blind_wait_ms: int = BLIND_WAIT_MS,
         clock: Callable[[], float] = time.time,
+        metrics: CaptureMetrics | None = None,
     ):
         self.lake = lake
+        self.metrics = metrics
         self.spool = spool
         self.repairer = repairer
         self.clock = clock
@@ -156,6 +161,8 @@ class LiveCapture:
                 assembler = self.assemblers[repair.request.symbol]
                 if repair.error is None:
                     assembler.repaired(repair.request, repair.trades, repair.klines, repair.first_id)
+                    if self.metrics is not None:
+                        self.metrics.repaired(len(repair.trades))
                 else:
                     assembler.repair_failed(repair.request, repair.error)
         now_ms = int(self.clock() * 1000)
@@ -163,12 +170,8 @@ class LiveCapture:
         for assembler in self.assemblers.values():
             for minute in assembler.decide(now_ms):
                 if not minute.complete:
-                    out.append(
-                        (
-                            minute.symbol,
-                            MinuteResult(minute.minute_start_ms, Outcome.UNPROVEN, reasons=tuple(minute.reasons)),
-                        )
-                    )
+                    unproven = MinuteResult(minute.minute_start_ms, Outcome.UNPROVEN, reasons=tuple(minute.reasons))
+                    out.append((minute.symbol, self._given_up(unproven, "unproven")))
                 elif (stored := self._store(minute, now_ms)) is not None:
                     out.append((minute.symbol, stored))
         return out
@@ -185,12 +188,12 @@ class LiveCapture:
             try:
                 stored = self._write(minute.symbol, minute.minute_start_ms, minute.trades, minute.kline)
             except CorruptMinuteFile as exc:
-                stored = _stuck(minute.symbol, minute.minute_start_ms, exc)
+                stored = self._given_up(_stuck(minute.symbol, minute.minute_start_ms, exc), "stuck")
             except LakeError as exc:
                 self._lake_failed(exc)
                 return
             except ValueError as exc:  # TradeValueError included
-                stored = refused(minute.symbol, minute.minute_start_ms, exc)
+                stored = self._given_up(refused(minute.symbol, minute.minute_start_ms, exc), "refused")
             self.spool.remove(entry)
             drained += 1
             self.lake_error = None  # the lake answered
@@ -221,27 +224,39 @@ class LiveCapture:
         try:
             stored = self._write(minute.symbol, minute.minute_start_ms, minute.trades, minute.kline)
         except CorruptMinuteFile as exc:
-            return _stuck(minute.symbol, minute.minute_start_ms, exc)
+            return self._given_up(_stuck(minute.symbol, minute.minute_start_ms, exc), "stuck")
         except LakeError as exc:
             self._lake_failed(exc)
             return self._spool(minute, now_ms)
         except ValueError as exc:  # TradeValueError included
-            return refused(minute.symbol, minute.minute_start_ms, exc)
+            return self._given_up(refused(minute.symbol, minute.minute_start_ms, exc), "refused")
         if self.lake_error is not None:  # without a spool: minutes were given up until now
             log.info(f"the lake answers again ({minute.symbol} {minute.key} written)")
             self.lake_error = None
         return stored
 
     def _write(self, symbol: str, minute_start_ms: int, trades: list[Trade], kline: Kline | None) -> MinuteResult:
-        self.lake.write_minute(symbol, minute_start_ms, trades)
+        metrics = self.metrics
+        started = time.perf_counter()
+        try:
+            self.lake.write_minute(symbol, minute_start_ms, trades)
+        except LakeError:
+            if metrics is not None:
+                metrics.lake_failed()
+            raise
+        if metrics is not None:
+            metrics.lake_written(time.perf_counter() - started)
         written_at_ms = int(self.clock() * 1000)
         klines = {minute_start_ms: kline} if kline is not None else {}
         stored = verify_stored(self.lake, symbol, [minute_start_ms], klines)[minute_start_ms]
         if stored.outcome == Outcome.MISSING:  # written, yet not there when read back
-            return stored
+            return self._given_up(stored, "unproven")
         summary = stored.summary
         if summary is not None and not summary.rows:  # the file alone says "rest": no trade carries received_at
             summary = replace(summary, source=_empty_minute_source(kline))
+        if metrics is not None:
+            source = summary.source if summary is not None else "stream"
+            metrics.minute_recorded(source, minute_start_ms, int(self.clock() * 1000))
         return MinuteResult(
             minute_start_ms, Outcome.WRITTEN, stored.path, summary, stored.checks, written_at_ms=written_at_ms
         )
@@ -261,7 +276,7 @@ class LiveCapture:
                 )
             except OSError as exc:
                 where = f"the spool {self.spool.folder} cannot store it ({exc})"
-        return MinuteResult(
+        given_up = MinuteResult(
             minute.minute_start_ms,
             Outcome.UNPROVEN,
             reasons=(
@@ -269,6 +284,13 @@ class LiveCapture:
                 f"({self.lake_error or 'minutes wait from before a restart'}) and {where}",
             ),
         )
+        return self._given_up(given_up, "spool_full")
+
+    def _given_up(self, result: MinuteResult, reason: str) -> MinuteResult:
+        """``result``, a minute left to the gap backfill, counted by ``reason`` (``metrics.GIVEN_UP_REASONS``)."""
+        if self.metrics is not None:
+            self.metrics.minute_given_up(reason)
+        return result
 
     def _lake_failed(self, exc: LakeError) -> None:
         if self.lake_error is None:
