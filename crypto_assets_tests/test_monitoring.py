@@ -215,6 +215,8 @@ def test_compose_prometheus_finds_the_stream_runs_by_the_docker_launchers_label(
     network = compose()["networks"]["default"]["name"]
     keep = [r for r in job["relabel_configs"] if r.get("action") == "keep"]
     assert keep == [{"source_labels": ["__meta_docker_network_name"], "regex": network, "action": "keep"}]
+    # the run containers' metrics port, where .env.example sets it
+    assert env_example().get("CRYPTO_METRICS_PORT", str(METRICS_PORT)) == str(METRICS_PORT)
     service = compose()["services"]["prometheus"]
     assert "/var/run/docker.sock:/var/run/docker.sock:ro" in service["volumes"]
     assert service.get("user") == "0", "the Docker socket is root's"
@@ -240,6 +242,8 @@ def test_kubernetes_prometheus_uses_the_same_rules_file_and_finds_the_stream_pod
     annotations = run_k8s["podTemplateSpecMetadata"]["annotations"]
     [(key, value)] = [(k, v) for k, v in annotations.items() if re.sub(r"[^a-zA-Z0-9_]", "_", k) == annotation]
     assert value == str(METRICS_PORT), key
+    [configmap] = [d for d in yaml.safe_load_all((DEPLOY / "helm" / "configmap.yaml").read_text()) if d]
+    assert configmap["data"].get("CRYPTO_METRICS_PORT", value) == value, "the annotation names another port"
     # kustomize makes the ConfigMap from these very files (no copy of the rules)
     kustomization = load_yaml(PROMETHEUS / "kustomization.yaml")
     [generator] = kustomization["configMapGenerator"]
