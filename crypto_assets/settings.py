@@ -17,6 +17,8 @@
 | CRYPTO_SPOOL_MAX_MB   | 1024                             |
 | CRYPTO_SYMBOLS_PER_CONNECTION | 512 (1024 streams, Binance's most per connection) |
 | CRYPTO_WEIGHT_BUDGET_DIR | <DAGSTER_HOME>/weight_budget (DAGSTER_HOME defaulting to <project root>/.dagster_home) |
+| CRYPTO_METRICS_HOST | 127.0.0.1 (the address the capture process serves its Prometheus metrics on) |
+| CRYPTO_METRICS_PORT | 9464 (shard i of CRYPTO_STREAM_SHARDS on 9464 + i; 0 = no metrics) |
 | DBT_DUCKDB_PATH   | dbt_crypto_pipeline/.dbt/crypto.duckdb (relative paths from dbt_crypto_pipeline/) |
 
 A variable that is unset or blank takes its default. A `.env` file in the project root fills in variables that
@@ -55,6 +57,9 @@ DEFAULT_SPOOL_MAX_MB = 1024
 DEFAULT_SYMBOLS_PER_CONNECTION = MAX_SYMBOLS_PER_CONNECTION = 512
 WEIGHT_BUDGET_FOLDER = "weight_budget"  # under DAGSTER_HOME unless CRYPTO_WEIGHT_BUDGET_DIR says otherwise
 DEFAULT_WEIGHT_BUDGET_DIR = str(DEFAULT_DAGSTER_HOME / WEIGHT_BUDGET_FOLDER)
+# the capture process's Prometheus metrics (crypto_assets/ingest/metrics.py): local by default, 0.0.0.0 in deploy/
+DEFAULT_METRICS_HOST = "127.0.0.1"
+DEFAULT_METRICS_PORT = 9464  # the port of shard 0; shard i listens on port + i
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_crypto_pipeline"
 DEFAULT_DUCKDB_PATH = str(DBT_PROJECT_DIR / ".dbt" / "crypto.duckdb")
 
@@ -85,6 +90,8 @@ class Settings:
     # until ``crypto_assets.ingest.universe`` resolves them)
     quote_asset: str | None = None
     stream_shards: int = 1  # streaming runs the symbols are split over (one keep-alive guarantee each)
+    metrics_host: str = DEFAULT_METRICS_HOST  # where the capture process serves its Prometheus metrics ...
+    metrics_port: int = DEFAULT_METRICS_PORT  # ... on this port (+ the shard's index; 0: no metrics)
 
     @classmethod
     def from_env(
@@ -161,6 +168,10 @@ class Settings:
             binance_archive_url=parse_url(
                 "BINANCE_ARCHIVE_URL", get("BINANCE_ARCHIVE_URL") or DEFAULT_ARCHIVE_URL, ("http", "https")
             ),
+            metrics_host=parse_host("CRYPTO_METRICS_HOST", get("CRYPTO_METRICS_HOST") or DEFAULT_METRICS_HOST),
+            metrics_port=parse_int(
+                "CRYPTO_METRICS_PORT", get("CRYPTO_METRICS_PORT"), DEFAULT_METRICS_PORT, 0, 65535, "(a port, 0 = off)"
+            ),
         )
 
 
@@ -181,6 +192,15 @@ def parse_url(variable: str, value: str, schemes: tuple[str, ...]) -> str:
     if parts.query or parts.fragment:
         raise SettingsError(f"{variable}={value!r} must not carry a query string or fragment")
     return value.rstrip("/")
+
+
+def parse_host(variable: str, value: str) -> str:
+    """An address to listen on: an IPv4 or IPv6 address or a host name (no scheme, port or path)."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.\-]*|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*", value):
+        raise SettingsError(
+            f"{variable}={value!r} is not an address to listen on; expected e.g. 127.0.0.1, 0.0.0.0, :: or a host name"
+        )
+    return value
 
 
 def parse_int(variable: str, value: str | None, default: int, low: int, high: int, unit: str) -> int:

@@ -8,7 +8,8 @@ minute the capture process repaired over REST after a reconnect or a restart); a
 logged and left to the gap sensor. While the lake does not answer, proven minutes wait in the capture process's
 spool on local disk (``CRYPTO_SPOOL_DIR``, at most ``CRYPTO_SPOOL_MAX_MB``) and are recorded here once written; the
 run logs every minute what waits and why. If the capture process dies, the run fails (and the sensor starts another);
-if the run ends or its process dies, the capture process stops with it.
+if the run ends or its process dies, the capture process stops with it. The capture process serves its Prometheus
+metrics on ``CRYPTO_METRICS_HOST``, port ``CRYPTO_METRICS_PORT`` + the shard's index (``metrics_port``).
 
 Stopping it (Ctrl-C or SIGTERM to ``dagster dev``, ``docker stop``, Terminate in the UI, ``dagster run terminate``)
 ends the run CANCELED, not failed, with its capture process gone. An interrupt of the step process (Dagster's way
@@ -103,7 +104,7 @@ def stream_trades(
                     target=_watch_dagster_dev, args=(context, dev, stop_beating), name="dagster-dev-watch", daemon=True
                 ).start()
             symbols = config.symbols or exchange.universe(lake.lake()).streamed()
-            _stream(context, symbols, spool_dir(lake.spool_dir, config.shard), exchange, lake)
+            _stream(context, symbols, config.shard, exchange, lake)
         raise DagsterExecutionInterruptedError()  # _stream returns only once an interrupt stopped it
     except (DagsterExecutionInterruptedError, KeyboardInterrupt):
         with capture_interrupts():  # the run worker forwards the same stop: it must not cut this short
@@ -122,8 +123,14 @@ def spool_dir(folder: str, shard: str) -> str:
     return str(Path(folder) / f"shard-{index}-of-{count}")
 
 
+def metrics_port(base: int, shard: str) -> int:
+    """The port of a shard's metrics: ``base`` + the shard's index (0 stays 0: no metrics; past 65535: none)."""
+    port = base + int(shard.split("/")[0]) if base > 0 else 0
+    return port if port <= 65535 else 0
+
+
 def _stream(
-    context: OpExecutionContext, symbols: list[str], spool: str, exchange: ExchangeResource, lake: LakeResource
+    context: OpExecutionContext, symbols: list[str], shard: str, exchange: ExchangeResource, lake: LakeResource
 ) -> None:
     """The capture process, run until it exits on its own (a failure naming its exit code and stderr) or an
     interrupt stops it (returns once it has exited and everything it reported is recorded)."""
@@ -132,6 +139,11 @@ def _stream(
     _check_symbols(context, exchange, symbols)
     if check_captured_interrupt():
         return
+    port = metrics_port(exchange.metrics_port, shard)
+    if exchange.metrics_port > 0 and not port:
+        context.log.warning(
+            f"shard {shard}: CRYPTO_METRICS_PORT={exchange.metrics_port} + its index passes 65535: no metrics"
+        )
     capture = subprocess.Popen(
         command(
             CaptureConfig(
@@ -141,9 +153,12 @@ def _stream(
                 symbols=symbols,
                 lake_url=lake.url,
                 endpoint_url=lake.endpoint_url,
-                spool_dir=spool,
+                spool_dir=spool_dir(lake.spool_dir, shard),
                 spool_max_mb=lake.spool_max_mb,
                 symbols_per_connection=exchange.symbols_per_connection,
+                metrics_host=exchange.metrics_host,
+                metrics_port=port,
+                shard=shard,
             )
         ),
         env={**os.environ, **ENVIRONMENT},

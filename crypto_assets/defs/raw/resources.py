@@ -8,6 +8,8 @@ from crypto_assets.exchange.weight_budget import URGENT_RESERVE, WeightBudget
 from crypto_assets.ingest.universe import Selection, Universe, configured, kept
 from crypto_assets.lake import Lake, lake_from_url
 from crypto_assets.settings import (
+    DEFAULT_METRICS_HOST,
+    DEFAULT_METRICS_PORT,
     DEFAULT_SPOOL_DIR,
     DEFAULT_SPOOL_MAX_MB,
     DEFAULT_SYMBOLS_PER_CONNECTION,
@@ -17,8 +19,9 @@ from crypto_assets.settings import (
 
 
 class ExchangeResource(ConfigurableResource):
-    """Where the Binance (or simulator) endpoints are, which symbols this deployment captures, and the folder of
-    the REST weight budget that every process of the machine shares (``CRYPTO_WEIGHT_BUDGET_DIR``).
+    """Where the Binance (or simulator) endpoints are, which symbols this deployment captures, the folder of the
+    REST weight budget that every process of the machine shares (``CRYPTO_WEIGHT_BUDGET_DIR``), and how the live
+    stream runs (symbols per connection, shards, the capture process's metrics endpoint).
     ``archive_url``: Binance's public daily archive (``BINANCE_ARCHIVE_URL``); None: every minute over REST."""
 
     rest_url: str
@@ -29,6 +32,10 @@ class ExchangeResource(ConfigurableResource):
     symbols_per_connection: int = DEFAULT_SYMBOLS_PER_CONNECTION  # the live stream's, CRYPTO_SYMBOLS_PER_CONNECTION
     quote_asset: str | None = None  # CRYPTO_SYMBOLS=quote:<ASSET>: the universe is every pair quoted in it
     stream_shards: int = 1  # CRYPTO_STREAM_SHARDS
+    # where each stream shard's capture process serves its Prometheus metrics (CRYPTO_METRICS_HOST, _PORT): shard
+    # i on metrics_port + i; 0: none
+    metrics_host: str = DEFAULT_METRICS_HOST
+    metrics_port: int = DEFAULT_METRICS_PORT
 
     @classmethod
     def from_settings(cls, settings: Settings, symbols: list[str] | None = None) -> "ExchangeResource":
@@ -42,6 +49,8 @@ class ExchangeResource(ConfigurableResource):
             symbols_per_connection=settings.symbols_per_connection,
             quote_asset=settings.quote_asset,
             stream_shards=settings.stream_shards,
+            metrics_host=settings.metrics_host,
+            metrics_port=settings.metrics_port,
         )
 
     def selection(self) -> Selection:
