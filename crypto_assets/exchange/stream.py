@@ -511,6 +511,7 @@ class _Connection:
         stats = self.stats
         silence_timeout_s = stream.silence_timeout_s
         metrics = stream.metrics
+        trade_seen = metrics.trade if metrics is not None else None  # bound once: called per trade
         last_heard = monotonic()
         renew_at = last_heard + stream.max_age_s
         while True:
@@ -546,8 +547,8 @@ class _Connection:
                 kind = type(record)
                 if kind is Trade:
                     stats.trades += 1
-                    if metrics is not None:
-                        metrics.trade(record.symbol, record.price, record.trade_time)
+                    if trade_seen is not None:
+                        trade_seen(record.symbol, record.price, record.trade_time)
                     yield record
                 elif kind is Kline:
                     stats.klines += 1

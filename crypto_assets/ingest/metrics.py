@@ -173,7 +173,9 @@ class CaptureMetrics:
 
     def trade(self, symbol: str, price: object, time_ms: int) -> None:
         """A trade read from the stream (its price as the record holds it: converted to float only when scraped)."""
-        tally = self._tallies.get(symbol) or self.tally(symbol)
+        tally = self._tallies.get(symbol)
+        if tally is None:
+            tally = self.tally(symbol)
         tally.trades += 1
         tally.price = price
         tally.time_ms = time_ms
