@@ -4,7 +4,6 @@ values reach it (shard i on port + i)."""
 import msgspec
 import pytest
 
-from crypto_assets.defs.raw.live_stream import metrics_port
 from crypto_assets.defs.raw.resources import ExchangeResource
 from crypto_assets.ingest.capture_process import CaptureConfig
 from crypto_assets.settings import Settings, SettingsError
@@ -38,11 +37,9 @@ def test_bad_values_are_refused_naming_the_variable(variable, value, message):
     assert variable in str(excinfo.value)
 
 
-def test_the_exchange_resource_carries_them_and_each_shard_has_its_port():
+def test_the_exchange_resource_carries_them():
     resource = ExchangeResource.from_settings(settings(CRYPTO_METRICS_HOST="0.0.0.0", CRYPTO_METRICS_PORT="9500"))
     assert (resource.metrics_host, resource.metrics_port) == ("0.0.0.0", 9500)
-    assert [metrics_port(9464, f"{i}/3") for i in range(3)] == [9464, 9465, 9466]
-    assert metrics_port(0, "2/3") == 0 and metrics_port(65535, "1/2") == 0
 
 
 def test_a_capture_config_without_the_fields_decodes_with_metrics_off():

@@ -245,7 +245,8 @@ def _serve_metrics(config: CaptureConfig) -> CaptureMetrics | None:
     disable_created_metrics()  # no <counter>_created series: a second series per symbol that nobody queries
     metrics = CaptureMetrics()
     metrics.info(config.shard, len(config.symbols))
-    if metrics.serve(config.metrics_host, config.metrics_port) is None:
+    shards = int(config.shard.split("/")[1])  # on one host, each shard's process takes the next free port
+    if metrics.serve(config.metrics_host, config.metrics_port, tries=shards) is None:
         return None
     return metrics
 

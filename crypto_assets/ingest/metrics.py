@@ -219,19 +219,27 @@ class CaptureMetrics:
         self._lake_errors.inc()
 
     # ---- the HTTP endpoint -------------------------------------------------------------------------------------
-    def serve(self, host: str, port: int):
-        """Serve ``/metrics`` on host:port from a daemon thread; returns the server, or None (with a warning naming
-        host:port) when it cannot be bound (the capture goes on without metrics)."""
-        try:
-            server, _thread = start_http_server(port, host, registry=self.registry)
-        except OSError as exc:
-            log.warning(
-                f"metrics are off: cannot serve them on {host}:{port} ({exc.strerror or exc}); the capture goes "
-                f"on without them (set CRYPTO_METRICS_PORT to a free port, or 0 to turn them off)"
-            )
-            return None
-        log.info(f"metrics served on http://{host}:{server.server_port}/metrics")
-        return server
+    def serve(self, host: str, port: int, tries: int = 1):
+        """Serve ``/metrics`` from a daemon thread on host:port, or, when that port is taken, on the next free one of
+        ``tries`` ports from it (shards sharing a host, as under ``dagster dev``, take port, port + 1, ...; each in
+        its own container or pod takes port itself). Returns the server, or None with a warning naming the ports
+        when none can be bound (the capture goes on without metrics)."""
+        error: OSError | None = None
+        for candidate in range(port, min(port + max(tries, 1), 65536)):
+            try:
+                server, _thread = start_http_server(candidate, host, registry=self.registry)
+            except OSError as exc:
+                error = exc
+                continue
+            log.info(f"metrics served on http://{host}:{server.server_port}/metrics")
+            return server
+        ports = f"{port}" if tries <= 1 else f"{port}-{min(port + tries, 65536) - 1}"
+        why = (error.strerror or str(error)) if error else "no port in range"
+        log.warning(
+            f"metrics are off: cannot serve them on {host}:{ports} ({why}); "
+            f"the capture goes on without them (set CRYPTO_METRICS_PORT to a free port, or 0 to turn them off)"
+        )
+        return None
 
     # ---- collection ------------------------------------------------------------------------------------------------
     def refresh(self) -> None:

@@ -9,7 +9,7 @@ logged and left to the gap sensor. While the lake does not answer, proven minute
 spool on local disk (``CRYPTO_SPOOL_DIR``, at most ``CRYPTO_SPOOL_MAX_MB``) and are recorded here once written; the
 run logs every minute what waits and why. If the capture process dies, the run fails (and the sensor starts another);
 if the run ends or its process dies, the capture process stops with it. The capture process serves its Prometheus
-metrics on ``CRYPTO_METRICS_HOST``, port ``CRYPTO_METRICS_PORT`` + the shard's index (``metrics_port``).
+metrics on ``CRYPTO_METRICS_HOST``:``CRYPTO_METRICS_PORT`` (shards sharing a host take the next free ports).
 
 Stopping it (Ctrl-C or SIGTERM to ``dagster dev``, ``docker stop``, Terminate in the UI, ``dagster run terminate``)
 ends the run CANCELED, not failed, with its capture process gone. An interrupt of the step process (Dagster's way
@@ -123,12 +123,6 @@ def spool_dir(folder: str, shard: str) -> str:
     return str(Path(folder) / f"shard-{index}-of-{count}")
 
 
-def metrics_port(base: int, shard: str) -> int:
-    """The port of a shard's metrics: ``base`` + the shard's index (0 stays 0: no metrics; past 65535: none)."""
-    port = base + int(shard.split("/")[0]) if base > 0 else 0
-    return port if port <= 65535 else 0
-
-
 def _stream(
     context: OpExecutionContext, symbols: list[str], shard: str, exchange: ExchangeResource, lake: LakeResource
 ) -> None:
@@ -139,11 +133,6 @@ def _stream(
     _check_symbols(context, exchange, symbols)
     if check_captured_interrupt():
         return
-    port = metrics_port(exchange.metrics_port, shard)
-    if exchange.metrics_port > 0 and not port:
-        context.log.warning(
-            f"shard {shard}: CRYPTO_METRICS_PORT={exchange.metrics_port} + its index passes 65535: no metrics"
-        )
     capture = subprocess.Popen(
         command(
             CaptureConfig(
@@ -157,7 +146,7 @@ def _stream(
                 spool_max_mb=lake.spool_max_mb,
                 symbols_per_connection=exchange.symbols_per_connection,
                 metrics_host=exchange.metrics_host,
-                metrics_port=port,
+                metrics_port=exchange.metrics_port,
                 shard=shard,
             )
         ),
