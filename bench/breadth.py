@@ -9,21 +9,25 @@ eight quoted in USDT), ``--history-minutes`` of history (default 5). The project
 (so the gap sensor backfills each symbol's minutes before the stream started, as on any fresh deployment). With
 ``--postgres`` DAGSTER_HOME's dagster.yaml stores in a throw-away PostgreSQL server
 (``crypto_assets_tests/postgres_server.py``) with ``deploy/dagster.yaml``'s storages and DAGSTER_EVENT_BATCH_SIZE as
-in ``deploy/.env.example``, plus ``dagster.dev.yaml``'s settings.
+in ``deploy/.env.example`` (the pooled event log, ``crypto_assets/defs/instance.py``), plus ``dagster.dev.yaml``'s
+settings. ``--shards N`` sets ``CRYPTO_STREAM_SHARDS=N`` for ``dagster dev``: the keep-alive sensor keeps N streaming
+runs, each with its own capture process and a share of the symbols.
 
 Measured, in order:
 1. code location loaded by ``dagster dev`` (seconds from start-up; its first load reads exchangeInfo);
 2. a window of ``--minutes`` whole minutes (default 4), starting with the first whole minute after the capture
    process has run for a minute: CPU of the capture process (``python -m crypto_assets.ingest.capture_process``,
-   found by its lake in /proc) and of its parent (the streaming run's step, which records the minutes in Dagster),
+   found by its lake in /proc; with ``--shards`` each of them) and of its parent (the streaming run's step, which
+   records the minutes in Dagster),
    as % of one core from /proc/<pid>/stat utime+stime over the window; peak RSS (VmHWM at the end; VmRSS sampled
    every 5 s); instance rows (``event_logs``: on SQLite every shard's .db file, on PostgreSQL the table) and bytes
    (every .db file of DAGSTER_HOME / ``pg_database_size``) at the window's start and end, per symbol-minute recorded
    in it (any source);
 3. minute end -> recorded: for every streamed symbol (the universe kept in the lake) and every minute of the window,
    its materialization's event timestamp less the minute's end, over those recorded by the stream (source
-   ``stream``); p50 / p95 / max and how many of the expected symbol-minutes were recorded (by the stream, by any
-   source) 20 s after the window;
+   ``stream``); p50 / p95 / max, for each minute its first and last symbol recorded (the first: about when the capture
+   process decided it; the spread: the writes of one minute's symbols), and how many of the expected symbol-minutes
+   were recorded (by the stream, by any source) 20 s after the window;
 4. the daemon's own ticks of ``raw_trades_gap_backfill``, ``live_stream_keepalive`` and ``symbol_universe`` over
    the whole run (GraphQL ``sensorState.ticks``: end less start), and each sensor evaluated directly
    (``build_sensor_context`` on the running instance, definitions built in this process) 3 times;
@@ -41,8 +45,8 @@ Measured, in order:
    lookups, at most 20 s of them per tick), then 3 ticks with gaps (3 holes per symbol: run requests) and 3 ticks
    with nothing to do (holes filled).
 
-    .venv/bin/python bench/breadth.py [--postgres] [--minutes 4] [--quiet-symbols 497] [--lookback-hours 2]
-        [--skip-ticks]
+    .venv/bin/python bench/breadth.py [--postgres] [--shards 1] [--minutes 4] [--quiet-symbols 497]
+        [--lookback-hours 2] [--skip-ticks]
 """
 
 from __future__ import annotations
@@ -271,18 +275,28 @@ def load_time(env: dict[str, str]) -> float:
     return time.perf_counter() - began
 
 
-def stream_window(demo: Demo, minutes: int, size: InstanceSize, report) -> None:
+def stream_window(demo: Demo, minutes: int, size: InstanceSize, report, shards: int = 1) -> None:
     started = time.time()
     instance = demo.loaded_instance()
     report(f"dagster dev: code location loaded {time.time() - started:.0f} s after start-up")
-    pids = demo.wait_for("the capture process", lambda: capture_processes(demo.lake_path), 240, every_s=1)
-    capture = pids[0]
-    step = parent_pid(capture)
-    report(f"capture process {capture} (step {step}) running {time.time() - started:.0f} s after start-up")
+
+    def all_captures() -> list[int] | None:
+        found = capture_processes(demo.lake_path)
+        return found if len(found) >= shards else None
+
+    captures = demo.wait_for(f"{shards} capture process(es)", all_captures, 240 * shards, every_s=1)
+    pids = {}
+    for n, capture in enumerate(sorted(captures)):
+        suffix = "" if shards == 1 else f" {n}"
+        pids[f"capture{suffix}"], pids[f"step{suffix}"] = capture, parent_pid(capture)
+        report(
+            f"capture process{suffix} {capture} (step {parent_pid(capture)}) running {time.time() - started:.0f} s "
+            "after start-up"
+        )
     window_start = floor_minute(int(time.time() * 1000)) + 2 * MINUTE_MS  # a minute of warm-up at least
     window_end = window_start + minutes * MINUTE_MS
     time.sleep(max(0.0, window_start / 1000 - time.time()))
-    pids = {"capture": capture, "step": step, "simulator": demo.sim._proc.pid}
+    pids["simulator"] = demo.sim._proc.pid
     cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
     wall0 = time.monotonic()
     rows0, bytes0 = size.rows_bytes()
@@ -304,6 +318,7 @@ def stream_window(demo: Demo, minutes: int, size: InstanceSize, report) -> None:
     streamed = universe.streamed()
     window = range(window_start, window_end, MINUTE_MS)
     lags, by_source, recorded_any = [], {}, 0
+    lags_by_minute: dict[str, list[float]] = {}
     in_window_start = {minute_key(m) for m in window}
     for symbol in streamed:
         seen = set()
@@ -314,7 +329,9 @@ def stream_window(demo: Demo, minutes: int, size: InstanceSize, report) -> None:
             source = record.asset_materialization.metadata["source"].value
             by_source[source] = by_source.get(source, 0) + 1
             if source == "stream":
-                lags.append(record.timestamp - (minute_start_ms(record.partition_key) + MINUTE_MS) / 1000)
+                lag = record.timestamp - (minute_start_ms(record.partition_key) + MINUTE_MS) / 1000
+                lags.append(lag)
+                lags_by_minute.setdefault(record.partition_key, []).append(lag)
         recorded_any += len(seen)
     expected = len(streamed) * len(window)
     report(
@@ -328,6 +345,10 @@ def stream_window(demo: Demo, minutes: int, size: InstanceSize, report) -> None:
             f"minute end -> recorded (stream) over {len(lags)} symbol-minutes: p50 {statistics.median(lags):.2f} s, "
             f"p95 {p95:.2f} s, max {max(lags):.2f} s (goal p95 <= {LATENCY_GOAL_S:g} s: "
             f"{'met' if p95 <= LATENCY_GOAL_S else 'NOT met'})"
+        )
+        report(
+            "per minute of the window, its first and last symbol recorded (s after the minute's end): "
+            + ", ".join(f"{min(v):.1f}-{max(v):.1f}" for _, v in sorted(lags_by_minute.items()))
         )
     recorded_window = max(1, recorded_any)
     report(
@@ -504,6 +525,9 @@ def gap_ticks(storage, quiet: int, lookback_hours: int, folder: Path, report) ->
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--postgres", action="store_true", help="the instance on a throw-away PostgreSQL server")
+    parser.add_argument(
+        "--shards", type=int, default=1, help="CRYPTO_STREAM_SHARDS for dagster dev: the streaming runs"
+    )
     parser.add_argument("--minutes", type=int, default=4, help="whole minutes of streaming measured")
     parser.add_argument("--quiet-symbols", type=int, default=497, help="generated quiet symbols besides the 3 busy")
     parser.add_argument("--history-minutes", type=int, default=5, help="the simulated market's history")
@@ -514,6 +538,8 @@ def main() -> int:
     parser.add_argument("--only-ticks", action="store_true", help="only the gap sensor tick at 500 symbols")
     args = parser.parse_args()
     storage_name = "PostgreSQL" if args.postgres else "SQLite"
+    if args.shards != 1:
+        storage_name += f", {args.shards} shards"
 
     def report(line: str) -> None:
         print(f"[{storage_name} {time.strftime('%H:%M:%S')}] {line}", flush=True)
@@ -524,7 +550,10 @@ def main() -> int:
         if not args.only_ticks:
             sim_args = ["--symbols", ",".join(BUSY), "--quiet-symbols", str(args.quiet_symbols)]
             sim_args += ["--history-minutes", str(args.history_minutes)]
-            demo = DevDeployment(workdir, {"CRYPTO_SYMBOLS": "quote:USDT"}, sim_args)
+            env = {"CRYPTO_SYMBOLS": "quote:USDT"}
+            if args.shards != 1:
+                env["CRYPTO_STREAM_SHARDS"] = str(args.shards)
+            demo = DevDeployment(workdir, env, sim_args)
             demo.home.mkdir()
             if pg is not None:
                 pg.create_database("dagster")
@@ -535,7 +564,7 @@ def main() -> int:
             size = InstanceSize(demo.home, pg)
             demo.start()
             try:
-                stream_window(demo, args.minutes, size, report)
+                stream_window(demo, args.minutes, size, report, args.shards)
                 other_measures(demo, demo.env, report)
             except Exception:
                 print(demo.tail(), file=sys.stderr)
