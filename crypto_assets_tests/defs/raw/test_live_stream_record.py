@@ -30,8 +30,7 @@ LINES = [
 
 @op
 def replay(context: OpExecutionContext) -> None:
-    for line in LINES:
-        _record(context, line)
+    _record(context, LINES)  # what arrived together is recorded together
 
 
 @job
