@@ -29,10 +29,12 @@ parent-death signal). Errors go to stderr with a non-zero exit. No Dagster impor
 from __future__ import annotations
 
 import logging
+import queue
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 import msgspec
 from prometheus_client import disable_created_metrics
@@ -220,7 +222,9 @@ def run(config: CaptureConfig) -> None:
     send(LogLine("INFO", f"capture process streaming {', '.join(symbols)} from {stream.url}"))
     last_alive = 0.0
     try:
-        for record in stream.records():  # connects and disconnects reach the run through the stream's own log lines
+        # read ahead in a thread: the socket is read (and each record timed) while minutes are written; connects and
+        # disconnects reach the run through the stream's own log lines
+        for record in _read_ahead(stream.records()):
             decided = capture.feed(record)
             for symbol, result in decided:
                 send(MinuteDecided.of(symbol, result))
@@ -249,6 +253,28 @@ def _serve_metrics(config: CaptureConfig) -> CaptureMetrics | None:
     if metrics.serve(config.metrics_host, config.metrics_port, tries=shards) is None:
         return None
     return metrics
+
+
+def _read_ahead(records: Iterator[object]) -> Iterator[object]:
+    """``records`` read by a thread of their own into a queue: at a minute's end the capture writes hundreds of
+    minutes while the frames behind them keep being read and stamped with their arrival time (``LiveCapture``
+    decides by that stream time, so a kline read late is not taken for a kline missing)."""
+    pending: queue.SimpleQueue = queue.SimpleQueue()
+    done = object()
+
+    def read() -> None:
+        try:
+            for record in records:
+                pending.put(record)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            pending.put(exc)
+        pending.put(done)
+
+    threading.Thread(target=read, name="stream-reader", daemon=True).start()
+    while (item := pending.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 def _drain(capture: LiveCapture, send, stopping: threading.Event) -> None:

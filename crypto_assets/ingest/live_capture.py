@@ -58,6 +58,10 @@ from crypto_assets.minutes import MINUTE_MS, floor_minute, minute_key, utc_text
 log = logging.getLogger(__name__)
 
 SILENCE_TIMEOUT_S = 6.0  # the stream's kline_1m pushes every ~2 s: three missed pushes means a half-open connection
+# Decisions wait for the stream: a minute is decided by the time of the newest record read plus this slack, never by a
+# wall clock that ran ahead while records waited to be consumed (a minute's end brings hundreds of lake writes at
+# hundreds of symbols; the closed klines read after them must not come too late for their own minutes)
+STREAM_SLACK_MS = 3_000
 HALF_OPEN_LOOKBACK_MS = 10_000  # a lost connection may have been silent this long before it was noticed
 RESUME_MAX_MINUTES = 30  # after a restart, a hole up to this old is repaired by the stream (older: gap backfill)
 
@@ -93,12 +97,16 @@ class LiveCapture:
         }
         # symbol -> when its last trade or kline arrived (stream clock); a connection last heard at its symbols' latest
         self._last_heard_ms: dict[str, int] = {}
+        self._stream_ms: int | None = None  # the newest record's time (stream clock): decisions never run ahead of it
         self.lake_error: str | None = None  # why minutes wait in the spool (the lake's last error), None: it answers
 
     def feed(self, record: object) -> list[tuple[str, MinuteResult]]:
         """Take one stream record; return the minutes decided since the last call, (symbol, stored or given up).
         ``Connected``, ``Disconnected`` and a ``MalformedFrame`` without a readable symbol concern only their
         connection's ``symbols`` (all symbols when they name none)."""
+        at = getattr(record, "received_at", None) or getattr(record, "at", None)
+        if at is not None and (self._stream_ms is None or at > self._stream_ms):
+            self._stream_ms = at
         if isinstance(record, Trade):
             assembler = self.assemblers.get(record.symbol)
             if assembler is not None:
@@ -166,6 +174,8 @@ class LiveCapture:
                 else:
                     assembler.repair_failed(repair.request, repair.error)
         now_ms = int(self.clock() * 1000)
+        if self._stream_ms is not None:  # behind the stream's newest record: what waits unread is not missing
+            now_ms = min(now_ms, self._stream_ms + STREAM_SLACK_MS)
         out: list[tuple[str, MinuteResult]] = []
         for assembler in self.assemblers.values():
             for minute in assembler.decide(now_ms):
