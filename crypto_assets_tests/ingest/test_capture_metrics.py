@@ -125,7 +125,8 @@ def test_metrics_scraped_over_http_follow_the_capture(sim, tmp_path):
         )
         assert later[("crypto_capture_last_price", (("symbol", "BTCUSDT"),))] > 0
         assert abs(later[("crypto_capture_last_trade_timestamp_seconds", (("symbol", "ETHUSDT"),))] - time.time()) < 60
-        assert later[("crypto_capture_minute_latency_seconds_count", ())] == 1
+        # a latency per recorded minute: the spooled one, and any the stream recorded if a minute ended meanwhile
+        assert later[("crypto_capture_minute_latency_seconds_count", ())] >= 1
         assert later[("crypto_lake_write_seconds_count", ())] >= 1
         assert later[("crypto_capture_spool_minutes", ())] == 0
         assert reconnects(later) == 0
