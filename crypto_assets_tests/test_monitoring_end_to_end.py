@@ -258,7 +258,10 @@ def test_dropped_connections_and_a_lost_lake_move_the_metrics_and_fire_their_ale
     drops = 0
     while (prometheus.query(reconnects) or 0) < 7 and drops < 8:
         before = prometheus.query(reconnects) or 0
-        sim.drop_connections()
+        wait_for("both connections up", lambda: prometheus.query(f"crypto_capture_connections{{{job}}}") == 2, 90)
+        if sim.drop_connections() == 0:  # not connected to the simulator yet (a loaded machine): drop again
+            time.sleep(1)
+            continue
         drops += 1
         wait_for(
             f"reconnects after drop {drops}",
