@@ -2,9 +2,7 @@
 per symbol, a minute recorded by its source, a dropped connection counted as a reconnect; and a taken port is a
 warning in the run's log while the capture goes on."""
 
-import os
 import socket
-import subprocess
 import threading
 import time
 from decimal import Decimal
@@ -14,10 +12,11 @@ import requests
 
 from binance_simulator import Simulator, SimulatorConfig, symbol_config
 from crypto_assets.exchange.models import Kline
-from crypto_assets.ingest.capture_process import ENVIRONMENT, Alive, CaptureConfig, LogLine, command, decode_message
+from crypto_assets.ingest.capture_process import Alive, LogLine, decode_message
 from crypto_assets.ingest.spool import MinuteSpool, SpooledMinute
 from crypto_assets.minutes import MINUTE_MS
 from crypto_assets_tests.ground_truth import past_minute, truth
+from crypto_assets_tests.ingest.test_capture_process import start
 from crypto_assets_tests.ingest.test_metrics import scraped
 from crypto_assets_tests.ports import free_port
 
@@ -31,27 +30,6 @@ def sim():
     """A simulator of its own: the test drops its connections."""
     with Simulator(SimulatorConfig(symbols=[symbol_config(s) for s in SYMBOLS], history_minutes=5)) as simulator:
         yield simulator
-
-
-def start(sim, tmp_path, **config) -> subprocess.Popen:
-    return subprocess.Popen(
-        command(
-            CaptureConfig(
-                ws_url=sim.ws_url,
-                rest_url=sim.rest_url,
-                budget_dir=str(tmp_path / "budget"),
-                symbols=SYMBOLS,
-                lake_url=str(tmp_path / "lake"),
-                endpoint_url=None,
-                spool_dir=str(tmp_path / "spool"),
-                spool_max_mb=64,
-                **config,
-            )
-        ),
-        env={**os.environ, **ENVIRONMENT},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
 
 
 def scrape(port: int) -> dict:

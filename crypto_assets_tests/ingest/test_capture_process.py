@@ -30,20 +30,20 @@ pytestmark = pytest.mark.integration
 
 
 def start(simulator, tmp_path, **config):
+    """A capture process of BTCUSDT and ETHUSDT against ``simulator``, its lake, spool and budget under ``tmp_path``;
+    ``config``: other CaptureConfig fields, or these replaced."""
+    defaults = dict(
+        ws_url=simulator.ws_url,
+        rest_url=simulator.rest_url,
+        budget_dir=str(tmp_path / "budget"),
+        symbols=["BTCUSDT", "ETHUSDT"],
+        lake_url=str(tmp_path / "lake"),
+        endpoint_url=None,
+        spool_dir=str(tmp_path / "spool"),
+        spool_max_mb=64,
+    )
     return subprocess.Popen(
-        command(
-            CaptureConfig(
-                ws_url=simulator.ws_url,
-                rest_url=simulator.rest_url,
-                budget_dir=str(tmp_path / "budget"),
-                symbols=["BTCUSDT", "ETHUSDT"],
-                lake_url=str(tmp_path / "lake"),
-                endpoint_url=None,
-                spool_dir=str(tmp_path / "spool"),
-                spool_max_mb=64,
-                **config,
-            )
-        ),
+        command(CaptureConfig(**{**defaults, **config})),
         env={**os.environ, **ENVIRONMENT},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -219,23 +219,7 @@ def test_two_shards_stream_into_one_lake_and_every_minute_is_exact(tmp_path):
     assert all(shards)
     with Simulator(SimulatorConfig(symbols=[symbol_config(s) for s in symbols], history_minutes=2)) as sim:
         processes = [
-            subprocess.Popen(
-                command(
-                    CaptureConfig(
-                        ws_url=sim.ws_url,
-                        rest_url=sim.rest_url,
-                        budget_dir=str(tmp_path / "budget"),
-                        symbols=shard,
-                        lake_url=str(tmp_path / "lake"),
-                        endpoint_url=None,
-                        spool_dir=spool_dir(str(tmp_path / "spool"), f"{i}/2"),
-                        spool_max_mb=64,
-                    )
-                ),
-                env={**os.environ, **ENVIRONMENT},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
+            start(sim, tmp_path, symbols=shard, spool_dir=spool_dir(str(tmp_path / "spool"), f"{i}/2"))
             for i, shard in enumerate(shards)
         ]
         written: dict[str, list[int]] = {s: [] for s in symbols}
